@@ -1,0 +1,79 @@
+// Builds the Fastify app: a factory with no port, no process concerns. Tests call it and use
+// inject(); src/server.ts listens. Route plugins are listed here by domain.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { TypeBoxValidatorCompiler, registerAjvFormats, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { v7 as uuidv7 } from 'uuid';
+import type { AppContext } from './context.ts';
+import { AppError } from './errors.ts';
+import { adminAuthHook, partnerAuthHook } from './http/auth.ts';
+import { installErrorHandling } from './http/error-handler.ts';
+import { opsRoutes, type OpsOptions } from './http/ops-routes.ts';
+import { registerRateLimit } from './http/rate-limit.ts';
+import { partnerAdminRoutes } from './partners/routes.ts';
+import { templateRoutes } from './coupons/template-routes.ts';
+
+export interface AppOptions extends OpsOptions {
+  /** The admin bearer token; admin routes refuse everything when absent. */
+  readonly adminToken: string | undefined;
+  /** Log each request (pino); off in tests unless asked for. */
+  readonly logRequests?: boolean;
+}
+
+registerAjvFormats();
+
+export async function buildApp(ctx: AppContext, options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: ctx.logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: !options.logRequests }),
+    bodyLimit: ctx.config.bodyLimitBytes,
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : uuidv7();
+    },
+    requestIdHeader: false,
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.addHook('onSend', async (request, reply) => { void reply.header('X-Request-Id', request.id); });
+  installErrorHandling(app);
+
+  app.addHook('onResponse', async (request, reply) => {
+    ctx.metrics.httpRequestDuration.observe(
+      { route: request.routeOptions.url ?? 'unmatched', method: request.method, status_class: `${Math.floor(reply.statusCode / 100)}xx` },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Stampede', version: '1.0.0', description: 'Flash-crowd coupons, redemption, points ledger and bulk jobs.' },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+          admin: { type: 'http', scheme: 'bearer' },
+        },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  await app.register(opsRoutes(ctx, options));
+
+  await app.register(async (admin) => {
+    const token = options.adminToken;
+    admin.addHook('onRequest', token ? adminAuthHook(token) : async () => {
+      throw new AppError('ADMIN_TOKEN_INVALID', 'The admin API is disabled: STAMPEDE_ADMIN_TOKEN is not set.');
+    });
+    await admin.register(partnerAdminRoutes(ctx));
+  });
+
+  await app.register(async (partner) => {
+    partner.addHook('onRequest', partnerAuthHook(ctx));
+    await registerRateLimit(partner, ctx);
+    await partner.register(templateRoutes(ctx));
+  });
+
+  return app;
+}

@@ -1,0 +1,53 @@
+// `stampede <command>`: serve (API + workers), worker (workers only), migrate.
+import { ConfigError, loadConfig } from './config.ts';
+import { createLogger } from './infra/logger.ts';
+import { openRuntime } from './runtime.ts';
+import { closeOnSignals, startServer } from './server.ts';
+
+const USAGE = `usage: stampede <command>
+
+  serve      run the HTTP API, and the workers unless STAMPEDE_WORKERS=off (npm start)
+  worker     run the workers only (claim persistence, jobs, schedules)
+  migrate    apply pending database migrations and exit
+`;
+
+export async function main(argv: string[]): Promise<void> {
+  const [command] = argv;
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+
+  try {
+    switch (command) {
+      case 'serve': {
+        const server = await startServer(config, logger, { api: true, workers: config.workers });
+        closeOnSignals(server, logger, config.shutdownTimeoutMs);
+        return;
+      }
+      case 'worker': {
+        const server = await startServer(config, logger, { api: false, workers: true });
+        closeOnSignals(server, logger, config.shutdownTimeoutMs);
+        return;
+      }
+      case 'migrate': {
+        const runtime = await openRuntime(config, logger, { checkRedisDurability: false, runMigrations: true });
+        await runtime.close();
+        return;
+      }
+      default:
+        process.stderr.write(USAGE);
+        process.exit(command === undefined || command === 'help' || command === '--help' ? 0 : 2);
+    }
+  } catch (error) {
+    logger.fatal({ err: error }, `stampede ${command} failed to start`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,115 @@
+// Configuration is read once from the environment, validated, typed and frozen. Every bad key is
+// reported at once so an operator fixes them in one go. Names are part of the public contract
+// (DESIGN.md section 6); new ones are STAMPEDE_-prefixed.
+import os from 'node:os';
+import path from 'node:path';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  /** Unset: embedded PostgreSQL under dataDir. */
+  readonly databaseUrl: string | undefined;
+  /** Unset: in-process claim gate, in-process caches and rate limits. */
+  readonly redisUrl: string | undefined;
+  /** Unset in embedded mode: a token is generated and printed once at startup. */
+  readonly adminToken: string | undefined;
+  readonly dataDir: string;
+  /** Port of the embedded PostgreSQL; 0 picks a free one. */
+  readonly embeddedPgPort: number;
+  readonly processes: number;
+  readonly workers: boolean;
+  readonly logLevel: LogLevel;
+  readonly dbPoolSize: number;
+  /** Start `serve` even if Redis is not configured for durability (noeviction + AOF). */
+  readonly allowUnsafeRedis: boolean;
+  /** Requests per second allowed per API key unless the partner overrides it. */
+  readonly rateLimitPerSecond: number;
+  /** Lifetime of an API key in the in-process cache; bounds how late revocation is seen. */
+  readonly apiKeyCacheMs: number;
+  readonly bodyLimitBytes: number;
+  /** Read-only database that bulk distributions may read user ids from. */
+  readonly sourceDatabaseUrl: string | undefined;
+  /** Cron schedule (graphile-worker crontab syntax) of the point expiry job. */
+  readonly pointsExpirySchedule: string;
+  readonly shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name}=${JSON.stringify(raw)}: expected an integer between ${min} and ${max}`);
+      return fallback;
+    }
+    return value;
+  };
+  const bool = (name: string, fallback: boolean, truthy = ['1', 'true', 'on', 'yes'], falsy = ['0', 'false', 'off', 'no']): boolean => {
+    const raw = env[name]?.toLowerCase();
+    if (raw === undefined || raw === '') return fallback;
+    if (truthy.includes(raw)) return true;
+    if (falsy.includes(raw)) return false;
+    problems.push(`${name}=${JSON.stringify(env[name])}: expected one of ${[...truthy, ...falsy].join(', ')}`);
+    return fallback;
+  };
+  const url = (name: string, protocols: string[]): string | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return undefined;
+    try {
+      const parsed = new URL(raw);
+      if (!protocols.includes(parsed.protocol)) problems.push(`${name}: protocol must be one of ${protocols.join(', ')}`);
+    } catch {
+      problems.push(`${name}: not a valid URL`);
+    }
+    return raw;
+  };
+
+  const logLevel = (env.LOG_LEVEL ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL=${JSON.stringify(env.LOG_LEVEL)}: expected one of ${LOG_LEVELS.join(', ')}`);
+
+  const adminToken = env.STAMPEDE_ADMIN_TOKEN || undefined;
+  if (adminToken !== undefined && adminToken.length < 16) problems.push('STAMPEDE_ADMIN_TOKEN: must be at least 16 characters');
+
+  const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
+  const redisUrl = url('REDIS_URL', ['redis:', 'rediss:']);
+
+  const config: Config = {
+    port: int('PORT', 3000, 0, 65535),
+    host: env.HOST || '0.0.0.0',
+    databaseUrl,
+    redisUrl,
+    adminToken,
+    dataDir: path.resolve(env.STAMPEDE_DATA_DIR || './.stampede'),
+    embeddedPgPort: int('STAMPEDE_EMBEDDED_PG_PORT', 0, 0, 65535),
+    processes: int('STAMPEDE_PROCESSES', 1, 1, Math.max(64, os.availableParallelism() * 4)),
+    workers: bool('STAMPEDE_WORKERS', true),
+    logLevel,
+    dbPoolSize: int('STAMPEDE_DB_POOL_SIZE', 20, 1, 500),
+    allowUnsafeRedis: bool('STAMPEDE_ALLOW_UNSAFE_REDIS', false),
+    rateLimitPerSecond: int('STAMPEDE_RATE_LIMIT_PER_SECOND', 50_000, 1, 10_000_000),
+    apiKeyCacheMs: int('STAMPEDE_API_KEY_CACHE_MS', 500, 0, 60_000),
+    bodyLimitBytes: int('STAMPEDE_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
+    sourceDatabaseUrl: url('STAMPEDE_SOURCE_DATABASE_URL', ['postgres:', 'postgresql:']),
+    pointsExpirySchedule: env.STAMPEDE_POINTS_EXPIRY_SCHEDULE || '0 * * * *',
+    shutdownTimeoutMs: int('STAMPEDE_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+  };
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}
+
+export const isDistributed = (config: Config): boolean => config.redisUrl !== undefined;

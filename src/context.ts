@@ -1,0 +1,40 @@
+// Everything a process shares between its HTTP routes and workers, built once at boot and passed
+// explicitly (no module-level singletons, so tests can build several apps side by side).
+import type { Config } from './config.ts';
+import type { Db } from './infra/db.ts';
+import type { Logger } from './infra/logger.ts';
+import type { Metrics } from './infra/metrics.ts';
+import type { Redis } from './infra/redis.ts';
+import { KeyAuthenticator } from './partners/key-authenticator.ts';
+
+export interface AppContext {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly db: Db;
+  /** Present in distributed mode only. */
+  readonly redis: Redis | undefined;
+  readonly metrics: Metrics;
+  readonly keys: KeyAuthenticator;
+  /** Injectable "now" so time rules are tested without sleeping. */
+  readonly clock: () => Date;
+}
+
+// Without Redis one process serves the API and drops revoked keys itself, so a long local cache
+// is safe; with Redis other processes learn of revocation through it within the local TTL.
+const EMBEDDED_KEY_CACHE_MS = 300_000;
+
+export function createContext(parts: {
+  config: Config;
+  logger: Logger;
+  db: Db;
+  redis: Redis | undefined;
+  metrics: Metrics;
+  clock?: () => Date;
+}): AppContext {
+  const keyCacheMs = parts.redis ? parts.config.apiKeyCacheMs : EMBEDDED_KEY_CACHE_MS;
+  return {
+    ...parts,
+    keys: new KeyAuthenticator(parts.db, parts.redis, keyCacheMs),
+    clock: parts.clock ?? (() => new Date()),
+  };
+}

@@ -1,0 +1,105 @@
+// Partner routes for coupon templates (the "events" users claim from).
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type, type Static } from 'typebox';
+import { v7 as uuidv7 } from 'uuid';
+import type { AppContext } from '../context.ts';
+import { AppError } from '../errors.ts';
+import { DEFAULT_PAGE_SIZE, decodeCursor, isUuidString, toPage } from '../http/pagination.ts';
+import { Amount, ErrorResponse, IdParams, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
+import { findTemplate, insertTemplate, listTemplates, type CouponTemplate } from './template-repository.ts';
+import { templateDraftProblems } from './template-rules.ts';
+
+const Discount = Type.Union([
+  Type.Object({ type: Type.Literal('FIXED'), value: Amount }, { additionalProperties: false }),
+  Type.Object(
+    { type: Type.Literal('PERCENT'), value: Type.Integer({ minimum: 1, maximum: 100 }), maxAmount: Type.Optional(Amount) },
+    { additionalProperties: false },
+  ),
+]);
+const Validity = Type.Union([
+  Type.Object({ type: Type.Literal('ABSOLUTE'), validFrom: Timestamp, validUntil: Timestamp }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('RELATIVE'), days: Type.Integer({ minimum: 1, maximum: 3650 }) }, { additionalProperties: false }),
+]);
+
+export const CreateTemplateBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    discount: Discount,
+    minOrderAmount: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000_000 })),
+    totalQuantity: Type.Union([Type.Integer({ minimum: 1, maximum: 100_000_000 }), Type.Null()], {
+      description: 'null: unlimited',
+    }),
+    perUserLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 1 })),
+    claimStartsAt: Timestamp,
+    claimEndsAt: Timestamp,
+    validity: Validity,
+  },
+  { additionalProperties: false },
+);
+
+export const TemplateResponse = Type.Object({
+  id: Uuid,
+  name: Type.String(),
+  discount: Discount,
+  minOrderAmount: Type.Integer(),
+  totalQuantity: Type.Union([Type.Integer(), Type.Null()]),
+  perUserLimit: Type.Integer(),
+  issuedCount: Type.Integer(),
+  remaining: Type.Union([Type.Integer(), Type.Null()], { description: 'null: unlimited' }),
+  claimStartsAt: Timestamp,
+  claimEndsAt: Timestamp,
+  validity: Validity,
+  createdAt: Timestamp,
+});
+
+export function templateResponse(template: CouponTemplate): Static<typeof TemplateResponse> {
+  const { validity } = template;
+  return {
+    id: template.id,
+    name: template.name,
+    discount: template.discount,
+    minOrderAmount: template.minOrderAmount,
+    totalQuantity: template.totalQuantity,
+    perUserLimit: template.perUserLimit,
+    issuedCount: template.issuedCount,
+    remaining: template.totalQuantity === null ? null : Math.max(0, template.totalQuantity - template.issuedCount),
+    claimStartsAt: template.claimStartsAt.toISOString(),
+    claimEndsAt: template.claimEndsAt.toISOString(),
+    validity: validity.type === 'ABSOLUTE'
+      ? { type: 'ABSOLUTE', validFrom: validity.validFrom.toISOString(), validUntil: validity.validUntil.toISOString() }
+      : validity,
+    createdAt: template.createdAt.toISOString(),
+  };
+}
+
+export function templateRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.post('/v1/coupon-templates', {
+      schema: { tags: ['coupons'], body: CreateTemplateBody, response: { 201: TemplateResponse, 400: ErrorResponse } },
+    }, async (request, reply) => {
+      const body = request.body;
+      const draft = { ...body, minOrderAmount: body.minOrderAmount ?? 0, perUserLimit: body.perUserLimit ?? 1 };
+      const problems = templateDraftProblems(draft);
+      if (problems.length > 0) throw new AppError('VALIDATION_FAILED', `${problems[0]!.field}: ${problems[0]!.message}`, problems);
+      const template = await insertTemplate(ctx.db, uuidv7(), request.principal.partnerId, draft);
+      return reply.code(201).send(templateResponse(template));
+    });
+
+    app.get('/v1/coupon-templates/:id', {
+      schema: { tags: ['coupons'], params: IdParams, response: { 200: TemplateResponse, 404: ErrorResponse } },
+    }, async (request) => {
+      const template = await findTemplate(ctx.db, request.principal.partnerId, request.params.id);
+      if (!template) throw new AppError('TEMPLATE_NOT_FOUND');
+      return templateResponse(template);
+    });
+
+    app.get('/v1/coupon-templates', {
+      schema: { tags: ['coupons'], querystring: PageQuery, response: { 200: Page(TemplateResponse), 400: ErrorResponse } },
+    }, async (request) => {
+      const limit = request.query.limit ?? DEFAULT_PAGE_SIZE;
+      const before = decodeCursor(request.query.cursor, isUuidString);
+      const rows = await listTemplates(ctx.db, request.principal.partnerId, limit + 1, before);
+      return toPage(rows, limit, templateResponse, (row) => row.id);
+    });
+  };
+}

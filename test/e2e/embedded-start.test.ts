@@ -1,0 +1,58 @@
+// `npm start` with no configuration: embedded PostgreSQL, generated admin token, the curl
+// walk-through of the README, graceful stop, and a second start that reuses the data.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/infra/free-port.ts';
+import { spawnStampede } from '../harness/spawn-stampede.ts';
+import { templateBody } from '../harness/test-app.ts';
+
+describe('stampede serve with no configuration', () => {
+  const dirs: string[] = [];
+  afterAll(async () => { for (const dir of dirs) await rm(dir, { recursive: true, force: true }); });
+
+  it('starts on embedded PostgreSQL, serves the walk-through, stops cleanly and restarts on the same data', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stampede-e2e-'));
+    dirs.push(dataDir);
+    const port = await freePort();
+    const env = { STAMPEDE_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' };
+    const base = `http://127.0.0.1:${port}`;
+
+    const first = spawnStampede(['serve'], env);
+    const [, adminToken] = await first.waitForOutput(/admin token[^\n]*\n\s+(\S+)/, 90_000);
+    await first.waitForOutput(/Server listening/, 90_000);
+    expect((await fetch(`${base}/health/ready`)).status).toBe(200);
+
+    const partner = await (await fetch(`${base}/v1/partners`, {
+      method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Acme' }),
+    })).json() as { apiKey: string };
+    const created = await fetch(`${base}/v1/coupon-templates`, {
+      method: 'POST', headers: { 'x-api-key': partner.apiKey, 'content-type': 'application/json' }, body: JSON.stringify(templateBody()),
+    });
+    expect(created.status).toBe(201);
+    const template = await created.json() as { id: string };
+
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+
+    const second = spawnStampede(['serve'], env);
+    try {
+      await second.waitForOutput(/Server listening/, 90_000);
+      expect(second.output()).not.toMatch(/shown once/);
+      const read = await fetch(`${base}/v1/coupon-templates/${template.id}`, { headers: { 'x-api-key': partner.apiKey } });
+      expect(read.status).toBe(200);
+    } finally {
+      second.child.kill('SIGTERM');
+      expect(await second.exited).toBe(0);
+    }
+  }, 180_000);
+
+  it('refuses to start with a clear list of every bad setting', async () => {
+    const bad = spawnStampede(['serve'], { PORT: 'eighty', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x' });
+    expect(await bad.exited).toBe(2);
+    expect(bad.output()).toMatch(/PORT/);
+    expect(bad.output()).toMatch(/LOG_LEVEL/);
+    expect(bad.output()).toMatch(/DATABASE_URL/);
+  });
+});

@@ -1,0 +1,53 @@
+// Runs `bin/stampede.js <command>` as a real child process, the way an operator would.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../bin/stampede.js', import.meta.url));
+
+export interface StampedeProcess {
+  readonly child: ChildProcess;
+  /** Everything printed so far (stdout and stderr). */
+  output(): string;
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>;
+}
+
+export function spawnStampede(args: string[], env: Record<string, string | undefined>): StampedeProcess {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  const waiters = new Set<() => void>();
+  const onData = (chunk: Buffer) => {
+    text += chunk.toString('utf8');
+    for (const waiter of waiters) waiter();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  return {
+    child,
+    output: () => text,
+    exited,
+    waitForOutput: (pattern, timeoutMs = 60_000) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const match = text.match(pattern);
+          if (match) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve(match);
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`timed out waiting for ${pattern}; output so far:\n${text}`));
+        }, timeoutMs);
+        waiters.add(check);
+        void exited.then(() => { if (!text.match(pattern)) { clearTimeout(timer); reject(new Error(`process exited before ${pattern}; output:\n${text}`)); } });
+        check();
+      }),
+  };
+}

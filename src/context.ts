@@ -6,6 +6,7 @@ import type { Logger } from './infra/logger.ts';
 import type { Metrics } from './infra/metrics.ts';
 import type { Redis } from './infra/redis.ts';
 import { KeyAuthenticator } from './partners/key-authenticator.ts';
+import { NO_PENDING_COUPONS, type PendingCoupons } from './coupons/pending-coupons.ts';
 
 export interface AppContext {
   readonly config: Config;
@@ -17,6 +18,8 @@ export interface AppContext {
   readonly keys: KeyAuthenticator;
   /** Injectable "now" so time rules are tested without sleeping. */
   readonly clock: () => Date;
+  /** Claims acknowledged but not yet persisted (read-your-writes); see coupons/pending-coupons.ts. */
+  readonly pendingCoupons: PendingCoupons;
 }
 
 // Without Redis one process serves the API and drops revoked keys itself, so a long local cache
@@ -36,5 +39,6 @@ export function createContext(parts: {
     ...parts,
     keys: new KeyAuthenticator(parts.db, parts.redis, keyCacheMs),
     clock: parts.clock ?? (() => new Date()),
+    pendingCoupons: NO_PENDING_COUPONS,
   };
 }

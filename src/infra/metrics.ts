@@ -1,22 +1,114 @@
 // Prometheus metrics. One registry per process context (tests build several apps in one
-// process); cluster aggregation lives in src/infra/cluster-metrics.ts. Label sets are bounded:
-// routes are route patterns, never raw URLs, and nothing is labelled by user.
+// process). Label sets are bounded: routes are route patterns, never raw URLs; nothing is
+// labelled by user; template ids pass through `templateLabel`, which caps how many distinct
+// templates one process reports (the rest are summed under "other").
 import client from 'prom-client';
 
 // Sub-millisecond to multi-second: a flash-sale claim answers in ~1 ms, a bulk upload in seconds.
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const BATCH_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
+export const MAX_TEMPLATE_LABELS = 50;
 
 export function createMetrics() {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'stampede_' });
+  const registers = [registry];
+  const templateLabels = new Set<string>();
   return {
     registry,
+    /** Bounded label for a template id: the first MAX_TEMPLATE_LABELS seen, then "other". */
+    templateLabel(templateId: string): string {
+      if (templateLabels.has(templateId)) return templateId;
+      if (templateLabels.size >= MAX_TEMPLATE_LABELS) return 'other';
+      templateLabels.add(templateId);
+      return templateId;
+    },
     httpRequestDuration: new client.Histogram({
       name: 'stampede_http_request_duration_seconds',
       help: 'HTTP request latency by route pattern, method and status class.',
       labelNames: ['route', 'method', 'status_class'] as const,
       buckets: LATENCY_BUCKETS,
-      registers: [registry],
+      registers,
+    }),
+    claims: new client.Counter({
+      name: 'stampede_claims_total',
+      help: 'Claim answers by template and outcome (issued, sold_out, limit_reached, not_open, closed, not_found).',
+      labelNames: ['template', 'outcome'] as const,
+      registers,
+    }),
+    claimGateDuration: new client.Histogram({
+      name: 'stampede_claim_gate_duration_seconds',
+      help: 'Time the claim gate (Redis script or in-process counter + group commit) took to decide a claim.',
+      labelNames: ['gate'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    claimRemaining: new client.Gauge({
+      name: 'stampede_claim_remaining',
+      help: 'Coupons left in a limited event, as the gate sees them.',
+      labelNames: ['template'] as const,
+      registers,
+    }),
+    claimStreamLength: new client.Gauge({
+      name: 'stampede_claim_stream_length',
+      help: 'Entries in a template claim stream not yet acknowledged by a worker.',
+      labelNames: ['template'] as const,
+      registers,
+    }),
+    claimConsumerLag: new client.Gauge({
+      name: 'stampede_claim_consumer_lag_seconds',
+      help: 'Age of the oldest claim not yet persisted to PostgreSQL.',
+      labelNames: ['template'] as const,
+      registers,
+    }),
+    claimBatchSize: new client.Histogram({
+      name: 'stampede_claim_batch_size',
+      help: 'Claims persisted per PostgreSQL transaction.',
+      labelNames: ['gate'] as const,
+      buckets: BATCH_BUCKETS,
+      registers,
+    }),
+    claimBatchCommitDuration: new client.Histogram({
+      name: 'stampede_claim_batch_commit_seconds',
+      help: 'Time to insert and commit one batch of claims.',
+      labelNames: ['gate'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    reconcileDrift: new client.Gauge({
+      name: 'stampede_reconcile_drift',
+      help: 'Issued count in the gate minus rows in PostgreSQL, as last measured by reconcile.',
+      labelNames: ['template'] as const,
+      registers,
+    }),
+    couponRedemptions: new client.Counter({
+      name: 'stampede_coupon_redemptions_total',
+      help: 'Redemption answers by outcome (used, replayed, already_used, expired, not_yet_valid, min_order, not_found, cancelled).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    pointsOperations: new client.Counter({
+      name: 'stampede_points_operations_total',
+      help: 'Points calls by operation (earn, use, cancel, transfer, expire) and outcome (ok, replayed, refused, retried).',
+      labelNames: ['operation', 'outcome'] as const,
+      registers,
+    }),
+    jobs: new client.Counter({
+      name: 'stampede_jobs_total',
+      help: 'Bulk jobs by type and final status.',
+      labelNames: ['type', 'status'] as const,
+      registers,
+    }),
+    jobItems: new client.Counter({
+      name: 'stampede_job_items_total',
+      help: 'Bulk job items by type and result (succeeded, skipped, failed).',
+      labelNames: ['type', 'result'] as const,
+      registers,
+    }),
+    redisErrors: new client.Counter({
+      name: 'stampede_redis_errors_total',
+      help: 'Redis client errors (connection and command).',
+      registers,
     }),
   };
 }

@@ -13,6 +13,7 @@ import { opsRoutes, type OpsOptions } from './http/ops-routes.ts';
 import { registerRateLimit } from './http/rate-limit.ts';
 import { partnerAdminRoutes } from './partners/routes.ts';
 import { templateRoutes } from './coupons/template-routes.ts';
+import { couponRoutes } from './coupons/coupon-routes.ts';
 
 export interface AppOptions extends OpsOptions {
   /** The admin bearer token; admin routes refuse everything when absent. */
@@ -73,6 +74,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     partner.addHook('onRequest', partnerAuthHook(ctx));
     await registerRateLimit(partner, ctx);
     await partner.register(templateRoutes(ctx));
+    await partner.register(couponRoutes(ctx));
   });
 
   return app;

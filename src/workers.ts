@@ -2,11 +2,14 @@
 // queue and schedules. Each domain contributes a starter; `serve` runs them unless
 // STAMPEDE_WORKERS=off and `stampede worker` runs only them.
 import type { AppContext } from './context.ts';
+import { couponExpiryWorker } from './coupons/coupon-expiry.ts';
 
 /** Starts one kind of background work; the returned function stops it after flushing. */
 export type WorkerStarter = (ctx: AppContext) => Promise<() => Promise<void>>;
 
-const STARTERS: ReadonlyArray<{ name: string; start: WorkerStarter }> = [];
+const STARTERS: ReadonlyArray<{ name: string; start: WorkerStarter }> = [
+  { name: 'coupon-expiry', start: couponExpiryWorker() },
+];
 
 export async function startWorkers(ctx: AppContext): Promise<() => Promise<void>> {
   const stops: Array<() => Promise<void>> = [];

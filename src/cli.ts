@@ -2,6 +2,7 @@
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './infra/logger.ts';
 import { openRuntime } from './runtime.ts';
+import { serve } from './cluster.ts';
 import { closeOnSignals, startServer } from './server.ts';
 
 const USAGE = `usage: stampede <command>
@@ -27,11 +28,9 @@ export async function main(argv: string[]): Promise<void> {
 
   try {
     switch (command) {
-      case 'serve': {
-        const server = await startServer(config, logger, { api: true, workers: config.workers });
-        closeOnSignals(server, logger, config.shutdownTimeoutMs);
+      case 'serve':
+        await serve(config, logger);
         return;
-      }
       case 'worker': {
         const server = await startServer(config, logger, { api: false, workers: true });
         closeOnSignals(server, logger, config.shutdownTimeoutMs);

@@ -108,6 +108,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: int('STAMPEDE_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
   };
 
+  // The embedded claim gate lives in one process; N processes would each sell the whole stock.
+  if (config.processes > 1 && redisUrl === undefined) problems.push('STAMPEDE_PROCESSES > 1 requires distributed mode: set REDIS_URL (the embedded claim gate is in-process)');
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }

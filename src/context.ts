@@ -4,6 +4,7 @@ import type { Config } from './config.ts';
 import type { Db } from './infra/db.ts';
 import type { Logger } from './infra/logger.ts';
 import type { Metrics } from './infra/metrics.ts';
+import { observeResources } from './infra/resource-metrics.ts';
 import type { Redis } from './infra/redis.ts';
 import { KeyAuthenticator } from './partners/key-authenticator.ts';
 import { NO_PENDING_COUPONS, type PendingCoupons } from './coupons/pending-coupons.ts';
@@ -35,6 +36,7 @@ export function createContext(parts: {
   clock?: () => Date;
 }): AppContext {
   const keyCacheMs = parts.redis ? parts.config.apiKeyCacheMs : EMBEDDED_KEY_CACHE_MS;
+  observeResources(parts.metrics, parts.db, parts.redis);
   return {
     ...parts,
     keys: new KeyAuthenticator(parts.db, parts.redis, keyCacheMs),

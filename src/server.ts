@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.ts';
 import type { Config } from './config.ts';
+import type { OpsOptions } from './http/ops-routes.ts';
 import type { Logger } from './infra/logger.ts';
 import { openRuntime, resolveAdminToken, type Runtime } from './runtime.ts';
 import { startWorkers } from './workers.ts';
@@ -13,14 +14,24 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(config: Config, logger: Logger, roles: { api: boolean; workers: boolean }): Promise<RunningServer> {
-  const runtime = await openRuntime(config, logger, { checkRedisDurability: true, runMigrations: true });
+export interface StartOptions extends OpsOptions {
+  /** A cluster fork: the primary has already applied migrations and checked Redis. */
+  readonly preparedByPrimary?: boolean;
+}
+
+export async function startServer(config: Config, logger: Logger, roles: { api: boolean; workers: boolean }, options: StartOptions = {}): Promise<RunningServer> {
+  const prepare = !options.preparedByPrimary;
+  const runtime = await openRuntime(config, logger, { checkRedisDurability: prepare, runMigrations: prepare });
   let app: FastifyInstance | undefined;
   let stopWorkers: (() => Promise<void>) | undefined;
   try {
     if (roles.workers) stopWorkers = await startWorkers(runtime.ctx);
     if (roles.api) {
-      app = await buildApp(runtime.ctx, { adminToken: await resolveAdminToken(config, logger), logRequests: config.logLevel === 'debug' || config.logLevel === 'trace' });
+      app = await buildApp(runtime.ctx, {
+        adminToken: await resolveAdminToken(config, logger),
+        logRequests: config.logLevel === 'debug' || config.logLevel === 'trace',
+        ...(options.metricsText ? { metricsText: options.metricsText } : {}),
+      });
       await app.listen({ port: config.port, host: config.host });
     }
   } catch (error) {

@@ -47,18 +47,22 @@ export function createMetrics() {
       name: 'stampede_claim_remaining',
       help: 'Coupons left in a limited event, as the gate sees them.',
       labelNames: ['template'] as const,
+      // Across cluster processes the lowest value is the freshest one (stock only goes down).
+      aggregator: 'min',
       registers,
     }),
     claimStreamLength: new client.Gauge({
       name: 'stampede_claim_stream_length',
       help: 'Entries in a template claim stream not yet acknowledged by a worker.',
       labelNames: ['template'] as const,
+      aggregator: 'max',
       registers,
     }),
     claimConsumerLag: new client.Gauge({
       name: 'stampede_claim_consumer_lag_seconds',
       help: 'Age of the oldest claim not yet persisted to PostgreSQL.',
       labelNames: ['template'] as const,
+      aggregator: 'max',
       registers,
     }),
     claimBatchSize: new client.Histogram({

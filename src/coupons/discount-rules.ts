@@ -1,7 +1,7 @@
 // How much a coupon takes off an order. Amounts are integers in minor units. The same rule runs
 // inside the redeem UPDATE as the SQL function coupon_discount() (migrations/020), so the amount
 // written with the redemption is decided in the same statement that marks the coupon used;
-// discount-rules.sql.test.ts runs both on the same cases so they cannot drift apart.
+// discount-rules-sql.test.ts runs both on the same cases so they cannot drift apart.
 import type { Discount } from './template-rules.ts';
 
 /**

@@ -13,7 +13,10 @@ import { opsRoutes, type OpsOptions } from './http/ops-routes.ts';
 import { registerRateLimit } from './http/rate-limit.ts';
 import { partnerAdminRoutes } from './partners/routes.ts';
 import { templateRoutes } from './coupons/template-routes.ts';
+import { pointsAdminRoutes } from './points/admin-routes.ts';
+import { pointsRoutes } from './points/routes.ts';
 import { couponRoutes } from './coupons/coupon-routes.ts';
+import { claimRoutes } from './claims/claim-routes.ts';
 
 export interface AppOptions extends OpsOptions {
   /** The admin bearer token; admin routes refuse everything when absent. */
@@ -45,6 +48,9 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       { route: request.routeOptions.url ?? 'unmatched', method: request.method, status_class: `${Math.floor(reply.statusCode / 100)}xx` },
       reply.elapsedTime / 1000,
     );
+    // Every 5xx leaves one line carrying the request id (also when request logging is off), so
+    // an operator can go from an alert or a client's X-Request-Id to the failing request.
+    if (reply.statusCode >= 500) request.log.error({ statusCode: reply.statusCode, method: request.method, url: request.url, responseTimeMs: reply.elapsedTime }, 'request failed');
   });
 
   await app.register(swagger, {
@@ -68,13 +74,16 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       throw new AppError('ADMIN_TOKEN_INVALID', 'The admin API is disabled: STAMPEDE_ADMIN_TOKEN is not set.');
     });
     await admin.register(partnerAdminRoutes(ctx));
+    await admin.register(pointsAdminRoutes(ctx));
   });
 
   await app.register(async (partner) => {
     partner.addHook('onRequest', partnerAuthHook(ctx));
     await registerRateLimit(partner, ctx);
     await partner.register(templateRoutes(ctx));
+    await partner.register(pointsRoutes(ctx));
     await partner.register(couponRoutes(ctx));
+    await partner.register(claimRoutes(ctx));
   });
 
   return app;

@@ -7,7 +7,10 @@ import type { Metrics } from './infra/metrics.ts';
 import { observeResources } from './infra/resource-metrics.ts';
 import type { Redis } from './infra/redis.ts';
 import { KeyAuthenticator } from './partners/key-authenticator.ts';
-import { NO_PENDING_COUPONS, type PendingCoupons } from './coupons/pending-coupons.ts';
+import type { PendingCoupons } from './coupons/pending-coupons.ts';
+import type { ClaimGate } from './claims/claim-gate.ts';
+import type { ClaimTemplates } from './claims/template-cache.ts';
+import { createClaimParts } from './claims/wiring.ts';
 
 export interface AppContext {
   readonly config: Config;
@@ -21,6 +24,10 @@ export interface AppContext {
   readonly clock: () => Date;
   /** Claims acknowledged but not yet persisted (read-your-writes); see coupons/pending-coupons.ts. */
   readonly pendingCoupons: PendingCoupons;
+  /** The claim gate of this mode (src/claims/): Redis script or in-process group commit. */
+  readonly claimGate: ClaimGate;
+  /** Template metadata cached for the claim path. */
+  readonly claimTemplates: ClaimTemplates;
 }
 
 // Without Redis one process serves the API and drops revoked keys itself, so a long local cache
@@ -37,10 +44,11 @@ export function createContext(parts: {
 }): AppContext {
   const keyCacheMs = parts.redis ? parts.config.apiKeyCacheMs : EMBEDDED_KEY_CACHE_MS;
   observeResources(parts.metrics, parts.db, parts.redis);
+  const clock = parts.clock ?? (() => new Date());
   return {
     ...parts,
     keys: new KeyAuthenticator(parts.db, parts.redis, keyCacheMs),
-    clock: parts.clock ?? (() => new Date()),
-    pendingCoupons: NO_PENDING_COUPONS,
+    clock,
+    ...createClaimParts({ ...parts, clock }),
   };
 }

@@ -84,6 +84,12 @@ export async function findTemplate(db: Queryable, partnerId: string, id: string)
   return rows[0] && toTemplate(rows[0]);
 }
 
+/** Unscoped lookup for the claim path's template cache, which checks the partner itself. */
+export async function findTemplateById(db: Queryable, id: string): Promise<CouponTemplate | undefined> {
+  const { rows } = await db.query<TemplateRow>('SELECT * FROM coupon_templates WHERE id = $1', [id]);
+  return rows[0] && toTemplate(rows[0]);
+}
+
 /** Newest first; `before` is the id of the last template of the previous page. */
 export async function listTemplates(db: Queryable, partnerId: string, limit: number, before?: string): Promise<CouponTemplate[]> {
   const { rows } = await db.query<TemplateRow>(

@@ -79,6 +79,12 @@ export function createMetrics() {
       buckets: LATENCY_BUCKETS,
       registers,
     }),
+    claimsRefusedByDatabase: new client.Counter({
+      name: 'stampede_claims_refused_by_database_total',
+      help: 'Claims the gate issued that PostgreSQL refused (slot or user sequence taken, or over-issue): the gate lost or drifted from its state.',
+      labelNames: ['template'] as const,
+      registers,
+    }),
     reconcileDrift: new client.Gauge({
       name: 'stampede_reconcile_drift',
       help: 'Issued count in the gate minus rows in PostgreSQL, as last measured by reconcile.',

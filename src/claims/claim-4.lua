@@ -1,0 +1,42 @@
+-- Claims one coupon of a template: the whole first-come-first-served decision in one atomic step.
+-- Every check runs before the first write, because a Lua error does not undo earlier writes.
+-- The window is checked against Redis' own clock, so clock skew between API hosts does not matter.
+-- Mirrors claimRefusal() in claim-rules.ts (the in-process gate).
+--
+-- KEYS[1]  stampede:{tpl:<id>}:state   hash: total (-1 = unlimited), limit, starts, ends (epoch ms),
+--                                       issued (coupons given so far), slot (last slot number given)
+-- KEYS[2]  stampede:{tpl:<id>}:users   hash: userId -> the user's coupon ids, separated by one space
+-- KEYS[3]  stampede:{tpl:<id>}:claims  hash: couponId -> "slot seq issuedAtMs userId", until persisted
+-- KEYS[4]  stampede:{tpl:<id>}:stream  stream the persister reads (fields c, u, s, q, t)
+-- ARGV[1]  coupon id: a canonical UUID (36 characters) made by the server
+-- ARGV[2]  user id: printable ASCII without spaces
+-- returns  {slot, seq, issuedAtMs, issued} when a coupon is issued, otherwise {code} with
+--          -1 state not loaded, -2 window not open yet, -3 window closed, -4 per-user limit reached,
+--          -5 sold out (ClaimRefusal in claim-gate.ts)
+local state = redis.call('HMGET', KEYS[1], 'total', 'limit', 'starts', 'ends', 'issued')
+if not state[5] then return {-1} end
+
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if now < tonumber(state[3]) then return {-2} end
+if now >= tonumber(state[4]) then return {-3} end
+
+local owned = redis.call('HGET', KEYS[2], ARGV[2])
+local held = 0
+if owned then held = (string.len(owned) + 1) / 37 end
+if held >= tonumber(state[2]) then return {-4} end
+
+local total = tonumber(state[1])
+if total >= 0 and tonumber(state[5]) >= total then return {-5} end
+
+local issued = redis.call('HINCRBY', KEYS[1], 'issued', 1)
+local slot = redis.call('HINCRBY', KEYS[1], 'slot', 1)
+local seq = held + 1
+if owned then
+  redis.call('HSET', KEYS[2], ARGV[2], owned .. ' ' .. ARGV[1])
+else
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+end
+redis.call('HSET', KEYS[3], ARGV[1], slot .. ' ' .. seq .. ' ' .. now .. ' ' .. ARGV[2])
+redis.call('XADD', KEYS[4], '*', 'c', ARGV[1], 'u', ARGV[2], 's', slot, 'q', seq, 't', now)
+return {slot, seq, now, issued}

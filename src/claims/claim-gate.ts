@@ -1,0 +1,59 @@
+// The claim gate: the one port of the project, with two adapters. It decides a claim (window,
+// per-user limit, stock) atomically and records it so that it reaches PostgreSQL:
+//   - RedisClaimGate (distributed): one Lua script per claim, persisted later by the claim persister;
+//   - MemoryClaimGate (embedded): in-process counters, group commit before the answer.
+// Both run the same contract suite (claims.test.ts).
+import type { CouponTemplate } from '../coupons/template-repository.ts';
+import type { ErrorCode } from '../errors.ts';
+
+/**
+ * Why a claim was refused. The values are the negative codes claim-4.lua returns; this enum is the
+ * one place they are given a meaning.
+ */
+export enum ClaimRefusal {
+  /** Redis has no state for the template yet (internal: the Redis gate loads it and retries). */
+  NotLoaded = -1,
+  NotOpen = -2,
+  Closed = -3,
+  LimitReached = -4,
+  SoldOut = -5,
+}
+
+export type AnsweredRefusal = Exclude<ClaimRefusal, ClaimRefusal.NotLoaded>;
+
+type RefusalCode = Extract<ErrorCode, 'CLAIM_NOT_OPEN' | 'CLAIM_CLOSED' | 'CLAIM_LIMIT_REACHED' | 'SOLD_OUT'>;
+
+/** The API error and metric outcome of each refusal a client can see. */
+export const REFUSALS: Record<AnsweredRefusal, { code: RefusalCode; outcome: string }> = {
+  [ClaimRefusal.NotOpen]: { code: 'CLAIM_NOT_OPEN', outcome: 'not_open' },
+  [ClaimRefusal.Closed]: { code: 'CLAIM_CLOSED', outcome: 'closed' },
+  [ClaimRefusal.LimitReached]: { code: 'CLAIM_LIMIT_REACHED', outcome: 'limit_reached' },
+  [ClaimRefusal.SoldOut]: { code: 'SOLD_OUT', outcome: 'sold_out' },
+};
+
+export function isAnsweredRefusal(code: number): code is AnsweredRefusal {
+  return code in REFUSALS;
+}
+
+/** A coupon the gate issued: where it stands in the event and when it was issued. */
+export interface IssuedClaim {
+  readonly slot: number;
+  readonly seq: number;
+  readonly issuedAt: Date;
+  /** Coupons of the template issued so far, this one included. */
+  readonly issuedCount: number;
+}
+
+export type ClaimResult = { readonly issued: IssuedClaim } | { readonly refusal: AnsweredRefusal };
+
+export interface ClaimGate {
+  /** Label for metrics: which adapter decided. */
+  readonly kind: 'redis' | 'memory';
+  /**
+   * Decides one claim. When it resolves with `issued`, the coupon `couponId` is durable: committed
+   * to PostgreSQL (memory) or recorded in Redis with AOF and bound for PostgreSQL (redis).
+   */
+  claim(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult>;
+  /** Coupons issued as the gate sees them now; undefined when it holds no state for the template. */
+  issuedCount(template: CouponTemplate): Promise<number | undefined>;
+}

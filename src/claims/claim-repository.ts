@@ -1,0 +1,115 @@
+// SQL of the claim path: persisting claimed coupons (the gates' group commit, the persister and
+// read-your-writes all use insertClaimedCoupons) and the snapshots that gates load and reconcile
+// compares. PostgreSQL is the arbiter: UNIQUE (template_id, slot), UNIQUE (template_id, user_id,
+// seq) and CHECK (issued_count <= total_quantity), with issued_count raised by the rows really
+// inserted in the same statement.
+import type { CouponTemplate } from '../coupons/template-repository.ts';
+import { couponValidity } from '../coupons/validity.ts';
+import type { Db, Queryable } from '../infra/db.ts';
+import { withTransaction } from '../infra/db.ts';
+
+/** A coupon as the gate issued it; everything else about the row follows from its template. */
+export interface ClaimedCoupon {
+  readonly id: string;
+  readonly userId: string;
+  readonly slot: number;
+  readonly seq: number;
+  readonly issuedAt: Date;
+}
+
+/**
+ * Inserts the coupons that are not there yet and adds exactly that many to the template's
+ * issued_count, in one statement. Returns the ids really inserted: a coupon already present
+ * (redelivery, or read-your-writes got there first) is skipped, and so is one whose slot or
+ * (user, seq) is taken by another coupon (the arbiter refusing a gate that lost its state).
+ * Throws 23514 (check_violation) when the batch would over-issue the template.
+ */
+export async function insertClaimedCoupons(db: Queryable, template: CouponTemplate, coupons: readonly ClaimedCoupon[]): Promise<Set<string>> {
+  if (coupons.length === 0) return new Set();
+  const ids: string[] = [];
+  const users: string[] = [];
+  const slots: number[] = [];
+  const seqs: number[] = [];
+  const validFrom: string[] = [];
+  const validUntil: string[] = [];
+  const issuedAt: string[] = [];
+  // Same order in every transaction, so two overlapping batches wait on each other instead of
+  // deadlocking.
+  for (const coupon of [...coupons].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+    const validity = couponValidity(template.validity, coupon.issuedAt);
+    ids.push(coupon.id);
+    users.push(coupon.userId);
+    slots.push(coupon.slot);
+    seqs.push(coupon.seq);
+    validFrom.push(validity.validFrom.toISOString());
+    validUntil.push(validity.validUntil.toISOString());
+    issuedAt.push(coupon.issuedAt.toISOString());
+  }
+  const { rows } = await db.query<{ id: string }>(
+    `WITH inserted AS (
+       INSERT INTO coupons (id, partner_id, template_id, user_id, slot, seq, status, valid_from, valid_until, issued_at)
+       SELECT c.id, $1, $2, c.user_id, c.slot, c.seq, 'ISSUED', c.valid_from, c.valid_until, c.issued_at
+         FROM unnest($3::uuid[], $4::text[], $5::int[], $6::int[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
+              AS c (id, user_id, slot, seq, valid_from, valid_until, issued_at)
+       ON CONFLICT DO NOTHING
+       RETURNING id
+     ), counted AS (
+       UPDATE coupon_templates SET issued_count = issued_count + (SELECT count(*) FROM inserted)
+        WHERE id = $2 AND EXISTS (SELECT 1 FROM inserted)
+     )
+     SELECT id FROM inserted`,
+    [template.partnerId, template.id, ids, users, slots, seqs, validFrom, validUntil, issuedAt],
+  );
+  return new Set(rows.map((row) => row.id));
+}
+
+/** Which of these coupon ids exist (to tell a redelivered coupon from one the arbiter refused). */
+export async function existingCouponIds(db: Queryable, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const { rows } = await db.query<{ id: string }>('SELECT id FROM coupons WHERE id = ANY($1::uuid[])', [ids]);
+  return new Set(rows.map((row) => row.id));
+}
+
+/** What a gate needs to take over a template: PostgreSQL's counts and who holds what. */
+export interface GateSnapshot {
+  readonly issuedCount: number;
+  readonly maxSlot: number;
+  /** userId → the user's coupon ids of this template, in seq order. */
+  readonly holdings: ReadonlyMap<string, string[]>;
+}
+
+export async function readGateSnapshot(db: Db, templateId: string): Promise<GateSnapshot> {
+  return withTransaction(db, async (tx) => {
+    const template = await tx.query<{ issued_count: number }>('SELECT issued_count FROM coupon_templates WHERE id = $1', [templateId]);
+    const held = await tx.query<{ user_id: string; coupon_ids: string[]; max_slot: number | null }>(
+      `SELECT user_id, array_agg(id::text ORDER BY seq) AS coupon_ids, max(slot) AS max_slot
+         FROM coupons WHERE template_id = $1 GROUP BY user_id`,
+      [templateId],
+    );
+    let maxSlot = 0;
+    const holdings = new Map<string, string[]>();
+    for (const row of held.rows) {
+      holdings.set(row.user_id, row.coupon_ids);
+      maxSlot = Math.max(maxSlot, row.max_slot ?? 0);
+    }
+    return { issuedCount: template.rows[0]?.issued_count ?? 0, maxSlot, holdings };
+  }, 'REPEATABLE READ');
+}
+
+/** PostgreSQL's side of reconcile. */
+export interface TemplateCounts {
+  readonly issuedCount: number;
+  readonly rows: number;
+  readonly maxSlot: number;
+}
+
+export async function templateCounts(db: Queryable, templateId: string): Promise<TemplateCounts | undefined> {
+  const { rows } = await db.query<{ issued_count: number; rows: number; max_slot: number | null }>(
+    `SELECT t.issued_count, (SELECT count(*) FROM coupons c WHERE c.template_id = t.id) AS rows,
+            (SELECT max(slot) FROM coupons c WHERE c.template_id = t.id) AS max_slot
+       FROM coupon_templates t WHERE t.id = $1`,
+    [templateId],
+  );
+  const row = rows[0];
+  return row && { issuedCount: row.issued_count, rows: row.rows, maxSlot: row.max_slot ?? 0 };
+}

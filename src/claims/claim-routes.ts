@@ -1,0 +1,68 @@
+// POST /v1/coupon-templates/{id}/claims: the first-come-first-served claim (DESIGN.md section 2).
+// The hot path: template from the in-process cache (no PostgreSQL), a UUIDv7 made here so the
+// answer already carries the id the row will have, one gate call. Refusals are the common answer
+// under a stampede, so they are sent straight from the catalog instead of thrown.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { v7 as uuidv7 } from 'uuid';
+import type { AppContext } from '../context.ts';
+import { couponValidity } from '../coupons/validity.ts';
+import { AppError, ERROR_CATALOG } from '../errors.ts';
+import { errorBody } from '../http/error-handler.ts';
+import { ErrorResponse, IdParams, Timestamp, UserId, Uuid } from '../http/schemas.ts';
+import { REFUSALS } from './claim-gate.ts';
+
+const ClaimBody = Type.Object({ userId: UserId }, { additionalProperties: false });
+
+const ClaimResponse = Type.Object({
+  couponId: Uuid,
+  templateId: Uuid,
+  userId: Type.String(),
+  status: Type.Literal('ISSUED'),
+  validFrom: Timestamp,
+  validUntil: Timestamp,
+});
+
+export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
+  const { metrics } = ctx;
+  return async (app) => {
+    app.post('/v1/coupon-templates/:id/claims', {
+      schema: {
+        tags: ['claims'],
+        summary: 'Claim one coupon of an event, first come first served',
+        params: IdParams,
+        body: ClaimBody,
+        response: { 201: ClaimResponse, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
+      },
+    }, async (request, reply) => {
+      const { userId } = request.body;
+      const template = await ctx.claimTemplates.forPartner(request.principal.partnerId, request.params.id);
+      if (!template) {
+        metrics.claims.inc({ template: 'unknown', outcome: 'not_found' });
+        throw new AppError('TEMPLATE_NOT_FOUND');
+      }
+      const label = metrics.templateLabel(template.id);
+      const couponId = uuidv7();
+      const started = performance.now();
+      const result = await ctx.claimGate.claim(template, couponId, userId);
+      metrics.claimGateDuration.observe({ gate: ctx.claimGate.kind }, (performance.now() - started) / 1000);
+      if ('refusal' in result) {
+        const { code, outcome } = REFUSALS[result.refusal];
+        metrics.claims.inc({ template: label, outcome });
+        return reply.code(ERROR_CATALOG[code].status).send(errorBody(code));
+      }
+      const { issued } = result;
+      metrics.claims.inc({ template: label, outcome: 'issued' });
+      if (template.totalQuantity !== null) metrics.claimRemaining.set({ template: label }, Math.max(0, template.totalQuantity - issued.issuedCount));
+      const validity = couponValidity(template.validity, issued.issuedAt);
+      return reply.code(201).send({
+        couponId,
+        templateId: template.id,
+        userId,
+        status: 'ISSUED' as const,
+        validFrom: validity.validFrom.toISOString(),
+        validUntil: validity.validUntil.toISOString(),
+      });
+    });
+  };
+}

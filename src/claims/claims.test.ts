@@ -1,0 +1,132 @@
+// The claim route against both gates (the ClaimGate contract suite): exactness under a stampede,
+// the per-user limit, the window, tenancy, and what the answer and the row say.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTemplate } from '../../test/harness/issue-coupons.ts';
+import { claimOnce, couponRows, drainClaims, issuedCountInDb, stampede } from '../../test/harness/claims.ts';
+import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+
+describe.each([
+  ['embedded (in-process gate)', false],
+  ['distributed (Redis gate)', true],
+])('claims, %s', (_mode, distributed) => {
+  let t: TestApp;
+  beforeAll(async () => { t = await createTestApp({ distributed }); });
+  afterAll(async () => { await t.close(); });
+
+  it('2,000 users × 3 concurrent claims on 100 coupons: exactly 100 coupons, to 100 distinct users', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 100, perUserLimit: 1 });
+    const answers = await stampede(t.app, partner.headers, templateId, 2_000, 3);
+
+    const issued = answers.filter((a) => a.status === 201);
+    expect(issued).toHaveLength(100);
+    expect(new Set(issued.map((a) => a.userId)).size).toBe(100);
+    expect(new Set(issued.map((a) => a.couponId)).size).toBe(100);
+    const refused = answers.filter((a) => a.status !== 201);
+    expect(refused.every((a) => a.status === 409 && (a.code === 'SOLD_OUT' || a.code === 'CLAIM_LIMIT_REACHED'))).toBe(true);
+
+    await drainClaims(t.ctx, templateId);
+    const rows = await couponRows(t.ctx.db, templateId);
+    expect(rows).toHaveLength(100);
+    expect(rows.map((row) => row.slot)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect(new Set(rows.map((row) => row.id))).toEqual(new Set(issued.map((a) => a.couponId)));
+    for (const row of rows) expect(issued.find((a) => a.couponId === row.id)!.userId).toBe(row.user_id);
+    expect(await issuedCountInDb(t.ctx.db, templateId)).toBe(100);
+
+    const template = (await t.app.inject({ url: `/v1/coupon-templates/${templateId}`, headers: partner.headers })).json();
+    expect(template).toMatchObject({ issuedCount: 100, remaining: 0 });
+  });
+
+  it('with perUserLimit 3: exactly 100 coupons, nobody above 3, each user’s seqs 1..n', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 100, perUserLimit: 3 });
+    const answers = await stampede(t.app, partner.headers, templateId, 2_000, 3);
+
+    const issued = answers.filter((a) => a.status === 201);
+    expect(issued).toHaveLength(100);
+    expect(answers.filter((a) => a.status !== 201).every((a) => a.code === 'SOLD_OUT' || a.code === 'CLAIM_LIMIT_REACHED')).toBe(true);
+
+    await drainClaims(t.ctx, templateId);
+    const rows = await couponRows(t.ctx.db, templateId);
+    expect(rows.map((row) => row.slot)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    const seqsByUser = new Map<string, number[]>();
+    for (const row of rows) seqsByUser.set(row.user_id, [...(seqsByUser.get(row.user_id) ?? []), row.seq]);
+    for (const seqs of seqsByUser.values()) {
+      expect(seqs.length).toBeLessThanOrEqual(3);
+      expect(seqs.sort()).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+    }
+  });
+
+  it('a user of a perUserLimit 3 event gets exactly 3 of 5 clicks, then CLAIM_LIMIT_REACHED', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 100, perUserLimit: 3 });
+    const answers = await stampede(t.app, partner.headers, templateId, 1, 5, 'greedy');
+    expect(answers.filter((a) => a.status === 201)).toHaveLength(3);
+    expect(answers.filter((a) => a.code === 'CLAIM_LIMIT_REACHED')).toHaveLength(2);
+  });
+
+  it('refuses before the window with CLAIM_NOT_OPEN and after it with CLAIM_CLOSED', async () => {
+    const partner = await createPartner(t.app);
+    const now = Date.now();
+    const future = await createTemplate(t.app, partner.headers, {
+      claimStartsAt: new Date(now + 3_600_000).toISOString(), claimEndsAt: new Date(now + 7_200_000).toISOString(),
+    });
+    const past = await createTemplate(t.app, partner.headers, {
+      claimStartsAt: new Date(now - 7_200_000).toISOString(), claimEndsAt: new Date(now - 3_600_000).toISOString(),
+    });
+    expect(await claimOnce(t.app, partner.headers, future, 'u1')).toMatchObject({ status: 409, code: 'CLAIM_NOT_OPEN' });
+    expect(await claimOnce(t.app, partner.headers, past, 'u1')).toMatchObject({ status: 409, code: 'CLAIM_CLOSED' });
+    await drainClaims(t.ctx, future);
+    expect(await couponRows(t.ctx.db, future)).toEqual([]);
+    expect(await couponRows(t.ctx.db, past)).toEqual([]);
+  });
+
+  it('answers 404 TEMPLATE_NOT_FOUND for another partner’s template and an unknown id, and issues nothing', async () => {
+    const owner = await createPartner(t.app);
+    const other = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, owner.headers);
+    expect(await claimOnce(t.app, other.headers, templateId, 'u1')).toMatchObject({ status: 404, code: 'TEMPLATE_NOT_FOUND' });
+    expect(await claimOnce(t.app, owner.headers, '0190a000-0000-7000-8000-000000000000', 'u1')).toMatchObject({ status: 404, code: 'TEMPLATE_NOT_FOUND' });
+    const template = (await t.app.inject({ url: `/v1/coupon-templates/${templateId}`, headers: owner.headers })).json();
+    expect(template).toMatchObject({ issuedCount: 0, remaining: 100 });
+  });
+
+  it('refuses a bad body with 400 naming the field', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers);
+    for (const payload of [{}, { userId: '' }, { userId: 'has space' }, { userId: 'x'.repeat(129) }, { userId: 'u', extra: 1 }]) {
+      const response = await t.app.inject({ method: 'POST', url: `/v1/coupon-templates/${templateId}/claims`, headers: partner.headers, payload });
+      expect(response.statusCode).toBe(400);
+      expect(response.json().error.code).toBe('VALIDATION_FAILED');
+    }
+  });
+
+  it('answers the coupon the row will hold: RELATIVE validity counted from the instant of issue', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { validity: { type: 'RELATIVE', days: 7 }, totalQuantity: null });
+    const response = await t.app.inject({ method: 'POST', url: `/v1/coupon-templates/${templateId}/claims`, headers: partner.headers, payload: { userId: 'alice' } });
+    expect(response.statusCode).toBe(201);
+    const coupon = response.json();
+    expect(coupon).toMatchObject({ templateId, userId: 'alice', status: 'ISSUED' });
+    expect(Date.parse(coupon.validUntil) - Date.parse(coupon.validFrom)).toBe(7 * 86_400_000);
+    expect(Math.abs(Date.parse(coupon.validFrom) - Date.now())).toBeLessThan(10_000);
+
+    await drainClaims(t.ctx, templateId);
+    const [row] = await couponRows(t.ctx.db, templateId);
+    expect(row).toMatchObject({ id: coupon.couponId, user_id: 'alice', slot: 1, seq: 1 });
+    expect(row!.valid_from.toISOString()).toBe(coupon.validFrom);
+    expect(row!.valid_until.toISOString()).toBe(coupon.validUntil);
+    expect(row!.issued_at.toISOString()).toBe(coupon.validFrom);
+  });
+
+  it('counts outcomes in the claim metrics', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 1 });
+    await claimOnce(t.app, partner.headers, templateId, 'first');
+    await claimOnce(t.app, partner.headers, templateId, 'second');
+    const text = await t.ctx.metrics.registry.metrics();
+    expect(text).toContain(`stampede_claims_total{template="${templateId}",outcome="issued"} 1`);
+    expect(text).toContain(`stampede_claims_total{template="${templateId}",outcome="sold_out"} 1`);
+    expect(text).toContain(`stampede_claim_remaining{template="${templateId}"} 0`);
+  });
+});

@@ -1,0 +1,50 @@
+// Read-your-writes for the Redis gate (the PendingCoupons port of coupons/pending-coupons.ts). A
+// claimed coupon lives in its template's claims hash from the claim until the persister has
+// committed it. A coupon id does not name its template, so the lookup goes through the partner's
+// set of templates with claim state in Redis (written by the loader before any claim can exist):
+// one HGET per active template of that partner, all sent at once. The claim hot path pays nothing
+// for this. Found claims are inserted with the persister's idempotent insert.
+import type { PendingCoupons } from '../coupons/pending-coupons.ts';
+import type { Db } from '../infra/db.ts';
+import type { Logger } from '../infra/logger.ts';
+import { loadLuaScript, runLuaScript } from '../infra/lua.ts';
+import type { Metrics } from '../infra/metrics.ts';
+import type { Redis } from '../infra/redis.ts';
+import { claimFromRecord } from './claim-record.ts';
+import type { ClaimedCoupon } from './claim-repository.ts';
+import { persistClaims } from './persist-claims.ts';
+import { partnerActiveTemplatesKey, templateClaimKeys } from './redis-keys.ts';
+import type { ClaimTemplates } from './template-cache.ts';
+
+const PENDING_USER_CLAIMS = loadLuaScript(new URL('./pending-user-claims-2.lua', import.meta.url));
+
+export class RedisPendingCoupons implements PendingCoupons {
+  constructor(private readonly deps: { redis: Redis; db: Db; logger: Logger; metrics: Metrics; templates: ClaimTemplates }) {}
+
+  async persistCoupon(partnerId: string, couponId: string): Promise<void> {
+    const { redis } = this.deps;
+    const templateIds = await redis.sMembers(partnerActiveTemplatesKey(partnerId));
+    const records = await Promise.all(templateIds.map((templateId) => redis.hGet(templateClaimKeys(templateId).claims, couponId)));
+    await Promise.all(templateIds.map(async (templateId, index) => {
+      const record = records[index];
+      if (record) await this.persist(partnerId, templateId, [claimFromRecord(couponId, record)]);
+    }));
+  }
+
+  async persistUserCoupons(partnerId: string, userId: string): Promise<void> {
+    const { redis } = this.deps;
+    const templateIds = await redis.sMembers(partnerActiveTemplatesKey(partnerId));
+    await Promise.all(templateIds.map(async (templateId) => {
+      const keys = templateClaimKeys(templateId);
+      const flat = await runLuaScript(redis, PENDING_USER_CLAIMS, [keys.users, keys.claims], [userId]) as string[];
+      const claims: ClaimedCoupon[] = [];
+      for (let i = 0; i < flat.length; i += 2) claims.push(claimFromRecord(flat[i]!, flat[i + 1]!));
+      if (claims.length > 0) await this.persist(partnerId, templateId, claims);
+    }));
+  }
+
+  private async persist(partnerId: string, templateId: string, claims: ClaimedCoupon[]): Promise<void> {
+    const template = await this.deps.templates.forPartner(partnerId, templateId);
+    if (template) await persistClaims(this.deps, template, claims);
+  }
+}

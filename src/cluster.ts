@@ -50,6 +50,20 @@ async function runFork(config: Config, logger: Logger): Promise<void> {
   process.send!({ type: READY });
 }
 
+/** Metrics only the primary has; exported for the test that checks dashboard and alert names. */
+export function createSupervisorMetrics() {
+  const registry = new client.Registry();
+  const restarts = new client.Counter({
+    name: 'stampede_process_restarts_total',
+    help: 'Cluster forks that exited unexpectedly and were forked again, by role (api, workers).',
+    labelNames: ['role'] as const,
+    registers: [registry],
+  });
+  // Present at 0 from the start, so increase() sees the first restart.
+  for (const role of ['api', 'workers'] as const) restarts.inc({ role }, 0);
+  return { registry, restarts };
+}
+
 interface Primary {
   close(): Promise<void>;
 }
@@ -60,15 +74,9 @@ async function startPrimary(config: Config, logger: Logger): Promise<Primary> {
   if (config.redisUrl === undefined) throw new Error('STAMPEDE_PROCESSES > 1 requires distributed mode (REDIS_URL)');
   const runtime = await openRuntime(config, logger, { checkRedisDurability: true, runMigrations: true });
 
-  const supervisorRegistry = new client.Registry();
-  const restarts = new client.Counter({
-    name: 'stampede_process_restarts_total',
-    help: 'Cluster forks that exited unexpectedly and were forked again, by role (api, workers).',
-    labelNames: ['role'] as const,
-    registers: [supervisorRegistry],
-  });
-  for (const role of ['api', 'workers'] as const) restarts.inc({ role }, 0);
-  const metrics = serveClusterMetrics([runtime.ctx.metrics.registry, supervisorRegistry]);
+  const supervisor = createSupervisorMetrics();
+  const restarts = supervisor.restarts;
+  const metrics = serveClusterMetrics([runtime.ctx.metrics.registry, supervisor.registry]);
 
   cluster.setupPrimary({ serialization: 'advanced' });
   const roles = new Map<Worker, { role: Role; forkedAt: number }>();

@@ -72,6 +72,16 @@ export function templateResponse(template: CouponTemplate): Static<typeof Templa
   };
 }
 
+/**
+ * The claim gate's count (one Redis HGET, or an in-process read) is ahead of PostgreSQL's while
+ * the persister catches up; show it, so a partner watching an event sees claims the moment they
+ * are acknowledged. Templates the gate holds no state for keep PostgreSQL's count.
+ */
+async function withLiveIssuedCount(ctx: AppContext, template: CouponTemplate): Promise<CouponTemplate> {
+  const live = await ctx.claimGate.issuedCount(template);
+  return live === undefined ? template : { ...template, issuedCount: live };
+}
+
 export function templateRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.post('/v1/coupon-templates', {
@@ -90,7 +100,7 @@ export function templateRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     }, async (request) => {
       const template = await findTemplate(ctx.db, request.principal.partnerId, request.params.id);
       if (!template) throw new AppError('TEMPLATE_NOT_FOUND');
-      return templateResponse(template);
+      return templateResponse(await withLiveIssuedCount(ctx, template));
     });
 
     app.get('/v1/coupon-templates', {
@@ -99,7 +109,8 @@ export function templateRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       const limit = request.query.limit ?? DEFAULT_PAGE_SIZE;
       const before = decodeCursor(request.query.cursor, isUuidString);
       const rows = await listTemplates(ctx.db, request.principal.partnerId, limit + 1, before);
-      return toPage(rows, limit, templateResponse, (row) => row.id);
+      const live = await Promise.all(rows.map((row) => withLiveIssuedCount(ctx, row)));
+      return toPage(live, limit, templateResponse, (row) => row.id);
     });
   };
 }

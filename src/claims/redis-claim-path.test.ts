@@ -1,0 +1,144 @@
+// Distributed-mode guarantees beyond the route: read-your-writes before the persister runs,
+// idempotent redelivery, take-over of a dead persister's entries, set-if-absent loading, and
+// rebuilding Redis state from PostgreSQL.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { claimOnce, couponRows, drainClaims, issuedCountInDb, stampede, waitFor } from '../../test/harness/claims.ts';
+import { createTemplate } from '../../test/harness/issue-coupons.ts';
+import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { loadLuaScript, runLuaScript } from '../infra/lua.ts';
+import { startClaimPersister } from './claim-persister.ts';
+import { claimFromStreamEntry } from './claim-record.ts';
+import { persistClaims } from './persist-claims.ts';
+import { loadTemplateState } from './redis-claim-gate.ts';
+import { PERSISTER_GROUP, templateClaimKeys } from './redis-keys.ts';
+
+describe('claim path in distributed mode', () => {
+  let t: TestApp;
+  beforeAll(async () => { t = await createTestApp({ distributed: true, env: { STAMPEDE_CLAIM_RECLAIM_IDLE_MS: '300' } }); });
+  afterAll(async () => { await t.close(); });
+  const redis = () => t.ctx.redis!;
+
+  it('read-your-writes: a claimed coupon is persisted on demand by id or by user, once, with the persister paused', async () => {
+    const partner = await createPartner(t.app);
+    const stranger = await createPartner(t.app);
+    const first = await createTemplate(t.app, partner.headers, { perUserLimit: 3 });
+    const second = await createTemplate(t.app, partner.headers, { validity: { type: 'RELATIVE', days: 3 } });
+    const a = await claimOnce(t.app, partner.headers, first, 'alice');
+    const b = await claimOnce(t.app, partner.headers, first, 'alice');
+    const c = await claimOnce(t.app, partner.headers, second, 'alice');
+    const bob = await claimOnce(t.app, partner.headers, first, 'bob');
+    expect([a, b, c, bob].map((x) => x.status)).toEqual([201, 201, 201, 201]);
+    expect(await couponRows(t.ctx.db, first)).toEqual([]);
+
+    await t.ctx.pendingCoupons.persistCoupon(stranger.id, a.couponId!);
+    expect(await couponRows(t.ctx.db, first)).toEqual([]);
+
+    await t.ctx.pendingCoupons.persistCoupon(partner.id, a.couponId!);
+    await t.ctx.pendingCoupons.persistCoupon(partner.id, a.couponId!);
+    expect((await couponRows(t.ctx.db, first)).map((row) => row.id)).toEqual([a.couponId]);
+    expect(await issuedCountInDb(t.ctx.db, first)).toBe(1);
+
+    await t.ctx.pendingCoupons.persistUserCoupons(partner.id, 'alice');
+    expect((await couponRows(t.ctx.db, first)).map((row) => row.id)).toEqual([a.couponId, b.couponId]);
+    const [relative] = await couponRows(t.ctx.db, second);
+    expect(relative!.id).toBe(c.couponId);
+    expect(relative!.valid_until.getTime() - relative!.valid_from.getTime()).toBe(3 * 86_400_000);
+    expect(await issuedCountInDb(t.ctx.db, first)).toBe(2);
+
+    await drainClaims(t.ctx, first);
+    await drainClaims(t.ctx, second);
+    expect((await couponRows(t.ctx.db, first)).map((row) => row.user_id).sort()).toEqual(['alice', 'alice', 'bob']);
+    expect(await issuedCountInDb(t.ctx.db, first)).toBe(3);
+    expect(await issuedCountInDb(t.ctx.db, second)).toBe(1);
+    expect(await redis().hLen(templateClaimKeys(first).claims)).toBe(0);
+  });
+
+  it('processing the same stream entries twice changes nothing', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 50 });
+    await stampede(t.app, partner.headers, templateId, 80, 2);
+    const entries = await redis().xRange(templateClaimKeys(templateId).stream, '-', '+');
+    expect(entries).toHaveLength(50);
+    const claims = entries.map((entry) => claimFromStreamEntry(entry.message));
+    const template = (await t.ctx.claimTemplates.get(templateId))!;
+
+    const once = await persistClaims(t.ctx, template, claims);
+    const twice = await persistClaims(t.ctx, template, claims);
+    expect(once).toMatchObject({ inserted: 50, alreadyPresent: 0, refused: [] });
+    expect(twice).toMatchObject({ inserted: 0, alreadyPresent: 50, refused: [] });
+    expect(await issuedCountInDb(t.ctx.db, templateId)).toBe(50);
+
+    await drainClaims(t.ctx, templateId);
+    expect(await couponRows(t.ctx.db, templateId)).toHaveLength(50);
+    expect(await issuedCountInDb(t.ctx.db, templateId)).toBe(50);
+  });
+
+  it('takes over entries a dead persister read but never acknowledged', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 30 });
+    await stampede(t.app, partner.headers, templateId, 30, 1);
+    const keys = templateClaimKeys(templateId);
+    await redis().xGroupCreate(keys.stream, PERSISTER_GROUP, '0', { MKSTREAM: true });
+    const taken = await redis().xReadGroup(PERSISTER_GROUP, 'dead-persister', { key: keys.stream, id: '>' }, { COUNT: 20 }) as Array<{ messages: unknown[] }>;
+    expect(taken[0]!.messages).toHaveLength(20);
+
+    const stop = await startClaimPersister(t.ctx);
+    try {
+      await waitFor(async () => (await couponRows(t.ctx.db, templateId)).length === 30, 20_000, 'reclaimed entries to be persisted');
+      await waitFor(async () => (await redis().xLen(keys.stream)) === 0, 20_000, 'stream to drain');
+    } finally {
+      await stop();
+    }
+    expect(await issuedCountInDb(t.ctx.db, templateId)).toBe(30);
+    const pending = await redis().xPending(keys.stream, PERSISTER_GROUP);
+    expect(pending.pending).toBe(0);
+  });
+
+  it('loading is set-if-absent: racing loaders and a late loader never overwrite a live counter', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 10 });
+    const template = (await t.ctx.claimTemplates.get(templateId))!;
+    const loaded = await Promise.all(Array.from({ length: 5 }, () => loadTemplateState(redis(), t.ctx.db, template)));
+    expect(loaded.filter(Boolean)).toHaveLength(1);
+
+    await stampede(t.app, partner.headers, templateId, 4, 1);
+    // A loader that read PostgreSQL (issued 0) before those claims arrives late:
+    const keys = templateClaimKeys(templateId);
+    const late = await runLuaScript(redis(), loadLuaScript(new URL('./load-template-3.lua', import.meta.url)),
+      [keys.state, keys.users, `stampede:{tpl:${templateId}}:staging:late`], ['10', '1', '0', String(Date.now() + 3_600_000), '0', '0']);
+    expect(late).toBe(0);
+    expect(await loadTemplateState(redis(), t.ctx.db, template)).toBe(false);
+    expect(await redis().hGet(keys.state, 'issued')).toBe('4');
+    expect(await redis().hLen(keys.users)).toBe(4);
+    const answers = await stampede(t.app, partner.headers, templateId, 10, 1, 'later');
+    expect(answers.filter((a) => a.status === 201)).toHaveLength(6);
+    await drainClaims(t.ctx, templateId);
+  });
+
+  it('rebuilds lost Redis state from PostgreSQL: remaining = total − issued, holders stay at their limit', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 5, perUserLimit: 2 });
+    await stampede(t.app, partner.headers, templateId, 2, 2);
+    await drainClaims(t.ctx, templateId);
+    const keys = templateClaimKeys(templateId);
+    await redis().del([keys.state, keys.users, keys.claims, keys.stream]);
+
+    expect(await claimOnce(t.app, partner.headers, templateId, 'user-0')).toMatchObject({ status: 409, code: 'CLAIM_LIMIT_REACHED' });
+    expect(await claimOnce(t.app, partner.headers, templateId, 'newcomer')).toMatchObject({ status: 201 });
+    expect(await claimOnce(t.app, partner.headers, templateId, 'late')).toMatchObject({ status: 409, code: 'SOLD_OUT' });
+    await drainClaims(t.ctx, templateId);
+    const rows = await couponRows(t.ctx.db, templateId);
+    expect(rows.map((row) => row.slot)).toEqual([1, 2, 3, 4, 5]);
+    expect(await issuedCountInDb(t.ctx.db, templateId)).toBe(5);
+  });
+
+  it('GET template shows the live count before the persister has written anything', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 10 });
+    await stampede(t.app, partner.headers, templateId, 3, 1);
+    expect(await issuedCountInDb(t.ctx.db, templateId)).toBe(0);
+    const template = (await t.app.inject({ url: `/v1/coupon-templates/${templateId}`, headers: partner.headers })).json();
+    expect(template).toMatchObject({ issuedCount: 3, remaining: 7 });
+    await drainClaims(t.ctx, templateId);
+  });
+});

@@ -15,6 +15,8 @@ import { partnerAdminRoutes } from './partners/routes.ts';
 import { templateRoutes } from './coupons/template-routes.ts';
 import { pointsAdminRoutes } from './points/admin-routes.ts';
 import { pointsRoutes } from './points/routes.ts';
+import { pointsAdminRoutes } from './points/admin-routes.ts';
+import { pointsRoutes } from './points/routes.ts';
 import { couponRoutes } from './coupons/coupon-routes.ts';
 import { claimRoutes } from './claims/claim-routes.ts';
 
@@ -75,12 +77,14 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     });
     await admin.register(partnerAdminRoutes(ctx));
     await admin.register(pointsAdminRoutes(ctx));
+    await admin.register(pointsAdminRoutes(ctx));
   });
 
   await app.register(async (partner) => {
     partner.addHook('onRequest', partnerAuthHook(ctx));
     await registerRateLimit(partner, ctx);
     await partner.register(templateRoutes(ctx));
+    await partner.register(pointsRoutes(ctx));
     await partner.register(pointsRoutes(ctx));
     await partner.register(couponRoutes(ctx));
     await partner.register(claimRoutes(ctx));

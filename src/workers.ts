@@ -3,6 +3,7 @@
 // STAMPEDE_WORKERS=off and `stampede worker` runs only them.
 import type { AppContext } from './context.ts';
 import { startPointsExpiry } from './points/expiry.ts';
+import { startPointsExpiry } from './points/expiry.ts';
 import { couponExpiryWorker } from './coupons/coupon-expiry.ts';
 import { startClaimPersister } from './claims/claim-persister.ts';
 
@@ -10,6 +11,7 @@ import { startClaimPersister } from './claims/claim-persister.ts';
 export type WorkerStarter = (ctx: AppContext) => Promise<() => Promise<void>>;
 
 const STARTERS: ReadonlyArray<{ name: string; start: WorkerStarter }> = [
+  { name: 'points-expiry', start: startPointsExpiry },
   { name: 'points-expiry', start: startPointsExpiry },
   { name: 'claim-persister', start: startClaimPersister },
   { name: 'coupon-expiry', start: couponExpiryWorker() },

@@ -1,0 +1,161 @@
+// The points operations. Each one locks its wallet(s) first, reads the lots under the lock, lets
+// the pure lot functions decide, and returns a Decision; runIdempotent writes it in one statement
+// with the idempotency record, in the same transaction. A refusal is thrown before anything is
+// written. Every operation also expires the due lots of the wallets it touches, so the balance it
+// answers with is exact at `now` even if the expiry job has not run yet.
+import { AppError } from '../errors.ts';
+import type { Tx } from '../infra/db.ts';
+import type { Decision } from './idempotency.ts';
+import { LedgerWrite } from './ledger-write.ts';
+import { allocate, dueLots, earnExpiry, restore, spendableBalance, type Lot } from './lots.ts';
+import {
+  allocationsOf, ensureWallet, findTransaction, isCancelled, lockWalletById, lockWallets, lotCreatedBy, walletLots,
+  type LockedWallet,
+} from './repository.ts';
+
+export interface EarnInput {
+  readonly userId: string;
+  readonly amount: number;
+  readonly pointType: string;
+  readonly expiresAt?: Date | undefined;
+  readonly expiresInDays?: number | undefined;
+  readonly reason?: string | undefined;
+  readonly orderId?: string | undefined;
+}
+
+export interface UseInput {
+  readonly userId: string;
+  readonly amount: number;
+  readonly pointType: string;
+  readonly reason?: string | undefined;
+  readonly orderId?: string | undefined;
+}
+
+export interface CancelInput {
+  readonly transactionId: string;
+  /** When given, the transaction must belong to a wallet of this type. */
+  readonly pointType?: string | undefined;
+  readonly reason?: string | undefined;
+}
+
+export interface TransferInput {
+  readonly fromUserId: string;
+  readonly toUserId: string;
+  readonly amount: number;
+  readonly pointType: string;
+  readonly reason?: string | undefined;
+}
+
+export async function decideEarn(tx: Tx, partnerId: string, input: EarnInput, now: Date): Promise<Decision> {
+  const wallet = await lockOrCreateWallet(tx, partnerId, input.userId, input.pointType, now);
+  const write = new LedgerWrite(partnerId, now);
+  if (wallet.hasDue) expireDue(write, wallet.id, await walletLots(tx, wallet.id), now);
+  const expiresAt = earnExpiry(input, wallet.expiryDays, now);
+  const transactionId = write.credit(wallet.id, 'EARN', [{ amount: input.amount, expiresAt }], details(input));
+  return {
+    status: 201, transactionId, write,
+    body: { transactionId, type: 'EARN', amount: input.amount, balance: wallet.balance + write.deltaOf(wallet.id), expiresAt: expiresAt.toISOString() },
+  };
+}
+
+export async function decideUse(tx: Tx, partnerId: string, input: UseInput, now: Date): Promise<Decision> {
+  const [wallet] = await lockWallets(tx, partnerId, input.pointType, [input.userId], now);
+  const lots = wallet ? await walletLots(tx, wallet.id) : [];
+  const allocations = allocate(lots, input.amount, now);
+  if (!wallet || !allocations) throw insufficient(lots, input.amount, now);
+  const write = new LedgerWrite(partnerId, now);
+  expireDue(write, wallet.id, lots, now);
+  const transactionId = write.debit(wallet.id, 'USE', allocations, details(input));
+  return {
+    status: 201, transactionId, write,
+    body: { transactionId, type: 'USE', amount: input.amount, balance: wallet.balance + write.deltaOf(wallet.id) },
+  };
+}
+
+/**
+ * Cancels an EARN (only if none of its points has left its lot) or a USE (gives back exactly the
+ * lots it took; any of them that expired meanwhile expires again at once, as an EXPIRE).
+ */
+export async function decideCancel(tx: Tx, partnerId: string, input: CancelInput, now: Date): Promise<Decision> {
+  // A transaction's wallet and type never change, so reading them before the wallet lock is safe;
+  // everything that can change (cancellation, lots) is read after it.
+  const target = await findTransaction(tx, partnerId, input.transactionId);
+  if (!target || (input.pointType !== undefined && input.pointType !== target.pointType)) throw new AppError('TRANSACTION_NOT_FOUND');
+  if (target.type !== 'EARN' && target.type !== 'USE') {
+    throw new AppError('TRANSACTION_NOT_CANCELLABLE', `A ${target.type} transaction cannot be cancelled; only EARN and USE can.`);
+  }
+  const wallet = await lockWalletById(tx, target.walletId, now);
+  if (await isCancelled(tx, target.id)) throw new AppError('ALREADY_CANCELLED');
+  const write = new LedgerWrite(partnerId, now);
+  const related = { relatedTransactionId: target.id, ...(input.reason === undefined ? {} : { reason: input.reason }) };
+  let transactionId: string;
+  if (target.type === 'EARN') {
+    const lot = await lotCreatedBy(tx, target.id);
+    if (!lot || lot.remaining !== lot.amount) throw new AppError('POINTS_ALREADY_USED');
+    transactionId = write.debit(wallet.id, 'CANCEL_EARN', [{ lotId: lot.id, amount: lot.amount }], related);
+    expireDue(write, wallet.id, (await walletLots(tx, wallet.id)).filter((other) => other.id !== lot.id), now);
+  } else {
+    const allocations = await allocationsOf(tx, target.id);
+    const lots = await walletLots(tx, wallet.id, allocations.map((allocation) => allocation.lotId));
+    transactionId = write.giveBack(wallet.id, allocations, related);
+    expireDue(write, wallet.id, restore(lots, allocations), now);
+  }
+  const cancel = write.transactions[0]!;
+  return {
+    status: 201, transactionId, write,
+    body: {
+      transactionId, type: cancel.type, amount: Math.abs(cancel.amount),
+      balance: wallet.balance + write.deltaOf(wallet.id), cancelledTransactionId: target.id,
+    },
+  };
+}
+
+/** Moves points with their expiry dates: TRANSFER_OUT takes lots, TRANSFER_IN recreates them. */
+export async function decideTransfer(tx: Tx, partnerId: string, input: TransferInput, now: Date): Promise<Decision> {
+  const users = [input.fromUserId, input.toUserId];
+  let wallets = await lockWallets(tx, partnerId, input.pointType, users, now);
+  const from = wallets.find((wallet) => wallet.userId === input.fromUserId);
+  const lots = from ? await walletLots(tx, from.id) : [];
+  const allocations = allocate(lots, input.amount, now);
+  if (!from || !allocations) throw insufficient(lots, input.amount, now);
+  if (!wallets.some((wallet) => wallet.userId === input.toUserId)) {
+    // A new wallet gets the highest id, so locking it after `from` keeps the ascending order.
+    await ensureWallet(tx, partnerId, input.toUserId, input.pointType);
+    wallets = await lockWallets(tx, partnerId, input.pointType, users, now);
+  }
+  const to = wallets.find((wallet) => wallet.userId === input.toUserId)!;
+  const write = new LedgerWrite(partnerId, now);
+  expireDue(write, from.id, lots, now);
+  if (to.hasDue) expireDue(write, to.id, await walletLots(tx, to.id), now);
+  const reason = input.reason === undefined ? {} : { reason: input.reason };
+  const transactionId = write.debit(from.id, 'TRANSFER_OUT', allocations, reason);
+  const expiryOf = new Map(lots.map((lot) => [lot.id, lot.expiresAt]));
+  write.credit(to.id, 'TRANSFER_IN', allocations.map((allocation) => ({ amount: allocation.amount, expiresAt: expiryOf.get(allocation.lotId)! })),
+    { relatedTransactionId: transactionId, ...reason });
+  return {
+    status: 201, transactionId, write,
+    body: { transactionId, fromBalance: from.balance + write.deltaOf(from.id), toBalance: to.balance + write.deltaOf(to.id) },
+  };
+}
+
+/** Locks the user's wallet, creating it first if needed: two first earns at once make one wallet. */
+async function lockOrCreateWallet(tx: Tx, partnerId: string, userId: string, pointType: string, now: Date): Promise<LockedWallet> {
+  const [existing] = await lockWallets(tx, partnerId, pointType, [userId], now);
+  if (existing) return existing;
+  await ensureWallet(tx, partnerId, userId, pointType);
+  const [created] = await lockWallets(tx, partnerId, pointType, [userId], now);
+  return created!;
+}
+
+function expireDue(write: LedgerWrite, walletId: number, lots: readonly Lot[], now: Date): void {
+  const due = dueLots(lots, now);
+  if (due.length > 0) write.debit(walletId, 'EXPIRE', due);
+}
+
+const insufficient = (lots: readonly Lot[], requested: number, now: Date) =>
+  new AppError('INSUFFICIENT_POINTS', undefined, { available: spendableBalance(lots, now), requested });
+
+const details = (input: { reason?: string | undefined; orderId?: string | undefined }) => ({
+  ...(input.reason === undefined ? {} : { reason: input.reason }),
+  ...(input.orderId === undefined ? {} : { orderId: input.orderId }),
+});

@@ -1,0 +1,318 @@
+// SQL for the points ledger (migration 030): wallets, lots, transactions, allocations and
+// idempotency records. Every read is scoped by partner. Lock discipline: a wallet row is locked
+// before its lots are read or written; several wallets are locked in ascending id order.
+import type { Queryable, Tx } from '../infra/db.ts';
+import type { LedgerWrite, TransactionType } from './ledger-write.ts';
+import type { Allocation, Lot } from './lots.ts';
+
+export interface LockedWallet {
+  readonly id: number;
+  readonly userId: string;
+  readonly balance: number;
+  /** Lots past expiry that still hold points exist (may be a stale "true": then nothing is due). */
+  readonly hasDue: boolean;
+  /** The partner's default lifetime of earned points. */
+  readonly expiryDays: number;
+}
+
+// The EXISTS runs on the statement's snapshot, taken before the lock was granted; lots only change
+// under this lock and are never created already expired, so a stale answer can only be a "true"
+// for lots a previous holder has just expired, which costs one extra read and expires nothing.
+const LOCKED_WALLET_COLUMNS = `w.id, w.user_id AS "userId", w.balance, p.points_expiry_days AS "expiryDays",
+  EXISTS (SELECT 1 FROM point_lots l WHERE l.wallet_id = w.id AND l.remaining > 0 AND l.expires_at <= $1) AS "hasDue"`;
+
+/** Creates the wallet if missing; a concurrent creator makes this a no-op (race-free). */
+export async function ensureWallet(tx: Queryable, partnerId: string, userId: string, pointType: string): Promise<void> {
+  await tx.query(
+    'INSERT INTO point_wallets (partner_id, user_id, point_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+    [partnerId, userId, pointType],
+  );
+}
+
+/** Locks the wallets of these users (FOR UPDATE, ascending id order); missing wallets are absent. */
+export async function lockWallets(tx: Tx, partnerId: string, pointType: string, userIds: readonly string[], now: Date): Promise<LockedWallet[]> {
+  const { rows } = await tx.query<LockedWallet>(
+    `SELECT ${LOCKED_WALLET_COLUMNS}
+       FROM point_wallets w JOIN partners p ON p.id = w.partner_id
+      WHERE w.partner_id = $2 AND w.point_type = $3 AND w.user_id = ANY($4::text[])
+      ORDER BY w.id
+        FOR UPDATE OF w`,
+    [now, partnerId, pointType, userIds],
+  );
+  return rows;
+}
+
+export async function lockWalletById(tx: Tx, walletId: number, now: Date): Promise<LockedWallet> {
+  const { rows } = await tx.query<LockedWallet>(
+    `SELECT ${LOCKED_WALLET_COLUMNS}
+       FROM point_wallets w JOIN partners p ON p.id = w.partner_id
+      WHERE w.id = $2
+        FOR UPDATE OF w`,
+    [now, walletId],
+  );
+  return rows[0]!;
+}
+
+/** The wallet's lots that hold points, plus the named ones whatever they hold (read under the lock). */
+export async function walletLots(tx: Tx, walletId: number, alsoLotIds: readonly number[] = []): Promise<Lot[]> {
+  const { rows } = await tx.query<Lot>(
+    `SELECT id, amount, remaining, expires_at AS "expiresAt"
+       FROM point_lots
+      WHERE wallet_id = $1 AND (remaining > 0 OR id = ANY($2::bigint[]))
+      ORDER BY expires_at, id`,
+    [walletId, alsoLotIds],
+  );
+  return rows;
+}
+
+export interface StoredTransaction {
+  readonly id: string;
+  readonly walletId: number;
+  readonly pointType: string;
+  readonly type: TransactionType;
+  readonly amount: number;
+}
+
+export async function findTransaction(db: Queryable, partnerId: string, transactionId: string): Promise<StoredTransaction | undefined> {
+  const { rows } = await db.query<StoredTransaction>(
+    `SELECT t.id, t.wallet_id AS "walletId", w.point_type AS "pointType", t.type, t.amount
+       FROM point_transactions t JOIN point_wallets w ON w.id = t.wallet_id
+      WHERE t.id = $1 AND t.partner_id = $2`,
+    [transactionId, partnerId],
+  );
+  return rows[0];
+}
+
+export async function isCancelled(tx: Tx, transactionId: string): Promise<boolean> {
+  const { rows } = await tx.query(
+    `SELECT 1 FROM point_transactions WHERE related_transaction_id = $1 AND type IN ('CANCEL_EARN', 'CANCEL_USE')`,
+    [transactionId],
+  );
+  return rows.length > 0;
+}
+
+/** The lot an EARN (or TRANSFER_IN) created. */
+export async function lotCreatedBy(tx: Tx, transactionId: string): Promise<Lot | undefined> {
+  const { rows } = await tx.query<Lot>(
+    'SELECT id, amount, remaining, expires_at AS "expiresAt" FROM point_lots WHERE source_transaction_id = $1',
+    [transactionId],
+  );
+  return rows[0];
+}
+
+export async function allocationsOf(tx: Tx, transactionId: string): Promise<Allocation[]> {
+  const { rows } = await tx.query<Allocation>(
+    'SELECT lot_id AS "lotId", amount FROM point_allocations WHERE transaction_id = $1 ORDER BY lot_id',
+    [transactionId],
+  );
+  return rows;
+}
+
+export interface IdempotencyRecord {
+  readonly fingerprint: Buffer;
+  readonly status: number;
+  readonly body: unknown;
+}
+
+export interface IdempotencyRecordToStore {
+  readonly partnerId: string;
+  readonly key: string;
+  readonly fingerprint: Buffer;
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+  /** NULL for a stored refusal. */
+  readonly transactionId: string | null;
+  readonly createdAt: Date;
+}
+
+const RECORD_COLUMNS = 'request_hash AS fingerprint, status_code AS status, response AS body';
+
+/**
+ * Takes the in-flight lock of (partner, key) for this transaction, if free, and reads the stored
+ * record, if any. The advisory lock key is a 64-bit hash: a collision only makes an unrelated key
+ * wait its turn (409, retry), never share a record.
+ */
+export async function claimIdempotencyKey(tx: Tx, partnerId: string, key: string): Promise<{ acquired: boolean; stored: IdempotencyRecord | undefined }> {
+  const { rows } = await tx.query<{ acquired: boolean; fingerprint: Buffer | null; status: number | null; body: unknown }>(
+    `SELECT pg_try_advisory_xact_lock(hashtextextended($1::text || ':' || $2, 0)) AS acquired, ${RECORD_COLUMNS}
+       FROM (VALUES (1)) AS one (x)
+       LEFT JOIN point_idempotency ON partner_id = $1 AND idempotency_key = $2`,
+    [partnerId, key],
+  );
+  const row = rows[0]!;
+  return {
+    acquired: row.acquired,
+    stored: row.fingerprint === null ? undefined : { fingerprint: row.fingerprint, status: row.status!, body: row.body },
+  };
+}
+
+export async function findIdempotencyRecord(db: Queryable, partnerId: string, key: string): Promise<IdempotencyRecord | undefined> {
+  const { rows } = await db.query<IdempotencyRecord>(
+    `SELECT ${RECORD_COLUMNS} FROM point_idempotency WHERE partner_id = $1 AND idempotency_key = $2`,
+    [partnerId, key],
+  );
+  return rows[0];
+}
+
+const INSERT_RECORD = `INSERT INTO point_idempotency
+  (partner_id, idempotency_key, request_hash, status_code, response, transaction_id, created_at)`;
+
+const recordParams = (record: IdempotencyRecordToStore) =>
+  [record.partnerId, record.key, record.fingerprint, record.status, JSON.stringify(record.body), record.transactionId, record.createdAt];
+
+export async function insertIdempotencyRecord(tx: Tx, record: IdempotencyRecordToStore): Promise<void> {
+  await tx.query(`${INSERT_RECORD} VALUES ($1, $2, $3, $4, $5, $6, $7)`, recordParams(record));
+}
+
+/**
+ * Writes a whole decision in ONE statement: transactions, new lots, lot changes, allocations,
+ * wallet balances and the idempotency record. Foreign keys between rows of this statement are
+ * checked at its end. The CHECK constraints are the last guard: a wrong plan fails, it never
+ * leaves a negative lot or balance.
+ */
+export async function applyLedgerWrite(tx: Tx, write: LedgerWrite, record: IdempotencyRecordToStore): Promise<void> {
+  const t = write.transactions;
+  const lotDeltas = [...write.lotDeltas].filter(([, delta]) => delta !== 0);
+  await tx.query(
+    `WITH new_transactions AS (
+       INSERT INTO point_transactions (id, partner_id, wallet_id, type, amount, related_transaction_id, order_id, reason, created_at)
+       SELECT t.id, $8, t.wallet_id, t.type, t.amount, t.related, t.order_id, t.reason, $9
+         FROM unnest($10::uuid[], $11::bigint[], $12::text[], $13::bigint[], $14::uuid[], $15::text[], $16::text[])
+           AS t (id, wallet_id, type, amount, related, order_id, reason)
+     ), new_lots AS (
+       INSERT INTO point_lots (wallet_id, source_transaction_id, amount, remaining, expires_at, created_at)
+       SELECT l.wallet_id, l.source, l.amount, l.amount, l.expires_at, $9
+         FROM unnest($17::bigint[], $18::uuid[], $19::bigint[], $20::timestamptz[]) AS l (wallet_id, source, amount, expires_at)
+     ), lot_changes AS (
+       UPDATE point_lots l SET remaining = l.remaining + d.delta
+         FROM unnest($21::bigint[], $22::bigint[]) AS d (id, delta)
+        WHERE l.id = d.id
+     ), new_allocations AS (
+       INSERT INTO point_allocations (transaction_id, lot_id, amount)
+       SELECT * FROM unnest($23::uuid[], $24::bigint[], $25::bigint[])
+     ), balances AS (
+       UPDATE point_wallets w SET balance = w.balance + d.delta
+         FROM unnest($26::bigint[], $27::bigint[]) AS d (id, delta)
+        WHERE w.id = d.id
+     )
+     ${INSERT_RECORD} VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [
+      ...recordParams(record),
+      write.partnerId, write.now,
+      t.map((x) => x.id), t.map((x) => x.walletId), t.map((x) => x.type), t.map((x) => x.amount),
+      t.map((x) => x.relatedTransactionId), t.map((x) => x.orderId), t.map((x) => x.reason),
+      write.lots.map((x) => x.walletId), write.lots.map((x) => x.sourceTransactionId),
+      write.lots.map((x) => x.amount), write.lots.map((x) => x.expiresAt),
+      lotDeltas.map(([id]) => id), lotDeltas.map(([, delta]) => delta),
+      write.allocations.map((x) => x.transactionId), write.allocations.map((x) => x.lotId), write.allocations.map((x) => x.amount),
+      [...write.walletDeltas.keys()], [...write.walletDeltas.values()],
+    ],
+  );
+}
+
+// ---- reads
+
+export interface WalletBalance {
+  readonly balance: number;
+  readonly expiring: Array<{ expiresAt: Date; amount: number }>;
+}
+
+/** Spendable balance at `now` (lots past expiry never count, swept or not) and the next expiries. */
+export async function readBalance(db: Queryable, partnerId: string, userId: string, pointType: string, now: Date, expiringLimit: number): Promise<WalletBalance> {
+  const { rows } = await db.query<{ expiresAt: Date; amount: number; balance: number }>(
+    `SELECT l.expires_at AS "expiresAt", sum(l.remaining)::bigint AS amount,
+            sum(sum(l.remaining)) OVER ()::bigint AS balance
+       FROM point_wallets w JOIN point_lots l ON l.wallet_id = w.id
+      WHERE w.partner_id = $1 AND w.user_id = $2 AND w.point_type = $3 AND l.remaining > 0 AND l.expires_at > $4
+      GROUP BY l.expires_at
+      ORDER BY l.expires_at`,
+    [partnerId, userId, pointType, now],
+  );
+  return {
+    balance: rows[0]?.balance ?? 0,
+    expiring: rows.slice(0, expiringLimit).map((row) => ({ expiresAt: row.expiresAt, amount: row.amount })),
+  };
+}
+
+export interface TransactionRow {
+  readonly seq: number;
+  readonly id: string;
+  readonly type: TransactionType;
+  readonly amount: number;
+  readonly relatedTransactionId: string | null;
+  readonly orderId: string | null;
+  readonly reason: string | null;
+  readonly createdAt: Date;
+}
+
+/** Newest first; `beforeSeq` is the cursor of the previous page. */
+export async function listTransactions(
+  db: Queryable, partnerId: string, userId: string, pointType: string, limit: number, beforeSeq: number | undefined,
+): Promise<TransactionRow[]> {
+  const { rows } = await db.query<TransactionRow>(
+    `SELECT t.seq, t.id, t.type, t.amount, t.related_transaction_id AS "relatedTransactionId",
+            t.order_id AS "orderId", t.reason, t.created_at AS "createdAt"
+       FROM point_wallets w JOIN point_transactions t ON t.wallet_id = w.id
+      WHERE w.partner_id = $1 AND w.user_id = $2 AND w.point_type = $3 AND ($4::bigint IS NULL OR t.seq < $4)
+      ORDER BY t.seq DESC
+      LIMIT $5`,
+    [partnerId, userId, pointType, beforeSeq ?? null, limit],
+  );
+  return rows;
+}
+
+// ---- expiry
+
+/** Up to `limit` wallets holding lots past expiry at `now`, any partner. */
+export async function walletsWithDueLots(db: Queryable, now: Date, limit: number): Promise<number[]> {
+  const { rows } = await db.query<{ walletId: number }>(
+    `SELECT DISTINCT wallet_id AS "walletId" FROM (
+       SELECT wallet_id FROM point_lots WHERE remaining > 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2
+     ) due`,
+    [now, limit],
+  );
+  return rows.map((row) => row.walletId);
+}
+
+/**
+ * Expires every due lot of these wallets in one statement, after locking them in ascending id
+ * order: one EXPIRE per wallet with an allocation per lot, lot remaining to 0, balance down by the
+ * same sum. Lots another process expired meanwhile are no longer due, so re-running is a no-op.
+ */
+export async function expireDueLots(tx: Tx, walletIds: readonly number[], now: Date): Promise<{ lots: number; points: number }> {
+  await tx.query('SELECT id FROM point_wallets WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE', [walletIds]);
+  // The self-join reads each lot's remaining before the update: safe because the wallets are
+  // locked (by the statement above, so this statement's snapshot already sees their last writer).
+  const { rows } = await tx.query<{ lots: number; points: number }>(
+    `WITH due AS (
+       UPDATE point_lots l SET remaining = 0
+         FROM point_lots before
+        WHERE before.id = l.id AND l.wallet_id = ANY($1::bigint[]) AND l.remaining > 0 AND l.expires_at <= $2
+       RETURNING l.id AS lot_id, l.wallet_id, before.remaining AS amount
+     ), per_wallet AS MATERIALIZED (
+       SELECT wallet_id, sum(amount) AS total, gen_random_uuid() AS transaction_id FROM due GROUP BY wallet_id
+     ), expire_transactions AS (
+       INSERT INTO point_transactions (id, partner_id, wallet_id, type, amount, created_at)
+       SELECT pw.transaction_id, w.partner_id, pw.wallet_id, 'EXPIRE', -pw.total, $2
+         FROM per_wallet pw JOIN point_wallets w ON w.id = pw.wallet_id
+     ), expire_allocations AS (
+       INSERT INTO point_allocations (transaction_id, lot_id, amount)
+       SELECT pw.transaction_id, due.lot_id, due.amount FROM due JOIN per_wallet pw USING (wallet_id)
+     ), balances AS (
+       UPDATE point_wallets w SET balance = w.balance - pw.total FROM per_wallet pw WHERE w.id = pw.wallet_id
+     )
+     SELECT count(*)::int AS lots, coalesce(sum(amount), 0)::bigint AS points FROM due`,
+    [walletIds, now],
+  );
+  return rows[0]!;
+}
+
+/** Deletes idempotency records created before `before`, at most `limit`; returns how many. */
+export async function pruneIdempotencyRecords(db: Queryable, before: Date, limit: number): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM point_idempotency WHERE (partner_id, idempotency_key) IN (
+       SELECT partner_id, idempotency_key FROM point_idempotency WHERE created_at < $1 ORDER BY created_at LIMIT $2)`,
+    [before, limit],
+  );
+  return rowCount ?? 0;
+}

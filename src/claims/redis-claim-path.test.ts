@@ -57,7 +57,7 @@ describe('claim path in distributed mode', () => {
     const partner = await createPartner(t.app);
     const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 50 });
     await stampede(t.app, partner.headers, templateId, 80, 2);
-    const entries = await redis().xRange(templateClaimKeys(templateId).stream, '-', '+');
+    const entries = (await redis().xRange(templateClaimKeys(templateId).stream, '-', '+')) ?? [];
     expect(entries).toHaveLength(50);
     const claims = entries.map((entry) => claimFromStreamEntry(entry.message));
     const template = (await t.ctx.claimTemplates.get(templateId))!;

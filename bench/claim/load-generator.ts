@@ -1,0 +1,119 @@
+// The claim load generator, run as its own process by run.ts so its CPU is not the server's.
+// `users` distinct users each send `claimsPerUser` claims back to back (the next as soon as the
+// previous is answered, like a user clicking again); `connections` keep-alive sockets each work
+// through users taken from one shared queue, so exactly users × claimsPerUser requests are sent.
+// Input: one JSON LoadPlan as argv[2]. Output: one JSON LoadResult line on stdout.
+import { performance } from 'node:perf_hooks';
+import { jsonPost, openConnections, type KeepAliveConnection, type RawResponse } from '../lib/keepalive-client.ts';
+import { summariseLatencies, type LatencySummary } from '../lib/stats.ts';
+
+export interface LoadPlan {
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly users: number;
+  readonly claimsPerUser: number;
+  readonly connections: number;
+  /** User ids are `${userPrefix}${n}`, n = 0 … users − 1, so every run can use fresh users. */
+  readonly userPrefix: string;
+  /** Keep [couponId, userId] of every 201 for verification (off for the bare route's constant). */
+  readonly collectAcknowledged: boolean;
+  readonly timeoutMs: number;
+}
+
+export interface LoadResult {
+  readonly requests: number;
+  readonly durationMs: number;
+  readonly requestsPerSecond: number;
+  readonly latencyMs: LatencySummary;
+  /** "201", "409 SOLD_OUT", "409 CLAIM_LIMIT_REACHED", …, "500 INTERNAL_ERROR", "error: …". */
+  readonly outcomes: Record<string, number>;
+  /** Up to five distinct unexpected answers, to say what went wrong. */
+  readonly unexpectedSamples: string[];
+  readonly acknowledged: Array<[couponId: string, userId: string]>;
+  /** Epoch milliseconds (sub-millisecond precision) of the first request and the last 201 received. */
+  readonly startedAt: number;
+  readonly last201At: number | null;
+  /** CPU seconds this process spent during the run (user + system). */
+  readonly cpuSeconds: number;
+}
+
+const ERROR_CODE = /"code"\s*:\s*"([A-Z_]+)"/;
+
+export async function generateLoad(plan: LoadPlan): Promise<LoadResult> {
+  const connections = await openConnections(plan.host, plan.port, plan.connections, plan.timeoutMs);
+  const total = plan.users * plan.claimsPerUser;
+  const latencies = new Float64Array(total);
+  const outcomes: Record<string, number> = {};
+  const unexpectedSamples = new Set<string>();
+  const sample = (text: string) => { if (unexpectedSamples.size < 5) unexpectedSamples.add(text); };
+  const acknowledged: Array<[string, string]> = [];
+  let recorded = 0;
+  let nextUser = 0;
+  let last201At: number | null = null;
+  const now = () => performance.timeOrigin + performance.now();
+
+  const record = (userId: string, response: RawResponse | Error, latencyMs: number) => {
+    latencies[recorded++] = latencyMs;
+    let outcome: string;
+    if (response instanceof Error) {
+      outcome = `error: ${response.message}`;
+      sample(outcome);
+    } else if (response.status === 201) {
+      outcome = '201';
+      last201At = now();
+      if (plan.collectAcknowledged) {
+        const body = JSON.parse(response.body) as { couponId?: string; userId?: string };
+        if (typeof body.couponId !== 'string' || body.userId !== userId) {
+          outcome = '201 with a wrong body';
+          sample(`${userId}: ${response.body.slice(0, 300)}`);
+        } else {
+          acknowledged.push([body.couponId, userId]);
+        }
+      }
+    } else {
+      outcome = `${response.status} ${ERROR_CODE.exec(response.body)?.[1] ?? '?'}`;
+      if (response.status !== 409) sample(`${response.status}: ${response.body.slice(0, 300)}`);
+    }
+    outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+  };
+
+  const lane = async (connection: KeepAliveConnection) => {
+    for (let user = nextUser++; user < plan.users; user = nextUser++) {
+      const userId = `${plan.userPrefix}${user}`;
+      const request = jsonPost(plan.host, plan.port, plan.path, plan.headers, { userId });
+      for (let claim = 0; claim < plan.claimsPerUser; claim++) {
+        const sentAt = performance.now();
+        const response = await connection.request(request).catch((error: Error) => error);
+        record(userId, response, performance.now() - sentAt);
+      }
+    }
+  };
+
+  const cpuBefore = process.cpuUsage();
+  const startedAt = now();
+  await Promise.all(connections.map(lane));
+  const durationMs = now() - startedAt;
+  const cpu = process.cpuUsage(cpuBefore);
+  for (const connection of connections) connection.close();
+
+  return {
+    requests: recorded,
+    durationMs,
+    requestsPerSecond: recorded / (durationMs / 1000),
+    latencyMs: summariseLatencies(latencies.subarray(0, recorded)),
+    outcomes,
+    unexpectedSamples: [...unexpectedSamples],
+    acknowledged,
+    startedAt,
+    last201At,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const plan = JSON.parse(process.argv[2] ?? '') as LoadPlan;
+  const result = await generateLoad(plan);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}

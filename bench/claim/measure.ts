@@ -1,0 +1,89 @@
+// One measured run: the load generator in its own process against one fresh event, while this
+// process polls PostgreSQL for the event's rows (to time when the last acknowledged coupon is
+// durable there) and /proc for the CPU each process spent.
+import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import type { Db } from '../../src/infra/db.ts';
+import { cpuSecondsBetween, cpuSnapshot } from '../lib/process-cpu.ts';
+import type { LoadPlan, LoadResult } from './load-generator.ts';
+import type { RunningServer } from './servers.ts';
+
+export interface RunPlan {
+  readonly users: number;
+  readonly claimsPerUser: number;
+  readonly connections: number;
+  readonly userPrefix: string;
+  /** Coupons in the event; rows are awaited only when the server writes any (not the bare route). */
+  readonly quantity: number;
+  readonly expectsRows: boolean;
+}
+
+export interface RunResult {
+  readonly load: LoadResult;
+  /** Milliseconds from the last 201 received to the poll that first saw every row (≤ 10 ms late). */
+  readonly rowsInPostgresAfterMs: number | null;
+  /** CPU seconds per process group during the run ("server", "postgres", "redis-server", "load generator"). */
+  readonly cpuSeconds: Record<string, number>;
+}
+
+const LOAD_GENERATOR = fileURLToPath(new URL('./load-generator.ts', import.meta.url));
+const POLL_INTERVAL_MS = 10;
+/** How long after the load ends the rows may take before the run counts as not durable. */
+const ROWS_DEADLINE_MS = 60_000;
+
+export async function measureRun(server: RunningServer, db: Db, templateId: string, plan: RunPlan): Promise<RunResult> {
+  const loadPlan: LoadPlan = {
+    host: '127.0.0.1',
+    port: server.process.port,
+    path: `/v1/coupon-templates/${templateId}/claims`,
+    headers: server.headers,
+    users: plan.users,
+    claimsPerUser: plan.claimsPerUser,
+    connections: plan.connections,
+    userPrefix: plan.userPrefix,
+    collectAcknowledged: plan.expectsRows,
+    timeoutMs: 30_000,
+  };
+
+  let loadDone = false;
+  let rowsCompleteAt: number | null = null;
+  const poller = plan.expectsRows ? pollRows(db, templateId, plan.quantity, () => loadDone, (at) => { rowsCompleteAt = at; }) : Promise.resolve();
+
+  const before = cpuSnapshot();
+  const load = await runLoadGenerator(loadPlan).finally(() => { loadDone = true; });
+  const cpuSeconds = { ...cpuSecondsBetween(before, cpuSnapshot(), server.pids), 'load generator': load.cpuSeconds };
+  await poller;
+
+  const lag = rowsCompleteAt !== null && load.last201At !== null ? Math.max(0, rowsCompleteAt - load.last201At) : null;
+  return { load, rowsInPostgresAfterMs: lag, cpuSeconds };
+}
+
+async function runLoadGenerator(plan: LoadPlan): Promise<LoadResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', LOAD_GENERATOR, JSON.stringify(plan)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdout: Buffer[] = [];
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8'); });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`the load generator failed (exit ${code}):\n${stderr.slice(-4000)}`);
+  return JSON.parse(Buffer.concat(stdout).toString('utf8')) as LoadResult;
+}
+
+/**
+ * Counts the event's rows every 10 ms until all `quantity` are there, and reports the epoch time
+ * of the first poll that saw them. Gives up ROWS_DEADLINE_MS after the load ended.
+ */
+async function pollRows(db: Db, templateId: string, quantity: number, loadDone: () => boolean, complete: (at: number) => void): Promise<void> {
+  let deadline = Number.POSITIVE_INFINITY;
+  for (;;) {
+    const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM coupons WHERE template_id = $1', [templateId]);
+    if (rows[0]!.n >= quantity) {
+      complete(performance.timeOrigin + performance.now());
+      return;
+    }
+    if (loadDone() && deadline === Number.POSITIVE_INFINITY) deadline = Date.now() + ROWS_DEADLINE_MS;
+    if (Date.now() > deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+  }
+}

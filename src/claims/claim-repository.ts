@@ -113,3 +113,18 @@ export async function templateCounts(db: Queryable, templateId: string): Promise
   const row = rows[0];
   return row && { issuedCount: row.issued_count, rows: row.rows, maxSlot: row.max_slot ?? 0 };
 }
+
+/**
+ * PostgreSQL's side of reconcile, in one snapshot: the template's counters, the rows a gate at
+ * slot `upToSlot` accounts for (slotless rows, e.g. distributions, included), and which of the
+ * given coupon ids are already rows.
+ */
+export async function reconcileSnapshot(db: Db, templateId: string, upToSlot: number, couponIds: readonly string[]) {
+  return withTransaction(db, async (tx) => {
+    const counts = await templateCounts(tx, templateId);
+    const upTo = await tx.query<{ rows: number }>(
+      'SELECT count(*) AS rows FROM coupons WHERE template_id = $1 AND (slot IS NULL OR slot <= $2)', [templateId, upToSlot]);
+    const present = await existingCouponIds(tx, couponIds);
+    return { counts, rowsUpToSlot: upTo.rows[0]!.rows, present };
+  }, 'REPEATABLE READ');
+}

@@ -1,0 +1,52 @@
+// Reconcile: consistent while claims wait in the stream and after the persister drained them;
+// drift reported (and a non-zero exit from the CLI) when Redis and PostgreSQL disagree.
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { drainClaims, stampede } from '../../test/harness/claims.ts';
+import { createTemplate } from '../../test/harness/issue-coupons.ts';
+import { spawnStampede } from '../../test/harness/spawn-stampede.ts';
+import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { reconcileTemplate } from './reconcile.ts';
+import { templateClaimKeys } from './redis-keys.ts';
+
+describe('stampede reconcile', () => {
+  let t: TestApp;
+  beforeAll(async () => { t = await createTestApp({ distributed: true }); });
+  afterAll(async () => { await t.close(); });
+
+  it('finds no drift with claims still in the stream, nor after the persister drained them', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 40 });
+    await stampede(t.app, partner.headers, templateId, 60, 1);
+    expect(await reconcileTemplate(t.ctx, templateId)).toMatchObject({
+      redis: { issued: 40, slot: 40, unpersisted: 40 }, postgres: { issuedCount: 0, rows: 0 }, drift: 0, problems: [],
+    });
+    await drainClaims(t.ctx, templateId);
+    expect(await reconcileTemplate(t.ctx, templateId)).toMatchObject({
+      redis: { issued: 40, unpersisted: 0 }, postgres: { issuedCount: 40, rows: 40, maxSlot: 40 }, drift: 0, problems: [],
+    });
+  });
+
+  it('reports drift, and the CLI exits 1 on it and 0 without it', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 10 });
+    await stampede(t.app, partner.headers, templateId, 5, 1);
+    await drainClaims(t.ctx, templateId);
+    const env = { DATABASE_URL: inject('databaseUrl'), REDIS_URL: inject('redisUrl'), LOG_LEVEL: 'warn' };
+
+    const clean = spawnStampede(['reconcile', templateId], env);
+    expect(await clean.exited).toBe(0);
+    expect(clean.output()).toMatch(/consistent: no drift/);
+
+    // Redis counts a coupon that never reached PostgreSQL (e.g. its stream entry was lost).
+    await t.ctx.redis!.hIncrBy(templateClaimKeys(templateId).state, 'issued', 1);
+    const report = await reconcileTemplate(t.ctx, templateId);
+    expect(report).toMatchObject({ drift: 1 });
+    expect(report!.problems[0]).toMatch(/drift 1/);
+    const drifted = spawnStampede(['reconcile', templateId], env);
+    expect(await drifted.exited).toBe(1);
+    expect(drifted.output()).toMatch(/DRIFT/);
+
+    const unknown = spawnStampede(['reconcile', '0190a000-0000-7000-8000-000000000000'], env);
+    expect(await unknown.exited).toBe(2);
+  }, 120_000);
+});

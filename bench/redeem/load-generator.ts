@@ -1,0 +1,71 @@
+// The redeem load generator, run as its own process by run.ts so its CPU is not the server's.
+// `connections` keep-alive sockets take requests from one shared queue in plan order, so two
+// requests placed next to each other in the plan (a contended pair: two orders on one coupon)
+// are in flight at the same time on two sockets. Every answer is kept, in plan order, for the
+// exact verification in verify.ts.
+// Input: the path of a JSON LoadPlan as argv[2]. Output: answers written to plan.answersFile and
+// one JSON LoadResult line on stdout.
+import { readFile, writeFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { jsonPost, openConnections, type KeepAliveConnection } from '../lib/keepalive-client.ts';
+
+/** One redemption: [couponId, userId, orderId, orderAmount]. */
+export type PlannedRedeem = [couponId: string, userId: string, orderId: string, orderAmount: number];
+/** The HTTP status (0: no answer), the body (or the error) and the latency of one request. */
+export type Answer = [status: number, body: string, latencyMs: number];
+
+export interface LoadPlan {
+  readonly host: string;
+  readonly port: number;
+  /** `${pathPrefix}/v1/coupons/${couponId}/redeem` */
+  readonly pathPrefix: string;
+  readonly headers: Record<string, string>;
+  readonly connections: number;
+  readonly timeoutMs: number;
+  readonly requestsFile: string;
+  readonly answersFile: string;
+}
+
+export interface LoadResult {
+  readonly requests: number;
+  readonly durationMs: number;
+  readonly requestsPerSecond: number;
+  readonly cpuSeconds: number;
+}
+
+export async function generateLoad(plan: LoadPlan): Promise<LoadResult> {
+  const requests = JSON.parse(await readFile(plan.requestsFile, 'utf8')) as PlannedRedeem[];
+  const connections = await openConnections(plan.host, plan.port, plan.connections, plan.timeoutMs);
+  const answers: Answer[] = new Array<Answer>(requests.length);
+  let next = 0;
+
+  const lane = async (connection: KeepAliveConnection) => {
+    for (let i = next++; i < requests.length; i = next++) {
+      const [couponId, userId, orderId, orderAmount] = requests[i]!;
+      const raw = jsonPost(plan.host, plan.port, `${plan.pathPrefix}/v1/coupons/${couponId}/redeem`, plan.headers, { userId, orderId, orderAmount });
+      const sentAt = performance.now();
+      const response = await connection.request(raw).catch((error: Error) => error);
+      const latencyMs = performance.now() - sentAt;
+      answers[i] = response instanceof Error ? [0, response.message, latencyMs] : [response.status, response.body, latencyMs];
+    }
+  };
+
+  const cpuBefore = process.cpuUsage();
+  const startedAt = performance.now();
+  await Promise.all(connections.map(lane));
+  const durationMs = performance.now() - startedAt;
+  const cpu = process.cpuUsage(cpuBefore);
+  for (const connection of connections) connection.close();
+  await writeFile(plan.answersFile, JSON.stringify(answers));
+  return {
+    requests: requests.length,
+    durationMs,
+    requestsPerSecond: requests.length / (durationMs / 1000),
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const plan = JSON.parse(await readFile(process.argv[2] ?? '', 'utf8')) as LoadPlan;
+  process.stdout.write(`${JSON.stringify(await generateLoad(plan))}\n`);
+}

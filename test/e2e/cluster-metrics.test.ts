@@ -1,0 +1,124 @@
+// `stampede serve` with STAMPEDE_PROCESSES=2 in distributed mode, as a real process tree: /metrics
+// on any API process sums every process's counters, answers within a second during a claim load,
+// keeps its totals when a crashed fork is re-forked, and SIGTERM drains the whole cluster.
+import http from 'node:http';
+import autocannon from 'autocannon';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { freePort } from '../../src/infra/free-port.ts';
+import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
+import { ADMIN_TOKEN, templateBody } from '../harness/test-app.ts';
+
+/** A GET on a fresh connection, so the cluster's round-robin spreads requests over the forks. */
+function getOnNewConnection(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http.get(url, { agent: false }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    }).on('error', reject);
+  });
+}
+
+/** The value of one series in Prometheus text (labels as printed by prom-client, in order). */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+const processAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('stampede serve with STAMPEDE_PROCESSES=2', () => {
+  let stampede: StampedeProcess | undefined;
+  afterAll(() => { if (stampede && stampede.child.exitCode === null) stampede.child.kill('SIGKILL'); });
+
+  it('refuses to run several processes without Redis, saying why', async () => {
+    const refused = spawnStampede(['serve'], { STAMPEDE_PROCESSES: '2', DATABASE_URL: inject('databaseUrl') });
+    expect(await refused.exited).toBe(2);
+    expect(refused.output()).toMatch(/STAMPEDE_PROCESSES > 1 requires distributed mode: set REDIS_URL/);
+  });
+
+  it('sums counters over the processes, scrapes within 1 s under load, survives a crashed fork and drains on SIGTERM', async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    stampede = spawnStampede(['serve'], {
+      DATABASE_URL: inject('databaseUrl'), REDIS_URL: inject('redisUrl'), STAMPEDE_ADMIN_TOKEN: ADMIN_TOKEN,
+      STAMPEDE_PROCESSES: '2', STAMPEDE_DB_POOL_SIZE: '5', PORT: String(port), HOST: '127.0.0.1',
+    });
+    await stampede.waitForOutput(/"msg":"cluster ready"/, 120_000);
+    const apiPids = [...new Set([...stampede.output().matchAll(/"pid":(\d+),[^\n]*"msg":"Server listening/g)].map((match) => Number(match[1])))];
+    expect(apiPids).toHaveLength(2);
+    const scrape = async () => {
+      const started = performance.now();
+      const response = await fetch(`${base}/metrics`);
+      const text = await response.text();
+      expect(response.status).toBe(200);
+      return { text, ms: performance.now() - started };
+    };
+
+    // N requests on fresh connections, which the cluster's round-robin hands to the two forks in
+    // turn: the aggregate counts all of them.
+    const N = 40;
+    const statuses = await Promise.all(Array.from({ length: N }, () => getOnNewConnection(`${base}/health/live`)));
+    expect(statuses.every((status) => status === 200)).toBe(true);
+    const liveSeries = 'stampede_http_request_duration_seconds_count{route="/health/live",method="GET",status_class="2xx"}';
+    const first = await scrape();
+    expect(sample(first.text, liveSeries)).toBe(N);
+    // Every process reports: primary, two API forks and the workers fork, 5 connections each at most.
+    expect(sample(first.text, 'stampede_db_pool_connections{state="max"}')).toBe(4 * 5);
+    expect(sample(first.text, 'stampede_process_restarts_total{role="api"}')).toBe(0);
+
+    // A claim load on both forks; scrapes keep answering within a second meanwhile.
+    const partner = await (await fetch(`${base}/v1/partners`, {
+      method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'cluster-metrics' }),
+    })).json() as { apiKey: string };
+    const created = await fetch(`${base}/v1/coupon-templates`, {
+      method: 'POST', headers: { 'x-api-key': partner.apiKey, 'content-type': 'application/json' }, body: JSON.stringify(templateBody({ totalQuantity: 1_000_000 })),
+    });
+    expect(created.status).toBe(201);
+    const template = await created.json() as { id: string };
+    let nextUser = 0;
+    const load = autocannon({
+      url: `${base}/v1/coupon-templates/${template.id}/claims`, connections: 16, amount: 2_000,
+      requests: [{
+        method: 'POST', headers: { 'x-api-key': partner.apiKey, 'content-type': 'application/json' },
+        setupRequest: (request) => ({ ...request, body: JSON.stringify({ userId: `user-${nextUser++}` }) }),
+      }],
+    });
+    const scrapeTimes: number[] = [];
+    const loadDone = new Promise<autocannon.Result>((resolve, reject) => load.then(resolve, reject));
+    let finished = false;
+    void loadDone.finally(() => { finished = true; });
+    while (!finished) {
+      scrapeTimes.push((await scrape()).ms);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    const result = await loadDone;
+    expect(result.errors).toBe(0);
+    expect(result.non2xx, JSON.stringify(result.statusCodeStats)).toBe(0);
+    expect(result['2xx']).toBe(2_000);
+    expect(scrapeTimes.length).toBeGreaterThanOrEqual(5);
+    expect(Math.max(...scrapeTimes)).toBeLessThan(1_000);
+    const afterLoad = await scrape();
+    expect(sample(afterLoad.text, `stampede_claims_total{template="${template.id}",outcome="issued"}`)).toBe(result['2xx']);
+
+    // A crashed API fork is forked again and counted; the totals it contributed stay.
+    process.kill(apiPids[0]!, 'SIGKILL');
+    await stampede.waitForOutput(/forking it again/, 30_000);
+    await stampede.waitForOutput(new RegExp(`"pid":(?!${apiPids.join('|')})\\d+,[^\\n]*"msg":"Server listening`), 60_000);
+    const afterCrash = await scrape();
+    expect(sample(afterCrash.text, 'stampede_process_restarts_total{role="api"}')).toBe(1);
+    expect(sample(afterCrash.text, liveSeries)).toBe(N);
+    expect(sample(afterCrash.text, `stampede_claims_total{template="${template.id}",outcome="issued"}`)).toBe(result['2xx']);
+
+    const forkPids = [...new Set([...stampede.output().matchAll(/"pid":(\d+),/g)].map((match) => Number(match[1])))].filter((pid) => pid !== stampede!.child.pid);
+    stampede.child.kill('SIGTERM');
+    expect(await stampede.exited).toBe(0);
+    expect(forkPids.filter(processAlive)).toEqual([]);
+  }, 240_000);
+});

@@ -59,7 +59,7 @@ describe('redemption right after a claim in distributed mode', () => {
     expect(await issuedCountInDb(t.ctx.db, templateId)).toBe(1);
   });
 
-  it('reads a just-claimed coupon by id and in the user’s list before the persister runs', async () => {
+  it('reads a just-claimed coupon by id and in the user’s list, and refuses to cancel one never redeemed, before the persister runs', async () => {
     const partner = await createPartner(t.app);
     const templateId = await createTemplate(t.app, partner.headers, { perUserLimit: 2 });
     const first = await claimOnce(t.app, partner.headers, templateId, 'carol');
@@ -69,6 +69,9 @@ describe('redemption right after a claim in distributed mode', () => {
     expect(read.json()).toMatchObject({ id: first.couponId, templateId, userId: 'carol', status: 'ISSUED', quote: { discountAmount: 2_000, redeemable: true } });
     const list = (await t.app.inject({ url: '/v1/users/carol/coupons', headers: partner.headers })).json();
     expect(list.items.map((c: { id: string }) => c.id).sort()).toEqual([first.couponId, second.couponId].sort());
+    const third = await claimOnce(t.app, partner.headers, await createTemplate(t.app, partner.headers), 'carol');
+    const cancel = await t.app.inject({ method: 'POST', url: `/v1/coupons/${third.couponId}/cancel-redemption`, headers: partner.headers, payload: { orderId: 'o-1' } });
+    expect([cancel.statusCode, cancel.json().error.code]).toEqual([409, 'ORDER_MISMATCH']);
     await drainClaims(t.ctx, templateId);
     expect(await couponRows(t.ctx.db, templateId)).toHaveLength(2);
   });

@@ -49,6 +49,7 @@ export async function redeem(ctx: AppContext, request: Omit<RedeemRequest, 'now'
 
 export async function cancel(ctx: AppContext, partnerId: string, couponId: string, orderId: string): Promise<Coupon> {
   const now = ctx.clock();
+  let persistedPending = false;
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const cancelled = await cancelRedemption(ctx.db, partnerId, couponId, orderId, now);
     if (cancelled) {
@@ -56,6 +57,12 @@ export async function cancel(ctx: AppContext, partnerId: string, couponId: strin
       return cancelled;
     }
     const found = await findCouponForCancel(ctx.db, partnerId, couponId, orderId);
+    if (!found && !persistedPending) {
+      // A coupon still pending was never redeemed, but it exists: answer ORDER_MISMATCH, not 404.
+      persistedPending = true;
+      await ctx.pendingCoupons.persistCoupon(partnerId, couponId);
+      continue;
+    }
     const diagnosis = diagnoseCancel(found?.coupon, orderId, found?.orderWasCancelled ?? false);
     if (diagnosis.kind === 'replay') {
       ctx.metrics.couponRedemptions.inc({ outcome: 'cancel_replayed' });

@@ -93,7 +93,7 @@ export function createMetrics() {
     }),
     couponRedemptions: new client.Counter({
       name: 'stampede_coupon_redemptions_total',
-      help: 'Redemption answers by outcome (used, replayed, already_used, expired, not_yet_valid, min_order, not_found, cancelled).',
+      help: 'Redemption and cancel answers by outcome (used, replayed, already_used, expired, not_yet_valid, min_order, not_found, cancelled, cancel_replayed, order_mismatch).',
       labelNames: ['outcome'] as const,
       registers,
     }),

@@ -1,0 +1,187 @@
+// End to end alerting: a real Prometheus scrapes a running Stampede with the shipped alert rules
+// (their `for:` shortened to 1 s), Redis really goes away, the rule fires, and a real Alertmanager
+// with the shipped routing delivers it to a local HTTP receiver in Discord's webhook shape (and to
+// Slack's); Redis comes back and the resolution is delivered too.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { freePort } from '../../src/infra/free-port.ts';
+import { opsToolsOrSkip } from '../harness/ops-tools.ts';
+import { startRedisServer, type RedisServerHandle } from '../harness/redis-server.ts';
+import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
+
+const OPS = new URL('../../ops/', import.meta.url);
+const tools = opsToolsOrSkip(['prometheus', 'alertmanager']);
+
+interface Delivery {
+  readonly path: string;
+  readonly body: Record<string, unknown>;
+}
+interface DiscordPayload {
+  embeds: Array<{ title: string; description: string; color: number }>;
+}
+
+/** A local webhook endpoint that records every JSON POST. */
+async function startReceiver() {
+  const deliveries: Delivery[] = [];
+  const waiters = new Set<() => void>();
+  const server = http.createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk: Buffer) => { body += chunk.toString('utf8'); });
+    request.on('end', () => {
+      deliveries.push({ path: request.url ?? '', body: JSON.parse(body) as Record<string, unknown> });
+      response.writeHead(204).end();
+      for (const waiter of waiters) waiter();
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    deliveries,
+    waitFor(predicate: (delivery: Delivery) => boolean, timeoutMs: number): Promise<Delivery> {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const found = deliveries.find(predicate);
+          if (!found) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(found);
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no matching delivery within ${timeoutMs} ms; got ${JSON.stringify(deliveries)}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Starts a binary and collects its output (shown when a wait fails). */
+function startDaemon(binary: string, args: string[]): { child: ChildProcess; output: () => string } {
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout!.on('data', (chunk: Buffer) => { text += chunk.toString('utf8'); });
+  child.stderr!.on('data', (chunk: Buffer) => { text += chunk.toString('utf8'); });
+  return { child, output: () => text };
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, context: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${context()}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** The shipped rules with every `for:` cut to 1 s, so the test does not wait half a minute. */
+async function fastRules(): Promise<string> {
+  const rules = parse(await readFile(new URL('prometheus/alerts.yml', OPS), 'utf8')) as { groups: Array<{ rules: Array<{ for?: string }> }> };
+  for (const group of rules.groups) for (const rule of group.rules) if (rule.for) rule.for = '1s';
+  return stringify(rules);
+}
+
+/** The shipped Alertmanager routing with short waits, webhooks pointed at the local receiver. */
+async function localAlertmanagerConfig(receiverUrl: string): Promise<string> {
+  const config = parse(await readFile(new URL('alertmanager/alertmanager.yml', OPS), 'utf8')) as {
+    route: { group_wait: string; group_interval: string; routes: Array<{ group_wait?: string; group_interval?: string }> };
+    receivers: Array<{ name: string; discord_configs?: Array<Record<string, unknown>>; slack_configs?: Array<Record<string, unknown>> }>;
+  };
+  for (const route of [config.route, ...config.route.routes]) {
+    route.group_wait = '1s';
+    route.group_interval = '1s';
+  }
+  for (const receiver of config.receivers) {
+    for (const discord of receiver.discord_configs ?? []) discord.webhook_url = `${receiverUrl}/discord`;
+    for (const slack of receiver.slack_configs ?? []) {
+      delete slack.api_url_file;
+      slack.api_url = `${receiverUrl}/slack`;
+    }
+  }
+  return stringify(config);
+}
+
+describe.skipIf(!tools)('alerting end to end', () => {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterAll(async () => { for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined); });
+
+  it('Redis goes away: StampedeRedisDown reaches the Discord and Slack webhooks, then resolves', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'stampede-alerting-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const redis: RedisServerHandle = await startRedisServer();
+    cleanups.push(() => redis.stop());
+    const receiver = await startReceiver();
+    cleanups.push(() => receiver.close());
+
+    const stampedePort = await freePort();
+    const stampede: StampedeProcess = spawnStampede(['serve'], {
+      DATABASE_URL: inject('databaseUrl'), REDIS_URL: redis.url, PORT: String(stampedePort), HOST: '127.0.0.1', STAMPEDE_WORKERS: 'off',
+    });
+    cleanups.push(async () => { stampede.child.kill('SIGTERM'); await stampede.exited; });
+    await stampede.waitForOutput(/Server listening/, 90_000);
+
+    const alertmanagerPort = await freePort();
+    await writeFile(path.join(dir, 'alertmanager.yml'), await localAlertmanagerConfig(receiver.url));
+    const alertmanager = startDaemon(tools!.alertmanager, [
+      `--config.file=${path.join(dir, 'alertmanager.yml')}`, `--storage.path=${path.join(dir, 'am-data')}`,
+      `--web.listen-address=127.0.0.1:${alertmanagerPort}`, '--cluster.listen-address=',
+    ]);
+    cleanups.push(async () => { alertmanager.child.kill('SIGTERM'); await once(alertmanager.child, 'exit'); });
+
+    const prometheusPort = await freePort();
+    await writeFile(path.join(dir, 'alerts.yml'), await fastRules());
+    await writeFile(path.join(dir, 'prometheus.yml'), stringify({
+      global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
+      rule_files: ['alerts.yml'],
+      alerting: { alertmanagers: [{ static_configs: [{ targets: [`127.0.0.1:${alertmanagerPort}`] }] }] },
+      scrape_configs: [{ job_name: 'stampede', static_configs: [{ targets: [`127.0.0.1:${stampedePort}`] }] }],
+    }));
+    const prometheus = startDaemon(tools!.prometheus, [
+      `--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'prom-data')}`,
+      `--web.listen-address=127.0.0.1:${prometheusPort}`,
+    ]);
+    cleanups.push(async () => { prometheus.child.kill('SIGTERM'); await once(prometheus.child, 'exit'); });
+    const context = () => `--- prometheus\n${prometheus.output().slice(-3000)}\n--- alertmanager\n${alertmanager.output().slice(-3000)}`;
+
+    const query = async (promql: string): Promise<number | undefined> => {
+      const response = await fetch(`http://127.0.0.1:${prometheusPort}/api/v1/query?query=${encodeURIComponent(promql)}`);
+      const body = await response.json() as { data: { result: Array<{ value: [number, string] }> } };
+      const value = body.data.result[0]?.value[1];
+      return value === undefined ? undefined : Number(value);
+    };
+    // Prometheus scrapes Stampede and sees Redis up.
+    expect(await eventually('Prometheus to see Redis up', async () => (await query('stampede_dependency_up{dependency="redis"}')) === 1 ? true : undefined, 60_000, context)).toBe(true);
+
+    await redis.kill();
+    const isAbout = (delivery: Delivery, where: string, status: string) =>
+      delivery.path === where && JSON.stringify(delivery.body).includes(`[${status}`) && JSON.stringify(delivery.body).includes('StampedeRedisDown');
+    const firing = await receiver.waitFor((delivery) => isAbout(delivery, '/discord', 'FIRING'), 60_000);
+    const discord = firing.body as unknown as DiscordPayload;
+    expect(discord.embeds).toHaveLength(1);
+    expect(discord.embeds[0]!.title).toMatch(/^\[FIRING:1\] StampedeRedisDown/);
+    expect(discord.embeds[0]!.description).toContain('Stampede cannot reach Redis');
+    expect(discord.embeds[0]!.description).toContain('ops/README.md#stampederedisdown');
+    expect(discord.embeds[0]!.color).toBe(0x992d22);
+    // Critical alerts also go to Slack (the route continues).
+    const slack = await receiver.waitFor((delivery) => isAbout(delivery, '/slack', 'FIRING'), 30_000);
+    expect(JSON.stringify(slack.body)).toContain('[FIRING:1] StampedeRedisDown');
+    // The Redis client's connection errors are counted.
+    expect(await query('stampede_redis_errors_total')).toBeGreaterThan(0);
+
+    await redis.restart();
+    const resolved = await receiver.waitFor((delivery) => isAbout(delivery, '/discord', 'RESOLVED'), 60_000);
+    expect((resolved.body as unknown as DiscordPayload).embeds[0]!.title).toMatch(/^\[RESOLVED\] StampedeRedisDown/);
+    expect((resolved.body as unknown as DiscordPayload).embeds[0]!.color).toBe(0x2ecc71);
+  }, 240_000);
+});

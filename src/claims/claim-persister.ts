@@ -23,6 +23,8 @@ const ERROR_BACKOFF_MS = 500;
 const DEACTIVATE_AFTER_CLOSE_MS = 60_000;
 /** Claim state of a finished event is kept this long (late reconcile), then expires. */
 const FINISHED_STATE_TTL_SECONDS = 86_400;
+/** Every restart joins as a new consumer; departed ones with nothing pending are forgotten after this. */
+const FORGET_CONSUMER_IDLE_MS = 3_600_000;
 
 /** XREADGROUP's reply as node-redis shapes it (RESP2); deleted pending entries have no fields. */
 type StreamsReply = Array<{ name: string; messages: Array<{ id: string; message: Record<string, string> | null }> }> | null;
@@ -146,6 +148,11 @@ class ClaimPersister {
       const reclaimed = await this.redis.xAutoClaim(keys.stream, PERSISTER_GROUP, this.consumer, this.ctx.config.claimReclaimIdleMs, '0-0',
         { COUNT: this.ctx.config.claimBatchSize });
       if (reclaimed.messages.length > 0 || reclaimed.deletedMessages.length > 0) stream.backlog = true;
+      for (const consumer of await this.redis.xInfoConsumers(keys.stream, PERSISTER_GROUP)) {
+        if (consumer.name !== this.consumer && consumer.pending === 0 && consumer.idle > FORGET_CONSUMER_IDLE_MS) {
+          await this.redis.xGroupDelConsumer(keys.stream, PERSISTER_GROUP, consumer.name);
+        }
+      }
 
       const length = await this.redis.xLen(keys.stream);
       const label = metrics.templateLabel(template.id);

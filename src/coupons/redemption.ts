@@ -23,20 +23,15 @@ const OUTCOME_BY_CODE: Partial<Record<ErrorCode, string>> = {
 
 export async function redeem(ctx: AppContext, request: Omit<RedeemRequest, 'now'>): Promise<Redemption> {
   const now = ctx.clock();
-  let persistedPending = false;
+  const { partnerId, couponId } = request;
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const redeemed = await redeemCoupon(ctx.db, { ...request, now });
     if (redeemed) {
       ctx.metrics.couponRedemptions.inc({ outcome: 'used' });
       return redeemed;
     }
-    const coupon = await findCoupon(ctx.db, request.partnerId, request.couponId);
-    if (!coupon && !persistedPending) {
-      // Maybe claimed a moment ago and still on its way to PostgreSQL: persist it, try again.
-      persistedPending = true;
-      await ctx.pendingCoupons.persistCoupon(request.partnerId, request.couponId);
-      continue;
-    }
+    // A coupon claimed a moment ago comes back ISSUED from here: "retry" runs the UPDATE again.
+    const coupon = await findOrPersist(ctx, partnerId, couponId, () => findCoupon(ctx.db, partnerId, couponId));
     const diagnosis = diagnoseRedemption(coupon, request, now);
     if (diagnosis.kind === 'replay') {
       ctx.metrics.couponRedemptions.inc({ outcome: 'replayed' });
@@ -49,20 +44,14 @@ export async function redeem(ctx: AppContext, request: Omit<RedeemRequest, 'now'
 
 export async function cancel(ctx: AppContext, partnerId: string, couponId: string, orderId: string): Promise<Coupon> {
   const now = ctx.clock();
-  let persistedPending = false;
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const cancelled = await cancelRedemption(ctx.db, partnerId, couponId, orderId, now);
     if (cancelled) {
       ctx.metrics.couponRedemptions.inc({ outcome: 'cancelled' });
       return cancelled;
     }
-    const found = await findCouponForCancel(ctx.db, partnerId, couponId, orderId);
-    if (!found && !persistedPending) {
-      // A coupon still pending was never redeemed, but it exists: answer ORDER_MISMATCH, not 404.
-      persistedPending = true;
-      await ctx.pendingCoupons.persistCoupon(partnerId, couponId);
-      continue;
-    }
+    // A coupon still pending was never redeemed, but it exists: ORDER_MISMATCH, not 404.
+    const found = await findOrPersist(ctx, partnerId, couponId, () => findCouponForCancel(ctx.db, partnerId, couponId, orderId));
     const diagnosis = diagnoseCancel(found?.coupon, orderId, found?.orderWasCancelled ?? false);
     if (diagnosis.kind === 'replay') {
       ctx.metrics.couponRedemptions.inc({ outcome: 'cancel_replayed' });
@@ -73,15 +62,21 @@ export async function cancel(ctx: AppContext, partnerId: string, couponId: strin
   throw new AppError('SERVICE_UNAVAILABLE', 'The coupon changed during the cancellation; retry.');
 }
 
-/** Reads a coupon, persisting it first if it was claimed but is not in PostgreSQL yet. */
 export async function readCoupon(ctx: AppContext, partnerId: string, couponId: string): Promise<Coupon> {
-  let coupon = await findCoupon(ctx.db, partnerId, couponId);
-  if (!coupon) {
-    await ctx.pendingCoupons.persistCoupon(partnerId, couponId);
-    coupon = await findCoupon(ctx.db, partnerId, couponId);
-  }
+  const coupon = await findOrPersist(ctx, partnerId, couponId, () => findCoupon(ctx.db, partnerId, couponId));
   if (!coupon) throw new AppError('COUPON_NOT_FOUND');
   return coupon;
+}
+
+/**
+ * Runs `find`; when it finds nothing, persists the coupon in case it was claimed but is not in
+ * PostgreSQL yet (a no-op in embedded mode) and runs `find` once more.
+ */
+async function findOrPersist<T>(ctx: AppContext, partnerId: string, couponId: string, find: () => Promise<T | undefined>): Promise<T | undefined> {
+  const found = await find();
+  if (found) return found;
+  await ctx.pendingCoupons.persistCoupon(partnerId, couponId);
+  return find();
 }
 
 function storedRedemption(coupon: Coupon): Redemption {

@@ -9,7 +9,7 @@ import { loadConfig } from '../../src/config.ts';
 import type { AppContext } from '../../src/context.ts';
 import { partnerAuthHook } from '../../src/http/auth.ts';
 import { registerRateLimit } from '../../src/http/rate-limit.ts';
-import { Amount, UserId, Uuid } from '../../src/http/schemas.ts';
+import { Amount, OrderId, UserId, Uuid } from '../../src/http/schemas.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { openRuntime } from '../../src/runtime.ts';
 import { redeemWithRowLock } from './baseline-redeem.ts';
@@ -18,7 +18,7 @@ const baselineRoutes = (ctx: AppContext): FastifyPluginAsyncTypebox => async (ap
   app.post('/baseline/v1/coupons/:couponId/redeem', {
     schema: {
       params: Type.Object({ couponId: Uuid }, { additionalProperties: false }),
-      body: Type.Object({ userId: UserId, orderId: Type.String({ minLength: 1, maxLength: 128 }), orderAmount: Amount }, { additionalProperties: false }),
+      body: Type.Object({ userId: UserId, orderId: OrderId, orderAmount: Amount }, { additionalProperties: false }),
     },
   }, async (request) => redeemWithRowLock(ctx.db, { partnerId: request.principal.partnerId, couponId: request.params.couponId, ...request.body }));
 };

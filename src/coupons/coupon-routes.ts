@@ -3,19 +3,14 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import type { AppContext } from '../context.ts';
 import { DEFAULT_PAGE_SIZE, decodeCursor, isUuidString, toPage } from '../http/pagination.ts';
-import { Amount, ErrorResponse, Page, PageQuery, Timestamp, UserId, Uuid } from '../http/schemas.ts';
+import { Amount, ErrorResponse, OrderId, Page, PageQuery, Timestamp, UserId, Uuid } from '../http/schemas.ts';
 import { listUserCoupons, type Coupon, type Redemption } from './coupon-repository.ts';
 import { discountFor, maxDiscountFor } from './discount-rules.ts';
 import { cancel, readCoupon, redeem } from './redemption.ts';
 import { effectiveStatus, redemptionRefusal } from './redemption-rules.ts';
+import { Discount } from './template-routes.ts';
 
-/** The shop's own order reference: opaque, printable, bounded. */
-const OrderId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7E]+$' });
 const Status = Type.Union([Type.Literal('ISSUED'), Type.Literal('USED'), Type.Literal('EXPIRED')]);
-const Discount = Type.Union([
-  Type.Object({ type: Type.Literal('FIXED'), value: Type.Integer() }),
-  Type.Object({ type: Type.Literal('PERCENT'), value: Type.Integer(), maxAmount: Type.Optional(Type.Integer()) }),
-]);
 
 const CouponParams = Type.Object({ couponId: Uuid }, { additionalProperties: false });
 const UserParams = Type.Object({ userId: UserId }, { additionalProperties: false });

@@ -9,7 +9,7 @@ import { Amount, ErrorResponse, IdParams, Page, PageQuery, Timestamp, Uuid } fro
 import { findTemplate, insertTemplate, listTemplates, type CouponTemplate } from './template-repository.ts';
 import { templateDraftProblems } from './template-rules.ts';
 
-const Discount = Type.Union([
+export const Discount = Type.Union([
   Type.Object({ type: Type.Literal('FIXED'), value: Amount }, { additionalProperties: false }),
   Type.Object(
     { type: Type.Literal('PERCENT'), value: Type.Integer({ minimum: 1, maximum: 100 }), maxAmount: Type.Optional(Amount) },

@@ -4,6 +4,8 @@ import { Type, type Static } from 'typebox';
 export const Uuid = Type.String({ format: 'uuid', maxLength: 36 });
 /** A partner's own user identifier: opaque, printable, bounded. */
 export const UserId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7E]+$' });
+/** A shop's own order reference: opaque, printable, bounded. */
+export const OrderId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7E]+$' });
 /** Money and points are integers in minor units. */
 export const Amount = Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 });
 export const Timestamp = Type.String({ format: 'date-time', maxLength: 40 });

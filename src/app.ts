@@ -15,10 +15,11 @@ import { partnerAdminRoutes } from './partners/routes.ts';
 import { templateRoutes } from './coupons/template-routes.ts';
 import { pointsAdminRoutes } from './points/admin-routes.ts';
 import { pointsRoutes } from './points/routes.ts';
-import { pointsAdminRoutes } from './points/admin-routes.ts';
-import { pointsRoutes } from './points/routes.ts';
 import { couponRoutes } from './coupons/coupon-routes.ts';
 import { claimRoutes } from './claims/claim-routes.ts';
+import { distributionRoutes } from './coupons/distribution-routes.ts';
+import { jobRoutes } from './jobs/job-routes.ts';
+import { accrualRoutes } from './points/accrual-routes.ts';
 
 export interface AppOptions extends OpsOptions {
   /** The admin bearer token; admin routes refuse everything when absent. */
@@ -77,7 +78,6 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     });
     await admin.register(partnerAdminRoutes(ctx));
     await admin.register(pointsAdminRoutes(ctx));
-    await admin.register(pointsAdminRoutes(ctx));
   });
 
   await app.register(async (partner) => {
@@ -85,9 +85,11 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     await registerRateLimit(partner, ctx);
     await partner.register(templateRoutes(ctx));
     await partner.register(pointsRoutes(ctx));
-    await partner.register(pointsRoutes(ctx));
     await partner.register(couponRoutes(ctx));
     await partner.register(claimRoutes(ctx));
+    await partner.register(distributionRoutes(ctx));
+    await partner.register(jobRoutes(ctx));
+    await partner.register(accrualRoutes(ctx));
   });
 
   return app;

@@ -3,18 +3,18 @@
 // STAMPEDE_WORKERS=off and `stampede worker` runs only them.
 import type { AppContext } from './context.ts';
 import { startPointsExpiry } from './points/expiry.ts';
-import { startPointsExpiry } from './points/expiry.ts';
 import { couponExpiryWorker } from './coupons/coupon-expiry.ts';
 import { startClaimPersister } from './claims/claim-persister.ts';
+import { startJobQueue } from './jobs/job-queue-worker.ts';
 
 /** Starts one kind of background work; the returned function stops it after flushing. */
 export type WorkerStarter = (ctx: AppContext) => Promise<() => Promise<void>>;
 
 const STARTERS: ReadonlyArray<{ name: string; start: WorkerStarter }> = [
   { name: 'points-expiry', start: startPointsExpiry },
-  { name: 'points-expiry', start: startPointsExpiry },
   { name: 'claim-persister', start: startClaimPersister },
   { name: 'coupon-expiry', start: couponExpiryWorker() },
+  { name: 'job-queue', start: startJobQueue },
 ];
 
 export async function startWorkers(ctx: AppContext): Promise<() => Promise<void>> {

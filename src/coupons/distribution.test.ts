@@ -1,0 +1,181 @@
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { startJobQueue } from '../jobs/job-queue-worker.ts';
+import { createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
+
+type Headers = Record<string, string>;
+
+async function waitForJob(t: TestApp, headers: Headers, jobId: string, timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers })).json();
+    if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(job.status)) return job;
+    if (Date.now() > deadline) throw new Error(`job ${jobId} still ${job.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function createTemplate(t: TestApp, headers: Headers, overrides: Record<string, unknown> = {}) {
+  const response = await t.app.inject({ method: 'POST', url: '/v1/coupon-templates', headers, payload: templateBody({ totalQuantity: null, ...overrides }) });
+  expect(response.statusCode).toBe(201);
+  return response.json<{ id: string }>().id;
+}
+
+describe('coupon distribution', () => {
+  let t: TestApp;
+  let stopQueue: () => Promise<void>;
+  beforeAll(async () => {
+    t = await createTestApp({ env: { STAMPEDE_SOURCE_DATABASE_URL: inject('databaseUrl') } });
+    stopQueue = await startJobQueue(t.ctx);
+  });
+  afterAll(async () => {
+    await stopQueue();
+    await t.close();
+  });
+
+  it('distributes a 200,000-line CSV with 1% malformed lines and 5% duplicates with exact counts', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t, partner.headers);
+    const malformed = ['has space', 'x'.repeat(129), 'tab\there', 'é-accent', 'back\\slash\\"'];
+    const expectedFailures: Array<{ position: number; item: string }> = [];
+    // Line 1 is the header; blank lines every 10,000 lines are ignored but keep their number.
+    function* lines() {
+      yield 'user_id\n';
+      let lineNo = 1;
+      let unique = 0;
+      for (let i = 0; i < 200_000; i++) {
+        lineNo++;
+        if (i % 10_000 === 5) {
+          yield '\r\n';
+          lineNo++;
+        }
+        if (i % 100 === 7) {
+          const bad = malformed[i % malformed.length]!;
+          expectedFailures.push({ position: lineNo, item: bad });
+          yield `${bad}\n`;
+        } else if (i % 20 === 3) {
+          yield `"user-${Math.floor(unique / 2)}"\r\n`; // a duplicate of an earlier user, quoted
+        } else {
+          yield `user-${unique++}\n`;
+        }
+      }
+    }
+    const body = Readable.from((function* () {
+      let buffer = '';
+      for (const line of lines()) {
+        buffer += line;
+        if (buffer.length > 64_000) { yield buffer; buffer = ''; }
+      }
+      yield buffer;
+    })());
+    const accepted = await t.app.inject({
+      method: 'POST', url: `/v1/coupon-templates/${templateId}/distributions`,
+      headers: { ...partner.headers, 'content-type': 'text/csv' }, payload: body,
+    });
+    expect(accepted.statusCode, accepted.body).toBe(202);
+    const { jobId } = accepted.json();
+
+    const job = await waitForJob(t, partner.headers, jobId);
+    expect(job).toMatchObject({ status: 'SUCCEEDED', type: 'COUPON_DISTRIBUTION', total: 200_000, processed: 200_000, failed: 2_000, skipped: 10_000, succeeded: 188_000, notServed: 0 });
+    const { rows: [stats] } = await t.ctx.db.query(
+      `SELECT count(*)::int AS coupons, count(DISTINCT user_id)::int AS users, max(seq) AS max_seq, count(slot)::int AS slots,
+              (SELECT issued_count FROM coupon_templates WHERE id = $1) AS issued
+         FROM coupons WHERE template_id = $1`, [templateId]);
+    expect(stats).toEqual({ coupons: 188_000, users: 188_000, max_seq: 1, slots: 0, issued: 188_000 });
+
+    const page = (await t.app.inject({ url: `/v1/jobs/${jobId}/failures?limit=3`, headers: partner.headers })).json();
+    expect(page.items).toEqual(expectedFailures.slice(0, 3).map((f) => ({ ...f, reason: 'MALFORMED_USER_ID' })));
+    let seen = 0;
+    let cursor: string | null = null;
+    do {
+      const next = (await t.app.inject({ url: `/v1/jobs/${jobId}/failures?limit=100${cursor ? `&cursor=${cursor}` : ''}`, headers: partner.headers })).json();
+      seen += next.items.length;
+      cursor = next.nextCursor;
+    } while (cursor);
+    expect(seen).toBe(2_000);
+    const { rows: [staged] } = await t.ctx.db.query('SELECT count(*)::int AS n FROM job_chunks WHERE job_id = $1', [jobId]);
+    expect(staged!.n).toBe(0);
+  });
+
+  it('gives listed users coupons up to perUserLimit, skips holders, and stops at totalQuantity', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t, partner.headers, { totalQuantity: 5, perUserLimit: 2, validity: { type: 'RELATIVE', days: 7 } });
+    const first = await t.app.inject({
+      method: 'POST', url: `/v1/coupon-templates/${templateId}/distributions`, headers: partner.headers,
+      payload: { userIds: ['a', 'b', 'a', 'a'] },
+    });
+    expect(first.statusCode).toBe(202);
+    expect(await waitForJob(t, partner.headers, first.json().jobId)).toMatchObject({ total: 4, succeeded: 3, skipped: 1, failed: 0, notServed: 0 });
+    // a holds 2 (the limit): skipped; b holds 1 and gets one more; c takes the last of the stock (5), so
+    // d and e are not served; the second b would exceed the limit: skipped.
+    const second = await t.app.inject({
+      method: 'POST', url: `/v1/coupon-templates/${templateId}/distributions`, headers: partner.headers,
+      payload: { userIds: ['a', 'b', 'c', 'd', 'e', 'b'] },
+    });
+    const job = await waitForJob(t, partner.headers, second.json().jobId);
+    expect(job).toMatchObject({ status: 'SUCCEEDED', total: 6, processed: 6, succeeded: 2, skipped: 2, notServed: 2 });
+    const { rows } = await t.ctx.db.query(
+      `SELECT user_id, seq, valid_until - valid_from AS lifetime FROM coupons WHERE template_id = $1 ORDER BY user_id, seq`, [templateId]);
+    expect(rows.map((r) => `${r.user_id}${r.seq}`)).toEqual(['a1', 'a2', 'b1', 'b2', 'c1']);
+    expect(rows.every((r) => r.lifetime.days === 7)).toBe(true);
+    const template = (await t.app.inject({ url: `/v1/coupon-templates/${templateId}`, headers: partner.headers })).json();
+    expect(template).toMatchObject({ issuedCount: 5, remaining: 0 });
+  });
+
+  it('reads targets from the configured SQL source and refuses anything but a single SELECT', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t, partner.headers);
+    const table = `source_users_${partner.id.replaceAll('-', '')}`;
+    await t.ctx.db.query(`CREATE TABLE ${table} AS SELECT 'src-' || g AS id FROM generate_series(1, 25000) g`);
+    await t.ctx.db.query(`INSERT INTO ${table} VALUES ('bad id'), (NULL)`);
+    const post = (source: unknown) => t.app.inject({
+      method: 'POST', url: `/v1/coupon-templates/${templateId}/distributions`, headers: partner.headers, payload: { source },
+    });
+    const accepted = await post({ type: 'sql', query: `SELECT id FROM ${table};` });
+    expect(accepted.statusCode, accepted.body).toBe(202);
+    expect(await waitForJob(t, partner.headers, accepted.json().jobId)).toMatchObject({ status: 'SUCCEEDED', total: 25_001, succeeded: 25_000, failed: 1 });
+
+    for (const query of [`DELETE FROM ${table} RETURNING id`, `SELECT 1; DELETE FROM ${table}`, `WITH d AS (DELETE FROM ${table} RETURNING id) SELECT id FROM d`, `SELECT id, id FROM ${table}`, 'SELECT nope FROM nowhere']) {
+      const refused = await post({ type: 'sql', query });
+      expect(refused.statusCode, query).toBe(400);
+      expect(refused.json().error.code, query).toBe('SOURCE_QUERY_REJECTED');
+    }
+    const { rows: [left] } = await t.ctx.db.query(`SELECT count(*)::int AS n FROM ${table}`);
+    expect(left!.n).toBe(25_002);
+    await t.ctx.db.query(`DROP TABLE ${table}`);
+  });
+
+  it('refuses bad requests without creating a job', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t, partner.headers);
+    const url = `/v1/coupon-templates/${templateId}/distributions`;
+    const other = await createPartner(t.app);
+    expect((await t.app.inject({ method: 'POST', url, headers: other.headers, payload: { userIds: ['a'] } })).json().error.code).toBe('TEMPLATE_NOT_FOUND');
+    const tooMany = await t.app.inject({ method: 'POST', url, headers: partner.headers, payload: { userIds: Array.from({ length: 10_001 }, (_, i) => `u${i}`) } });
+    expect(tooMany.statusCode).toBe(400);
+    const badId = await t.app.inject({ method: 'POST', url, headers: partner.headers, payload: { userIds: ['ok', 'not ok'] } });
+    expect(badId.json().error.details[0].field).toBe('body.userIds.1');
+    const empty = await t.app.inject({ method: 'POST', url, headers: { ...partner.headers, 'content-type': 'text/csv' }, payload: 'user_id\n\n\n' });
+    expect(empty.statusCode).toBe(400);
+    const unsupported = await t.app.inject({ method: 'POST', url, headers: { ...partner.headers, 'content-type': 'application/xml' }, payload: '<a/>' });
+    expect(unsupported.statusCode).toBe(415);
+    const { rows: [jobs] } = await t.ctx.db.query('SELECT count(*)::int AS n FROM jobs WHERE partner_id = $1', [partner.id]);
+    expect(jobs!.n).toBe(0);
+  });
+
+  it('says when no source database is configured', async () => {
+    const bare = await createTestApp();
+    try {
+      const partner = await createPartner(bare.app);
+      const templateId = await createTemplate(bare, partner.headers);
+      const response = await bare.app.inject({
+        method: 'POST', url: `/v1/coupon-templates/${templateId}/distributions`, headers: partner.headers,
+        payload: { source: { type: 'sql', query: 'SELECT 1' } },
+      });
+      expect(response.json().error.code).toBe('SOURCE_NOT_CONFIGURED');
+    } finally {
+      await bare.close();
+    }
+  });
+});

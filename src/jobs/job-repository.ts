@@ -1,0 +1,167 @@
+// SQL for jobs, their staged chunks and their item failures. Every read from the API is scoped by
+// partner: another partner's job id finds nothing.
+import type { Queryable } from '../infra/db.ts';
+
+export type JobType = 'COUPON_DISTRIBUTION' | 'POINT_ACCRUAL';
+export type JobStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
+export const FINISHED_STATUSES: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+
+export interface ItemCounts {
+  processed: number;
+  succeeded: number;
+  skipped: number;
+  failed: number;
+  notServed: number;
+}
+
+export interface Job extends ItemCounts {
+  id: string;
+  partnerId: string;
+  type: JobType;
+  status: JobStatus;
+  params: Record<string, unknown>;
+  staged: boolean;
+  chunkCount: number;
+  nextChunk: number;
+  total: number;
+  error: string | null;
+  scheduledAt: Date | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+interface JobRow {
+  id: string;
+  partner_id: string;
+  type: JobType;
+  status: JobStatus;
+  params: Record<string, unknown>;
+  staged: boolean;
+  chunk_count: number;
+  next_chunk: number;
+  total: number;
+  processed: number;
+  succeeded: number;
+  skipped: number;
+  failed: number;
+  not_served: number;
+  error: string | null;
+  scheduled_at: Date | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+const toJob = (row: JobRow): Job => ({
+  id: row.id,
+  partnerId: row.partner_id,
+  type: row.type,
+  status: row.status,
+  params: row.params,
+  staged: row.staged,
+  chunkCount: row.chunk_count,
+  nextChunk: row.next_chunk,
+  total: row.total,
+  processed: row.processed,
+  succeeded: row.succeeded,
+  skipped: row.skipped,
+  failed: row.failed,
+  notServed: row.not_served,
+  error: row.error,
+  scheduledAt: row.scheduled_at,
+  createdAt: row.created_at,
+  startedAt: row.started_at,
+  finishedAt: row.finished_at,
+});
+
+export interface NewJob {
+  id: string;
+  partnerId: string;
+  type: JobType;
+  params: Record<string, unknown>;
+  staged: boolean;
+  scheduledAt?: Date | undefined;
+}
+
+export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
+  await db.query(
+    'INSERT INTO jobs (id, partner_id, type, params, staged, scheduled_at) VALUES ($1, $2, $3, $4, $5, $6)',
+    [job.id, job.partnerId, job.type, JSON.stringify(job.params), job.staged, job.scheduledAt ?? null],
+  );
+}
+
+/** Records what staging wrote: the number of chunks and of items. */
+export async function setStagedInput(db: Queryable, jobId: string, chunkCount: number, total: number): Promise<void> {
+  await db.query('UPDATE jobs SET staged = true, chunk_count = $2, total = $3 WHERE id = $1', [jobId, chunkCount, total]);
+}
+
+export async function findJob(db: Queryable, partnerId: string, id: string): Promise<Job | undefined> {
+  const { rows } = await db.query<JobRow>('SELECT * FROM jobs WHERE id = $1 AND partner_id = $2', [id, partnerId]);
+  return rows[0] && toJob(rows[0]);
+}
+
+/** The job row, locked until the end of the caller's transaction (one writer of progress at a time). */
+export async function lockJob(db: Queryable, id: string): Promise<Job | undefined> {
+  const { rows } = await db.query<JobRow>('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [id]);
+  return rows[0] && toJob(rows[0]);
+}
+
+export async function markRunning(db: Queryable, id: string, now: Date): Promise<Job> {
+  const { rows } = await db.query<JobRow>(
+    `UPDATE jobs SET status = 'RUNNING', started_at = $2 WHERE id = $1 RETURNING *`, [id, now]);
+  return toJob(rows[0]!);
+}
+
+/** Adds a chunk's counts and moves the cursor; `nextChunk` may jump to the end (stock exhausted). */
+export async function recordChunk(db: Queryable, id: string, counts: ItemCounts, nextChunk: number): Promise<Job> {
+  const { rows } = await db.query<JobRow>(
+    `UPDATE jobs SET processed = processed + $2, succeeded = succeeded + $3, skipped = skipped + $4,
+            failed = failed + $5, not_served = not_served + $6, next_chunk = $7
+      WHERE id = $1 RETURNING *`,
+    [id, counts.processed, counts.succeeded, counts.skipped, counts.failed, counts.notServed, nextChunk],
+  );
+  return toJob(rows[0]!);
+}
+
+/** Final state; the staged input is no longer needed. */
+export async function finishJob(db: Queryable, id: string, status: 'SUCCEEDED' | 'FAILED', now: Date, error?: string): Promise<Job> {
+  const { rows } = await db.query<JobRow>(
+    'UPDATE jobs SET status = $2, finished_at = $3, error = $4 WHERE id = $1 RETURNING *', [id, status, now, error ?? null]);
+  await deleteChunks(db, id);
+  return toJob(rows[0]!);
+}
+
+/** Cancels a job that has not finished; returns undefined when it does not exist for this partner. */
+export async function cancelJob(db: Queryable, partnerId: string, id: string, now: Date): Promise<Job | undefined> {
+  const { rows } = await db.query<JobRow>(
+    `UPDATE jobs SET status = 'CANCELLED', finished_at = $3
+      WHERE id = $1 AND partner_id = $2 AND status IN ('QUEUED', 'RUNNING') RETURNING *`,
+    [id, partnerId, now],
+  );
+  if (rows[0]) await deleteChunks(db, id);
+  return rows[0] && toJob(rows[0]);
+}
+
+const deleteChunks = (db: Queryable, id: string) => db.query('DELETE FROM job_chunks WHERE job_id = $1', [id]);
+
+export interface JobFailure {
+  position: number;
+  item: string;
+  reason: string;
+}
+
+export async function listFailures(db: Queryable, jobId: string, limit: number, after?: number): Promise<JobFailure[]> {
+  const { rows } = await db.query<JobFailure>(
+    `SELECT position, item, reason FROM job_failures
+      WHERE job_id = $1 AND ($2::bigint IS NULL OR position > $2) ORDER BY position LIMIT $3`,
+    [jobId, after ?? null, limit],
+  );
+  return rows;
+}
+
+/** Unfinished jobs, for the queue's sweeper. */
+export async function unfinishedJobIds(db: Queryable): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(`SELECT id FROM jobs WHERE status IN ('QUEUED', 'RUNNING')`);
+  return rows.map((row) => row.id);
+}

@@ -1,0 +1,149 @@
+// Partner routes for bulk jobs: progress, item failures, cancellation, and webhooks.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type, type Static } from 'typebox';
+import { v7 as uuidv7 } from 'uuid';
+import type { AppContext } from '../context.ts';
+import { AppError } from '../errors.ts';
+import { withTransaction } from '../infra/db.ts';
+import { DEFAULT_PAGE_SIZE, decodeCursor, isUuidString, toPage } from '../http/pagination.ts';
+import { ErrorResponse, IdParams, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
+import { cancelJob, findJob, listFailures, type Job } from './job-repository.ts';
+import { ensureQueueSchema, removeJobRun } from './queue.ts';
+import { JOB_EVENTS } from './webhook-messages.ts';
+import { deleteWebhook, insertWebhook, listJobDeliveries, listWebhooks, type Webhook } from './webhook-repository.ts';
+
+const JobResponse = Type.Object({
+  id: Uuid,
+  type: Type.Union([Type.Literal('COUPON_DISTRIBUTION'), Type.Literal('POINT_ACCRUAL')]),
+  status: Type.Union([Type.Literal('QUEUED'), Type.Literal('RUNNING'), Type.Literal('SUCCEEDED'), Type.Literal('FAILED'), Type.Literal('CANCELLED')]),
+  total: Type.Integer(),
+  processed: Type.Integer(),
+  succeeded: Type.Integer(),
+  skipped: Type.Integer(),
+  failed: Type.Integer(),
+  notServed: Type.Integer({ description: 'distribution into a limited template: items left when the stock ran out' }),
+  error: Type.Union([Type.String(), Type.Null()]),
+  scheduledAt: Type.Union([Timestamp, Type.Null()]),
+  createdAt: Timestamp,
+  startedAt: Type.Union([Timestamp, Type.Null()]),
+  finishedAt: Type.Union([Timestamp, Type.Null()]),
+});
+
+export function jobResponse(job: Job): Static<typeof JobResponse> {
+  return {
+    id: job.id,
+    type: job.type,
+    status: job.status,
+    total: job.total,
+    processed: job.processed,
+    succeeded: job.succeeded,
+    skipped: job.skipped,
+    failed: job.failed,
+    notServed: job.notServed,
+    error: job.error,
+    scheduledAt: job.scheduledAt?.toISOString() ?? null,
+    createdAt: job.createdAt.toISOString(),
+    startedAt: job.startedAt?.toISOString() ?? null,
+    finishedAt: job.finishedAt?.toISOString() ?? null,
+  };
+}
+
+const FailureResponse = Type.Object({
+  position: Type.Integer({ description: 'CSV line number (1-based), or index in the JSON list (0-based)' }),
+  item: Type.String(),
+  reason: Type.String(),
+});
+
+const DeliveryResponse = Type.Object({
+  id: Uuid,
+  event: Type.String(),
+  status: Type.Union([Type.Literal('PENDING'), Type.Literal('DELIVERED'), Type.Literal('FAILED')]),
+  attempts: Type.Integer(),
+  responseStatus: Type.Union([Type.Integer(), Type.Null()]),
+  lastError: Type.Union([Type.String(), Type.Null()]),
+});
+
+const EventName = Type.Union(JOB_EVENTS.map((event) => Type.Literal(event)));
+const CreateWebhookBody = Type.Object({
+  url: Type.String({ format: 'uri', pattern: '^https?://', minLength: 8, maxLength: 2048 }),
+  kind: Type.Union([Type.Literal('slack'), Type.Literal('discord'), Type.Literal('json')]),
+  events: Type.Array(EventName, { minItems: 1, maxItems: JOB_EVENTS.length, uniqueItems: true }),
+}, { additionalProperties: false });
+
+const WebhookResponse = Type.Object({ id: Uuid, url: Type.String(), kind: Type.String(), events: Type.Array(Type.String()), createdAt: Timestamp });
+const webhookResponse = (hook: Webhook) => ({ id: hook.id, url: hook.url, kind: hook.kind, events: hook.events, createdAt: hook.createdAt.toISOString() });
+
+const isPosition = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value);
+
+export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    const mustFind = async (partnerId: string, id: string) => {
+      const job = await findJob(ctx.db, partnerId, id);
+      if (!job) throw new AppError('JOB_NOT_FOUND');
+      return job;
+    };
+
+    app.get('/v1/jobs/:id', {
+      schema: { tags: ['jobs'], params: IdParams, response: { 200: JobResponse, 404: ErrorResponse } },
+    }, async (request) => jobResponse(await mustFind(request.principal.partnerId, request.params.id)));
+
+    app.get('/v1/jobs/:id/failures', {
+      schema: { tags: ['jobs'], params: IdParams, querystring: PageQuery, response: { 200: Page(FailureResponse), 400: ErrorResponse, 404: ErrorResponse } },
+    }, async (request) => {
+      const job = await mustFind(request.principal.partnerId, request.params.id);
+      const limit = request.query.limit ?? DEFAULT_PAGE_SIZE;
+      const after = decodeCursor(request.query.cursor, isPosition);
+      const rows = await listFailures(ctx.db, job.id, limit + 1, after);
+      return toPage(rows, limit, (row) => row, (row) => row.position);
+    });
+
+    app.get('/v1/jobs/:id/webhook-deliveries', {
+      schema: { tags: ['jobs'], params: IdParams, response: { 200: Type.Object({ items: Type.Array(DeliveryResponse) }), 404: ErrorResponse } },
+    }, async (request) => {
+      const job = await mustFind(request.principal.partnerId, request.params.id);
+      return { items: await listJobDeliveries(ctx.db, job.id) };
+    });
+
+    app.post('/v1/jobs/:id/cancel', {
+      schema: { tags: ['jobs'], params: IdParams, response: { 200: JobResponse, 404: ErrorResponse, 409: ErrorResponse } },
+    }, async (request) => {
+      const partnerId = request.principal.partnerId;
+      await ensureQueueSchema(ctx.db, ctx.logger);
+      // Waits for a running chunk to commit (it holds the job row); the runner stops before the next.
+      const cancelled = await withTransaction(ctx.db, async (tx) => {
+        const job = await cancelJob(tx, partnerId, request.params.id, ctx.clock());
+        if (job) await removeJobRun(tx, job.id);
+        return job;
+      });
+      if (cancelled) {
+        ctx.metrics.jobs.inc({ type: cancelled.type, status: 'CANCELLED' });
+        return jobResponse(cancelled);
+      }
+      const job = await mustFind(partnerId, request.params.id);
+      if (job.status === 'CANCELLED') return jobResponse(job);
+      throw new AppError('JOB_NOT_CANCELLABLE', `The job has already ${job.status === 'SUCCEEDED' ? 'succeeded' : 'failed'}.`);
+    });
+
+    app.post('/v1/webhooks', {
+      schema: { tags: ['jobs'], body: CreateWebhookBody, response: { 201: WebhookResponse, 400: ErrorResponse } },
+    }, async (request, reply) => {
+      const hook = await insertWebhook(ctx.db, uuidv7(), request.principal.partnerId, request.body);
+      return reply.code(201).send(webhookResponse(hook));
+    });
+
+    app.get('/v1/webhooks', {
+      schema: { tags: ['jobs'], querystring: PageQuery, response: { 200: Page(WebhookResponse), 400: ErrorResponse } },
+    }, async (request) => {
+      const limit = request.query.limit ?? DEFAULT_PAGE_SIZE;
+      const after = decodeCursor(request.query.cursor, isUuidString);
+      return toPage(await listWebhooks(ctx.db, request.principal.partnerId, limit + 1, after), limit, webhookResponse, (hook) => hook.id);
+    });
+
+    app.delete('/v1/webhooks/:id', {
+      schema: { tags: ['jobs'], params: IdParams, response: { 204: Type.Null(), 404: ErrorResponse } },
+    }, async (request, reply) => {
+      if (!(await deleteWebhook(ctx.db, request.principal.partnerId, request.params.id))) throw new AppError('WEBHOOK_NOT_FOUND');
+      return reply.code(204).send(null);
+    });
+  };
+}

@@ -1,0 +1,169 @@
+// Runs a bulk job as a sequence of small transactions on one connection:
+//   QUEUED → RUNNING (announced) → [stage the external source] → chunk 0, 1, … → SUCCEEDED (announced)
+// Each step locks the job row, so progress has one writer at a time, and commits its own effects
+// together with the job's progress: a crash between two steps loses and repeats nothing, and the
+// next run (after the queue's sweeper notices the dead process) continues at the first step not
+// committed. The connection holds the job's advisory lock for the whole run (see queue.ts).
+import type pg from 'pg';
+import type { AppContext } from '../context.ts';
+import { withRetry, type Tx } from '../infra/db.ts';
+import {
+  FINISHED_STATUSES, finishJob, lockJob, markRunning, recordChunk, setStagedInput,
+  type ItemCounts, type Job, type JobType,
+} from './job-repository.ts';
+import { enqueueJobRun, JOB_LOCK_KEY_SQL, type QueueTasks } from './queue.ts';
+import { deliverWebhook } from './webhook-delivery.ts';
+import { announceJobEvent } from './webhook-repository.ts';
+
+export interface ChunkOutcome extends ItemCounts {
+  /** No later item can succeed (a limited template ran out): the rest of the input is not served. */
+  exhausted?: boolean;
+}
+
+/** One kind of bulk job; both functions run inside the caller's transaction. */
+export interface JobHandler {
+  /** Reads an external source into job_chunks (jobs created with staged = false). */
+  stage?(ctx: AppContext, tx: Tx, job: Job): Promise<{ chunkCount: number; total: number }>;
+  /** Applies staged chunk `chunkNo`: its rows and its failures; the runner records the progress. */
+  processChunk(ctx: AppContext, tx: Tx, job: Job, chunkNo: number): Promise<ChunkOutcome>;
+}
+
+export type JobHandlers = Readonly<Record<JobType, JobHandler>>;
+
+/** Thrown inside a chunk to have its transaction rolled back and run again (a lost race). */
+export class ChunkRaceError extends Error {
+  readonly code = '40001'; // retried like a serialization failure (withRetry)
+  constructor(message: string) {
+    super(message);
+    this.name = 'ChunkRaceError';
+  }
+}
+
+const ZERO: ItemCounts = { processed: 0, succeeded: 0, skipped: 0, failed: 0, notServed: 0 };
+// Errors worth another attempt later: the database or the network went away, or contention.
+const TRANSIENT_CODES = new Set(['40001', '40P01', '53300', '57P01', '57P02', '57P03', 'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE']);
+const isTransient = (error: unknown): boolean => {
+  const code = String((error as { code?: unknown })?.code ?? '');
+  return TRANSIENT_CODES.has(code) || code.startsWith('08') || /Connection terminated|Client has encountered a connection error/.test(String(error));
+};
+const RUN_AGAIN_WHEN_BUSY_MS = 5_000;
+
+type StepResult =
+  | { state: 'continue'; chunk?: { job: Job; counts: ItemCounts } }
+  | { state: 'finished'; job?: Job };
+
+export function makeQueueTasks(handlers: JobHandlers) {
+  return (ctx: AppContext): QueueTasks => ({
+    runJob: (jobId, attempt, shouldStop) => runJob(ctx, handlers, jobId, attempt, shouldStop),
+    deliverWebhook: (deliveryId, attempt) => deliverWebhook(ctx, deliveryId, attempt),
+    abandonJob: async (jobId, reason) => { await failJob(ctx, jobId, reason); },
+  });
+}
+
+export async function runJob(
+  ctx: AppContext, handlers: JobHandlers, jobId: string, attempt: { last: boolean }, shouldStop: () => boolean,
+): Promise<void> {
+  const client = await ctx.db.connect();
+  let broken = false;
+  let locked = false;
+  try {
+    locked = (await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${JOB_LOCK_KEY_SQL}) AS ok`, [jobId])).rows[0]!.ok;
+    if (!locked) {
+      // Another process runs it right now; look again later in case that run hands over.
+      await enqueueJobRun(ctx.db, jobId, new Date(Date.now() + RUN_AGAIN_WHEN_BUSY_MS));
+      return;
+    }
+    for (;;) {
+      if (shouldStop()) {
+        // Shutting down: hand the rest to whichever worker comes next (a new queue entry).
+        await enqueueJobRun(ctx.db, jobId);
+        return;
+      }
+      const result = await withRetry(() => transact(client, () => step(ctx, handlers, client, jobId)));
+      if (result.state === 'finished') {
+        if (result.job) ctx.metrics.jobs.inc({ type: result.job.type, status: result.job.status });
+        return;
+      }
+      if (result.chunk) {
+        const { job, counts } = result.chunk;
+        for (const key of ['succeeded', 'skipped', 'failed'] as const) {
+          if (counts[key] > 0) ctx.metrics.jobItems.inc({ type: job.type, result: key }, counts[key]);
+        }
+        if (counts.notServed > 0) ctx.metrics.jobItems.inc({ type: job.type, result: 'not_served' }, counts.notServed);
+      }
+    }
+  } catch (error) {
+    broken = isTransient(error);
+    if (broken && !attempt.last) throw error; // the queue retries with backoff
+    ctx.logger.error({ err: error, jobId }, 'bulk job failed');
+    await failJob(ctx, jobId, error instanceof Error ? error.message : String(error));
+  } finally {
+    if (locked && !broken) await client.query(`SELECT pg_advisory_unlock(${JOB_LOCK_KEY_SQL})`, [jobId]).catch(() => { broken = true; });
+    // A connection in doubt is destroyed, which also drops its advisory lock.
+    client.release(broken);
+  }
+}
+
+async function step(ctx: AppContext, handlers: JobHandlers, tx: Tx, jobId: string): Promise<StepResult> {
+  const job = await lockJob(tx, jobId);
+  if (!job || FINISHED_STATUSES.includes(job.status)) return { state: 'finished' };
+  const now = ctx.clock();
+  if (job.status === 'QUEUED') {
+    await announceJobEvent(tx, await markRunning(tx, job.id, now), 'job.started', now);
+    return { state: 'continue' };
+  }
+  const handler = handlers[job.type];
+  if (!job.staged) {
+    const { chunkCount, total } = await handler.stage!(ctx, tx, job);
+    await setStagedInput(tx, job.id, chunkCount, total);
+    return { state: 'continue' };
+  }
+  if (job.nextChunk >= job.chunkCount) {
+    const done = await finishJob(tx, job.id, 'SUCCEEDED', now);
+    await announceJobEvent(tx, done, 'job.succeeded', now);
+    return { state: 'finished', job: done };
+  }
+  const outcome = await handler.processChunk(ctx, tx, job, job.nextChunk);
+  const counts: ItemCounts = { ...ZERO, ...outcome };
+  let next = job.nextChunk + 1;
+  if (outcome.exhausted) {
+    // Everything after this chunk is not served; count it without reading it.
+    counts.notServed += job.total - job.processed - counts.processed;
+    counts.processed = job.total - job.processed;
+    next = job.chunkCount;
+  }
+  const updated = await recordChunk(tx, job.id, counts, next);
+  return { state: 'continue', chunk: { job: updated, counts } };
+}
+
+/** Marks an unfinished job FAILED and announces it; a finished job is left as it is. */
+async function failJob(ctx: AppContext, jobId: string, reason: string): Promise<void> {
+  const failed = await withRetry(async () => {
+    const client = await ctx.db.connect();
+    try {
+      return await transact(client, async () => {
+        const job = await lockJob(client, jobId);
+        if (!job || FINISHED_STATUSES.includes(job.status)) return undefined;
+        const now = ctx.clock();
+        const done = await finishJob(client, jobId, 'FAILED', now, reason.slice(0, 1000));
+        await announceJobEvent(client, done, 'job.failed', now);
+        return done;
+      });
+    } finally {
+      client.release();
+    }
+  });
+  if (failed) ctx.metrics.jobs.inc({ type: failed.type, status: 'FAILED' });
+}
+
+async function transact<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await work();
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,165 @@
+// The job queue: graphile-worker on the same PostgreSQL, in both modes. Stampede's own `jobs` table
+// is the source of truth for a job's state; the queue only says "run job X now" or "deliver
+// webhook Y", and those entries are added with SQL inside the caller's transaction, so a job or a
+// delivery exists if and only if its queue entry does.
+//
+// Crash recovery: graphile-worker 0.16 leaves a job locked by a killed process for 4 hours. A job
+// run holds a session advisory lock on its own connection for as long as it runs, so PostgreSQL
+// itself knows whether the runner is alive: the sweeper unlocks queue entries locked for a while
+// whose advisory lock is free (their process is gone), and another worker resumes them at once.
+import { Logger as QueueLogger, run, runMigrations, type Runner, type Task } from 'graphile-worker';
+import type { AppContext } from '../context.ts';
+import type { Db, Queryable } from '../infra/db.ts';
+import type { Logger } from '../infra/logger.ts';
+import type { WorkerStarter } from '../workers.ts';
+
+export const RUN_JOB_TASK = 'stampede.run-job';
+export const DELIVER_WEBHOOK_TASK = 'stampede.deliver-webhook';
+
+/** The queue entry of a job is keyed, so it can be replaced (continuation) or removed (cancel). */
+export const queueKeyOf = (jobId: string) => `stampede-job:${jobId}`;
+/** SQL for a job's advisory lock key from its id ($1): the 64 random-ish low bits of the UUID. */
+export const JOB_LOCK_KEY_SQL = `('x' || right(replace($1::text, '-', ''), 16))::bit(64)::bigint`;
+
+// Bulk jobs run for minutes and each holds a connection; webhook deliveries are short. Separate
+// runners so a queue full of bulk jobs never delays an announcement.
+const BULK_CONCURRENCY = 2;
+const WEBHOOK_CONCURRENCY = 4;
+const JOB_MAX_ATTEMPTS = 10;
+export const WEBHOOK_MAX_ATTEMPTS = 8;
+const SWEEP_INTERVAL_MS = 5_000;
+/** A live runner takes its advisory lock within milliseconds of being handed its queue entry. */
+const ORPHAN_AFTER_SECONDS = 10;
+const SCHEMA_LOCK_ID = 0x5741_4d51;
+
+const schemaReady = new WeakMap<Db, Promise<void>>();
+
+/**
+ * Installs or upgrades the queue's schema once per pool, under an advisory lock: graphile-worker's
+ * own migration takes no lock, and several processes (or test files) start at once.
+ */
+export function ensureQueueSchema(db: Db, logger: Logger): Promise<void> {
+  let ready = schemaReady.get(db);
+  if (!ready) {
+    ready = (async () => {
+      const client = await db.connect();
+      try {
+        await client.query('SELECT pg_advisory_lock($1)', [SCHEMA_LOCK_ID]);
+        await runMigrations({ pgPool: db, logger: queueLogger(logger) });
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [SCHEMA_LOCK_ID]).catch(() => undefined);
+        client.release();
+      }
+    })();
+    ready.catch(() => schemaReady.delete(db));
+    schemaReady.set(db, ready);
+  }
+  return ready;
+}
+
+/** Queues a run of the job (now, or at `runAt`); replaces a waiting entry, never a running one. */
+export async function enqueueJobRun(tx: Queryable, jobId: string, runAt?: Date): Promise<void> {
+  await tx.query(
+    `SELECT graphile_worker.add_job($1, json_build_object('jobId', $2::text), run_at := $3, job_key := $4, max_attempts := $5)`,
+    [RUN_JOB_TASK, jobId, runAt ?? null, queueKeyOf(jobId), JOB_MAX_ATTEMPTS],
+  );
+}
+
+/** Drops a job's waiting queue entry (a running one is left to notice the job's new status). */
+export async function removeJobRun(tx: Queryable, jobId: string): Promise<void> {
+  await tx.query('SELECT graphile_worker.remove_job($1)', [queueKeyOf(jobId)]);
+}
+
+export interface QueueTasks {
+  runJob(jobId: string, attempt: { number: number; last: boolean }, shouldStop: () => boolean): Promise<void>;
+  deliverWebhook(deliveryId: string, attempt: { number: number; last: boolean }): Promise<void>;
+  /** Called by the sweeper for unfinished jobs whose queue entry is gone or gave up. */
+  abandonJob(jobId: string, reason: string): Promise<void>;
+}
+
+/** Runs both queue runners and the sweeper; stopping lets running jobs hand over at a chunk boundary. */
+export function jobQueueWorker(makeTasks: (ctx: AppContext) => QueueTasks): WorkerStarter {
+  return async (ctx) => {
+    await ensureQueueSchema(ctx.db, ctx.logger);
+    const tasks = makeTasks(ctx);
+    let stopping = false;
+    const attemptOf = (helpers: Parameters<Task>[1]) => ({ number: helpers.job.attempts, last: helpers.job.attempts >= helpers.job.max_attempts });
+    const runJobTask: Task = async (payload, helpers) => {
+      await tasks.runJob((payload as { jobId: string }).jobId, attemptOf(helpers), () => stopping);
+    };
+    const deliverTask: Task = async (payload, helpers) => {
+      await tasks.deliverWebhook((payload as { deliveryId: string }).deliveryId, attemptOf(helpers));
+    };
+    const common = { pgPool: ctx.db, noHandleSignals: true, pollInterval: 1_000, logger: queueLogger(ctx.logger) };
+    const runners: Runner[] = [];
+    try {
+      runners.push(await run({ ...common, concurrency: BULK_CONCURRENCY, taskList: { [RUN_JOB_TASK]: runJobTask } }));
+      runners.push(await run({ ...common, concurrency: WEBHOOK_CONCURRENCY, taskList: { [DELIVER_WEBHOOK_TASK]: deliverTask } }));
+    } catch (error) {
+      for (const runner of runners) await runner.stop();
+      throw error;
+    }
+
+    let sweeping: Promise<void> = Promise.resolve();
+    const sweep = () => {
+      sweeping = sweepQueue(ctx, tasks).catch((error: unknown) => ctx.logger.warn({ err: error }, 'job queue sweep failed; retrying'));
+    };
+    sweep();
+    const timer = setInterval(sweep, SWEEP_INTERVAL_MS);
+    timer.unref();
+
+    return async () => {
+      stopping = true;
+      clearInterval(timer);
+      await sweeping;
+      await Promise.all(runners.map((runner) => runner.stop()));
+    };
+  };
+}
+
+async function sweepQueue(ctx: AppContext, tasks: QueueTasks): Promise<void> {
+  // Queue entries of job runs whose process died: locked, but nobody holds the job's lock.
+  const { rows: orphans } = await ctx.db.query<{ locked_by: string; key: string }>(
+    `SELECT locked_by, key FROM graphile_worker.jobs
+      WHERE task_identifier = $1 AND key LIKE 'stampede-job:%' AND locked_at < now() - make_interval(secs => $2)`,
+    [RUN_JOB_TASK, ORPHAN_AFTER_SECONDS],
+  );
+  for (const orphan of orphans) {
+    const jobId = orphan.key.slice('stampede-job:'.length);
+    const client = await ctx.db.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ free: boolean }>(`SELECT pg_try_advisory_xact_lock(${JOB_LOCK_KEY_SQL}) AS free`, [jobId]);
+      if (rows[0]!.free) {
+        await client.query('SELECT graphile_worker.force_unlock_workers($1::text[])', [[orphan.locked_by]]);
+        ctx.logger.warn({ jobId, worker: orphan.locked_by }, 'resuming a job whose worker died');
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  // Unfinished jobs the queue no longer holds a live entry for (it gave up after its retries).
+  const { rows: lost } = await ctx.db.query<{ id: string; last_error: string | null }>(
+    `SELECT j.id, (SELECT g.last_error FROM graphile_worker.jobs g WHERE g.key = 'stampede-job:' || j.id) AS last_error
+       FROM jobs j
+      WHERE j.status IN ('QUEUED', 'RUNNING')
+        AND NOT EXISTS (SELECT 1 FROM graphile_worker.jobs g
+                         WHERE g.key = 'stampede-job:' || j.id AND (g.attempts < g.max_attempts OR g.locked_at IS NOT NULL))`,
+  );
+  for (const job of lost) await tasks.abandonJob(job.id, `the job queue gave up: ${job.last_error ?? 'no queue entry left'}`);
+}
+
+/** graphile-worker logs through pino; its routine chatter goes to debug. */
+function queueLogger(logger: Logger): QueueLogger {
+  return new QueueLogger((scope) => (level, message, meta) => {
+    const fields = { queue: scope, ...(meta ?? {}) };
+    if (level === 'error') logger.error(fields, message);
+    else if (level === 'warning') logger.warn(fields, message);
+    else logger.debug(fields, message);
+  });
+}

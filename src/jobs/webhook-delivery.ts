@@ -1,0 +1,41 @@
+// Sends one outbox delivery. Runs as a queue task, apart from the job it announces: a slow or
+// failing receiver costs the job nothing. A failed attempt is recorded and thrown, so the queue
+// retries it with exponential backoff; the last failed attempt marks the delivery FAILED.
+import type { AppContext } from '../context.ts';
+import { renderWebhookMessage } from './webhook-messages.ts';
+import { findPendingDelivery, recordDeliveryAttempt } from './webhook-repository.ts';
+
+const DELIVERY_TIMEOUT_MS = 10_000;
+
+export async function deliverWebhook(ctx: AppContext, deliveryId: string, attempt: { last: boolean }): Promise<void> {
+  const delivery = await findPendingDelivery(ctx.db, deliveryId);
+  if (!delivery) return;
+  let responseStatus: number | null = null;
+  let error: string | null = null;
+  try {
+    const response = await fetch(delivery.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': 'stampede-webhooks/1',
+        'x-stampede-event': delivery.event,
+        'x-stampede-delivery': delivery.id,
+      },
+      body: JSON.stringify(renderWebhookMessage(delivery.kind, delivery.payload)),
+      // A receiver that redirects is misconfigured; following would send the payload elsewhere.
+      redirect: 'manual',
+      signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
+    });
+    responseStatus = response.status;
+    await response.body?.cancel();
+    if (!response.ok) error = `receiver answered HTTP ${response.status}`;
+  } catch (failure) {
+    error = failure instanceof Error ? `${failure.name}: ${failure.message}` : String(failure);
+  }
+  const status = error === null ? 'DELIVERED' : attempt.last ? 'FAILED' : 'PENDING';
+  await recordDeliveryAttempt(ctx.db, deliveryId, { status, responseStatus, error, now: ctx.clock() });
+  if (error !== null) {
+    ctx.logger.warn({ deliveryId, url: delivery.url, error, final: attempt.last }, 'webhook delivery failed');
+    if (!attempt.last) throw new Error(error);
+  }
+}

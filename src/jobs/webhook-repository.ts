@@ -1,0 +1,108 @@
+// SQL for webhooks and their outbox of deliveries.
+import type { Queryable } from '../infra/db.ts';
+import type { Job } from './job-repository.ts';
+import { DELIVER_WEBHOOK_TASK, WEBHOOK_MAX_ATTEMPTS } from './queue.ts';
+import { jobEventPayload, type JobEvent, type JobEventPayload, type WebhookKind } from './webhook-messages.ts';
+
+export interface Webhook {
+  id: string;
+  url: string;
+  kind: WebhookKind;
+  events: JobEvent[];
+  createdAt: Date;
+}
+
+interface WebhookRow {
+  id: string;
+  url: string;
+  kind: WebhookKind;
+  events: JobEvent[];
+  created_at: Date;
+}
+
+const toWebhook = (row: WebhookRow): Webhook => ({ id: row.id, url: row.url, kind: row.kind, events: row.events, createdAt: row.created_at });
+
+export async function insertWebhook(db: Queryable, id: string, partnerId: string, hook: Pick<Webhook, 'url' | 'kind' | 'events'>): Promise<Webhook> {
+  const { rows } = await db.query<WebhookRow>(
+    'INSERT INTO webhooks (id, partner_id, url, kind, events) VALUES ($1, $2, $3, $4, $5) RETURNING *',
+    [id, partnerId, hook.url, hook.kind, hook.events],
+  );
+  return toWebhook(rows[0]!);
+}
+
+export async function listWebhooks(db: Queryable, partnerId: string, limit: number, after?: string): Promise<Webhook[]> {
+  const { rows } = await db.query<WebhookRow>(
+    `SELECT * FROM webhooks WHERE partner_id = $1 AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3`,
+    [partnerId, after ?? null, limit],
+  );
+  return rows.map(toWebhook);
+}
+
+export async function deleteWebhook(db: Queryable, partnerId: string, id: string): Promise<boolean> {
+  const { rowCount } = await db.query('DELETE FROM webhooks WHERE id = $1 AND partner_id = $2', [id, partnerId]);
+  return rowCount === 1;
+}
+
+/**
+ * Writes one delivery per subscribed webhook into the outbox and queues each, in the caller's
+ * transaction: the announcement exists exactly when the state change it announces does.
+ */
+export async function announceJobEvent(tx: Queryable, job: Job, event: JobEvent, now: Date): Promise<void> {
+  await tx.query(
+    `WITH deliveries AS (
+       INSERT INTO webhook_deliveries (id, webhook_id, job_id, event, payload)
+       SELECT gen_random_uuid(), w.id, $2, $3, $4::jsonb FROM webhooks w WHERE w.partner_id = $1 AND $3 = ANY (w.events)
+       RETURNING id)
+     SELECT graphile_worker.add_job($5, json_build_object('deliveryId', d.id), max_attempts := $6) FROM deliveries d`,
+    [job.partnerId, job.id, event, JSON.stringify(jobEventPayload(event, job, now)), DELIVER_WEBHOOK_TASK, WEBHOOK_MAX_ATTEMPTS],
+  );
+}
+
+export interface PendingDelivery {
+  id: string;
+  url: string;
+  kind: WebhookKind;
+  event: JobEvent;
+  payload: JobEventPayload;
+}
+
+/** A delivery still to be sent (undefined once delivered, failed for good, or its webhook deleted). */
+export async function findPendingDelivery(db: Queryable, id: string): Promise<PendingDelivery | undefined> {
+  const { rows } = await db.query<PendingDelivery>(
+    `SELECT d.id, w.url, w.kind, d.event, d.payload FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+      WHERE d.id = $1 AND d.status = 'PENDING'`,
+    [id],
+  );
+  return rows[0];
+}
+
+export async function recordDeliveryAttempt(
+  db: Queryable,
+  id: string,
+  outcome: { status: 'PENDING' | 'DELIVERED' | 'FAILED'; responseStatus: number | null; error: string | null; now: Date },
+): Promise<void> {
+  await db.query(
+    `UPDATE webhook_deliveries SET attempts = attempts + 1, status = $2, response_status = $3, last_error = $4,
+            delivered_at = CASE WHEN $2 = 'DELIVERED' THEN $5::timestamptz END
+      WHERE id = $1`,
+    [id, outcome.status, outcome.responseStatus, outcome.error, outcome.now],
+  );
+}
+
+export interface DeliveryRecord {
+  id: string;
+  event: JobEvent;
+  status: 'PENDING' | 'DELIVERED' | 'FAILED';
+  attempts: number;
+  responseStatus: number | null;
+  lastError: string | null;
+}
+
+export async function listJobDeliveries(db: Queryable, jobId: string): Promise<DeliveryRecord[]> {
+  const { rows } = await db.query<DeliveryRecord>(
+    `SELECT id, event, status, attempts, response_status AS "responseStatus", last_error AS "lastError"
+       FROM webhook_deliveries WHERE job_id = $1 ORDER BY created_at, id`,
+    [jobId],
+  );
+  return rows;
+}

@@ -1,0 +1,99 @@
+// POST /v1/points/accruals: up to 10,000 earns in one request, applied asynchronously as a bulk
+// job (202 {jobId}). The request is accepted whole or not at all: a bad item refuses it with 400
+// and its index, more than 10,000 items with 413. Each item carries its own idempotency key (the
+// key space of POST /v1/points/earn), so the request itself needs no Idempotency-Key: posting it
+// again applies nothing twice.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyError } from 'fastify';
+import { Type } from 'typebox';
+import { v7 as uuidv7 } from 'uuid';
+import type { AppContext } from '../context.ts';
+import { AppError } from '../errors.ts';
+import { Amount, ErrorResponse, Timestamp, UserId, Uuid } from '../http/schemas.ts';
+import { acceptJob } from '../jobs/accept-job.ts';
+import { MAX_ACCRUAL_ITEMS, stageAccrualItems, type AccrualParams } from './accrual.ts';
+import { DEFAULT_POINT_TYPE, PointType } from './routes.ts';
+
+/** 10,000 items of at most ~560 bytes of JSON each. */
+const ACCRUAL_BODY_LIMIT_BYTES = 8 * 1_048_576;
+
+const AccrualItem = Type.Object({
+  userId: UserId,
+  amount: Amount,
+  expiresAt: Type.Optional(Timestamp),
+  idempotencyKey: Type.String({ pattern: '^[\\x21-\\x7E]{1,255}$', maxLength: 255 }),
+}, { additionalProperties: false });
+
+const AccrualBody = Type.Object({
+  items: Type.Array(AccrualItem, { minItems: 1, maxItems: MAX_ACCRUAL_ITEMS }),
+  scheduledAt: Type.Optional(Timestamp),
+  pointType: Type.Optional(PointType),
+}, { additionalProperties: false });
+
+interface ItemProblem {
+  field: string;
+  message: string;
+  index?: number;
+}
+
+const invalid = (problems: ItemProblem[]) => new AppError('VALIDATION_FAILED', `${problems[0]!.field}: ${problems[0]!.message}`, problems);
+
+/** Schema errors as field problems, with the index of the item they concern. */
+function schemaProblems(error: FastifyError): ItemProblem[] {
+  return (error.validation ?? []).map((issue) => {
+    const path = issue.instancePath.split('/').filter(Boolean);
+    const params = issue.params as { requiredProperties?: string[]; additionalProperties?: string[] } | undefined;
+    const extra = params?.requiredProperties?.[0] ?? params?.additionalProperties?.[0];
+    if (extra) path.push(extra);
+    const index = path[0] === 'items' && path[1] !== undefined ? Number(path[1]) : undefined;
+    return { field: ['body', ...path].join('.'), message: issue.message ?? 'is not valid', ...(index === undefined ? {} : { index }) };
+  });
+}
+
+export function accrualRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.post('/v1/points/accruals', {
+      bodyLimit: ACCRUAL_BODY_LIMIT_BYTES,
+      attachValidation: true,
+      // Counted before the schema runs, so an oversized list is a 413 and is not validated item by item.
+      preValidation: async (request) => {
+        const items = (request.body as { items?: unknown } | undefined)?.items;
+        if (Array.isArray(items) && items.length > MAX_ACCRUAL_ITEMS) {
+          throw new AppError('TOO_MANY_ITEMS', `At most ${MAX_ACCRUAL_ITEMS} items per request; got ${items.length}.`);
+        }
+      },
+      schema: {
+        tags: ['points'],
+        body: AccrualBody,
+        response: { 202: Type.Object({ jobId: Uuid }), 400: ErrorResponse, 413: ErrorResponse },
+      },
+    }, async (request, reply) => {
+      if (request.validationError) throw invalid(schemaProblems(request.validationError as FastifyError));
+      const body = request.body;
+      const now = ctx.clock();
+      const problems: ItemProblem[] = [];
+      const keys = new Map<string, number>();
+      body.items.forEach((item, index) => {
+        if (item.expiresAt !== undefined && Date.parse(item.expiresAt) <= now.getTime()) {
+          problems.push({ field: `body.items.${index}.expiresAt`, message: 'must be in the future', index });
+        }
+        const first = keys.get(item.idempotencyKey);
+        if (first !== undefined) {
+          problems.push({ field: `body.items.${index}.idempotencyKey`, message: `repeats the key of item ${first}`, index });
+        } else {
+          keys.set(item.idempotencyKey, index);
+        }
+      });
+      if (problems.length > 0) throw invalid(problems.slice(0, 100));
+
+      const pointType = body.pointType ?? DEFAULT_POINT_TYPE;
+      const jobId = uuidv7();
+      const scheduledAt = body.scheduledAt === undefined ? undefined : new Date(body.scheduledAt);
+      await acceptJob(ctx, {
+        id: jobId, partnerId: request.principal.partnerId, type: 'POINT_ACCRUAL', staged: true, scheduledAt,
+        params: { pointType } satisfies AccrualParams as unknown as Record<string, unknown>,
+      }, async (tx) => ({ chunkCount: await stageAccrualItems(tx, jobId, pointType, body.items), total: body.items.length }));
+      return reply.code(202).send({ jobId });
+    });
+  };
+}

@@ -5,6 +5,7 @@ import type { Db } from './infra/db.ts';
 import type { Logger } from './infra/logger.ts';
 import type { Metrics } from './infra/metrics.ts';
 import { observeResources } from './infra/resource-metrics.ts';
+import { observeClaimBacklog } from './claims/claim-backlog.ts';
 import type { Redis } from './infra/redis.ts';
 import { KeyAuthenticator } from './partners/key-authenticator.ts';
 import type { PendingCoupons } from './coupons/pending-coupons.ts';
@@ -44,6 +45,7 @@ export function createContext(parts: {
 }): AppContext {
   const keyCacheMs = parts.redis ? parts.config.apiKeyCacheMs : EMBEDDED_KEY_CACHE_MS;
   observeResources(parts.metrics, parts.db, parts.redis);
+  if (parts.redis) observeClaimBacklog(parts.metrics, parts.redis);
   const clock = parts.clock ?? (() => new Date());
   return {
     ...parts,

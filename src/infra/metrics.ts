@@ -14,8 +14,19 @@ export function createMetrics() {
   client.collectDefaultMetrics({ register: registry, prefix: 'stampede_' });
   const registers = [registry];
   const templateLabels = new Set<string>();
+  // Claim backlog is measured at scrape time by any process that can read the claim streams
+  // (claims/claim-backlog.ts), so it keeps growing when the persister is stopped or stuck. One
+  // measurement serves both gauges of a scrape.
+  let measureBacklog: (() => Promise<void>) | undefined;
+  let measuring: Promise<void> | undefined;
+  // A failed measurement keeps the previous values: a scrape must not fail because of it.
+  const collectBacklog = () => (measuring ??= (measureBacklog?.() ?? Promise.resolve()).catch(() => undefined).finally(() => { measuring = undefined; }));
   return {
     registry,
+    /** Installs the scrape-time measurement of stampede_claim_stream_length and _consumer_lag_seconds. */
+    measureClaimBacklogOnScrape(measure: () => Promise<void>): void {
+      measureBacklog = measure;
+    },
     /** Bounded label for a template id: the first MAX_TEMPLATE_LABELS seen, then "other". */
     templateLabel(templateId: string): string {
       if (templateLabels.has(templateId)) return templateId;
@@ -56,6 +67,7 @@ export function createMetrics() {
       help: 'Entries in a template claim stream not yet acknowledged by a worker.',
       labelNames: ['template'] as const,
       aggregator: 'max',
+      collect: collectBacklog,
       registers,
     }),
     claimConsumerLag: new client.Gauge({
@@ -63,6 +75,7 @@ export function createMetrics() {
       help: 'Age of the oldest claim not yet persisted to PostgreSQL.',
       labelNames: ['template'] as const,
       aggregator: 'max',
+      collect: collectBacklog,
       registers,
     }),
     claimBatchSize: new client.Histogram({

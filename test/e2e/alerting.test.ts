@@ -1,19 +1,21 @@
 // End to end alerting: a real Prometheus scrapes a running Stampede with the shipped alert rules
-// (their `for:` shortened to 1 s), Redis really goes away, the rule fires, and a real Alertmanager
-// with the shipped routing delivers it to a local HTTP receiver in Discord's webhook shape (and to
-// Slack's); Redis comes back and the resolution is delivered too.
+// (their `for:` shortened to 1 s, thresholds as shipped) and a real Alertmanager with the shipped
+// routing delivers to a local HTTP receiver standing in for Discord and Slack. Two real causes:
+// claims waiting with the persister paused (consumer lag, a warning: Slack only), then Redis going
+// away (critical: Discord's webhook shape checked, and Slack), and its resolution.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { freePort } from '../../src/infra/free-port.ts';
 import { opsToolsOrSkip } from '../harness/ops-tools.ts';
 import { startRedisServer, type RedisServerHandle } from '../harness/redis-server.ts';
 import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
+import { ADMIN_TOKEN, templateBody } from '../harness/test-app.ts';
 
 const OPS = new URL('../../ops/', import.meta.url);
 const tools = opsToolsOrSkip(['prometheus', 'alertmanager']);
@@ -114,19 +116,26 @@ async function localAlertmanagerConfig(receiverUrl: string): Promise<string> {
 
 describe.skipIf(!tools)('alerting end to end', () => {
   const cleanups: Array<() => Promise<unknown>> = [];
-  afterAll(async () => { for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined); });
+  let redis: RedisServerHandle;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let stampedeUrl: string;
+  let query: (promql: string) => Promise<number | undefined>;
+  let context: () => string;
 
-  it('Redis goes away: StampedeRedisDown reaches the Discord and Slack webhooks, then resolves', async () => {
+  // Stampede in distributed mode with its workers off: the claim persister is "paused".
+  beforeAll(async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'stampede-alerting-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const redis: RedisServerHandle = await startRedisServer();
+    redis = await startRedisServer();
     cleanups.push(() => redis.stop());
-    const receiver = await startReceiver();
+    receiver = await startReceiver();
     cleanups.push(() => receiver.close());
 
     const stampedePort = await freePort();
+    stampedeUrl = `http://127.0.0.1:${stampedePort}`;
     const stampede: StampedeProcess = spawnStampede(['serve'], {
-      DATABASE_URL: inject('databaseUrl'), REDIS_URL: redis.url, PORT: String(stampedePort), HOST: '127.0.0.1', STAMPEDE_WORKERS: 'off',
+      DATABASE_URL: inject('databaseUrl'), REDIS_URL: redis.url, PORT: String(stampedePort), HOST: '127.0.0.1',
+      STAMPEDE_WORKERS: 'off', STAMPEDE_ADMIN_TOKEN: ADMIN_TOKEN,
     });
     cleanups.push(async () => { stampede.child.kill('SIGTERM'); await stampede.exited; });
     await stampede.waitForOutput(/Server listening/, 90_000);
@@ -152,21 +161,46 @@ describe.skipIf(!tools)('alerting end to end', () => {
       `--web.listen-address=127.0.0.1:${prometheusPort}`,
     ]);
     cleanups.push(async () => { prometheus.child.kill('SIGTERM'); await once(prometheus.child, 'exit'); });
-    const context = () => `--- prometheus\n${prometheus.output().slice(-3000)}\n--- alertmanager\n${alertmanager.output().slice(-3000)}`;
-
-    const query = async (promql: string): Promise<number | undefined> => {
+    context = () => `--- prometheus\n${prometheus.output().slice(-3000)}\n--- alertmanager\n${alertmanager.output().slice(-3000)}`;
+    query = async (promql) => {
       const response = await fetch(`http://127.0.0.1:${prometheusPort}/api/v1/query?query=${encodeURIComponent(promql)}`);
       const body = await response.json() as { data: { result: Array<{ value: [number, string] }> } };
       const value = body.data.result[0]?.value[1];
       return value === undefined ? undefined : Number(value);
     };
     // Prometheus scrapes Stampede and sees Redis up.
-    expect(await eventually('Prometheus to see Redis up', async () => (await query('stampede_dependency_up{dependency="redis"}')) === 1 ? true : undefined, 60_000, context)).toBe(true);
+    await eventually('Prometheus to see Redis up', async () => (await query('stampede_dependency_up{dependency="redis"}')) === 1 ? true : undefined, 60_000, context);
+  }, 180_000);
+  afterAll(async () => { for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined); });
 
+  const isAbout = (delivery: Delivery, where: string, status: string, alert: string) =>
+    delivery.path === where && JSON.stringify(delivery.body).includes(`[${status}`) && JSON.stringify(delivery.body).includes(alert);
+
+  it('claims wait with no persister: StampedeClaimConsumerLagHigh (a warning) reaches Slack, not Discord', async () => {
+    const json = { 'content-type': 'application/json' };
+    const partner = await (await fetch(`${stampedeUrl}/v1/partners`, {
+      method: 'POST', headers: { ...json, authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify({ name: 'alerting' }),
+    })).json() as { apiKey: string };
+    const template = await (await fetch(`${stampedeUrl}/v1/coupon-templates`, {
+      method: 'POST', headers: { ...json, 'x-api-key': partner.apiKey }, body: JSON.stringify(templateBody()),
+    })).json() as { id: string };
+    for (const userId of ['lag-1', 'lag-2', 'lag-3']) {
+      const claim = await fetch(`${stampedeUrl}/v1/coupon-templates/${template.id}/claims`, {
+        method: 'POST', headers: { ...json, 'x-api-key': partner.apiKey }, body: JSON.stringify({ userId }),
+      });
+      expect(claim.status).toBe(201);
+    }
+    expect(await eventually('the backlog in Prometheus', async () => query(`stampede_claim_stream_length{template="${template.id}"} == 3`), 30_000, context)).toBe(3);
+
+    // The shipped threshold is 30 s of lag.
+    const slack = await receiver.waitFor((delivery) => isAbout(delivery, '/slack', 'FIRING', 'StampedeClaimConsumerLagHigh'), 90_000);
+    expect(JSON.stringify(slack.body)).toContain(`Claims of template ${template.id} are`);
+    expect(receiver.deliveries.some((delivery) => isAbout(delivery, '/discord', 'FIRING', 'StampedeClaimConsumerLagHigh'))).toBe(false);
+  }, 150_000);
+
+  it('Redis goes away: StampedeRedisDown reaches the Discord and Slack webhooks, then resolves', async () => {
     await redis.kill();
-    const isAbout = (delivery: Delivery, where: string, status: string) =>
-      delivery.path === where && JSON.stringify(delivery.body).includes(`[${status}`) && JSON.stringify(delivery.body).includes('StampedeRedisDown');
-    const firing = await receiver.waitFor((delivery) => isAbout(delivery, '/discord', 'FIRING'), 60_000);
+    const firing = await receiver.waitFor((delivery) => isAbout(delivery, '/discord', 'FIRING', 'StampedeRedisDown'), 60_000);
     const discord = firing.body as unknown as DiscordPayload;
     expect(discord.embeds).toHaveLength(1);
     expect(discord.embeds[0]!.title).toMatch(/^\[FIRING:1\] StampedeRedisDown/);
@@ -174,14 +208,14 @@ describe.skipIf(!tools)('alerting end to end', () => {
     expect(discord.embeds[0]!.description).toContain('ops/README.md#stampederedisdown');
     expect(discord.embeds[0]!.color).toBe(0x992d22);
     // Critical alerts also go to Slack (the route continues).
-    const slack = await receiver.waitFor((delivery) => isAbout(delivery, '/slack', 'FIRING'), 30_000);
+    const slack = await receiver.waitFor((delivery) => isAbout(delivery, '/slack', 'FIRING', 'StampedeRedisDown'), 30_000);
     expect(JSON.stringify(slack.body)).toContain('[FIRING:1] StampedeRedisDown');
     // The Redis client's connection errors are counted.
     expect(await query('stampede_redis_errors_total')).toBeGreaterThan(0);
 
     await redis.restart();
-    const resolved = await receiver.waitFor((delivery) => isAbout(delivery, '/discord', 'RESOLVED'), 60_000);
+    const resolved = await receiver.waitFor((delivery) => isAbout(delivery, '/discord', 'RESOLVED', 'StampedeRedisDown'), 60_000);
     expect((resolved.body as unknown as DiscordPayload).embeds[0]!.title).toMatch(/^\[RESOLVED\] StampedeRedisDown/);
     expect((resolved.body as unknown as DiscordPayload).embeds[0]!.color).toBe(0x2ecc71);
-  }, 240_000);
+  }, 150_000);
 });

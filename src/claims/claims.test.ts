@@ -76,6 +76,11 @@ describe.each([
     });
     expect(await claimOnce(t.app, partner.headers, future, 'u1')).toMatchObject({ status: 409, code: 'CLAIM_NOT_OPEN' });
     expect(await claimOnce(t.app, partner.headers, past, 'u1')).toMatchObject({ status: 409, code: 'CLAIM_CLOSED' });
+    // Closed seconds ago: decided by the gate's own clock (Redis TIME in distributed mode).
+    const justClosed = await createTemplate(t.app, partner.headers, {
+      claimStartsAt: new Date(now - 7_200_000).toISOString(), claimEndsAt: new Date(now - 5_000).toISOString(),
+    });
+    expect(await claimOnce(t.app, partner.headers, justClosed, 'u1')).toMatchObject({ status: 409, code: 'CLAIM_CLOSED' });
     await drainClaims(t.ctx, future);
     expect(await couponRows(t.ctx.db, future)).toEqual([]);
     expect(await couponRows(t.ctx.db, past)).toEqual([]);

@@ -14,6 +14,8 @@ const CLAIM = loadLuaScript(new URL('./claim-4.lua', import.meta.url));
 const LOAD_TEMPLATE = loadLuaScript(new URL('./load-template-3.lua', import.meta.url));
 
 const STAGING_CHUNK = 1_000;
+/** Far beyond any clock skew between API hosts and Redis. */
+const FINISHED_MARGIN_MS = 60_000;
 /** A loader that dies half-way leaves its staging hash behind; it expires on its own. */
 const STAGING_TTL_SECONDS = 600;
 
@@ -31,6 +33,8 @@ export class RedisClaimGate implements ClaimGate {
     const keys = this.keysOf(template.id).claimScriptKeys;
     let reply = await runLuaScript(this.redis, CLAIM, keys, [couponId, userId]) as number[];
     if (reply[0] === ClaimRefusal.NotLoaded) {
+      // A long-finished event's state has expired: answer without reloading every holder into Redis.
+      if (Date.now() > template.claimEndsAt.getTime() + FINISHED_MARGIN_MS) return { refusal: ClaimRefusal.Closed };
       await this.load(template);
       reply = await runLuaScript(this.redis, CLAIM, keys, [couponId, userId]) as number[];
     }

@@ -105,13 +105,13 @@ const contenders: Contender[] = [];
 let failed = false;
 try {
   const { partnerId, apiKey } = await createBenchPartner(services.db);
-  const contended = Math.floor(COUPONS / CONTENDED_EVERY);
-  console.log(`bench:redeem — per strategy ${COUPONS} issued coupons (+${WARMUP} warm-up), ${COUPONS + contended} redeem requests ` +
-    `(${contended}, 1 in 10, race another request for the same coupon), ${CONNECTIONS} keep-alive connections from one ` +
+  for (const strategy of ['baseline', 'stampede'] as const) contenders.push(await startContender(strategy, services, partnerId, dir));
+  const requests = contenders[0]!.chunks.flat().length;
+  console.log(`bench:redeem — per strategy ${COUPONS} issued coupons (+${WARMUP} warm-up), ${requests} redeem requests ` +
+    `(${requests - COUPONS}, 1 in 10, race another request for the same coupon), ${CONNECTIONS} keep-alive connections from one ` +
     `load-generator process, one server process each (pool ${process.env.STAMPEDE_DB_POOL_SIZE ?? 20}), ${ROUNDS} rounds in ABBA order, ` +
     `durable embedded PostgreSQL (fsync and synchronous_commit on). Machine: ${os.cpus().length} CPUs, ` +
     `${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}.`);
-  for (const strategy of ['baseline', 'stampede'] as const) contenders.push(await startContender(strategy, services, partnerId, dir));
   const planFor = (c: Contender) => ({
     host: '127.0.0.1', port: c.server.port, pathPrefix: c.strategy === 'stampede' ? '' : '/baseline',
     headers: { 'x-api-key': apiKey }, connections: CONNECTIONS, timeoutMs: 60_000,

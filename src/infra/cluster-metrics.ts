@@ -58,11 +58,21 @@ export function serveClusterMetrics(own: Registry[]): { retire(worker: Worker): 
       worker.send({ type: COLLECT, requestId } satisfies Message);
     });
 
+  // The primary's own registries get the same deadline as the forks (their collection probes
+  // PostgreSQL and Redis), with the same fallback to the previous answer.
+  let ownLatest: MetricsJson[] = [];
+  const collectOwn = () => {
+    let timer: NodeJS.Timeout | undefined;
+    const fresh = Promise.all(own.map((registry) => registry.getMetricsAsJSON() as Promise<MetricsJson>)).then((snapshots) => { ownLatest = snapshots; });
+    const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, FORK_ANSWER_MS); });
+    return Promise.race([fresh, deadline]).finally(() => clearTimeout(timer));
+  };
+
   const aggregate = async (): Promise<string> => {
     const requestId = nextRequestId++;
     const forks = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined && worker.isConnected());
-    await Promise.all(forks.map((worker) => collectFrom(worker, requestId)));
-    const snapshots = [...await Promise.all(own.map((registry) => registry.getMetricsAsJSON() as Promise<MetricsJson>)), retired];
+    await Promise.all([collectOwn(), ...forks.map((worker) => collectFrom(worker, requestId))]);
+    const snapshots = [...ownLatest, retired];
     for (const worker of forks) {
       const snapshot = latest.get(worker.id);
       if (snapshot) snapshots.push(snapshot);

@@ -47,9 +47,13 @@ export function observeResources(metrics: Metrics, db: Db, redis: Redis | undefi
   redis?.on('error', () => metrics.redisErrors.inc());
 }
 
-// A fresh connection rather than the pool: under a flash crowd the pool is legitimately saturated
-// and a probe queued behind claims would report a healthy database as down.
+// Through the pool when it has room; a fresh connection when it is saturated, since under a flash
+// crowd a probe queued behind claims would report a healthy database as down.
 async function probeDatabase(db: Db): Promise<void> {
+  if (db.idleCount > 0 || db.totalCount < (db.options.max ?? 10)) {
+    await db.query('SELECT 1');
+    return;
+  }
   const probeClient = new pg.Client({ connectionString: db.options.connectionString, connectionTimeoutMillis: DEPENDENCY_PROBE_TIMEOUT_MS });
   probeClient.on('error', () => undefined);
   try {

@@ -17,6 +17,8 @@ export interface RunFigures {
   readonly outcomes: Record<string, number>;
   readonly rowsInPostgresAfterMs: number | null;
   readonly cpuSeconds: Record<string, number>;
+  /** 1-minute load average when the run ended: how much else the two cores were doing. */
+  readonly loadAverage: number;
   readonly problems: string[];
 }
 
@@ -28,11 +30,13 @@ export interface TargetCheck {
   readonly missedBy?: string;
 }
 
+/** CPU time per request of each process group: what the run cost, whatever else shared the cores. */
 const CPU_GROUPS = ['server', 'postgres', 'redis-server', 'load generator'];
+const CPU_LABELS: Record<string, string> = { server: 'cpu server', postgres: 'cpu pg', 'redis-server': 'cpu redis', 'load generator': 'cpu loadgen' };
 
 export function runsTable(runs: readonly RunFigures[]): string {
   const header = ['server', 'conns', 'rows before', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', '201', 'SOLD_OUT', 'LIMIT', 'other',
-    'rows in PG after last 201', ...CPU_GROUPS.map((group) => `cpu ${group} s`), 'verified'];
+    'rows in PG after last 201', ...CPU_GROUPS.map((group) => `${CPU_LABELS[group]} µs/req`), 'load avg', 'verified'];
   return formatTable(header, runs.map((run) => {
     const known = (run.outcomes['201'] ?? 0) + (run.outcomes['409 SOLD_OUT'] ?? 0) + (run.outcomes['409 CLAIM_LIMIT_REACHED'] ?? 0);
     return [
@@ -41,7 +45,8 @@ export function runsTable(runs: readonly RunFigures[]): string {
       String(run.outcomes['201'] ?? 0), String(run.outcomes['409 SOLD_OUT'] ?? 0), String(run.outcomes['409 CLAIM_LIMIT_REACHED'] ?? 0),
       String(run.requests - known),
       run.kind === 'bare' ? '-' : run.rowsInPostgresAfterMs === null ? 'NEVER' : `${Math.round(run.rowsInPostgresAfterMs)} ms`,
-      ...CPU_GROUPS.map((group) => (run.cpuSeconds[group] ?? 0).toFixed(1)),
+      ...CPU_GROUPS.map((group) => String(Math.round(((run.cpuSeconds[group] ?? 0) / run.requests) * 1e6))),
+      run.loadAverage.toFixed(1),
       run.problems.length === 0 ? 'yes' : 'NO',
     ];
   }));

@@ -105,6 +105,7 @@ async function measure(server: RunningServer, setting: ServerSetting, services: 
     outcomes: result.load.outcomes,
     rowsInPostgresAfterMs: result.rowsInPostgresAfterMs === null ? null : round(result.rowsInPostgresAfterMs, 1),
     cpuSeconds: Object.fromEntries(Object.entries(result.cpuSeconds).map(([group, seconds]) => [group, round(seconds, 2)])),
+    loadAverage: round(os.loadavg()[0]!, 2),
     problems: found,
   };
 }
@@ -150,8 +151,11 @@ async function benchSetting(setting: ServerSetting, services: BenchServices, row
         users: config.users, claimsPerUser: config.claimsPerUser, connections, userPrefix: `r${runNumber++}-`, quantity: config.quantity, expectsRows,
       }, rowsBefore);
       runs.push(run);
+      // Everything a reader needs per run, as it finishes, in case a long run is cut short.
       log(`  ${label} @${connections}${rowsBefore ? ` (${rowsBefore.toLocaleString('en')} rows before)` : ''}: ${Math.round(run.requestsPerSecond).toLocaleString('en')} req/s, ` +
-        `p99 ${run.latencyMs.p99} ms, ${run.problems.length === 0 ? 'verified' : `FAILED: ${run.problems.join('; ')}`}`);
+        `p50/p95/p99 ${run.latencyMs.p50}/${run.latencyMs.p95}/${run.latencyMs.p99} ms, ${JSON.stringify(run.outcomes)}, ` +
+        `rows in PG ${run.rowsInPostgresAfterMs ?? '-'} ms after the last 201, cpu s ${JSON.stringify(run.cpuSeconds)}, load ${run.loadAverage}, ` +
+        `${run.problems.length === 0 ? 'verified' : `FAILED: ${run.problems.join('; ')}`}`);
     }
   } catch (error) {
     problems.push(`${label}: ${error instanceof Error ? error.message : String(error)}`);
@@ -213,7 +217,8 @@ const ratioTable = ratios(runs, config.connections, best);
 const targets = targetChecks(runs, config.connections, best);
 for (const run of runs) for (const problem of run.problems) problems.push(`${run.label} @${run.connections}${run.rowsBefore ? ' grown' : ''}: ${problem}`);
 
-log('\nfigures (latency measured at the client, per request; rows in PG = time from the last 201 received until a poll every 10 ms saw all rows)');
+log('\nfigures (latency measured at the client, per request; rows in PG = time from the last 201 received until a poll every 10 ms saw all rows;');
+log(' cpu … µs/req = CPU time each process group spent during the run divided by its requests; load avg = 1-minute load average at the end of the run)');
 log(runsTable(runs));
 log('\nratios (requests per second)');
 for (const [name, value] of Object.entries(ratioTable)) log(`  ${name.padEnd(44)} ${value === null ? 'not measured' : `${value}×`}`);

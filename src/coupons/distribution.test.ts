@@ -89,7 +89,7 @@ describe('coupon distribution', () => {
     let seen = 0;
     let cursor: string | null = null;
     do {
-      const next = (await t.app.inject({ url: `/v1/jobs/${jobId}/failures?limit=100${cursor ? `&cursor=${cursor}` : ''}`, headers: partner.headers })).json();
+      const next: { items: unknown[]; nextCursor: string | null } = (await t.app.inject({ url: `/v1/jobs/${jobId}/failures?limit=100${cursor ? `&cursor=${cursor}` : ''}`, headers: partner.headers })).json();
       seen += next.items.length;
       cursor = next.nextCursor;
     } while (cursor);

@@ -17,29 +17,41 @@ export interface AccrualChunkParams {
   now: Date;
 }
 
-const CHUNK_ITEMS = `
-  SELECT i.p AS position, i.u AS user_id, i.a AS amount, i.e AS expires_at, i.k AS key, decode(i.h, 'hex') AS hash
-    FROM job_chunks c CROSS JOIN jsonb_to_recordset(c.payload::jsonb) AS i (p bigint, u text, a bigint, e timestamptz, k text, h text)
-   WHERE c.job_id = $1 AND c.chunk_no = $2`;
+/**
+ * Parses the staged chunk once into a session-local table (emptied at commit) with statistics, so
+ * the statements below join it like any table instead of re-reading the JSON per row.
+ */
+export async function loadChunkItems(tx: Tx, p: AccrualChunkParams): Promise<void> {
+  await tx.query(`CREATE TEMP TABLE IF NOT EXISTS accrual_chunk_items (
+    position bigint, user_id text, amount bigint, expires_at timestamptz, key text, hash bytea) ON COMMIT DELETE ROWS`);
+  await tx.query(
+    `INSERT INTO accrual_chunk_items
+     SELECT i.p, i.u, i.a, i.e, i.k, decode(i.h, 'hex')
+       FROM job_chunks c CROSS JOIN jsonb_to_recordset(c.payload::jsonb) AS i (p bigint, u text, a bigint, e timestamptz, k text, h text)
+      WHERE c.job_id = $1 AND c.chunk_no = $2`,
+    [p.jobId, p.chunkNo],
+  );
+  await tx.query('ANALYZE accrual_chunk_items');
+}
 
-export async function createMissingWallets(tx: Queryable, p: AccrualChunkParams): Promise<void> {
+export async function createMissingWallets(tx: Tx, p: AccrualChunkParams): Promise<void> {
   await tx.query(
     `INSERT INTO point_wallets (partner_id, user_id, point_type)
-     SELECT DISTINCT $3::uuid, items.user_id, $4 FROM (${CHUNK_ITEMS}) items ORDER BY 2
+     SELECT DISTINCT $1::uuid, user_id, $2 FROM accrual_chunk_items ORDER BY 2
      ON CONFLICT DO NOTHING`,
-    [p.jobId, p.chunkNo, p.partnerId, p.pointType],
+    [p.partnerId, p.pointType],
   );
 }
 
 /** Locks the chunk's wallets (ascending id); returns those holding lots past their expiry. */
 export async function lockChunkWallets(tx: Tx, p: AccrualChunkParams): Promise<number[]> {
   const { rows } = await tx.query<{ id: number; has_due: boolean }>(
-    `SELECT w.id, EXISTS (SELECT 1 FROM point_lots l WHERE l.wallet_id = w.id AND l.remaining > 0 AND l.expires_at <= $5) AS has_due
+    `SELECT w.id, EXISTS (SELECT 1 FROM point_lots l WHERE l.wallet_id = w.id AND l.remaining > 0 AND l.expires_at <= $3) AS has_due
        FROM point_wallets w
-      WHERE w.partner_id = $3 AND w.point_type = $4 AND w.user_id IN (SELECT user_id FROM (${CHUNK_ITEMS}) items)
+      WHERE w.partner_id = $1 AND w.point_type = $2 AND w.user_id IN (SELECT user_id FROM accrual_chunk_items)
       ORDER BY w.id
-        FOR UPDATE`,
-    [p.jobId, p.chunkNo, p.partnerId, p.pointType, p.now],
+        FOR UPDATE OF w`,
+    [p.partnerId, p.pointType, p.now],
   );
   return rows.filter((row) => row.has_due).map((row) => row.id);
 }
@@ -58,14 +70,14 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
   const { rows } = await tx.query<AccrualChunkCounts>(
     `WITH items AS MATERIALIZED (
        SELECT items.*, w.id AS wallet_id, r.request_hash AS stored_hash
-         FROM (${CHUNK_ITEMS}) items
-         JOIN point_wallets w ON w.partner_id = $3 AND w.point_type = $4 AND w.user_id = items.user_id
-         LEFT JOIN point_idempotency r ON r.partner_id = $3 AND r.idempotency_key = items.key
+         FROM accrual_chunk_items items
+         JOIN point_wallets w ON w.partner_id = $2 AND w.point_type = $3 AND w.user_id = items.user_id
+         LEFT JOIN point_idempotency r ON r.partner_id = $2 AND r.idempotency_key = items.key
      ), fresh AS MATERIALIZED (
        SELECT items.*, gen_random_uuid() AS transaction_id,
-              coalesce(items.expires_at, $5::timestamptz + make_interval(secs => p.points_expiry_days * 86400)) AS lot_expires_at
-         FROM items JOIN partners p ON p.id = $3
-        WHERE items.stored_hash IS NULL AND (items.expires_at IS NULL OR items.expires_at > $5)
+              coalesce(items.expires_at, $4::timestamptz + make_interval(secs => p.points_expiry_days * 86400)) AS lot_expires_at
+         FROM items JOIN partners p ON p.id = $2
+        WHERE items.stored_hash IS NULL AND (items.expires_at IS NULL OR items.expires_at > $4)
      ), balances AS (
        UPDATE point_wallets w SET balance = w.balance + t.total
          FROM (SELECT wallet_id, sum(amount) AS total FROM fresh GROUP BY wallet_id) t
@@ -73,16 +85,16 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
        RETURNING w.id, w.balance
      ), new_transactions AS (
        INSERT INTO point_transactions (id, partner_id, wallet_id, type, amount, created_at)
-       SELECT transaction_id, $3, wallet_id, 'EARN', amount, $5 FROM fresh ORDER BY position
+       SELECT transaction_id, $2, wallet_id, 'EARN', amount, $4 FROM fresh ORDER BY position
      ), new_lots AS (
        INSERT INTO point_lots (wallet_id, source_transaction_id, amount, remaining, expires_at, created_at)
-       SELECT wallet_id, transaction_id, amount, amount, lot_expires_at, $5 FROM fresh ORDER BY position
+       SELECT wallet_id, transaction_id, amount, amount, lot_expires_at, $4 FROM fresh ORDER BY position
      ), records AS (
        INSERT INTO point_idempotency (partner_id, idempotency_key, request_hash, status_code, response, transaction_id, created_at)
-       SELECT $3, f.key, f.hash, 201,
+       SELECT $2, f.key, f.hash, 201,
               jsonb_build_object('transactionId', f.transaction_id, 'type', 'EARN', 'amount', f.amount, 'balance', b.balance,
                                  'expiresAt', to_char(f.lot_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
-              f.transaction_id, $5
+              f.transaction_id, $4
          FROM fresh f JOIN balances b ON b.id = f.wallet_id
         ORDER BY f.key
        ON CONFLICT DO NOTHING
@@ -91,15 +103,15 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
        INSERT INTO job_failures (job_id, position, item, reason)
        SELECT $1, position, key, CASE WHEN stored_hash IS NOT NULL THEN 'IDEMPOTENCY_KEY_REUSED' ELSE 'EXPIRED_BEFORE_APPLIED' END
          FROM items
-        WHERE (stored_hash IS NOT NULL AND stored_hash <> hash) OR (stored_hash IS NULL AND expires_at <= $5)
+        WHERE (stored_hash IS NOT NULL AND stored_hash <> hash) OR (stored_hash IS NULL AND expires_at <= $4)
        ON CONFLICT DO NOTHING
      )
      SELECT (SELECT count(*) FROM items)::int AS items,
             (SELECT count(*) FROM fresh)::int AS fresh,
             (SELECT count(*) FROM records)::int AS recorded,
             (SELECT count(*) FROM items WHERE stored_hash IS NOT NULL AND stored_hash <> hash)::int AS reused,
-            (SELECT count(*) FROM items WHERE stored_hash IS NULL AND expires_at <= $5)::int AS expired`,
-    [p.jobId, p.chunkNo, p.partnerId, p.pointType, p.now],
+            (SELECT count(*) FROM items WHERE stored_hash IS NULL AND expires_at <= $4)::int AS expired`,
+    [p.jobId, p.partnerId, p.pointType, p.now],
   );
   return rows[0]!;
 }

@@ -6,7 +6,7 @@ import type { Tx } from '../infra/db.ts';
 import { ChunkCopyWriter, escapeCopyText } from '../jobs/chunk-staging.ts';
 import type { Job } from '../jobs/job-repository.ts';
 import { ChunkRaceError, type ChunkOutcome, type JobHandler } from '../jobs/job-runner.ts';
-import { applyAccrualChunk, createMissingWallets, lockChunkWallets } from './accrual-repository.ts';
+import { applyAccrualChunk, createMissingWallets, loadChunkItems, lockChunkWallets } from './accrual-repository.ts';
 import { earnFingerprint } from './idempotency.ts';
 import { expireDueLots } from './repository.ts';
 
@@ -45,6 +45,7 @@ export const accrualHandler: JobHandler = {
   async processChunk(ctx: AppContext, tx: Tx, job: Job, chunkNo: number): Promise<ChunkOutcome> {
     const { pointType } = job.params as unknown as AccrualParams;
     const p = { jobId: job.id, chunkNo, partnerId: job.partnerId, pointType, now: ctx.clock() };
+    await loadChunkItems(tx, p);
     await createMissingWallets(tx, p);
     const due = await lockChunkWallets(tx, p);
     if (due.length > 0) await expireDueLots(tx, due, p.now);

@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startJobQueue } from '../jobs/job-queue-worker.ts';
+import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { checkPointsInvariants } from './invariants.ts';
+
+type Headers = Record<string, string>;
+
+async function jobState(t: TestApp, headers: Headers, jobId: string) {
+  return (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers })).json();
+}
+
+async function waitForJob(t: TestApp, headers: Headers, jobId: string, timeoutMs = 90_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const job = await jobState(t, headers, jobId);
+    if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(job.status)) return job;
+    if (Date.now() > deadline) throw new Error(`job ${jobId} still ${job.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('bulk point accrual', () => {
+  let t: TestApp;
+  let stopQueue: () => Promise<void>;
+  beforeAll(async () => {
+    t = await createTestApp();
+    stopQueue = await startJobQueue(t.ctx);
+  });
+  afterAll(async () => {
+    await stopQueue();
+    await t.close();
+  });
+
+  it('applies the same 10,000 items posted twice (the second while the first runs) exactly once', async () => {
+    const partner = await createPartner(t.app);
+    // 2,000 users with 5 earns each; user i earns 10 + k points for its k-th item.
+    const items = Array.from({ length: 10_000 }, (_, i) => ({
+      userId: `member-${i % 2_000}`, amount: 10 + Math.floor(i / 2_000), idempotencyKey: `campaign-7:${i}`,
+      ...(i % 2 === 0 ? { expiresAt: new Date(Date.now() + 90 * 86_400_000).toISOString() } : {}),
+    }));
+    // One item was already earned through the API with the same key and body, one under a reused key.
+    const earn = (key: string, body: Record<string, unknown>) => t.app.inject({
+      method: 'POST', url: '/v1/points/earn', headers: { ...partner.headers, 'idempotency-key': key }, payload: body,
+    });
+    const { idempotencyKey: sameKey, ...sameBody } = items[1]!;
+    expect((await earn(sameKey, sameBody)).statusCode).toBe(201);
+    expect((await earn(items[3]!.idempotencyKey, { userId: 'someone-else', amount: 5 })).statusCode).toBe(201);
+
+    const post = () => t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload: { items } });
+    const first = await post();
+    expect(first.statusCode, first.body).toBe(202);
+    const firstId = first.json().jobId;
+    for (let state = await jobState(t, partner.headers, firstId); state.status === 'QUEUED'; state = await jobState(t, partner.headers, firstId)) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const second = await post();
+    expect(second.statusCode).toBe(202);
+    const [a, b] = await Promise.all([waitForJob(t, partner.headers, firstId), waitForJob(t, partner.headers, second.json().jobId)]);
+
+    expect(a.status).toBe('SUCCEEDED');
+    expect(b.status).toBe('SUCCEEDED');
+    expect(a.succeeded + b.succeeded).toBe(9_998);
+    expect(a.failed).toBe(1);
+    expect(b.failed).toBe(1);
+    expect(a.skipped + b.skipped).toBe(20_000 - 9_998 - 2); // every other item of both requests
+    const failures = (await t.app.inject({ url: `/v1/jobs/${firstId}/failures`, headers: partner.headers })).json();
+    expect(failures.items).toEqual([{ position: 3, item: items[3]!.idempotencyKey, reason: 'IDEMPOTENCY_KEY_REUSED' }]);
+
+    const { rows } = await t.ctx.db.query<{ user_id: string; balance: number }>(
+      `SELECT user_id, balance FROM point_wallets WHERE partner_id = $1 AND user_id LIKE 'member-%'`, [partner.id]);
+    expect(rows).toHaveLength(2_000);
+    const expected = new Map<string, number>();
+    items.forEach((item, i) => { if (i !== 3) expected.set(item.userId, (expected.get(item.userId) ?? 0) + item.amount); });
+    for (const row of rows) expect(row.balance).toBe(expected.get(row.user_id));
+    const report = await checkPointsInvariants(t.ctx.db, { partnerId: partner.id });
+    expect(report.violations).toEqual([]);
+
+    // The API replays what the bulk item recorded for its key.
+    const { idempotencyKey: key9, ...body9 } = items[9]!;
+    const replay = await earn(key9, body9);
+    expect(replay.statusCode).toBe(201);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.json()).toMatchObject({ type: 'EARN', amount: body9.amount });
+  });
+
+  it('delays a scheduled accrual until scheduledAt', async () => {
+    const partner = await createPartner(t.app);
+    const scheduledAt = new Date(Date.now() + 2_000).toISOString();
+    const accepted = await t.app.inject({
+      method: 'POST', url: '/v1/points/accruals', headers: partner.headers,
+      payload: { scheduledAt, pointType: 'staff', items: [{ userId: 'u1', amount: 100, idempotencyKey: 'k1' }] },
+    });
+    expect(accepted.statusCode).toBe(202);
+    const queued = await jobState(t, partner.headers, accepted.json().jobId);
+    expect(queued).toMatchObject({ status: 'QUEUED', scheduledAt, total: 1 });
+    const done = await waitForJob(t, partner.headers, accepted.json().jobId);
+    expect(done.status).toBe('SUCCEEDED');
+    expect(Date.parse(done.startedAt)).toBeGreaterThanOrEqual(Date.parse(scheduledAt));
+    const balance = (await t.app.inject({ url: '/v1/users/u1/points?pointType=staff', headers: partner.headers })).json();
+    expect(balance.balance).toBe(100);
+  });
+
+  it('refuses a request atomically: 413 above 10,000 items, 400 with the index of a bad item', async () => {
+    const partner = await createPartner(t.app);
+    const post = (payload: Record<string, unknown>) => t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload });
+    const item = (i: number) => ({ userId: `u${i}`, amount: 1, idempotencyKey: `k${i}` });
+    const tooMany = await post({ items: Array.from({ length: 10_001 }, (_, i) => item(i)) });
+    expect(tooMany.statusCode).toBe(413);
+    expect(tooMany.json().error.code).toBe('TOO_MANY_ITEMS');
+    const badAmount = await post({ items: [item(0), item(1), item(2), { ...item(3), amount: -5 }] });
+    expect(badAmount.statusCode).toBe(400);
+    expect(badAmount.json().error.details[0]).toMatchObject({ index: 3, field: 'body.items.3.amount' });
+    const duplicate = await post({ items: [item(0), item(1), item(0)] });
+    expect(duplicate.json().error.details[0]).toMatchObject({ index: 2, field: 'body.items.2.idempotencyKey' });
+    const past = await post({ items: [item(0), { ...item(1), expiresAt: '2001-01-01T00:00:00Z' }] });
+    expect(past.json().error.details[0]).toMatchObject({ index: 1 });
+    const { rows: [jobs] } = await t.ctx.db.query('SELECT count(*)::int AS n FROM jobs WHERE partner_id = $1', [partner.id]);
+    expect(jobs!.n).toBe(0);
+  });
+});

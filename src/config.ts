@@ -34,6 +34,8 @@ export interface Config {
   /** Cron schedule (graphile-worker crontab syntax) of the point expiry job. */
   readonly pointsExpirySchedule: string;
   readonly shutdownTimeoutMs: number;
+  /** `stampede worker` serves /metrics and /health on this port; unset: it serves no HTTP. */
+  readonly metricsPort: number | undefined;
   /** Most claims the persister (or the embedded group commit) writes in one transaction. */
   readonly claimBatchSize: number;
   /** A claim delivered to a persister and not acknowledged for this long is taken over by another. */
@@ -112,6 +114,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sourceDatabaseUrl: url('STAMPEDE_SOURCE_DATABASE_URL', ['postgres:', 'postgresql:']),
     pointsExpirySchedule: env.STAMPEDE_POINTS_EXPIRY_SCHEDULE || '0 * * * *',
     shutdownTimeoutMs: int('STAMPEDE_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    metricsPort: env.STAMPEDE_METRICS_PORT ? int('STAMPEDE_METRICS_PORT', 0, 0, 65535) : undefined,
     claimBatchSize: int('STAMPEDE_CLAIM_BATCH_SIZE', 1_000, 1, 10_000),
     claimReclaimIdleMs: int('STAMPEDE_CLAIM_RECLAIM_IDLE_MS', 30_000, 100, 3_600_000),
     claimGroupCommitMs: int('STAMPEDE_CLAIM_GROUP_COMMIT_MS', 2, 0, 1_000),

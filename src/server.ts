@@ -1,9 +1,9 @@
 // The process around the app: listening, workers, signals and graceful shutdown
 // (stop accepting → drain in-flight requests → stop workers after they flush → close pools).
-import type { FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { buildApp } from './app.ts';
 import type { Config } from './config.ts';
-import type { OpsOptions } from './http/ops-routes.ts';
+import { opsRoutes, type OpsOptions } from './http/ops-routes.ts';
 import type { Logger } from './infra/logger.ts';
 import { openRuntime, resolveAdminToken, type Runtime } from './runtime.ts';
 import { startWorkers } from './workers.ts';
@@ -33,6 +33,12 @@ export async function startServer(config: Config, logger: Logger, roles: { api: 
         ...(options.metricsText ? { metricsText: options.metricsText } : {}),
       });
       await app.listen({ port: config.port, host: config.host });
+    } else if (config.metricsPort !== undefined && !options.preparedByPrimary) {
+      // A workers-only process (`stampede worker`) is scraped too: jobs and persistence live here.
+      // (A cluster's workers fork is not: the primary aggregates it into the API processes' /metrics.)
+      app = Fastify({ loggerInstance: runtime.ctx.logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
+      await app.register(opsRoutes(runtime.ctx));
+      await app.listen({ port: config.metricsPort, host: config.host });
     }
   } catch (error) {
     await app?.close();

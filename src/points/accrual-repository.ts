@@ -48,7 +48,7 @@ export async function lockChunkWallets(tx: Tx, p: AccrualChunkParams): Promise<n
   const { rows } = await tx.query<{ id: number; has_due: boolean }>(
     `SELECT w.id, EXISTS (SELECT 1 FROM point_lots l WHERE l.wallet_id = w.id AND l.remaining > 0 AND l.expires_at <= $3) AS has_due
        FROM point_wallets w
-      WHERE w.partner_id = $1 AND w.point_type = $2 AND w.user_id IN (SELECT user_id FROM accrual_chunk_items)
+      WHERE w.partner_id = $1 AND w.point_type = $2 AND w.user_id = ANY (ARRAY(SELECT DISTINCT user_id FROM accrual_chunk_items))
       ORDER BY w.id
         FOR UPDATE OF w`,
     [p.partnerId, p.pointType, p.now],
@@ -69,12 +69,14 @@ export interface AccrualChunkCounts {
 export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): Promise<AccrualChunkCounts> {
   const { rows } = await tx.query<AccrualChunkCounts>(
     `WITH items AS MATERIALIZED (
-       SELECT items.*, w.id AS wallet_id, r.request_hash AS stored_hash
+       SELECT items.*, w.id AS wallet_id, w.balance AS old_balance, r.request_hash AS stored_hash
          FROM accrual_chunk_items items
          JOIN point_wallets w ON w.partner_id = $2 AND w.point_type = $3 AND w.user_id = items.user_id
          LEFT JOIN point_idempotency r ON r.partner_id = $2 AND r.idempotency_key = items.key
      ), fresh AS MATERIALIZED (
+       -- new_balance: the wallet's balance once the chunk is applied (what each item's record answers)
        SELECT items.*, gen_random_uuid() AS transaction_id,
+              items.old_balance + sum(items.amount) OVER (PARTITION BY items.wallet_id) AS new_balance,
               coalesce(items.expires_at, $4::timestamptz + make_interval(secs => p.points_expiry_days * 86400)) AS lot_expires_at
          FROM items JOIN partners p ON p.id = $2
         WHERE items.stored_hash IS NULL AND (items.expires_at IS NULL OR items.expires_at > $4)
@@ -82,7 +84,6 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
        UPDATE point_wallets w SET balance = w.balance + t.total
          FROM (SELECT wallet_id, sum(amount) AS total FROM fresh GROUP BY wallet_id) t
         WHERE w.id = t.wallet_id
-       RETURNING w.id, w.balance
      ), new_transactions AS (
        INSERT INTO point_transactions (id, partner_id, wallet_id, type, amount, created_at)
        SELECT transaction_id, $2, wallet_id, 'EARN', amount, $4 FROM fresh ORDER BY position
@@ -92,10 +93,10 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
      ), records AS (
        INSERT INTO point_idempotency (partner_id, idempotency_key, request_hash, status_code, response, transaction_id, created_at)
        SELECT $2, f.key, f.hash, 201,
-              jsonb_build_object('transactionId', f.transaction_id, 'type', 'EARN', 'amount', f.amount, 'balance', b.balance,
+              jsonb_build_object('transactionId', f.transaction_id, 'type', 'EARN', 'amount', f.amount, 'balance', f.new_balance,
                                  'expiresAt', to_char(f.lot_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
               f.transaction_id, $4
-         FROM fresh f JOIN balances b ON b.id = f.wallet_id
+         FROM fresh f
         ORDER BY f.key
        ON CONFLICT DO NOTHING
        RETURNING 1

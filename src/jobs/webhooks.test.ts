@@ -1,0 +1,115 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
+import { startJobQueue } from './job-queue-worker.ts';
+import { jobEventPayload, renderWebhookMessage } from './webhook-messages.ts';
+import type { Job } from './job-repository.ts';
+
+interface Received {
+  path: string;
+  event: string | undefined;
+  body: Record<string, unknown>;
+}
+
+describe('job webhooks', () => {
+  let t: TestApp;
+  let stopQueue: () => Promise<void>;
+  let receiver: http.Server;
+  let base: string;
+  const received: Received[] = [];
+
+  beforeAll(async () => {
+    receiver = http.createServer((request, response) => {
+      let text = '';
+      request.on('data', (chunk: Buffer) => { text += chunk.toString(); });
+      request.on('end', () => {
+        received.push({ path: request.url ?? '', event: request.headers['x-stampede-event'] as string | undefined, body: JSON.parse(text) });
+        response.writeHead(request.url === '/broken' ? 500 : 200).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    t = await createTestApp();
+    stopQueue = await startJobQueue(t.ctx);
+  });
+  afterAll(async () => {
+    await stopQueue();
+    await t.close();
+    receiver.close();
+  });
+
+  it('announces start and success in Slack, Discord and JSON shapes; a failing receiver does not fail the job', async () => {
+    const partner = await createPartner(t.app);
+    const hook = (path: string, kind: string) => t.app.inject({
+      method: 'POST', url: '/v1/webhooks', headers: partner.headers,
+      payload: { url: `${base}${path}`, kind, events: ['job.started', 'job.succeeded', 'job.failed'] },
+    });
+    for (const [path, kind] of [['/slack', 'slack'], ['/discord', 'discord'], ['/json', 'json'], ['/broken', 'json']] as const) {
+      expect((await hook(path, kind)).statusCode).toBe(201);
+    }
+    const template = (await t.app.inject({ method: 'POST', url: '/v1/coupon-templates', headers: partner.headers, payload: templateBody({ totalQuantity: null }) })).json();
+    const accepted = await t.app.inject({
+      method: 'POST', url: `/v1/coupon-templates/${template.id}/distributions`, headers: partner.headers,
+      payload: { userIds: ['ann', 'bob', 'ann', 'cy'] },
+    });
+    const { jobId } = accepted.json();
+
+    const deadline = Date.now() + 30_000;
+    const got = (path: string, event: string) => received.find((r) => r.path === path && r.event === event && JSON.stringify(r.body).includes(jobId));
+    while (!(['/slack', '/discord', '/json', '/broken'].every((path) => got(path, 'job.started') && got(path, 'job.succeeded')))) {
+      if (Date.now() > deadline) throw new Error(`missing announcements; got ${JSON.stringify(received.map((r) => [r.path, r.event]))}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
+    expect(job).toMatchObject({ status: 'SUCCEEDED', succeeded: 3, skipped: 1 });
+
+    const slack = got('/slack', 'job.succeeded')!.body as { text: string; blocks: Array<{ type: string }> };
+    expect(slack.text).toContain('Coupon distribution succeeded');
+    expect(slack.text).toContain('3 succeeded, 1 skipped, 0 failed in');
+    expect(slack.blocks.map((b) => b.type)).toEqual(['header', 'section']);
+    const discord = got('/discord', 'job.succeeded')!.body as { content: string; embeds: Array<{ title: string; color: number; fields: Array<{ name: string; value: string }> }> };
+    expect(discord.content).toContain(jobId);
+    expect(discord.embeds[0]!.title).toBe('Coupon distribution succeeded');
+    expect(discord.embeds[0]!.fields).toEqual(expect.arrayContaining([{ name: 'Succeeded', value: '3', inline: true }, expect.objectContaining({ name: 'Duration' })]));
+    expect((got('/discord', 'job.started')!.body as { embeds: Array<{ title: string }> }).embeds[0]!.title).toBe('Coupon distribution started');
+    const json = got('/json', 'job.succeeded')!.body as ReturnType<typeof jobEventPayload>;
+    expect(json).toMatchObject({ event: 'job.succeeded', job: { id: jobId, status: 'SUCCEEDED', total: 4, succeeded: 3, skipped: 1, failed: 0 } });
+    expect(json.job.durationMs).toEqual(expect.any(Number));
+
+    const deliveries = (await t.app.inject({ url: `/v1/jobs/${jobId}/webhook-deliveries`, headers: partner.headers })).json().items;
+    expect(deliveries).toHaveLength(8);
+    const broken = deliveries.filter((d: { status: string }) => d.status !== 'DELIVERED');
+    expect(broken).toHaveLength(2);
+    for (const delivery of broken) expect(delivery).toMatchObject({ status: 'PENDING', responseStatus: 500, lastError: 'receiver answered HTTP 500' });
+  });
+
+  it('validates, lists and deletes webhooks', async () => {
+    const partner = await createPartner(t.app);
+    const post = (payload: Record<string, unknown>) => t.app.inject({ method: 'POST', url: '/v1/webhooks', headers: partner.headers, payload });
+    expect((await post({ url: 'ftp://example.com/x', kind: 'json', events: ['job.failed'] })).statusCode).toBe(400);
+    expect((await post({ url: 'https://example.com/x', kind: 'teams', events: ['job.failed'] })).statusCode).toBe(400);
+    expect((await post({ url: 'https://example.com/x', kind: 'json', events: [] })).statusCode).toBe(400);
+    expect((await post({ url: 'https://example.com/x', kind: 'json', events: ['job.exploded'] })).statusCode).toBe(400);
+    const created = (await post({ url: 'https://example.com/x', kind: 'slack', events: ['job.failed'] })).json();
+    expect((await t.app.inject({ url: '/v1/webhooks', headers: partner.headers })).json().items).toEqual([created]);
+    const other = await createPartner(t.app);
+    expect((await t.app.inject({ method: 'DELETE', url: `/v1/webhooks/${created.id}`, headers: other.headers })).statusCode).toBe(404);
+    expect((await t.app.inject({ method: 'DELETE', url: `/v1/webhooks/${created.id}`, headers: partner.headers })).statusCode).toBe(204);
+    expect((await t.app.inject({ method: 'DELETE', url: `/v1/webhooks/${created.id}`, headers: partner.headers })).json().error.code).toBe('WEBHOOK_NOT_FOUND');
+  });
+
+  it('renders a failure with its error', () => {
+    const job: Job = {
+      id: 'j1', partnerId: 'p', type: 'POINT_ACCRUAL', status: 'FAILED', params: {}, staged: true, chunkCount: 1, nextChunk: 0,
+      total: 10, processed: 4, succeeded: 4, skipped: 0, failed: 0, notServed: 0, error: 'source vanished', scheduledAt: null,
+      createdAt: new Date('2026-11-22T10:00:00Z'), startedAt: new Date('2026-11-22T10:00:01Z'), finishedAt: new Date('2026-11-22T10:00:03.5Z'),
+    };
+    const payload = jobEventPayload('job.failed', job, new Date('2026-11-22T10:00:04Z'));
+    expect(payload.job.durationMs).toBe(2_500);
+    expect(renderWebhookMessage('slack', payload)).toMatchObject({ text: 'Point accrual failed: job j1, 4 succeeded, 0 skipped, 0 failed in 2.5 s (source vanished)' });
+    const discord = renderWebhookMessage('discord', payload) as { embeds: Array<{ color: number; fields: Array<{ name: string }> }> };
+    expect(discord.embeds[0]!.color).toBe(0xef4444);
+    expect(discord.embeds[0]!.fields.map((f) => f.name)).toEqual(['Job', 'Total', 'Succeeded', 'Skipped', 'Failed', 'Duration', 'Error']);
+  });
+});

@@ -5,6 +5,12 @@ import type { Queryable, Tx } from '../infra/db.ts';
 import type { LedgerWrite, TransactionType } from './ledger-write.ts';
 import type { Allocation, Lot } from './lots.ts';
 
+/**
+ * A named statement: node-postgres prepares it once per connection, so PostgreSQL parses and plans
+ * the ledger's statements once instead of on every call (the write statement is large).
+ */
+const prepared = (name: string, text: string, values: unknown[]) => ({ name: `points-${name}`, text, values });
+
 export interface LockedWallet {
   readonly id: number;
   readonly userId: string;
@@ -23,45 +29,45 @@ const LOCKED_WALLET_COLUMNS = `w.id, w.user_id AS "userId", w.balance, p.points_
 
 /** Creates the wallet if missing; a concurrent creator makes this a no-op (race-free). */
 export async function ensureWallet(tx: Queryable, partnerId: string, userId: string, pointType: string): Promise<void> {
-  await tx.query(
+  await tx.query(prepared('ensure-wallet',
     'INSERT INTO point_wallets (partner_id, user_id, point_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
     [partnerId, userId, pointType],
-  );
+  ));
 }
 
 /** Locks the wallets of these users (FOR UPDATE, ascending id order); missing wallets are absent. */
 export async function lockWallets(tx: Tx, partnerId: string, pointType: string, userIds: readonly string[], now: Date): Promise<LockedWallet[]> {
-  const { rows } = await tx.query<LockedWallet>(
+  const { rows } = await tx.query<LockedWallet>(prepared('lock-wallets',
     `SELECT ${LOCKED_WALLET_COLUMNS}
        FROM point_wallets w JOIN partners p ON p.id = w.partner_id
       WHERE w.partner_id = $2 AND w.point_type = $3 AND w.user_id = ANY($4::text[])
       ORDER BY w.id
         FOR UPDATE OF w`,
     [now, partnerId, pointType, userIds],
-  );
+  ));
   return rows;
 }
 
 export async function lockWalletById(tx: Tx, walletId: number, now: Date): Promise<LockedWallet> {
-  const { rows } = await tx.query<LockedWallet>(
+  const { rows } = await tx.query<LockedWallet>(prepared('lock-wallet-by-id',
     `SELECT ${LOCKED_WALLET_COLUMNS}
        FROM point_wallets w JOIN partners p ON p.id = w.partner_id
       WHERE w.id = $2
         FOR UPDATE OF w`,
     [now, walletId],
-  );
+  ));
   return rows[0]!;
 }
 
 /** The wallet's lots that hold points, plus the named ones whatever they hold (read under the lock). */
 export async function walletLots(tx: Tx, walletId: number, alsoLotIds: readonly number[] = []): Promise<Lot[]> {
-  const { rows } = await tx.query<Lot>(
+  const { rows } = await tx.query<Lot>(prepared('wallet-lots',
     `SELECT id, amount, remaining, expires_at AS "expiresAt"
        FROM point_lots
       WHERE wallet_id = $1 AND (remaining > 0 OR id = ANY($2::bigint[]))
       ORDER BY expires_at, id`,
     [walletId, alsoLotIds],
-  );
+  ));
   return rows;
 }
 
@@ -74,37 +80,37 @@ export interface StoredTransaction {
 }
 
 export async function findTransaction(db: Queryable, partnerId: string, transactionId: string): Promise<StoredTransaction | undefined> {
-  const { rows } = await db.query<StoredTransaction>(
+  const { rows } = await db.query<StoredTransaction>(prepared('find-transaction',
     `SELECT t.id, t.wallet_id AS "walletId", w.point_type AS "pointType", t.type, t.amount
        FROM point_transactions t JOIN point_wallets w ON w.id = t.wallet_id
       WHERE t.id = $1 AND t.partner_id = $2`,
     [transactionId, partnerId],
-  );
+  ));
   return rows[0];
 }
 
 export async function isCancelled(tx: Tx, transactionId: string): Promise<boolean> {
-  const { rows } = await tx.query(
+  const { rows } = await tx.query(prepared('is-cancelled',
     `SELECT 1 FROM point_transactions WHERE related_transaction_id = $1 AND type IN ('CANCEL_EARN', 'CANCEL_USE')`,
     [transactionId],
-  );
+  ));
   return rows.length > 0;
 }
 
 /** The lot an EARN (or TRANSFER_IN) created. */
 export async function lotCreatedBy(tx: Tx, transactionId: string): Promise<Lot | undefined> {
-  const { rows } = await tx.query<Lot>(
+  const { rows } = await tx.query<Lot>(prepared('lot-created-by',
     'SELECT id, amount, remaining, expires_at AS "expiresAt" FROM point_lots WHERE source_transaction_id = $1',
     [transactionId],
-  );
+  ));
   return rows[0];
 }
 
 export async function allocationsOf(tx: Tx, transactionId: string): Promise<Allocation[]> {
-  const { rows } = await tx.query<Allocation>(
+  const { rows } = await tx.query<Allocation>(prepared('allocations-of',
     'SELECT lot_id AS "lotId", amount FROM point_allocations WHERE transaction_id = $1 ORDER BY lot_id',
     [transactionId],
-  );
+  ));
   return rows;
 }
 
@@ -133,12 +139,12 @@ const RECORD_COLUMNS = 'request_hash AS fingerprint, status_code AS status, resp
  * wait its turn (409, retry), never share a record.
  */
 export async function claimIdempotencyKey(tx: Tx, partnerId: string, key: string): Promise<{ acquired: boolean; stored: IdempotencyRecord | undefined }> {
-  const { rows } = await tx.query<{ acquired: boolean; fingerprint: Buffer | null; status: number | null; body: unknown }>(
+  const { rows } = await tx.query<{ acquired: boolean; fingerprint: Buffer | null; status: number | null; body: unknown }>(prepared('claim-key',
     `SELECT pg_try_advisory_xact_lock(hashtextextended($1::text || ':' || $2, 0)) AS acquired, ${RECORD_COLUMNS}
        FROM (VALUES (1)) AS one (x)
        LEFT JOIN point_idempotency ON partner_id = $1 AND idempotency_key = $2`,
     [partnerId, key],
-  );
+  ));
   const row = rows[0]!;
   return {
     acquired: row.acquired,
@@ -147,10 +153,10 @@ export async function claimIdempotencyKey(tx: Tx, partnerId: string, key: string
 }
 
 export async function findIdempotencyRecord(db: Queryable, partnerId: string, key: string): Promise<IdempotencyRecord | undefined> {
-  const { rows } = await db.query<IdempotencyRecord>(
+  const { rows } = await db.query<IdempotencyRecord>(prepared('find-record',
     `SELECT ${RECORD_COLUMNS} FROM point_idempotency WHERE partner_id = $1 AND idempotency_key = $2`,
     [partnerId, key],
-  );
+  ));
   return rows[0];
 }
 
@@ -161,7 +167,7 @@ const recordParams = (record: IdempotencyRecordToStore) =>
   [record.partnerId, record.key, record.fingerprint, record.status, JSON.stringify(record.body), record.transactionId, record.createdAt];
 
 export async function insertIdempotencyRecord(tx: Tx, record: IdempotencyRecordToStore): Promise<void> {
-  await tx.query(`${INSERT_RECORD} VALUES ($1, $2, $3, $4, $5, $6, $7)`, recordParams(record));
+  await tx.query(prepared('insert-record', `${INSERT_RECORD} VALUES ($1, $2, $3, $4, $5, $6, $7)`, recordParams(record)));
 }
 
 /**
@@ -173,7 +179,7 @@ export async function insertIdempotencyRecord(tx: Tx, record: IdempotencyRecordT
 export async function applyLedgerWrite(tx: Tx, write: LedgerWrite, record: IdempotencyRecordToStore): Promise<void> {
   const t = write.transactions;
   const lotDeltas = [...write.lotDeltas].filter(([, delta]) => delta !== 0);
-  await tx.query(
+  await tx.query(prepared('apply-write',
     `WITH new_transactions AS (
        INSERT INTO point_transactions (id, partner_id, wallet_id, type, amount, related_transaction_id, order_id, reason, created_at)
        SELECT t.id, $8, t.wallet_id, t.type, t.amount, t.related, t.order_id, t.reason, $9
@@ -207,7 +213,7 @@ export async function applyLedgerWrite(tx: Tx, write: LedgerWrite, record: Idemp
       write.allocations.map((x) => x.transactionId), write.allocations.map((x) => x.lotId), write.allocations.map((x) => x.amount),
       [...write.walletDeltas.keys()], [...write.walletDeltas.values()],
     ],
-  );
+  ));
 }
 
 // ---- reads
@@ -219,7 +225,7 @@ export interface WalletBalance {
 
 /** Spendable balance at `now` (lots past expiry never count, swept or not) and the next expiries. */
 export async function readBalance(db: Queryable, partnerId: string, userId: string, pointType: string, now: Date, expiringLimit: number): Promise<WalletBalance> {
-  const { rows } = await db.query<{ expiresAt: Date; amount: number; balance: number }>(
+  const { rows } = await db.query<{ expiresAt: Date; amount: number; balance: number }>(prepared('read-balance',
     `SELECT l.expires_at AS "expiresAt", sum(l.remaining)::bigint AS amount,
             sum(sum(l.remaining)) OVER ()::bigint AS balance
        FROM point_wallets w JOIN point_lots l ON l.wallet_id = w.id
@@ -227,7 +233,7 @@ export async function readBalance(db: Queryable, partnerId: string, userId: stri
       GROUP BY l.expires_at
       ORDER BY l.expires_at`,
     [partnerId, userId, pointType, now],
-  );
+  ));
   return {
     balance: rows[0]?.balance ?? 0,
     expiring: rows.slice(0, expiringLimit).map((row) => ({ expiresAt: row.expiresAt, amount: row.amount })),
@@ -249,7 +255,7 @@ export interface TransactionRow {
 export async function listTransactions(
   db: Queryable, partnerId: string, userId: string, pointType: string, limit: number, beforeSeq: number | undefined,
 ): Promise<TransactionRow[]> {
-  const { rows } = await db.query<TransactionRow>(
+  const { rows } = await db.query<TransactionRow>(prepared('list-transactions',
     `SELECT t.seq, t.id, t.type, t.amount, t.related_transaction_id AS "relatedTransactionId",
             t.order_id AS "orderId", t.reason, t.created_at AS "createdAt"
        FROM point_wallets w JOIN point_transactions t ON t.wallet_id = w.id
@@ -257,7 +263,7 @@ export async function listTransactions(
       ORDER BY t.seq DESC
       LIMIT $5`,
     [partnerId, userId, pointType, beforeSeq ?? null, limit],
-  );
+  ));
   return rows;
 }
 

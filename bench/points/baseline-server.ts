@@ -1,0 +1,61 @@
+// The bench:points baseline server: the product's own app (same Fastify set-up, API-key auth,
+// rate limit, error mapping, pool size) with three extra routes under /baseline/v1/points/ served
+// by baseline-points.ts. The difference measured is the ledger design. Env as the product.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import type { AppContext } from '../../src/context.ts';
+import { AppError } from '../../src/errors.ts';
+import { partnerAuthHook } from '../../src/http/auth.ts';
+import { registerRateLimit } from '../../src/http/rate-limit.ts';
+import { Amount, UserId } from '../../src/http/schemas.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { openRuntime } from '../../src/runtime.ts';
+import { naiveEarn, naiveTransfer, naiveUse, type BaselineAnswer } from './baseline-points.ts';
+
+const keyOf = (request: FastifyRequest): string => {
+  const key = request.headers['idempotency-key'];
+  if (typeof key !== 'string' || key === '') throw new AppError('IDEMPOTENCY_KEY_REQUIRED');
+  return key;
+};
+
+/** A deadlock is answered as the 500 it is in this design, labelled so the benchmark can count it. */
+const answer = async (reply: FastifyReply, work: () => Promise<BaselineAnswer>) => {
+  try {
+    const { status, body } = await work();
+    return reply.code(status).send(body);
+  } catch (error) {
+    if ((error as { code?: string }).code === '40P01') throw new AppError('INTERNAL_ERROR', 'deadlock detected');
+    throw error;
+  }
+};
+
+const Earn = Type.Object({ userId: UserId, amount: Amount, orderId: Type.Optional(Type.String({ maxLength: 128 })) }, { additionalProperties: false });
+const Transfer = Type.Object({ fromUserId: UserId, toUserId: UserId, amount: Amount }, { additionalProperties: false });
+
+const baselineRoutes = (ctx: AppContext): FastifyPluginAsyncTypebox => async (app) => {
+  app.post('/baseline/v1/points/earn', { schema: { body: Earn } }, async (request, reply) =>
+    answer(reply, () => naiveEarn(ctx.db, request.principal.partnerId, keyOf(request), request.body.userId, request.body.amount)));
+  app.post('/baseline/v1/points/use', { schema: { body: Earn } }, async (request, reply) =>
+    answer(reply, () => naiveUse(ctx.db, request.principal.partnerId, keyOf(request), request.body.userId, request.body.amount)));
+  app.post('/baseline/v1/points/transfer', { schema: { body: Transfer } }, async (request, reply) =>
+    answer(reply, () => naiveTransfer(ctx.db, request.principal.partnerId, keyOf(request), request.body.fromUserId, request.body.toUserId, request.body.amount)));
+};
+
+const config = loadConfig();
+const logger = createLogger(config.logLevel);
+const runtime = await openRuntime(config, logger, { checkRedisDurability: false, runMigrations: false });
+const app = await buildApp(runtime.ctx, { adminToken: undefined });
+await app.register(async (partner) => {
+  partner.addHook('onRequest', partnerAuthHook(runtime.ctx));
+  await registerRateLimit(partner, runtime.ctx);
+  await partner.register(baselineRoutes(runtime.ctx));
+});
+await app.listen({ port: config.port, host: config.host });
+const stop = () => {
+  void app.close().then(() => runtime.close()).then(() => process.exit(0), () => process.exit(1));
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);

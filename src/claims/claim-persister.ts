@@ -1,7 +1,7 @@
 // The claim persister (distributed mode): moves claims from the templates' Redis streams into
 // PostgreSQL. Every persister joins one consumer group per active template stream, so several
 // share the load and each entry goes to one of them. Per stream it reads its own pending entries
-// first (left by a failed batch), then new ones; a batch becomes one transaction (multi-row INSERT
+// first (left by a failed batch), then new ones; a batch becomes one statement (multi-row INSERT
 // … ON CONFLICT DO NOTHING + issued_count), then XACK + XDEL + the claim records' removal in one
 // MULTI. Entries leave the stream only once acknowledged, so the stream length is the backlog.
 // Entries another persister took and left idle past claimReclaimIdleMs (it died) are taken over

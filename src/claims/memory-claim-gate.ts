@@ -1,12 +1,12 @@
 // The embedded claim gate: counters in this process (loaded from PostgreSQL on a template's first
 // claim) and group commit. A claim is decided at once in memory, then waits for the next flush:
 // every claim gathered while the previous flush was committing (or for `lingerMs` when idle) is
-// inserted in one transaction per template, and only after COMMIT are they all answered. No 201
-// goes out for a row that is not committed. One process must own the counters (embedded mode
+// inserted by one statement (its own transaction) per template, and only after it committed are
+// they all answered. No 201 goes out for a row that is not committed. One process must own the counters (embedded mode
 // runs one API process); PostgreSQL's constraints refuse anything a second owner would over-issue.
 import { AppError } from '../errors.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
-import { isRetryableConflict, withRetry, withTransaction, type Db } from '../infra/db.ts';
+import { isRetryableConflict, withRetry, type Db } from '../infra/db.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
 import type { ClaimGate, ClaimResult, IssuedClaim } from './claim-gate.ts';
@@ -124,7 +124,8 @@ export class MemoryClaimGate implements ClaimGate {
     const started = performance.now();
     let inserted: Set<string>;
     try {
-      inserted = await withRetry(() => withTransaction(this.db, (tx) => insertClaimedCoupons(tx, template, group.map((w) => w.coupon))));
+      // One statement (INSERT + issued_count), atomic on its own: the group's one commit.
+      inserted = await withRetry(() => insertClaimedCoupons(this.db, template, group.map((w) => w.coupon)));
     } catch (error) {
       this.logger.error({ err: error, templateId: template.id, claims: group.length }, 'claim group commit failed');
       const unavailable = new AppError('SERVICE_UNAVAILABLE');

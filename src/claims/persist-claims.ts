@@ -2,7 +2,7 @@
 // Idempotent: a coupon already present is skipped and issued_count rises only by rows really
 // inserted, so a claim written twice (redelivery, or a reader got there first) changes nothing.
 import type { CouponTemplate } from '../coupons/template-repository.ts';
-import { withRetry, withTransaction, type Db } from '../infra/db.ts';
+import { withRetry, type Db } from '../infra/db.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
 import { existingCouponIds, insertClaimedCoupons, type ClaimedCoupon } from './claim-repository.ts';
@@ -22,8 +22,8 @@ export async function persistClaims(
   template: CouponTemplate,
   coupons: readonly ClaimedCoupon[],
 ): Promise<PersistOutcome> {
-  const insertAll = (batch: readonly ClaimedCoupon[]) =>
-    withRetry(() => withTransaction(deps.db, (tx) => insertClaimedCoupons(tx, template, batch)));
+  // One statement, so atomic on its own: no BEGIN/COMMIT round trips.
+  const insertAll = (batch: readonly ClaimedCoupon[]) => withRetry(() => insertClaimedCoupons(deps.db, template, batch));
   let inserted: Set<string>;
   try {
     inserted = await insertAll(coupons);

@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/infra/free-port.ts';
+import { positiveIntEnv } from '../lib/env.ts';
 import { startServerProcess, type ServerProcess } from '../lib/server-process.ts';
 import { startBenchServices, type BenchServices } from '../lib/services.ts';
 import { formatTable, round, summariseLatencies, type LatencySummary } from '../lib/stats.ts';
@@ -21,16 +22,10 @@ import type { Answer, LoadPlan, LoadResult, PlannedRedeem } from './load-generat
 import { createBenchPartner, issueBenchCoupons, redeemPlan } from './seed.ts';
 import { verifyRedemptions, type Verification } from './verify.ts';
 
-const positiveInt = (name: string, fallback: number): number => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
-  return value;
-};
-
-const COUPONS = positiveInt('BENCH_COUPONS', 100_000);
-const WARMUP = positiveInt('BENCH_WARMUP', 5_000);
-const CONNECTIONS = positiveInt('BENCH_CONNECTIONS', 256);
-const ROUNDS = positiveInt('BENCH_ROUNDS', 4);
+const COUPONS = positiveIntEnv('BENCH_COUPONS', 100_000);
+const WARMUP = positiveIntEnv('BENCH_WARMUP', 5_000);
+const CONNECTIONS = positiveIntEnv('BENCH_CONNECTIONS', 256);
+const ROUNDS = positiveIntEnv('BENCH_ROUNDS', 4);
 const CONTENDED_EVERY = 9;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const LOAD_GENERATOR = fileURLToPath(new URL('./load-generator.ts', import.meta.url));

@@ -30,13 +30,8 @@ export interface ChunkCounts {
   inserted: number;
 }
 
-// With perUserLimit 1 and no stock to share, a holder is refused by the unique (template, user,
-// seq = 1) index itself, so the per-line lookup of the user's coupons is skipped (the 10M case).
-const HELD_LOOKUP = `LEFT JOIN LATERAL (SELECT max(c.seq) AS held FROM coupons c WHERE c.template_id = $3 AND c.user_id = v.user_id) h ON true`;
-const NO_HELD_LOOKUP = `LEFT JOIN (SELECT NULL::integer AS held) h ON true`;
-
-const chunkSql = (lookup: string) => `
-WITH lines AS (
+const LINES = `
+lines AS (
   SELECT c.first_position + t.n - 1 AS position, t.line
     FROM job_chunks c, unnest(string_to_array(c.payload, E'\\n')) WITH ORDINALITY AS t(line, n)
    WHERE c.job_id = $1 AND c.chunk_no = $2 AND t.line <> ''
@@ -44,41 +39,62 @@ WITH lines AS (
 classified AS MATERIALIZED (
   SELECT position, line, line ~ '^[\\x21-\\x7E]{1,128}$' AS valid FROM lines
 ),
+failures AS (
+  INSERT INTO job_failures (job_id, position, item, reason)
+  SELECT $1, position, line, 'MALFORMED_USER_ID' FROM classified WHERE NOT valid
+  ON CONFLICT DO NOTHING
+)`;
+const NEW_COUPON = `encode(overlay(uuid_send(gen_random_uuid()) PLACING $7 FROM 1 FOR 7), 'hex')::uuid, $4, $3`;
+
+// perUserLimit 1 and no stock to share (the 10M case): every valid line asks for seq 1, and the
+// unique (template, user, seq) index itself refuses holders and repeated lines, even within this
+// statement, so there is nothing to look up, rank or sort.
+const FIRST_COUPON_ONLY = `
+WITH ${LINES},
+inserted AS (
+  INSERT INTO coupons (id, partner_id, template_id, user_id, seq, valid_from, valid_until)
+  SELECT ${NEW_COUPON}, line, 1, $5, $6 FROM classified WHERE valid
+  ON CONFLICT DO NOTHING
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM classified)::int AS lines,
+       (SELECT count(*) FROM classified WHERE NOT valid)::int AS malformed,
+       (SELECT count(*) FROM classified WHERE valid)::int AS eligible,
+       (SELECT count(*) FROM classified WHERE valid)::int AS attempted,
+       (SELECT count(*) FROM inserted)::int AS inserted`;
+
+// Otherwise: the n-th line of a user in the chunk asks for seq held + n; lines beyond the limit
+// are skipped, and the rest are served in input order up to the stock left ($9, NULL: no limit).
+const NEXT_COUPONS = `
+WITH ${LINES},
 valid AS (
   SELECT position, line AS user_id, row_number() OVER (PARTITION BY line ORDER BY position) AS nth
     FROM classified WHERE valid
 ),
 wanted AS MATERIALIZED (
-  SELECT v.position, v.user_id, v.nth + coalesce(h.held, 0) AS seq FROM valid v ${lookup}
+  SELECT v.position, v.user_id, v.nth + coalesce(h.held, 0) AS seq
+    FROM valid v
+    LEFT JOIN LATERAL (SELECT max(c.seq) AS held FROM coupons c WHERE c.template_id = $3 AND c.user_id = v.user_id) h ON true
 ),
 candidates AS MATERIALIZED (
   SELECT position, user_id, seq FROM wanted WHERE seq <= $8 ORDER BY position LIMIT $9
 ),
 inserted AS (
   INSERT INTO coupons (id, partner_id, template_id, user_id, seq, valid_from, valid_until)
-  SELECT encode(overlay(uuid_send(gen_random_uuid()) PLACING $7 FROM 1 FOR 7), 'hex')::uuid, $4, $3, user_id, seq, $5, $6
-    FROM candidates ORDER BY position
+  SELECT ${NEW_COUPON}, user_id, seq, $5, $6 FROM candidates ORDER BY position
   ON CONFLICT DO NOTHING
   RETURNING 1
-),
-failures AS (
-  INSERT INTO job_failures (job_id, position, item, reason)
-  SELECT $1, position, line, 'MALFORMED_USER_ID' FROM classified WHERE NOT valid
-  ON CONFLICT DO NOTHING
 )
 SELECT (SELECT count(*) FROM classified)::int AS lines,
        (SELECT count(*) FROM classified WHERE NOT valid)::int AS malformed,
        (SELECT count(*) FROM wanted WHERE seq <= $8)::int AS eligible,
        (SELECT count(*) FROM candidates)::int AS attempted,
        (SELECT count(*) FROM inserted)::int AS inserted`;
-const CHUNK_WITH_LOOKUP = chunkSql(HELD_LOOKUP);
-const CHUNK_WITHOUT_LOOKUP = chunkSql(NO_HELD_LOOKUP);
 
 export async function distributeChunk(tx: Queryable, p: ChunkParams): Promise<ChunkCounts> {
-  const sql = p.perUserLimit === 1 && p.remaining === null ? CHUNK_WITHOUT_LOOKUP : CHUNK_WITH_LOOKUP;
-  const { rows } = await tx.query<ChunkCounts>(sql, [
-    p.jobId, p.chunkNo, p.templateId, p.partnerId, p.validFrom, p.validUntil, p.idPrefix, p.perUserLimit, p.remaining,
-  ]);
+  const firstOnly = p.perUserLimit === 1 && p.remaining === null;
+  const params: unknown[] = [p.jobId, p.chunkNo, p.templateId, p.partnerId, p.validFrom, p.validUntil, p.idPrefix];
+  const { rows } = await tx.query<ChunkCounts>(firstOnly ? FIRST_COUPON_ONLY : NEXT_COUPONS, firstOnly ? params : [...params, p.perUserLimit, p.remaining]);
   return rows[0]!;
 }
 

@@ -73,7 +73,7 @@ describe('job webhooks', () => {
     expect(discord.embeds[0]!.title).toBe('Coupon distribution succeeded');
     expect(discord.embeds[0]!.fields).toEqual(expect.arrayContaining([{ name: 'Succeeded', value: '3', inline: true }, expect.objectContaining({ name: 'Duration' })]));
     expect((got('/discord', 'job.started')!.body as { embeds: Array<{ title: string }> }).embeds[0]!.title).toBe('Coupon distribution started');
-    const json = got('/json', 'job.succeeded')!.body as ReturnType<typeof jobEventPayload>;
+    const json = got('/json', 'job.succeeded')!.body as unknown as ReturnType<typeof jobEventPayload>;
     expect(json).toMatchObject({ event: 'job.succeeded', job: { id: jobId, status: 'SUCCEEDED', total: 4, succeeded: 3, skipped: 1, failed: 0 } });
     expect(json.job.durationMs).toEqual(expect.any(Number));
 

@@ -16,7 +16,7 @@ import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type
 type MetricsJson = Array<MetricObjectWithValues<MetricValue<string>>>;
 
 /** Longest the primary waits for one fork before using that fork's previous answer. */
-export const FORK_ANSWER_MS = 250;
+export const FORK_ANSWER_MS = 150;
 /** Longest a fork waits for the primary's aggregate before failing the scrape. */
 const PRIMARY_ANSWER_MS = 2_000;
 

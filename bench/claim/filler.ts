@@ -12,7 +12,8 @@ import { eventDraft } from './servers.ts';
 
 const FILLER_EVENT_SIZE = 100_000;
 
-export async function loadFillerCoupons(db: Db, totalRows: number, progress: (rowsSoFar: number) => void): Promise<void> {
+/** `cancelled`: checked between events, so an interrupted benchmark does not wait for ten million rows. */
+export async function loadFillerCoupons(db: Db, totalRows: number, progress: (rowsSoFar: number) => void, cancelled: () => boolean): Promise<void> {
   const partner = await insertPartner(db, { id: uuidv7(), name: 'bench filler', rateLimitPerSecond: null });
   // Filler ids start at this instant (ms), 30 days ago, 100 coupons per millisecond.
   const originMs = Date.now() - 30 * 86_400_000;
@@ -20,7 +21,7 @@ export async function loadFillerCoupons(db: Db, totalRows: number, progress: (ro
   let done = 0;
   // Two loaders at once: one per core, each event in its own transaction.
   const loader = async () => {
-    for (let first = nextFirst; first < totalRows; first = nextFirst) {
+    for (let first = nextFirst; first < totalRows && !cancelled(); first = nextFirst) {
       const size = Math.min(FILLER_EVENT_SIZE, totalRows - first);
       nextFirst += size;
       const template = await insertTemplate(db, uuidv7(), partner.id, eventDraft(size));

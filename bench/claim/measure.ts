@@ -1,7 +1,7 @@
 // One measured run: the load generator in its own process against one fresh event, while this
 // process polls PostgreSQL for the event's rows (to time when the last acknowledged coupon is
 // durable there) and /proc for the CPU each process spent.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { Db } from '../../src/infra/db.ts';
@@ -46,12 +46,18 @@ export async function measureRun(server: RunningServer, db: Db, templateId: stri
     timeoutMs: 30_000,
   };
 
-  let loadDone = false;
+  let load: LoadResult | 'running' | 'failed' = 'running';
   let rowsCompleteAt: number | null = null;
-  const poller = plan.expectsRows ? pollRows(db, templateId, plan.quantity, () => loadDone, (at) => { rowsCompleteAt = at; }) : Promise.resolve();
+  const poller = plan.expectsRows ? pollRows(db, templateId, plan.quantity, () => load, (at) => { rowsCompleteAt = at; }) : Promise.resolve();
 
   const before = cpuSnapshot();
-  const load = await runLoadGenerator(loadPlan).finally(() => { loadDone = true; });
+  try {
+    load = await runLoadGenerator(loadPlan);
+  } catch (error) {
+    load = 'failed';
+    await poller;
+    throw error;
+  }
   const cpuSeconds = { ...cpuSecondsBetween(before, cpuSnapshot(), server.pids), 'load generator': load.cpuSeconds };
   await poller;
 
@@ -59,8 +65,17 @@ export async function measureRun(server: RunningServer, db: Db, templateId: stri
   return { load, rowsInPostgresAfterMs: lag, cpuSeconds };
 }
 
+const loadGenerators = new Set<ChildProcess>();
+
+/** Kills the load generator in flight, if any: a benchmark cut short still reports what it measured. */
+export function stopLoadGenerators(): void {
+  for (const child of loadGenerators) child.kill('SIGKILL');
+}
+
 async function runLoadGenerator(plan: LoadPlan): Promise<LoadResult> {
   const child = spawn(process.execPath, ['--import', 'tsx', LOAD_GENERATOR, JSON.stringify(plan)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  loadGenerators.add(child);
+  child.once('exit', () => loadGenerators.delete(child));
   const stdout: Buffer[] = [];
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -72,9 +87,9 @@ async function runLoadGenerator(plan: LoadPlan): Promise<LoadResult> {
 
 /**
  * Counts the event's rows every 10 ms until all `quantity` are there, and reports the epoch time
- * of the first poll that saw them. Gives up ROWS_DEADLINE_MS after the load ended.
+ * of the first poll that saw them. Gives up ROWS_DEADLINE_MS after the load ended, at once if it failed.
  */
-async function pollRows(db: Db, templateId: string, quantity: number, loadDone: () => boolean, complete: (at: number) => void): Promise<void> {
+async function pollRows(db: Db, templateId: string, quantity: number, load: () => LoadResult | 'running' | 'failed', complete: (at: number) => void): Promise<void> {
   let deadline = Number.POSITIVE_INFINITY;
   for (;;) {
     const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM coupons WHERE template_id = $1', [templateId]);
@@ -82,7 +97,8 @@ async function pollRows(db: Db, templateId: string, quantity: number, loadDone: 
       complete(performance.timeOrigin + performance.now());
       return;
     }
-    if (loadDone() && deadline === Number.POSITIVE_INFINITY) deadline = Date.now() + ROWS_DEADLINE_MS;
+    if (load() === 'failed') return;
+    if (load() !== 'running' && deadline === Number.POSITIVE_INFINITY) deadline = Date.now() + ROWS_DEADLINE_MS;
     if (Date.now() > deadline) return;
     await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
   }

@@ -19,7 +19,7 @@ import { cpuSnapshot, nodeProcessesInTree } from '../lib/process-cpu.ts';
 import { startBenchServices, type BenchServices } from '../lib/services.ts';
 import { round } from '../lib/stats.ts';
 import { loadFillerCoupons } from './filler.ts';
-import { measureRun, type RunPlan } from './measure.ts';
+import { measureRun, stopLoadGenerators, type RunPlan } from './measure.ts';
 import { bestDistributedProcesses, ratios, runsTable, targetChecks, targetsTable, type RunFigures } from './report.ts';
 import { settingLabel, startServer, type RunningServer, type ServerKind, type ServerSetting } from './servers.ts';
 import { unexpectedOutcomes, verifyAnswers, verifyBareAnswers, verifyRows } from './verify.ts';
@@ -61,6 +61,18 @@ const runs: RunFigures[] = [];
 const notes: string[] = [];
 const problems: string[] = [];
 let runNumber = 0;
+// SIGINT/SIGTERM: stop the run in flight, skip the rest, and still print everything measured so
+// far (with the last-line JSON), exiting non-zero. A second signal exits at once.
+let interrupted = false;
+const interrupt = () => {
+  if (interrupted) process.exit(130);
+  interrupted = true;
+  problems.push('interrupted: the runs after this point were not measured');
+  log('\ninterrupted: stopping the run in flight and reporting what was measured');
+  stopLoadGenerators();
+};
+process.on('SIGINT', interrupt);
+process.on('SIGTERM', interrupt);
 const profileRoot = path.join(ROOT, 'bench/.data/profiles', new Date().toISOString().replace(/[:.]/g, '-'));
 
 function machine() {
@@ -147,6 +159,7 @@ async function benchSetting(setting: ServerSetting, services: BenchServices, row
     }, rowsBefore);
     for (const problem of warm.problems) problems.push(`${label} warm-up: ${problem}`);
     for (const connections of config.connections) {
+      if (interrupted) break;
       const run = await measure(server, setting, services, {
         users: config.users, claimsPerUser: config.claimsPerUser, connections, userPrefix: `r${runNumber++}-`, quantity: config.quantity, expectsRows,
       }, rowsBefore);
@@ -158,6 +171,7 @@ async function benchSetting(setting: ServerSetting, services: BenchServices, row
         `${run.problems.length === 0 ? 'verified' : `FAILED: ${run.problems.join('; ')}`}`);
     }
   } catch (error) {
+    if (interrupted) return;
     problems.push(`${label}: ${error instanceof Error ? error.message : String(error)}`);
     log(`  ${label}: ERROR ${error instanceof Error ? error.message : String(error)}\n  server output:\n${server.process.output().slice(-3000)}`);
   } finally {
@@ -187,10 +201,10 @@ try {
   log(`PostgreSQL ${pgVersion!.server_version}, fsync=${fsync!.fsync}`);
   for (const kind of kinds as ServerKind[]) {
     const settings = kind === 'distributed' ? config.distributedProcesses : [1];
-    for (const processes of settings) await benchSetting({ kind, processes }, services, 0);
+    for (const processes of settings) if (!interrupted) await benchSetting({ kind, processes }, services, 0);
   }
   const best = bestDistributedProcesses(runs);
-  if (best !== undefined && config.fillerRows > 0) {
+  if (best !== undefined && config.fillerRows > 0 && !interrupted) {
     log(`\nloading ${config.fillerRows.toLocaleString('en')} coupon rows of other events …`);
     const fillStarted = Date.now();
     let reported = 0;
@@ -199,13 +213,13 @@ try {
         reported = rows;
         log(`  ${rows.toLocaleString('en')} rows, ${round((Date.now() - fillStarted) / 1000, 1)} s`);
       }
-    });
+    }, () => interrupted);
     const { rows: [size] } = await services.db.query<{ table: string; indexes: string }>(
       "SELECT pg_size_pretty(pg_table_size('coupons')) AS table, pg_size_pretty(pg_indexes_size('coupons')) AS indexes",
     );
     notes.push(`${config.fillerRows.toLocaleString('en')} filler rows loaded and vacuumed in ${round((Date.now() - fillStarted) / 1000, 1)} s; coupons table ${size!.table}, its indexes ${size!.indexes}`);
     log(`  ${notes.at(-1)}`);
-    await benchSetting({ kind: 'distributed', processes: best }, services, config.fillerRows);
+    if (!interrupted) await benchSetting({ kind: 'distributed', processes: best }, services, config.fillerRows);
   }
 } finally {
   await services.stop();

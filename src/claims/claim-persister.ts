@@ -139,10 +139,9 @@ class ClaimPersister {
     return entries.length;
   }
 
-  /** Takes over entries of dead persisters, reports backlog and lag, retires finished events. */
+  /** Takes over entries of dead persisters, forgets departed ones, retires finished events. */
   private async housekeeping(now: number): Promise<void> {
     this.nextHousekeeping = now + HOUSEKEEPING_MS;
-    const { metrics } = this.ctx;
     for (const stream of [...this.streams.values()]) {
       const { keys, template } = stream;
       const reclaimed = await this.redis.xAutoClaim(keys.stream, PERSISTER_GROUP, this.consumer, this.ctx.config.claimReclaimIdleMs, '0-0',
@@ -154,14 +153,9 @@ class ClaimPersister {
         }
       }
 
-      const length = await this.redis.xLen(keys.stream);
-      const label = metrics.templateLabel(template.id);
-      metrics.claimStreamLength.set({ template: label }, length);
-      const oldest = length > 0 ? await this.redis.xRange(keys.stream, '-', '+', { COUNT: 1 }) : [];
-      const oldestMs = oldest?.[0] ? Number(oldest[0].id.split('-')[0]) : now;
-      metrics.claimConsumerLag.set({ template: label }, Math.max(0, now - oldestMs) / 1000);
-
-      if (length === 0 && now > template.claimEndsAt.getTime() + DEACTIVATE_AFTER_CLOSE_MS) {
+      // Backlog gauges are measured at scrape time (claim-backlog.ts), not here: a dead persister
+      // must not freeze them.
+      if (now > template.claimEndsAt.getTime() + DEACTIVATE_AFTER_CLOSE_MS && (await this.redis.xLen(keys.stream)) === 0) {
         // Separate commands: the index sets live in other cluster slots than the template's keys.
         await this.redis.sRem(ACTIVE_TEMPLATES_KEY, template.id);
         await this.redis.sRem(partnerActiveTemplatesKey(template.partnerId), template.id);

@@ -175,7 +175,7 @@ async function benchSetting(setting: ServerSetting, services: BenchServices, row
     problems.push(`${label}: ${error instanceof Error ? error.message : String(error)}`);
     log(`  ${label}: ERROR ${error instanceof Error ? error.message : String(error)}\n  server output:\n${server.process.output().slice(-3000)}`);
   } finally {
-    await server.process.stop();
+    await server.stop();
   }
   if (profileDir) log(`\nCPU profile of ${label}${rowsBefore ? ' (grown index)' : ''}:\n${await summariseCpuProfiles(profileDir, ROOT)}\n`);
 }

@@ -1,7 +1,7 @@
 // The servers the claim benchmark compares, each started as its own process against the
 // benchmark's PostgreSQL (and Redis), and how each gets a partner and a fresh coupon event.
 import { randomUUID } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,8 @@ export interface RunningServer {
   openEvent(totalQuantity: number): Promise<string>;
   /** Pids whose process tree is this server (the cluster primary and its workers). */
   readonly pids: readonly number[];
+  /** Stops the process and removes what it was given on disk. */
+  stop(): Promise<void>;
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -76,31 +78,47 @@ export async function startServer(setting: ServerSetting, services: BenchService
       process: server,
       headers: {},
       pids: [server.pid],
+      stop: () => server.stop(),
       openEvent: async (totalQuantity) =>
         setting.kind === 'bare' ? uuidv7() : (await insertTemplate(services.db, uuidv7(), partnerId, eventDraft(totalQuantity))).id,
     };
   }
 
+  // Unused with DATABASE_URL set, but never the developer's ./.stampede.
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stampede-bench-data-'));
   const server = await startServerProcess(label, [...profile, STAMPEDE_BIN, 'serve'], port, {
     DATABASE_URL: services.databaseUrl,
     ...(setting.kind === 'distributed' ? { REDIS_URL: services.redis.url } : {}),
-    STAMPEDE_DATA_DIR: await mkdtemp(path.join(os.tmpdir(), 'stampede-bench-data-')),
+    STAMPEDE_DATA_DIR: dataDir,
     STAMPEDE_ADMIN_TOKEN: ADMIN_TOKEN,
     STAMPEDE_PROCESSES: String(setting.processes),
     // The benchmark measures claims, not the per-key limiter's refusals: far above any rate here.
     STAMPEDE_RATE_LIMIT_PER_SECOND: '10000000',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
+  }).catch(async (error: unknown) => {
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
   });
-  const base = `http://127.0.0.1:${port}`;
-  const partner = await postJson<{ apiKey: string }>(`${base}/v1/partners`, { authorization: `Bearer ${ADMIN_TOKEN}` }, { name: `bench ${label}` });
-  const headers = { 'x-api-key': partner.apiKey };
-  return {
-    process: server,
-    headers,
-    pids: [server.pid],
-    openEvent: async (totalQuantity) => (await postJson<{ id: string }>(`${base}/v1/coupon-templates`, headers, eventDraft(totalQuantity))).id,
+  const stop = async () => {
+    await server.stop();
+    await rm(dataDir, { recursive: true, force: true });
   };
+  try {
+    const base = `http://127.0.0.1:${port}`;
+    const partner = await postJson<{ apiKey: string }>(`${base}/v1/partners`, { authorization: `Bearer ${ADMIN_TOKEN}` }, { name: `bench ${label}` });
+    const headers = { 'x-api-key': partner.apiKey };
+    return {
+      process: server,
+      headers,
+      pids: [server.pid],
+      stop,
+      openEvent: async (totalQuantity) => (await postJson<{ id: string }>(`${base}/v1/coupon-templates`, headers, eventDraft(totalQuantity))).id,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
 
 async function postJson<T>(url: string, headers: Record<string, string>, body: unknown): Promise<T> {

@@ -18,6 +18,8 @@ export interface Principal {
 interface LocalEntry {
   readonly principal: Principal | null;
   readonly expiresAt: number;
+  /** SHA-256 (hex) of the key, to find the entry again on invalidation. */
+  readonly hashHex: string;
 }
 
 const REDIS_TTL_SECONDS = 600;
@@ -25,6 +27,9 @@ const REVOKED = 'revoked';
 const LOCAL_MAX_ENTRIES = 10_000;
 
 export class KeyAuthenticator {
+  // Keyed by the presented key itself, so a cache hit costs one map lookup and no SHA-256 (about
+  // 4% of server CPU on the claim path when it hashed on every request). The raw keys live only
+  // in this process's memory, as they do in every request's headers.
   private readonly local = new Map<string, LocalEntry>();
 
   constructor(
@@ -34,24 +39,24 @@ export class KeyAuthenticator {
   ) {}
 
   async authenticate(apiKey: string): Promise<Principal | null> {
-    if (!looksLikeApiKey(apiKey)) return null;
-    const hash = hashApiKey(apiKey);
-    const id = hash.toString('hex');
     const now = Date.now();
-    const cached = this.local.get(id);
+    const cached = this.local.get(apiKey);
     if (cached && cached.expiresAt > now) return cached.principal;
+    if (!looksLikeApiKey(apiKey)) return null;
 
-    const principal = await this.lookupShared(hash, id);
+    const hash = hashApiKey(apiKey);
+    const hashHex = hash.toString('hex');
+    const principal = await this.lookupShared(hash, hashHex);
     if (this.local.size >= LOCAL_MAX_ENTRIES) this.local.clear();
-    this.local.set(id, { principal, expiresAt: now + this.localTtlMs });
+    this.local.set(apiKey, { principal, expiresAt: now + this.localTtlMs, hashHex });
     return principal;
   }
 
   /** Called after a key was revoked (or its partner changed) in PostgreSQL. */
   async invalidate(hashes: Buffer[], revoked: boolean): Promise<void> {
-    for (const hash of hashes) {
-      const id = hash.toString('hex');
-      this.local.delete(id);
+    const ids = new Set(hashes.map((hash) => hash.toString('hex')));
+    for (const [apiKey, entry] of this.local) if (ids.has(entry.hashHex)) this.local.delete(apiKey);
+    for (const id of ids) {
       if (this.redis) {
         if (revoked) await this.redis.set(redisKey(id), REVOKED, { EX: REDIS_TTL_SECONDS });
         else await this.redis.del(redisKey(id));

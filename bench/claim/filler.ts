@@ -13,7 +13,8 @@ import { eventDraft } from './servers.ts';
 const FILLER_EVENT_SIZE = 100_000;
 
 /** `cancelled`: checked between events, so an interrupted benchmark does not wait for ten million rows. */
-export async function loadFillerCoupons(db: Db, totalRows: number, progress: (rowsSoFar: number) => void, cancelled: () => boolean): Promise<void> {
+/** Returns the rows loaded: `totalRows`, or fewer when cancelled. */
+export async function loadFillerCoupons(db: Db, totalRows: number, progress: (rowsSoFar: number) => void, cancelled: () => boolean): Promise<number> {
   const partner = await insertPartner(db, { id: uuidv7(), name: 'bench filler', rateLimitPerSecond: null });
   // Filler ids start at this instant (ms), 30 days ago, 100 coupons per millisecond.
   const originMs = Date.now() - 30 * 86_400_000;
@@ -42,4 +43,5 @@ export async function loadFillerCoupons(db: Db, totalRows: number, progress: (ro
   await Promise.all([loader(), loader()]);
   // Vacuum and statistics now, so autovacuum does not wake up on 10M fresh rows mid-measurement.
   await db.query('VACUUM ANALYZE coupons');
+  return done;
 }

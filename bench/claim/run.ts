@@ -244,7 +244,7 @@ log('\ntargets');
 log(targetsTable(targets));
 for (const note of notes) log(`note: ${note}`);
 log(problems.length === 0 ? '\nVERIFIED: every run issued exactly its coupons, to distinct users, all in PostgreSQL' : `\nFAILED:\n  ${problems.join('\n  ')}`);
-log(JSON.stringify({
+const summary = JSON.stringify({
   bench: 'claim',
   startedAt: startedAt.toISOString(),
   finishedAt: new Date().toISOString(),
@@ -257,5 +257,7 @@ log(JSON.stringify({
   notes,
   verified: problems.length === 0,
   problems,
-}));
-process.exitCode = problems.length === 0 ? 0 : 1;
+});
+// Exit explicitly once the last line is flushed: a library's exit hook must not decide the status.
+process.stdout.write(`${summary}\n`, () => process.exit(problems.length === 0 ? 0 : 1));
+

@@ -1,13 +1,14 @@
 // Partner routes for bulk jobs: progress, item failures, cancellation, and webhooks.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type, type Static } from 'typebox';
+import { Type } from 'typebox';
 import { v7 as uuidv7 } from 'uuid';
 import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { withTransaction } from '../infra/db.ts';
 import { DEFAULT_PAGE_SIZE, decodeCursor, isUuidString, toPage } from '../http/pagination.ts';
 import { ErrorResponse, IdParams, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
-import { cancelJob, findJob, listFailures, type Job } from './job-repository.ts';
+import { cancelJob, findJob, listFailures } from './job-repository.ts';
+import { jobView } from './job-view.ts';
 import { ensureQueueSchema, removeJobRun } from './queue.ts';
 import { JOB_EVENTS } from './webhook-messages.ts';
 import { deleteWebhook, insertWebhook, listJobDeliveries, listWebhooks, type Webhook } from './webhook-repository.ts';
@@ -28,25 +29,6 @@ const JobResponse = Type.Object({
   startedAt: Type.Union([Timestamp, Type.Null()]),
   finishedAt: Type.Union([Timestamp, Type.Null()]),
 });
-
-export function jobResponse(job: Job): Static<typeof JobResponse> {
-  return {
-    id: job.id,
-    type: job.type,
-    status: job.status,
-    total: job.total,
-    processed: job.processed,
-    succeeded: job.succeeded,
-    skipped: job.skipped,
-    failed: job.failed,
-    notServed: job.notServed,
-    error: job.error,
-    scheduledAt: job.scheduledAt?.toISOString() ?? null,
-    createdAt: job.createdAt.toISOString(),
-    startedAt: job.startedAt?.toISOString() ?? null,
-    finishedAt: job.finishedAt?.toISOString() ?? null,
-  };
-}
 
 const FailureResponse = Type.Object({
   position: Type.Integer({ description: 'CSV line number (1-based), or index in the JSON list (0-based)' }),
@@ -85,7 +67,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
 
     app.get('/v1/jobs/:id', {
       schema: { tags: ['jobs'], params: IdParams, response: { 200: JobResponse, 404: ErrorResponse } },
-    }, async (request) => jobResponse(await mustFind(request.principal.partnerId, request.params.id)));
+    }, async (request) => jobView(await mustFind(request.principal.partnerId, request.params.id)));
 
     app.get('/v1/jobs/:id/failures', {
       schema: { tags: ['jobs'], params: IdParams, querystring: PageQuery, response: { 200: Page(FailureResponse), 400: ErrorResponse, 404: ErrorResponse } },
@@ -117,10 +99,10 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       });
       if (cancelled) {
         ctx.metrics.jobs.inc({ type: cancelled.type, status: 'CANCELLED' });
-        return jobResponse(cancelled);
+        return jobView(cancelled);
       }
       const job = await mustFind(partnerId, request.params.id);
-      if (job.status === 'CANCELLED') return jobResponse(job);
+      if (job.status === 'CANCELLED') return jobView(job);
       throw new AppError('JOB_NOT_CANCELLABLE', `The job has already ${job.status === 'SUCCEEDED' ? 'succeeded' : 'failed'}.`);
     });
 

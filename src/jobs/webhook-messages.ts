@@ -1,6 +1,7 @@
 // Pure rendering of job announcements into the message shapes the receivers expect: Slack
 // incoming webhooks ({text, blocks}), Discord webhooks ({content, embeds}) or the plain event.
 import type { Job } from './job-repository.ts';
+import { jobView, type JobView } from './job-view.ts';
 
 export type WebhookKind = 'slack' | 'discord' | 'json';
 export const JOB_EVENTS = ['job.started', 'job.succeeded', 'job.failed'] as const;
@@ -10,22 +11,9 @@ export type JobEvent = (typeof JOB_EVENTS)[number];
 export interface JobEventPayload {
   event: JobEvent;
   occurredAt: string;
-  job: {
-    id: string;
-    type: Job['type'];
-    status: Job['status'];
-    total: number;
-    processed: number;
-    succeeded: number;
-    skipped: number;
-    failed: number;
-    notServed: number;
-    createdAt: string;
-    startedAt: string | null;
-    finishedAt: string | null;
+  job: JobView & {
     /** started → finished (or → now while running), in milliseconds */
     durationMs: number | null;
-    error: string | null;
   };
 }
 
@@ -34,22 +22,7 @@ export function jobEventPayload(event: JobEvent, job: Job, now: Date): JobEventP
   return {
     event,
     occurredAt: now.toISOString(),
-    job: {
-      id: job.id,
-      type: job.type,
-      status: job.status,
-      total: job.total,
-      processed: job.processed,
-      succeeded: job.succeeded,
-      skipped: job.skipped,
-      failed: job.failed,
-      notServed: job.notServed,
-      createdAt: job.createdAt.toISOString(),
-      startedAt: job.startedAt?.toISOString() ?? null,
-      finishedAt: job.finishedAt?.toISOString() ?? null,
-      durationMs: job.startedAt ? Math.max(0, end.getTime() - job.startedAt.getTime()) : null,
-      error: job.error,
-    },
+    job: { ...jobView(job), durationMs: job.startedAt ? Math.max(0, end.getTime() - job.startedAt.getTime()) : null },
   };
 }
 

@@ -22,22 +22,17 @@ import { migrate } from '../../src/infra/migrate.ts';
 import { cpuSecondsBetween, cpuSnapshot } from '../lib/process-cpu.ts';
 import { startServerProcess, type ServerProcess } from '../lib/server-process.ts';
 import { formatTable, round, summariseLatencies, type LatencySummary } from '../lib/stats.ts';
+import { positiveIntEnv } from '../lib/env.ts';
 import type { Answer, LoadPlan, LoadResult } from './load-generator.ts';
 import { createBenchPartner, seedBaselineWallets, seedLedgerWallets } from './seed.ts';
 import { tally, verifyBaseline, verifyLedger, type Tally } from './verify.ts';
 import { planWorkload, SEED_BALANCE, SHAPE, type PlannedRequest } from './workload.ts';
 
-const positiveInt = (name: string, fallback: number): number => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
-  return value;
-};
-
-const REQUESTS = positiveInt('BENCH_REQUESTS', 30_000);
-const WARMUP = positiveInt('BENCH_WARMUP', 3_000);
-const CONNECTIONS = positiveInt('BENCH_CONNECTIONS', 1_000);
-const ROUNDS = positiveInt('BENCH_ROUNDS', 2);
-const POOL = positiveInt('STAMPEDE_DB_POOL_SIZE', 20);
+const REQUESTS = positiveIntEnv('BENCH_REQUESTS', 30_000);
+const WARMUP = positiveIntEnv('BENCH_WARMUP', 3_000);
+const CONNECTIONS = positiveIntEnv('BENCH_CONNECTIONS', 1_000);
+const ROUNDS = positiveIntEnv('BENCH_ROUNDS', 2);
+const POOL = positiveIntEnv('STAMPEDE_DB_POOL_SIZE', 20);
 const TARGET = { opsPerSecond: 3_000, p99Ms: 100 };
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const LOAD_GENERATOR = fileURLToPath(new URL('./load-generator.ts', import.meta.url));

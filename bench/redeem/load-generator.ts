@@ -6,13 +6,12 @@
 // Input: the path of a JSON LoadPlan as argv[2]. Output: answers written to plan.answersFile and
 // one JSON LoadResult line on stdout.
 import { readFile, writeFile } from 'node:fs/promises';
-import { performance } from 'node:perf_hooks';
-import { jsonPost, openConnections, type KeepAliveConnection } from '../lib/keepalive-client.ts';
+import { runClosedLoop, timedRequest, type Sent } from '../lib/closed-loop.ts';
+import { jsonPost } from '../lib/keepalive-client.ts';
 
 /** One redemption: [couponId, userId, orderId, orderAmount]. */
 export type PlannedRedeem = [couponId: string, userId: string, orderId: string, orderAmount: number];
-/** The HTTP status (0: no answer), the body (or the error) and the latency of one request. */
-export type Answer = [status: number, body: string, latencyMs: number];
+export type Answer = Sent;
 
 export interface LoadPlan {
   readonly host: string;
@@ -35,34 +34,14 @@ export interface LoadResult {
 
 export async function generateLoad(plan: LoadPlan): Promise<LoadResult> {
   const requests = JSON.parse(await readFile(plan.requestsFile, 'utf8')) as PlannedRedeem[];
-  const connections = await openConnections(plan.host, plan.port, plan.connections, plan.timeoutMs);
   const answers: Answer[] = new Array<Answer>(requests.length);
-  let next = 0;
-
-  const lane = async (connection: KeepAliveConnection) => {
-    for (let i = next++; i < requests.length; i = next++) {
-      const [couponId, userId, orderId, orderAmount] = requests[i]!;
-      const raw = jsonPost(plan.host, plan.port, `${plan.pathPrefix}/v1/coupons/${couponId}/redeem`, plan.headers, { userId, orderId, orderAmount });
-      const sentAt = performance.now();
-      const response = await connection.request(raw).catch((error: Error) => error);
-      const latencyMs = performance.now() - sentAt;
-      answers[i] = response instanceof Error ? [0, response.message, latencyMs] : [response.status, response.body, latencyMs];
-    }
-  };
-
-  const cpuBefore = process.cpuUsage();
-  const startedAt = performance.now();
-  await Promise.all(connections.map(lane));
-  const durationMs = performance.now() - startedAt;
-  const cpu = process.cpuUsage(cpuBefore);
-  for (const connection of connections) connection.close();
+  const { durationMs, cpuSeconds } = await runClosedLoop(plan, requests.length, async (connection, i) => {
+    const [couponId, userId, orderId, orderAmount] = requests[i]!;
+    const raw = jsonPost(plan.host, plan.port, `${plan.pathPrefix}/v1/coupons/${couponId}/redeem`, plan.headers, { userId, orderId, orderAmount });
+    answers[i] = await timedRequest(connection, raw);
+  });
   await writeFile(plan.answersFile, JSON.stringify(answers));
-  return {
-    requests: requests.length,
-    durationMs,
-    requestsPerSecond: requests.length / (durationMs / 1000),
-    cpuSeconds: (cpu.user + cpu.system) / 1e6,
-  };
+  return { requests: requests.length, durationMs, requestsPerSecond: requests.length / (durationMs / 1000), cpuSeconds };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -1,18 +1,14 @@
 // The bench:points baseline server: the product's own app (same Fastify set-up, API-key auth,
 // rate limit, error mapping, pool size) with three extra routes under /baseline/v1/points/ served
-// by baseline-points.ts. The difference measured is the ledger design. Env as the product.
+// by baseline-points.ts, served through bench/lib/product-server.ts. The difference measured is
+// the ledger design. Env as the product.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { buildApp } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
 import type { AppContext } from '../../src/context.ts';
 import { AppError } from '../../src/errors.ts';
-import { partnerAuthHook } from '../../src/http/auth.ts';
-import { registerRateLimit } from '../../src/http/rate-limit.ts';
 import { Amount, UserId } from '../../src/http/schemas.ts';
-import { createLogger } from '../../src/infra/logger.ts';
-import { openRuntime } from '../../src/runtime.ts';
+import { serveProductWith } from '../lib/product-server.ts';
 import { naiveEarn, naiveTransfer, naiveUse, type BaselineAnswer } from './baseline-points.ts';
 
 const keyOf = (request: FastifyRequest): string => {
@@ -44,18 +40,4 @@ const baselineRoutes = (ctx: AppContext): FastifyPluginAsyncTypebox => async (ap
     answer(reply, () => naiveTransfer(ctx.db, request.principal.partnerId, keyOf(request), request.body.fromUserId, request.body.toUserId, request.body.amount)));
 };
 
-const config = loadConfig();
-const logger = createLogger(config.logLevel);
-const runtime = await openRuntime(config, logger, { checkRedisDurability: false, runMigrations: false });
-const app = await buildApp(runtime.ctx, { adminToken: undefined });
-await app.register(async (partner) => {
-  partner.addHook('onRequest', partnerAuthHook(runtime.ctx));
-  await registerRateLimit(partner, runtime.ctx);
-  await partner.register(baselineRoutes(runtime.ctx));
-});
-await app.listen({ port: config.port, host: config.host });
-const stop = () => {
-  void app.close().then(() => runtime.close()).then(() => process.exit(0), () => process.exit(1));
-};
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+await serveProductWith(baselineRoutes);

@@ -36,8 +36,10 @@ lines AS (
     FROM job_chunks c, unnest(string_to_array(c.payload, E'\\n')) WITH ORDINALITY AS t(line, n)
    WHERE c.job_id = $1 AND c.chunk_no = $2 AND t.line <> ''
 ),
+-- a user id is 1..128 printable ASCII characters (no space); not written as ^[…]{1,128}$, which
+-- PostgreSQL's regex engine runs at ~10 µs a line (a state per count): ~1 µs this way
 classified AS MATERIALIZED (
-  SELECT position, line, line ~ '^[\\x21-\\x7E]{1,128}$' AS valid FROM lines
+  SELECT position, line, char_length(line) <= 128 AND line !~ '[^\\x21-\\x7E]' AS valid FROM lines
 ),
 failures AS (
   INSERT INTO job_failures (job_id, position, item, reason)
@@ -46,15 +48,20 @@ failures AS (
 )`;
 const NEW_COUPON = `encode(overlay(uuid_send(gen_random_uuid()) PLACING $7 FROM 1 FOR 7), 'hex')::uuid, $4, $3`;
 
+// Only (template, user, seq) can conflict: the ids are fresh and slot stays NULL. Naming it as the
+// arbiter spares the pre-insert probe of the two other unique indexes for every row.
+const ON_USER_SEQ_CONFLICT = 'ON CONFLICT (template_id, user_id, seq) DO NOTHING';
+
 // perUserLimit 1 and no stock to share (the 10M case): every valid line asks for seq 1, and the
 // unique (template, user, seq) index itself refuses holders and repeated lines, even within this
-// statement, so there is nothing to look up, rank or sort.
+// statement, so there is nothing to look up or rank. Rows go in sorted by user id so the two
+// user_id indexes are written page after page rather than all over (input order is arbitrary).
 const FIRST_COUPON_ONLY = `
 WITH ${LINES},
 inserted AS (
   INSERT INTO coupons (id, partner_id, template_id, user_id, seq, valid_from, valid_until)
-  SELECT ${NEW_COUPON}, line, 1, $5, $6 FROM classified WHERE valid
-  ON CONFLICT DO NOTHING
+  SELECT ${NEW_COUPON}, line, 1, $5, $6 FROM classified WHERE valid ORDER BY line COLLATE "C"
+  ${ON_USER_SEQ_CONFLICT}
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM classified)::int AS lines,
@@ -82,7 +89,7 @@ candidates AS MATERIALIZED (
 inserted AS (
   INSERT INTO coupons (id, partner_id, template_id, user_id, seq, valid_from, valid_until)
   SELECT ${NEW_COUPON}, user_id, seq, $5, $6 FROM candidates ORDER BY position
-  ON CONFLICT DO NOTHING
+  ${ON_USER_SEQ_CONFLICT}
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM classified)::int AS lines,

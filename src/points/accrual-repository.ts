@@ -23,21 +23,33 @@ export interface AccrualChunkParams {
  */
 export async function loadChunkItems(tx: Tx, p: AccrualChunkParams): Promise<void> {
   await tx.query(`CREATE TEMP TABLE IF NOT EXISTS accrual_chunk_items (
-    position bigint, user_id text, amount bigint, expires_at timestamptz, key text, hash bytea) ON COMMIT DELETE ROWS`);
+    position bigint, user_id text, amount bigint, expires_at timestamptz, key text, hash bytea, transaction_id uuid) ON COMMIT DELETE ROWS`);
+  // Chunks staged before items carried their transaction id (t) get a random one.
   await tx.query(
     `INSERT INTO accrual_chunk_items
-     SELECT i.p, i.u, i.a, i.e, i.k, decode(i.h, 'hex')
-       FROM job_chunks c CROSS JOIN jsonb_to_recordset(c.payload::jsonb) AS i (p bigint, u text, a bigint, e timestamptz, k text, h text)
+     SELECT i.p, i.u, i.a, i.e, i.k, decode(i.h, 'hex'), coalesce(i.t, gen_random_uuid())
+       FROM job_chunks c CROSS JOIN jsonb_to_recordset(c.payload::jsonb) AS i (p bigint, u text, a bigint, e timestamptz, k text, h text, t uuid)
       WHERE c.job_id = $1 AND c.chunk_no = $2`,
     [p.jobId, p.chunkNo],
   );
   await tx.query('ANALYZE accrual_chunk_items');
 }
 
+// The chunk's wallets are looked up with `user_id = ANY (ARRAY(…))`: an index scan of the chunk's
+// users whatever the statistics say. A plain join against point_wallets was planned as a scan of
+// all the partner's wallets (≈ 45 ms per chunk at 60,000 wallets, growing with the partner).
+const chunkWallets = (partnerId: string, pointType: string) => `
+  SELECT w.id, w.user_id, w.balance FROM point_wallets w
+   WHERE w.partner_id = ${partnerId} AND w.point_type = ${pointType}
+     AND w.user_id = ANY (ARRAY(SELECT DISTINCT user_id FROM accrual_chunk_items))`;
+
+/** Creates the wallets the chunk's users lack; existing ones are not touched (no conflict probe). */
 export async function createMissingWallets(tx: Tx, p: AccrualChunkParams): Promise<void> {
   await tx.query(
     `INSERT INTO point_wallets (partner_id, user_id, point_type)
-     SELECT DISTINCT $1::uuid, user_id, $2 FROM accrual_chunk_items ORDER BY 2
+     SELECT $1::uuid, missing.user_id, $2
+       FROM (SELECT user_id FROM accrual_chunk_items EXCEPT SELECT user_id FROM (${chunkWallets('$1', '$2')}) w) missing
+      ORDER BY 2
      ON CONFLICT DO NOTHING`,
     [p.partnerId, p.pointType],
   );
@@ -71,11 +83,11 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
     `WITH items AS MATERIALIZED (
        SELECT items.*, w.id AS wallet_id, w.balance AS old_balance, r.request_hash AS stored_hash
          FROM accrual_chunk_items items
-         JOIN point_wallets w ON w.partner_id = $2 AND w.point_type = $3 AND w.user_id = items.user_id
+         JOIN (${chunkWallets('$2', '$3')}) w ON w.user_id = items.user_id
          LEFT JOIN point_idempotency r ON r.partner_id = $2 AND r.idempotency_key = items.key
      ), fresh AS MATERIALIZED (
        -- new_balance: the wallet's balance once the chunk is applied (what each item's record answers)
-       SELECT items.*, gen_random_uuid() AS transaction_id,
+       SELECT items.*,
               items.old_balance + sum(items.amount) OVER (PARTITION BY items.wallet_id) AS new_balance,
               coalesce(items.expires_at, $4::timestamptz + make_interval(secs => p.points_expiry_days * 86400)) AS lot_expires_at
          FROM items JOIN partners p ON p.id = $2

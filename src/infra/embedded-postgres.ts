@@ -31,6 +31,8 @@ export interface EmbeddedPostgresOptions {
   readonly logger: Logger;
   /** Trade durability for speed (tests only): fsync and synchronous_commit off. */
   readonly fast?: boolean;
+  /** More server settings (`-c name=value`), e.g. for benchmarks that load an extension. */
+  readonly settings?: Readonly<Record<string, string>>;
 }
 
 const DATABASE = 'stampede';
@@ -66,6 +68,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       '-c', 'max_connections=300',
       '-c', `unix_socket_directories=${os.tmpdir()}`,
       ...(options.fast ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
+      ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
     ],
     onLog: (message) => options.logger.debug({ pg: String(message).trim() }, 'embedded postgres'),
     onError: (error) => options.logger.error({ err: error }, 'embedded postgres'),

@@ -10,15 +10,18 @@
 // instead of queueing behind it. The primary key is the final arbiter: if a racing writer (another
 // process, or a bulk chunk that does not take the advisory lock) committed the key first, our
 // insert fails with a unique violation, everything rolls back, and the stored answer is replayed.
+//
+// A call is two round trips on a pipelined connection (repository.ts): BEGIN + claim the key +
+// lock the wallets and read their lots; then write the decision + COMMIT. Deciding is in between.
 import { createHash } from 'node:crypto';
 import { AppError, isAppError } from '../errors.ts';
 import { errorBody } from '../http/error-handler.ts';
-import { isRetryableConflict, isUniqueViolation, withRetry, withTransaction, type Tx } from '../infra/db.ts';
+import { isRetryableConflict, isUniqueViolation, sendTogether, withRetry, type Tx } from '../infra/db.ts';
 import type { AppContext } from '../context.ts';
 import type { LedgerWrite } from './ledger-write.ts';
 import {
-  applyLedgerWrite, claimIdempotencyKey, findIdempotencyRecord, insertIdempotencyRecord,
-  type IdempotencyRecord, type IdempotencyRecordToStore,
+  claimIdempotencyKey, commitLedgerWrite, commitRefusal, findIdempotencyRecord, lockWallets,
+  type IdempotencyRecord, type IdempotencyRecordToStore, type LockedWallet, type WalletRequest,
 } from './repository.ts';
 
 /** Printable ASCII without spaces, 1–255 characters (the column CHECK says the same). */
@@ -85,12 +88,14 @@ export interface IdempotentCall {
   readonly partnerId: string;
   readonly key: string;
   readonly fingerprint: Buffer;
+  /** The wallets locked (with the lots they need) together with the key claim; none for a cancel. */
+  readonly wallets?: WalletRequest | undefined;
   /**
-   * Locks, reads and decides, writing nothing itself: its decision is written afterwards in one
-   * statement together with the idempotency record. A thrown AppError is a refusal; it is stored
-   * under the key too, so a retry gets the same answer.
+   * Decides from the locked wallets (reading or locking more if it must), writing nothing itself:
+   * its decision is written afterwards in one statement together with the idempotency record. A
+   * thrown AppError is a refusal; it is stored under the key too, so a retry gets the same answer.
    */
-  readonly decide: (tx: Tx, now: Date) => Promise<Decision>;
+  readonly decide: (tx: Tx, wallets: LockedWallet[], now: Date) => Promise<Decision>;
 }
 
 /**
@@ -105,7 +110,7 @@ export async function runIdempotent(ctx: AppContext, call: IdempotentCall): Prom
   try {
     const outcome = await withRetry(() => {
       attempts++;
-      return withTransaction(ctx.db, (tx) => attempt(ctx, call, tx));
+      return attempt(ctx, call);
     });
     if (attempts > 1) ctx.metrics.pointsOperations.inc({ operation: call.operation, outcome: 'retried' }, attempts - 1);
     count(outcome.kind === 'applied' ? 'ok' : outcome.kind);
@@ -126,24 +131,45 @@ export async function runIdempotent(ctx: AppContext, call: IdempotentCall): Prom
   }
 }
 
-async function attempt(ctx: AppContext, call: IdempotentCall, tx: Tx): Promise<Outcome> {
-  const claim = await claimIdempotencyKey(tx, call.partnerId, call.key);
-  if (claim.stored) return replay(claim.stored, call.fingerprint);
-  if (!claim.acquired) throw new AppError('IDEMPOTENCY_IN_PROGRESS');
-  const now = ctx.clock();
-  const record = (status: number, body: Record<string, unknown>, transactionId: string | null): IdempotencyRecordToStore => ({
-    partnerId: call.partnerId, key: call.key, fingerprint: call.fingerprint, status, body, transactionId, createdAt: now,
-  });
-  let decision: Decision;
+async function attempt(ctx: AppContext, call: IdempotentCall): Promise<Outcome> {
+  const tx = await ctx.ledgerDb.connect();
+  let open = true;
   try {
-    decision = await call.decide(tx, now);
+    const now = ctx.clock();
+    // One round trip: these statements are written back to back and run in this order.
+    const [, claim, wallets] = await Promise.all(sendTogether(tx, () => [
+      tx.query('BEGIN'),
+      claimIdempotencyKey(tx, call.partnerId, call.key),
+      call.wallets ? lockWallets(tx, call.partnerId, call.wallets, now) : [],
+    ] as const));
+    if (claim.stored || !claim.acquired) {
+      open = false;
+      await tx.query('ROLLBACK');
+      if (claim.stored) return replay(claim.stored, call.fingerprint);
+      throw new AppError('IDEMPOTENCY_IN_PROGRESS');
+    }
+    const record = (status: number, body: Record<string, unknown>, transactionId: string | null): IdempotencyRecordToStore => ({
+      partnerId: call.partnerId, key: call.key, fingerprint: call.fingerprint, status, body, transactionId, createdAt: now,
+    });
+    let outcome: Outcome;
+    try {
+      const decision = await call.decide(tx, wallets, now);
+      await commitLedgerWrite(tx, decision.write, record(decision.status, decision.body, decision.transactionId));
+      outcome = { kind: 'applied', status: decision.status, body: decision.body };
+    } catch (error) {
+      if (!isAppError(error)) throw error;
+      await commitRefusal(tx, record(error.status, errorBody(error.code, error.message, error.details), null));
+      outcome = { kind: 'refused', error };
+    }
+    open = false;
+    return outcome;
   } catch (error) {
-    if (!isAppError(error)) throw error;
-    await insertIdempotencyRecord(tx, record(error.status, errorBody(error.code, error.message, error.details), null));
-    return { kind: 'refused', error };
+    // After a failed commit round trip the transaction has already ended: this ROLLBACK is a no-op.
+    if (open) await tx.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    tx.release();
   }
-  await applyLedgerWrite(tx, decision.write, record(decision.status, decision.body, decision.transactionId));
-  return { kind: 'applied', status: decision.status, body: decision.body };
 }
 
 function replay(stored: IdempotencyRecord, fingerprint: Buffer): Outcome {

@@ -1,8 +1,9 @@
-// The points operations. Each one locks its wallet(s) first, reads the lots under the lock, lets
-// the pure lot functions decide, and returns a Decision; runIdempotent writes it in one statement
-// with the idempotency record, in the same transaction. A refusal is thrown before anything is
-// written. Every operation also expires the due lots of the wallets it touches, so the balance it
-// answers with is exact at `now` even if the expiry job has not run yet.
+// The points operations. Each one gets its wallet(s) locked with the lots it needs (runIdempotent
+// does that together with the idempotency claim; `walletsFor*` say which), lets the pure lot
+// functions decide, and returns a Decision; runIdempotent writes it in one statement with the
+// idempotency record, in the same transaction. A refusal is thrown before anything is written.
+// Every operation also expires the due lots of the wallets it touches, so the balance it answers
+// with is exact at `now` even if the expiry job has not run yet.
 import { AppError } from '../errors.ts';
 import type { Tx } from '../infra/db.ts';
 import type { Decision } from './idempotency.ts';
@@ -10,7 +11,7 @@ import { LedgerWrite } from './ledger-write.ts';
 import { allocate, dueLots, earnExpiry, restore, spendableBalance, type Lot } from './lots.ts';
 import {
   allocationsOf, ensureWallet, findTransaction, isCancelled, lockWalletById, lockWallets, lotCreatedBy, walletLots,
-  type LockedWallet,
+  type LockedWallet, type WalletRequest,
 } from './repository.ts';
 
 export interface EarnInput {
@@ -46,10 +47,12 @@ export interface TransferInput {
   readonly reason?: string | undefined;
 }
 
-export async function decideEarn(tx: Tx, partnerId: string, input: EarnInput, now: Date): Promise<Decision> {
-  const wallet = await lockOrCreateWallet(tx, partnerId, input.userId, input.pointType, now);
+export const walletsForEarn = (input: EarnInput): WalletRequest => ({ pointType: input.pointType, users: [{ userId: input.userId, need: 0 }] });
+
+export async function decideEarn(tx: Tx, partnerId: string, input: EarnInput, wallets: LockedWallet[], now: Date): Promise<Decision> {
+  const wallet = wallets[0] ?? await createWallet(tx, partnerId, input.userId, input.pointType, now);
   const write = new LedgerWrite(partnerId, now);
-  if (wallet.hasDue) expireDue(write, wallet.id, await walletLots(tx, wallet.id), now);
+  expireDue(write, wallet.id, wallet.lots, now);
   const expiresAt = earnExpiry(input, wallet.expiryDays, now);
   const transactionId = write.credit(wallet.id, 'EARN', [{ amount: input.amount, expiresAt }], details(input));
   return {
@@ -58,9 +61,11 @@ export async function decideEarn(tx: Tx, partnerId: string, input: EarnInput, no
   };
 }
 
-export async function decideUse(tx: Tx, partnerId: string, input: UseInput, now: Date): Promise<Decision> {
-  const [wallet] = await lockWallets(tx, partnerId, input.pointType, [input.userId], now);
-  const lots = wallet ? await walletLots(tx, wallet.id) : [];
+export const walletsForUse = (input: UseInput): WalletRequest => ({ pointType: input.pointType, users: [{ userId: input.userId, need: input.amount }] });
+
+export function decideUse(partnerId: string, input: UseInput, wallets: LockedWallet[], now: Date): Decision {
+  const [wallet] = wallets;
+  const lots = wallet?.lots ?? [];
   const allocations = allocate(lots, input.amount, now);
   if (!wallet || !allocations) throw insufficient(lots, input.amount, now);
   const write = new LedgerWrite(partnerId, now);
@@ -84,7 +89,7 @@ export async function decideCancel(tx: Tx, partnerId: string, input: CancelInput
   if (target.type !== 'EARN' && target.type !== 'USE') {
     throw new AppError('TRANSACTION_NOT_CANCELLABLE', `A ${target.type} transaction cannot be cancelled; only EARN and USE can.`);
   }
-  const wallet = await lockWalletById(tx, target.walletId, now);
+  const wallet = await lockWalletById(tx, target.walletId);
   if (await isCancelled(tx, target.id)) throw new AppError('ALREADY_CANCELLED');
   const write = new LedgerWrite(partnerId, now);
   const related = { relatedTransactionId: target.id, ...(input.reason === undefined ? {} : { reason: input.reason }) };
@@ -110,23 +115,22 @@ export async function decideCancel(tx: Tx, partnerId: string, input: CancelInput
   };
 }
 
+export const walletsForTransfer = (input: TransferInput): WalletRequest => ({
+  pointType: input.pointType, users: [{ userId: input.fromUserId, need: input.amount }, { userId: input.toUserId, need: 0 }],
+});
+
 /** Moves points with their expiry dates: TRANSFER_OUT takes lots, TRANSFER_IN recreates them. */
-export async function decideTransfer(tx: Tx, partnerId: string, input: TransferInput, now: Date): Promise<Decision> {
-  const users = [input.fromUserId, input.toUserId];
-  let wallets = await lockWallets(tx, partnerId, input.pointType, users, now);
+export async function decideTransfer(tx: Tx, partnerId: string, input: TransferInput, wallets: LockedWallet[], now: Date): Promise<Decision> {
   const from = wallets.find((wallet) => wallet.userId === input.fromUserId);
-  const lots = from ? await walletLots(tx, from.id) : [];
+  const lots = from?.lots ?? [];
   const allocations = allocate(lots, input.amount, now);
   if (!from || !allocations) throw insufficient(lots, input.amount, now);
-  if (!wallets.some((wallet) => wallet.userId === input.toUserId)) {
-    // A new wallet gets the highest id, so locking it after `from` keeps the ascending order.
-    await ensureWallet(tx, partnerId, input.toUserId, input.pointType);
-    wallets = await lockWallets(tx, partnerId, input.pointType, users, now);
-  }
-  const to = wallets.find((wallet) => wallet.userId === input.toUserId)!;
+  // A new wallet gets the highest id, so locking it after `from` keeps the ascending order.
+  const to = wallets.find((wallet) => wallet.userId === input.toUserId)
+    ?? await createWallet(tx, partnerId, input.toUserId, input.pointType, now);
   const write = new LedgerWrite(partnerId, now);
   expireDue(write, from.id, lots, now);
-  if (to.hasDue) expireDue(write, to.id, await walletLots(tx, to.id), now);
+  expireDue(write, to.id, to.lots, now);
   const reason = input.reason === undefined ? {} : { reason: input.reason };
   const transactionId = write.debit(from.id, 'TRANSFER_OUT', allocations, reason);
   const expiryOf = new Map(lots.map((lot) => [lot.id, lot.expiresAt]));
@@ -138,12 +142,10 @@ export async function decideTransfer(tx: Tx, partnerId: string, input: TransferI
   };
 }
 
-/** Locks the user's wallet, creating it first if needed: two first earns at once make one wallet. */
-async function lockOrCreateWallet(tx: Tx, partnerId: string, userId: string, pointType: string, now: Date): Promise<LockedWallet> {
-  const [existing] = await lockWallets(tx, partnerId, pointType, [userId], now);
-  if (existing) return existing;
+/** Creates the user's wallet and locks it: two first earns at once make one wallet. */
+async function createWallet(tx: Tx, partnerId: string, userId: string, pointType: string, now: Date): Promise<LockedWallet> {
   await ensureWallet(tx, partnerId, userId, pointType);
-  const [created] = await lockWallets(tx, partnerId, pointType, [userId], now);
+  const [created] = await lockWallets(tx, partnerId, { pointType, users: [{ userId, need: 0 }] }, now);
   return created!;
 }
 

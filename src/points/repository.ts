@@ -1,7 +1,13 @@
 // SQL for the points ledger (migration 030): wallets, lots, transactions, allocations and
 // idempotency records. Every read is scoped by partner. Lock discipline: a wallet row is locked
 // before its lots are read or written; several wallets are locked in ascending id order.
-import type { Queryable, Tx } from '../infra/db.ts';
+//
+// A mutating call runs on a pipelined connection (node-postgres `pipeline`, see infra/db.ts): the
+// statements it issues without awaiting each other are written back to back and answered in order,
+// so a call is two round trips: BEGIN + claim + lock + lots, then write + COMMIT (idempotency.ts).
+// PostgreSQL still runs them one after another, each with its own snapshot (READ COMMITTED): the
+// lots are read by a statement that starts after the wallet lock was granted, so they are current.
+import { sendTogether, type Queryable, type Tx } from '../infra/db.ts';
 import type { LedgerWrite, TransactionType } from './ledger-write.ts';
 import type { Allocation, Lot } from './lots.ts';
 
@@ -11,21 +17,22 @@ import type { Allocation, Lot } from './lots.ts';
  */
 const prepared = (name: string, text: string, values: unknown[]) => ({ name: `points-${name}`, text, values });
 
+/** A wallet under this transaction's lock, with the lots its decision needs (spending order). */
 export interface LockedWallet {
   readonly id: number;
   readonly userId: string;
   readonly balance: number;
-  /** Lots past expiry that still hold points exist (may be a stale "true": then nothing is due). */
-  readonly hasDue: boolean;
   /** The partner's default lifetime of earned points. */
   readonly expiryDays: number;
+  /** Every due lot (past expiry, still holding points) and the unexpired lots covering the need. */
+  readonly lots: Lot[];
 }
 
-// The EXISTS runs on the statement's snapshot, taken before the lock was granted; lots only change
-// under this lock and are never created already expired, so a stale answer can only be a "true"
-// for lots a previous holder has just expired, which costs one extra read and expires nothing.
-const LOCKED_WALLET_COLUMNS = `w.id, w.user_id AS "userId", w.balance, p.points_expiry_days AS "expiryDays",
-  EXISTS (SELECT 1 FROM point_lots l WHERE l.wallet_id = w.id AND l.remaining > 0 AND l.expires_at <= $1) AS "hasDue"`;
+/** The wallets a call locks: each user's unexpired lots are read until they cover `need` points. */
+export interface WalletRequest {
+  readonly pointType: string;
+  readonly users: ReadonlyArray<{ readonly userId: string; readonly need: number }>;
+}
 
 /** Creates the wallet if missing; a concurrent creator makes this a no-op (race-free). */
 export async function ensureWallet(tx: Queryable, partnerId: string, userId: string, pointType: string): Promise<void> {
@@ -35,27 +42,43 @@ export async function ensureWallet(tx: Queryable, partnerId: string, userId: str
   ));
 }
 
-/** Locks the wallets of these users (FOR UPDATE, ascending id order); missing wallets are absent. */
-export async function lockWallets(tx: Tx, partnerId: string, pointType: string, userIds: readonly string[], now: Date): Promise<LockedWallet[]> {
-  const { rows } = await tx.query<LockedWallet>(prepared('lock-wallets',
-    `SELECT ${LOCKED_WALLET_COLUMNS}
-       FROM point_wallets w JOIN partners p ON p.id = w.partner_id
-      WHERE w.partner_id = $2 AND w.point_type = $3 AND w.user_id = ANY($4::text[])
-      ORDER BY w.id
-        FOR UPDATE OF w`,
-    [now, partnerId, pointType, userIds],
-  ));
-  return rows;
+/**
+ * Locks the wallets of these users (FOR UPDATE, ascending id order) and reads the lots each one's
+ * decision needs: every due lot (past expiry, still holding points: the operation expires them)
+ * and the unexpired lots that cover the user's `need`, in spending order (all of them when they do
+ * not cover it). Missing wallets are absent. Two statements, pipelined.
+ */
+export async function lockWallets(tx: Tx, partnerId: string, request: WalletRequest, now: Date): Promise<LockedWallet[]> {
+  const userIds = request.users.map((user) => user.userId);
+  const [locked, lots] = await Promise.all([
+    tx.query<Omit<LockedWallet, 'lots'>>(prepared('lock-wallets',
+      `SELECT w.id, w.user_id AS "userId", w.balance, p.points_expiry_days AS "expiryDays"
+         FROM point_wallets w JOIN partners p ON p.id = w.partner_id
+        WHERE w.partner_id = $1 AND w.point_type = $2 AND w.user_id = ANY($3::text[])
+        ORDER BY w.id
+          FOR UPDATE OF w`,
+      [partnerId, request.pointType, userIds],
+    )),
+    tx.query<Lot & { walletId: number }>(prepared('needed-lots',
+      `SELECT l.wallet_id AS "walletId", l.id, l.amount, l.remaining, l.expires_at AS "expiresAt"
+         FROM unnest($3::text[], $4::bigint[]) AS u (user_id, need)
+         JOIN point_wallets w ON w.partner_id = $1 AND w.point_type = $2 AND w.user_id = u.user_id
+         CROSS JOIN LATERAL (
+           SELECT lot.*, sum(lot.remaining) FILTER (WHERE lot.expires_at > $5) OVER (ORDER BY lot.expires_at, lot.id) AS running
+             FROM point_lots lot
+            WHERE lot.wallet_id = w.id AND lot.remaining > 0
+         ) l
+        WHERE l.expires_at <= $5 OR l.running - l.remaining < u.need
+        ORDER BY l.expires_at, l.id`,
+      [partnerId, request.pointType, userIds, request.users.map((user) => user.need), now],
+    )),
+  ]);
+  return locked.rows.map((wallet) => ({ ...wallet, lots: lots.rows.filter((lot) => lot.walletId === wallet.id).map(({ walletId: _, ...lot }) => lot) }));
 }
 
-export async function lockWalletById(tx: Tx, walletId: number, now: Date): Promise<LockedWallet> {
-  const { rows } = await tx.query<LockedWallet>(prepared('lock-wallet-by-id',
-    `SELECT ${LOCKED_WALLET_COLUMNS}
-       FROM point_wallets w JOIN partners p ON p.id = w.partner_id
-      WHERE w.id = $2
-        FOR UPDATE OF w`,
-    [now, walletId],
-  ));
+export async function lockWalletById(tx: Tx, walletId: number): Promise<{ id: number; balance: number }> {
+  const { rows } = await tx.query<{ id: number; balance: number }>(prepared('lock-wallet-by-id',
+    'SELECT id, balance FROM point_wallets WHERE id = $1 FOR UPDATE', [walletId]));
   return rows[0]!;
 }
 
@@ -166,20 +189,25 @@ const INSERT_RECORD = `INSERT INTO point_idempotency
 const recordParams = (record: IdempotencyRecordToStore) =>
   [record.partnerId, record.key, record.fingerprint, record.status, JSON.stringify(record.body), record.transactionId, record.createdAt];
 
-export async function insertIdempotencyRecord(tx: Tx, record: IdempotencyRecordToStore): Promise<void> {
-  await tx.query(prepared('insert-record', `${INSERT_RECORD} VALUES ($1, $2, $3, $4, $5, $6, $7)`, recordParams(record)));
+/** Stores a refusal under its key and commits (pipelined). */
+export async function commitRefusal(tx: Tx, record: IdempotencyRecordToStore): Promise<void> {
+  await Promise.all(sendTogether(tx, () => [
+    tx.query(prepared('insert-record', `${INSERT_RECORD} VALUES ($1, $2, $3, $4, $5, $6, $7)`, recordParams(record))),
+    tx.query('COMMIT'),
+  ]));
 }
 
 /**
  * Writes a whole decision in ONE statement: transactions, new lots, lot changes, allocations,
- * wallet balances and the idempotency record. Foreign keys between rows of this statement are
- * checked at its end. The CHECK constraints are the last guard: a wrong plan fails, it never
- * leaves a negative lot or balance.
+ * wallet balances and the idempotency record, and commits (pipelined: one round trip). Foreign
+ * keys between rows of this statement are checked at its end. The CHECK constraints are the last
+ * guard: a wrong plan fails, it never leaves a negative lot or balance; the COMMIT behind a failed
+ * statement then ends the transaction as a rollback, and the failure rejects this call.
  */
-export async function applyLedgerWrite(tx: Tx, write: LedgerWrite, record: IdempotencyRecordToStore): Promise<void> {
+export async function commitLedgerWrite(tx: Tx, write: LedgerWrite, record: IdempotencyRecordToStore): Promise<void> {
   const t = write.transactions;
   const lotDeltas = [...write.lotDeltas].filter(([, delta]) => delta !== 0);
-  await tx.query(prepared('apply-write',
+  await Promise.all(sendTogether(tx, () => [tx.query(prepared('apply-write',
     `WITH new_transactions AS (
        INSERT INTO point_transactions (id, partner_id, wallet_id, type, amount, related_transaction_id, order_id, reason, created_at)
        SELECT t.id, $8, t.wallet_id, t.type, t.amount, t.related, t.order_id, t.reason, $9
@@ -213,7 +241,7 @@ export async function applyLedgerWrite(tx: Tx, write: LedgerWrite, record: Idemp
       write.allocations.map((x) => x.transactionId), write.allocations.map((x) => x.lotId), write.allocations.map((x) => x.amount),
       [...write.walletDeltas.keys()], [...write.walletDeltas.values()],
     ],
-  ));
+  )), tx.query('COMMIT')]));
 }
 
 // ---- reads

@@ -7,9 +7,8 @@ import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../http/pagination.ts';
 import { Amount, ErrorResponse, Page, Timestamp, UserId, Uuid } from '../http/schemas.ts';
-import { earnFingerprint, idempotencyKeyOf, requestFingerprint, runIdempotent, type Decision, type PointsOperation } from './idempotency.ts';
-import { decideCancel, decideEarn, decideTransfer, decideUse } from './ledger.ts';
-import type { Tx } from '../infra/db.ts';
+import { earnFingerprint, idempotencyKeyOf, requestFingerprint, runIdempotent, type IdempotentCall } from './idempotency.ts';
+import { decideCancel, decideEarn, decideTransfer, decideUse, walletsForEarn, walletsForTransfer, walletsForUse } from './ledger.ts';
 import { listTransactions, readBalance, type TransactionRow } from './repository.ts';
 
 export const DEFAULT_POINT_TYPE = 'default';
@@ -86,10 +85,9 @@ const isSeq = (value: unknown): value is number => Number.isSafeInteger(value) &
 
 export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
   const mutate = async (
-    reply: FastifyReply, operation: PointsOperation, partnerId: string, key: string, fingerprint: Buffer,
-    decide: (tx: Tx, now: Date) => Promise<Decision>,
+    reply: FastifyReply, call: Omit<IdempotentCall, 'partnerId'>, partnerId: string,
   ) => {
-    const outcome = await runIdempotent(ctx, { operation, partnerId, key, fingerprint, decide });
+    const outcome = await runIdempotent(ctx, { ...call, partnerId });
     if (outcome.kind === 'refused') throw outcome.error;
     if (outcome.kind === 'replayed') void reply.header('Idempotent-Replayed', 'true');
     return reply.code(outcome.status).send(outcome.body);
@@ -107,8 +105,11 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       const expiresAt = body.expiresAt === undefined ? undefined : new Date(body.expiresAt);
       if (expiresAt && expiresAt.getTime() <= ctx.clock().getTime()) throw invalid('body.expiresAt', 'must be in the future');
       const input = { ...body, expiresAt, pointType: body.pointType ?? DEFAULT_POINT_TYPE };
-      return mutate(reply, 'earn', request.principal.partnerId, key, earnFingerprint(input),
-        (tx, now) => decideEarn(tx, request.principal.partnerId, input, now));
+      const partnerId = request.principal.partnerId;
+      return mutate(reply, {
+        operation: 'earn', key, fingerprint: earnFingerprint(input), wallets: walletsForEarn(input),
+        decide: (tx, wallets, now) => decideEarn(tx, partnerId, input, wallets, now),
+      }, partnerId);
     });
 
     app.post('/v1/points/use', {
@@ -117,8 +118,11 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       const key = idempotencyKeyOf(request.headers);
       const input = { ...request.body, pointType: request.body.pointType ?? DEFAULT_POINT_TYPE };
       const fingerprint = requestFingerprint('use', [input.userId, input.amount, input.pointType, input.orderId ?? null, input.reason ?? null]);
-      return mutate(reply, 'use', request.principal.partnerId, key, fingerprint,
-        (tx, now) => decideUse(tx, request.principal.partnerId, input, now));
+      const partnerId = request.principal.partnerId;
+      return mutate(reply, {
+        operation: 'use', key, fingerprint, wallets: walletsForUse(input),
+        decide: async (_tx, wallets, now) => decideUse(partnerId, input, wallets, now),
+      }, partnerId);
     });
 
     app.post('/v1/points/transactions/:txId/cancel', {
@@ -132,8 +136,11 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       const key = idempotencyKeyOf(request.headers);
       const input = { transactionId: request.params.txId, ...(request.body ?? {}) };
       const fingerprint = requestFingerprint('cancel', [input.transactionId, input.pointType ?? null, input.reason ?? null]);
-      return mutate(reply, 'cancel', request.principal.partnerId, key, fingerprint,
-        (tx, now) => decideCancel(tx, request.principal.partnerId, input, now));
+      const partnerId = request.principal.partnerId;
+      return mutate(reply, {
+        operation: 'cancel', key, fingerprint,
+        decide: (tx, _wallets, now) => decideCancel(tx, partnerId, input, now),
+      }, partnerId);
     });
 
     app.post('/v1/points/transfer', {
@@ -143,8 +150,11 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       const input = { ...request.body, pointType: request.body.pointType ?? DEFAULT_POINT_TYPE };
       if (input.fromUserId === input.toUserId) throw new AppError('SAME_WALLET_TRANSFER');
       const fingerprint = requestFingerprint('transfer', [input.fromUserId, input.toUserId, input.amount, input.pointType, input.reason ?? null]);
-      return mutate(reply, 'transfer', request.principal.partnerId, key, fingerprint,
-        (tx, now) => decideTransfer(tx, request.principal.partnerId, input, now));
+      const partnerId = request.principal.partnerId;
+      return mutate(reply, {
+        operation: 'transfer', key, fingerprint, wallets: walletsForTransfer(input),
+        decide: (tx, wallets, now) => decideTransfer(tx, partnerId, input, wallets, now),
+      }, partnerId);
     });
 
     app.get('/v1/users/:userId/points', {

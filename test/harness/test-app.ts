@@ -42,13 +42,15 @@ export async function testContext(options: TestAppOptions = {}): Promise<AppCont
   const config = testConfig(options);
   const logger = createLogger(config.logLevel);
   const db = createPool(config.databaseUrl!, config.dbPoolSize, logger);
+  const ledgerDb = createPool(config.databaseUrl!, config.dbPoolSize, logger, { pipelined: true, indexPlans: true });
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
-  return createContext({ config, logger, db, redis, metrics: createMetrics(), ...(options.clock ? { clock: options.clock } : {}) });
+  return createContext({ config, logger, db, ledgerDb, redis, metrics: createMetrics(), ...(options.clock ? { clock: options.clock } : {}) });
 }
 
 export async function closeContext(ctx: AppContext): Promise<void> {
   await ctx.redis?.close();
   await ctx.db.end();
+  await ctx.ledgerDb.end();
 }
 
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {

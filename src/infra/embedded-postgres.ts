@@ -66,6 +66,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     postgresFlags: [
       '-c', 'listen_addresses=127.0.0.1',
       '-c', 'max_connections=300',
+      // Bulk jobs write millions of rows in minutes. With the default max_wal_size (1 GB) a 2M-row
+      // distribution forced 3 checkpoints, after each of which the first change to every index
+      // page was logged as a full-page image (67,000 images, 1.84 GB of WAL; 31 and 1.48 GB with
+      // these two). Durability is unchanged: fsync, full_page_writes, synchronous_commit stay on.
+      '-c', 'max_wal_size=4GB',
+      '-c', 'checkpoint_timeout=15min',
       '-c', `unix_socket_directories=${os.tmpdir()}`,
       ...(options.fast ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
       ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),

@@ -57,6 +57,14 @@ export const distributionHandler: JobHandler = {
     return { chunkCount: await writer.finish(), total };
   },
 
+  // One coupon per user and no stock: every line asks for seq 1 and the unique index alone decides,
+  // so chunks may run at the same time (they insert in user id order: no deadlock between them).
+  async chunksIndependent(ctx: AppContext, job: Job) {
+    const { templateId } = job.params as unknown as DistributionParams;
+    const template = await findTemplate(ctx.db, job.partnerId, templateId);
+    return template !== undefined && template.totalQuantity === null && template.perUserLimit === 1;
+  },
+
   async processChunk(ctx: AppContext, tx: Tx, job: Job, chunkNo: number): Promise<ChunkOutcome> {
     const { templateId } = job.params as unknown as DistributionParams;
     const template = await findTemplate(tx, job.partnerId, templateId);

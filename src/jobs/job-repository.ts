@@ -107,6 +107,44 @@ export async function lockJob(db: Queryable, id: string): Promise<Job | undefine
   return rows[0] && toJob(rows[0]);
 }
 
+/** The job row as committed, without a lock. */
+export async function readJob(db: Queryable, id: string): Promise<Job | undefined> {
+  const { rows } = await db.query<JobRow>('SELECT * FROM jobs WHERE id = $1', [id]);
+  return rows[0] && toJob(rows[0]);
+}
+
+/**
+ * For chunk lanes (job-runner.ts): locks the lowest chunk of a RUNNING job that no other lane holds
+ * and that the sequential cursor has not passed; undefined when there is none.
+ */
+export async function claimChunk(db: Queryable, jobId: string): Promise<number | undefined> {
+  const { rows } = await db.query<{ chunk_no: number }>(
+    `SELECT c.chunk_no FROM job_chunks c
+      WHERE c.job_id = $1 AND c.chunk_no >= (SELECT next_chunk FROM jobs WHERE id = $1 AND status = 'RUNNING')
+      ORDER BY c.chunk_no LIMIT 1
+        FOR UPDATE OF c SKIP LOCKED`,
+    [jobId],
+  );
+  return rows[0]?.chunk_no;
+}
+
+/**
+ * A lane's chunk is done: it is deleted and its counts added. next_chunk moves up to the lowest
+ * chunk left (chunks other lanes hold still count as left), never down.
+ */
+export async function recordClaimedChunk(db: Queryable, id: string, chunkNo: number, counts: ItemCounts): Promise<void> {
+  await db.query(
+    `WITH done AS (DELETE FROM job_chunks WHERE job_id = $1 AND chunk_no = $2)
+     UPDATE jobs SET processed = processed + $3, succeeded = succeeded + $4, skipped = skipped + $5,
+            failed = failed + $6, not_served = not_served + $7,
+            next_chunk = greatest(next_chunk, coalesce(
+              (SELECT min(c.chunk_no) FROM job_chunks c WHERE c.job_id = $1 AND c.chunk_no <> $2 AND c.chunk_no >= jobs.next_chunk),
+              chunk_count))
+      WHERE id = $1`,
+    [id, chunkNo, counts.processed, counts.succeeded, counts.skipped, counts.failed, counts.notServed],
+  );
+}
+
 export async function markRunning(db: Queryable, id: string, now: Date): Promise<Job> {
   const { rows } = await db.query<JobRow>(
     `UPDATE jobs SET status = 'RUNNING', started_at = $2 WHERE id = $1 RETURNING *`, [id, now]);
@@ -134,12 +172,18 @@ export async function finishJob(db: Queryable, id: string, status: 'SUCCEEDED' |
 
 /** Cancels a job that has not finished; returns undefined when it does not exist for this partner. */
 export async function cancelJob(db: Queryable, partnerId: string, id: string, now: Date): Promise<Job | undefined> {
+  // The chunks before the job row: a chunk lane holds its chunk row until it commits, and updates
+  // the job row just before, so job row first, then waiting for that chunk, would deadlock with it.
+  await db.query(
+    `DELETE FROM job_chunks WHERE job_id = $1
+        AND EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND partner_id = $2 AND status IN ('QUEUED', 'RUNNING'))`,
+    [id, partnerId],
+  );
   const { rows } = await db.query<JobRow>(
     `UPDATE jobs SET status = 'CANCELLED', finished_at = $3
       WHERE id = $1 AND partner_id = $2 AND status IN ('QUEUED', 'RUNNING') RETURNING *`,
     [id, partnerId, now],
   );
-  if (rows[0]) await deleteChunks(db, id);
   return rows[0] && toJob(rows[0]);
 }
 

@@ -88,7 +88,7 @@ describe('use', () => {
     const { points } = await partnerWithCheck();
     for (const days of [5, 1, 4, 2, 3]) await points.earn({ userId: 'lena', amount: 10, expiresInDays: days });
     expect((await points.use({ userId: 'lena', amount: 15 })).body).toMatchObject({ balance: 35 });
-    const expiring = (await points.balance('lena')).expiring.map((e) => e.amount);
+    const expiring = (await points.balance('lena')).expiring.map((e: { amount: number }) => e.amount);
     expect(expiring).toEqual([5, 10, 10, 10]); // day 1 emptied, day 2 half, days 3–5 untouched
     const refused = await points.use({ userId: 'lena', amount: 36 });
     expect(refused.body.error).toMatchObject({ code: 'INSUFFICIENT_POINTS', details: { available: 35, requested: 36 } });

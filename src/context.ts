@@ -47,7 +47,7 @@ export function createContext(parts: {
   clock?: () => Date;
 }): AppContext {
   const keyCacheMs = parts.redis ? parts.config.apiKeyCacheMs : EMBEDDED_KEY_CACHE_MS;
-  observeResources(parts.metrics, parts.db, parts.redis);
+  observeResources(parts.metrics, { general: parts.db, ledger: parts.ledgerDb }, parts.redis);
   if (parts.redis) observeClaimBacklog(parts.metrics, parts.redis);
   const clock = parts.clock ?? (() => new Date());
   return {

@@ -10,24 +10,36 @@ import type { Redis } from './redis.ts';
 /** A scrape must answer within a second even when a dependency hangs. */
 export const DEPENDENCY_PROBE_TIMEOUT_MS = 500;
 
-export function observeResources(metrics: Metrics, db: Db, redis: Redis | undefined): void {
+/** The process's PostgreSQL pools: `general`, and `ledger` (points calls, pipelined). */
+export interface Pools {
+  readonly general: Db;
+  readonly ledger: Db;
+}
+
+export function observeResources(metrics: Metrics, pools: Pools, redis: Redis | undefined): void {
   const registers = [metrics.registry];
+  const named = Object.entries(pools) as Array<[keyof Pools, Db]>;
   new client.Gauge({
     name: 'stampede_db_pool_connections',
-    help: 'PostgreSQL pool connections by state (in_use, idle) and the pool maximum (max).',
-    labelNames: ['state'] as const,
+    help: 'PostgreSQL pool connections by pool and state (in_use, idle) and the pool maximum (max).',
+    labelNames: ['pool', 'state'] as const,
     registers,
     collect() {
-      this.set({ state: 'in_use' }, db.totalCount - db.idleCount);
-      this.set({ state: 'idle' }, db.idleCount);
-      this.set({ state: 'max' }, db.options.max ?? 10);
+      for (const [pool, db] of named) {
+        this.set({ pool, state: 'in_use' }, db.totalCount - db.idleCount);
+        this.set({ pool, state: 'idle' }, db.idleCount);
+        this.set({ pool, state: 'max' }, db.options.max ?? 10);
+      }
     },
   });
   new client.Gauge({
     name: 'stampede_db_pool_waiting',
-    help: 'Queries waiting for a free PostgreSQL pool connection.',
+    help: 'Queries waiting for a free PostgreSQL pool connection, by pool.',
+    labelNames: ['pool'] as const,
     registers,
-    collect() { this.set(db.waitingCount); },
+    collect() {
+      for (const [pool, db] of named) this.set({ pool }, db.waitingCount);
+    },
   });
   new client.Gauge({
     name: 'stampede_dependency_up',
@@ -37,7 +49,7 @@ export function observeResources(metrics: Metrics, db: Db, redis: Redis | undefi
     aggregator: 'min',
     registers,
     async collect() {
-      const probes = [probe(() => probeDatabase(db)).then((up) => this.set({ dependency: 'database' }, up))];
+      const probes = [probe(() => probeDatabase(pools.general)).then((up) => this.set({ dependency: 'database' }, up))];
       if (redis) probes.push(probe(() => probeRedis(redis)).then((up) => this.set({ dependency: 'redis' }, up)));
       await Promise.all(probes);
     },

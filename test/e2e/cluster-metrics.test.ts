@@ -97,8 +97,10 @@ describe('stampede serve with STAMPEDE_PROCESSES=2', () => {
       return text;
     };
     const first = { text: await scrapeUntil(liveSeries, N) };
-    // Every process reports: primary, two API forks and the workers fork, 5 connections each at most.
-    expect(sample(first.text, 'stampede_db_pool_connections{state="max"}')).toBe(4 * 5);
+    // Every process reports: primary, two API forks and the workers fork, 5 connections each at most
+    // in each of its two pools.
+    expect(sample(first.text, 'stampede_db_pool_connections{pool="general",state="max"}')).toBe(4 * 5);
+    expect(sample(first.text, 'stampede_db_pool_connections{pool="ledger",state="max"}')).toBe(4 * 5);
     expect(sample(first.text, 'stampede_process_restarts_total{role="api"}')).toBe(0);
 
     // A claim load on both forks; scrapes keep answering within a second meanwhile.

@@ -33,6 +33,8 @@ export interface Config {
   readonly sourceDatabaseUrl: string | undefined;
   /** Cron schedule (graphile-worker crontab syntax) of the point expiry job. */
   readonly pointsExpirySchedule: string;
+  /** Cron schedule of the claim reconcile that feeds stampede_reconcile_drift (distributed mode). */
+  readonly reconcileSchedule: string;
   readonly shutdownTimeoutMs: number;
   /** `stampede worker` serves /metrics and /health on this port; unset: it serves no HTTP. */
   readonly metricsPort: number | undefined;
@@ -113,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: int('STAMPEDE_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     sourceDatabaseUrl: url('STAMPEDE_SOURCE_DATABASE_URL', ['postgres:', 'postgresql:']),
     pointsExpirySchedule: env.STAMPEDE_POINTS_EXPIRY_SCHEDULE || '0 * * * *',
+    reconcileSchedule: env.STAMPEDE_RECONCILE_SCHEDULE || '* * * * *',
     shutdownTimeoutMs: int('STAMPEDE_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     metricsPort: env.STAMPEDE_METRICS_PORT ? int('STAMPEDE_METRICS_PORT', 0, 0, 65535) : undefined,
     claimBatchSize: int('STAMPEDE_CLAIM_BATCH_SIZE', 1_000, 1, 10_000),

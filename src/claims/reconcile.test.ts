@@ -5,7 +5,8 @@ import { drainClaims, stampede } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { spawnStampede } from '../../test/harness/spawn-stampede.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
-import { reconcileTemplate } from './reconcile.ts';
+import { reconcileRecentEvents, reconcileTemplate, startReconcileSchedule } from './reconcile.ts';
+import { closeContext, testContext } from '../../test/harness/test-app.ts';
 import { templateClaimKeys } from './redis-keys.ts';
 
 describe('stampede reconcile', () => {
@@ -49,4 +50,35 @@ describe('stampede reconcile', () => {
     const unknown = spawnStampede(['reconcile', '0190a000-0000-7000-8000-000000000000'], env);
     expect(await unknown.exited).toBe(2);
   }, 120_000);
+
+  it('the schedule publishes the drift of every recent claim event, and forgets events it no longer checks', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 10 });
+    await stampede(t.app, partner.headers, templateId, 4, 1);
+    await drainClaims(t.ctx, templateId);
+    const drift = async () => (await t.ctx.metrics.reconcileDrift.get()).values.find((v) => v.labels.template === templateId)?.value;
+
+    await t.ctx.redis!.hIncrBy(templateClaimKeys(templateId).state, 'issued', 2);
+    expect((await reconcileRecentEvents(t.ctx)).drifting).toBeGreaterThanOrEqual(1);
+    expect(await drift()).toBe(2);
+    await t.ctx.redis!.hIncrBy(templateClaimKeys(templateId).state, 'issued', -2);
+    await reconcileRecentEvents(t.ctx);
+    expect(await drift()).toBe(0);
+    // An event that ended more than a day ago is no longer checked, and leaves the gauge.
+    await t.ctx.db.query(
+      `UPDATE coupon_templates SET claim_starts_at = now() - interval '3 days', claim_ends_at = now() - interval '2 days' WHERE id = $1`,
+      [templateId],
+    );
+    await reconcileRecentEvents(t.ctx);
+    expect(await drift()).toBeUndefined();
+
+    const stop = await startReconcileSchedule(t.ctx);
+    await stop();
+    const embedded = await testContext();
+    try {
+      await (await startReconcileSchedule(embedded))(); // nothing to reconcile without Redis
+    } finally {
+      await closeContext(embedded);
+    }
+  });
 });

@@ -1,14 +1,20 @@
-// `stampede reconcile <templateId>`: compares the claim gate's state in Redis with PostgreSQL.
+// `stampede reconcile <templateId>`, and a schedule in the workers process (so that
+// stampede_reconcile_drift is scraped and its alert can fire): compares the claim gate's state in
+// Redis with PostgreSQL.
 // Exact while claims flow: the gate's counters are read first (issued and slot together), then
 // the stream, then one PostgreSQL snapshot; only claims up to the slot read are counted, and a
 // claim leaves the stream only after its row is committed, so each claim the gate counted is found
 // either as a row or as a stream entry.
 import type { AppContext } from '../context.ts';
+import { startCronTask } from '../infra/schedule.ts';
+import type { WorkerStarter } from '../workers.ts';
 import { claimFromStreamEntry } from './claim-record.ts';
-import { reconcileSnapshot, templateCounts, type TemplateCounts } from './claim-repository.ts';
+import { recentClaimEvents, reconcileSnapshot, templateCounts, type TemplateCounts } from './claim-repository.ts';
 import { templateClaimKeys } from './redis-keys.ts';
 
 const SCAN_CHUNK = 1_000;
+/** Claim events checked per scheduled run (the drift gauge is labelled by template, capped anyway). */
+const SCHEDULED_EVENTS = 50;
 
 export interface ReconcileReport {
   readonly templateId: string;
@@ -61,6 +67,32 @@ export async function reconcileTemplate(ctx: AppContext, templateId: string): Pr
   ctx.metrics.reconcileDrift.set({ template: ctx.metrics.templateLabel(templateId) }, drift);
   return { templateId, postgres: snapshot.counts, redis: { ...gate, unpersisted }, drift, problems };
 }
+
+/**
+ * Reconciles every claim event open now or closed less than a day ago, then publishes their drift
+ * all at once: a template no longer checked leaves the gauge (its alert resolves) instead of
+ * keeping its last value.
+ */
+export async function reconcileRecentEvents(ctx: AppContext): Promise<{ events: number; drifting: number }> {
+  const reports: ReconcileReport[] = [];
+  for (const templateId of await recentClaimEvents(ctx.db, ctx.clock(), SCHEDULED_EVENTS)) {
+    const report = await reconcileTemplate(ctx, templateId);
+    if (report) reports.push(report);
+  }
+  ctx.metrics.reconcileDrift.reset();
+  for (const report of reports) ctx.metrics.reconcileDrift.set({ template: ctx.metrics.templateLabel(report.templateId) }, report.drift);
+  return { events: reports.length, drifting: reports.filter((report) => report.drift !== 0).length };
+}
+
+/**
+ * Runs reconcileRecentEvents on config.reconcileSchedule (default every minute) in distributed
+ * mode. The embedded gate lives in the serve process and has no state apart from PostgreSQL to
+ * drift from. Running in several processes at once is harmless (reads only).
+ */
+export const startReconcileSchedule: WorkerStarter = async (ctx) => {
+  if (!ctx.redis) return async () => undefined;
+  return startCronTask('claim-reconcile', ctx.config.reconcileSchedule, ctx.logger, () => reconcileRecentEvents(ctx));
+};
 
 function checkPostgres(postgres: TemplateCounts, problems: string[]): void {
   if (postgres.issuedCount !== postgres.rows) {

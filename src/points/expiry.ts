@@ -2,9 +2,9 @@
 // locks its wallets in ascending id order. Safe with several processes sweeping at once (a lot
 // expired by one is no longer due for the other) and safe to re-run (nothing due: nothing done).
 // Run on demand (POST /v1/admin/points/expire) and by the schedule below.
-import { parseCronItem } from 'graphile-worker';
 import type { AppContext } from '../context.ts';
 import { withRetry, withTransaction } from '../infra/db.ts';
+import { startCronTask } from '../infra/schedule.ts';
 import type { WorkerStarter } from '../workers.ts';
 import { IDEMPOTENCY_RETENTION_MS } from './idempotency.ts';
 import { expireDueLots, pruneIdempotencyRecords, walletsWithDueLots } from './repository.ts';
@@ -41,45 +41,10 @@ export async function expireDuePoints(ctx: AppContext, now: Date, batchLots = EX
 }
 
 /**
- * Whether a cron schedule (graphile-worker crontab syntax, minute resolution, UTC) fires in the
- * minute that contains `at`. Throws on a malformed schedule.
- */
-export function cronMatcher(schedule: string): (at: Date) => boolean {
-  const item = parseCronItem({ task: 'points-expiry', match: schedule });
-  return (at) => item.match({
-    min: at.getUTCMinutes(), hour: at.getUTCHours(), date: at.getUTCDate(), month: at.getUTCMonth() + 1, dow: at.getUTCDay(),
-  });
-}
-
-/**
  * Runs the sweep at every minute matching config.pointsExpirySchedule (default "0 * * * *":
  * hourly). Every process running workers sweeps; that is safe (see above) and the sweeps after the
- * first find little to do. A minute missed while the process was down or busy is not replayed:
- * the next sweep expires everything due by then, and until it runs reads never count due lots and
- * every write expires its wallet's due lots itself.
+ * first find little to do. Until a sweep runs, reads never count due lots and every write expires
+ * its wallet's due lots itself.
  */
-export const startPointsExpiry: WorkerStarter = async (ctx) => {
-  const fires = cronMatcher(ctx.config.pointsExpirySchedule);
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> | undefined;
-  const scheduleNext = () => {
-    const delay = 60_000 - (Date.now() % 60_000);
-    timer = setTimeout(() => {
-      const minute = new Date(Date.now() + 1_000); // inside the minute that has just begun
-      // A sweep still running when the schedule fires again (e.g. every minute) is not doubled.
-      if (fires(minute) && !running) {
-        running = expireDuePoints(ctx, ctx.clock()).then(
-          (result) => ctx.logger.info(result, 'points expiry sweep done'),
-          (error: unknown) => ctx.logger.error({ err: error }, 'points expiry sweep failed; the next one retries'),
-        ).finally(() => { running = undefined; });
-      }
-      scheduleNext();
-    }, delay);
-    timer.unref();
-  };
-  scheduleNext();
-  return async () => {
-    clearTimeout(timer);
-    await running;
-  };
-};
+export const startPointsExpiry: WorkerStarter = async (ctx) =>
+  startCronTask('points-expiry', ctx.config.pointsExpirySchedule, ctx.logger, () => expireDuePoints(ctx, ctx.clock()));

@@ -69,13 +69,16 @@ export async function reconcileTemplate(ctx: AppContext, templateId: string): Pr
 }
 
 /**
- * Reconciles every claim event open now or closed less than a day ago, then publishes their drift
+ * Reconciles every claim event open now or closed less than a day ago that the gate has served, then publishes their drift
  * all at once: a template no longer checked leaves the gauge (its alert resolves) instead of
  * keeping its last value.
  */
 export async function reconcileRecentEvents(ctx: AppContext): Promise<{ events: number; drifting: number }> {
   const reports: ReconcileReport[] = [];
   for (const templateId of await recentClaimEvents(ctx.db, ctx.clock(), SCHEDULED_EVENTS)) {
+    // Only events the gate has served: a template that only received bulk distributions has no
+    // gate state to drift, and counting its (possibly millions of) rows every minute would cost.
+    if (!ctx.redis || await ctx.redis.exists(templateClaimKeys(templateId).state) === 0) continue;
     const report = await reconcileTemplate(ctx, templateId);
     if (report) reports.push(report);
   }

@@ -98,6 +98,37 @@ describe('coupon distribution', () => {
     expect(staged!.n).toBe(0);
   });
 
+  it('cancels a distribution whose chunks run on two connections: it stops, and its counts match its rows', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t, partner.headers);
+    const users = 300_000;
+    const accepted = await t.app.inject({
+      method: 'POST', url: `/v1/coupon-templates/${templateId}/distributions`,
+      headers: { ...partner.headers, 'content-type': 'text/csv' },
+      payload: Array.from({ length: users }, (_, i) => `lane-${i}`).join('\n'),
+    });
+    expect(accepted.statusCode, accepted.body).toBe(202);
+    const { jobId } = accepted.json();
+    for (;;) {
+      const job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
+      if (job.processed > 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const cancelled = await t.app.inject({ method: 'POST', url: `/v1/jobs/${jobId}/cancel`, headers: partner.headers });
+    expect(cancelled.statusCode, cancelled.body).toBe(200);
+    expect(cancelled.json().status).toBe('CANCELLED');
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // a lane that held a chunk has committed it
+    const job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
+    expect(job.status).toBe('CANCELLED');
+    expect(job.processed).toBeLessThan(users);
+    const { rows: [stats] } = await t.ctx.db.query(
+      `SELECT count(*)::int AS coupons, (SELECT issued_count FROM coupon_templates WHERE id = $1) AS issued,
+              (SELECT count(*)::int FROM job_chunks WHERE job_id = $2) AS staged
+         FROM coupons WHERE template_id = $1`, [templateId, jobId]);
+    expect(stats).toEqual({ coupons: job.succeeded, issued: job.succeeded, staged: 0 });
+    expect(job.processed).toBe(job.succeeded);
+  });
+
   it('gives listed users coupons up to perUserLimit, skips holders, and stops at totalQuantity', async () => {
     const partner = await createPartner(t.app);
     const templateId = await createTemplate(t, partner.headers, { totalQuantity: 5, perUserLimit: 2, validity: { type: 'RELATIVE', days: 7 } });

@@ -172,18 +172,21 @@ export async function finishJob(db: Queryable, id: string, status: 'SUCCEEDED' |
 
 /** Cancels a job that has not finished; returns undefined when it does not exist for this partner. */
 export async function cancelJob(db: Queryable, partnerId: string, id: string, now: Date): Promise<Job | undefined> {
-  // The chunks before the job row: a chunk lane holds its chunk row until it commits, and updates
-  // the job row just before, so job row first, then waiting for that chunk, would deadlock with it.
-  await db.query(
-    `DELETE FROM job_chunks WHERE job_id = $1
-        AND EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND partner_id = $2 AND status IN ('QUEUED', 'RUNNING'))`,
-    [id, partnerId],
-  );
   const { rows } = await db.query<JobRow>(
     `UPDATE jobs SET status = 'CANCELLED', finished_at = $3
       WHERE id = $1 AND partner_id = $2 AND status IN ('QUEUED', 'RUNNING') RETURNING *`,
     [id, partnerId, now],
   );
+  // A chunk a lane holds is skipped, not waited for: that lane updates the job row (locked here)
+  // before it commits, so waiting would deadlock. It commits its chunk after this transaction
+  // (counted on the cancelled job), deletes it itself, and its lane then finds the job CANCELLED.
+  if (rows[0]) {
+    await db.query(
+      `DELETE FROM job_chunks WHERE (job_id, chunk_no) IN (
+         SELECT job_id, chunk_no FROM job_chunks WHERE job_id = $1 FOR UPDATE SKIP LOCKED)`,
+      [id],
+    );
+  }
   return rows[0] && toJob(rows[0]);
 }
 

@@ -24,6 +24,8 @@ export interface Config {
   readonly dbPoolSize: number;
   /** Start `serve` even if Redis is not configured for durability (noeviction + AOF). */
   readonly allowUnsafeRedis: boolean;
+  /** Accept webhook receivers on loopback / private / link-local addresses (src/jobs/webhook-address.ts). */
+  readonly webhookAllowPrivate: boolean;
   /** Requests per second allowed per API key unless the partner overrides it. */
   readonly rateLimitPerSecond: number;
   /** Lifetime of an API key in the in-process cache; bounds how late revocation is seen. */
@@ -110,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     dbPoolSize: int('STAMPEDE_DB_POOL_SIZE', 20, 1, 500),
     allowUnsafeRedis: bool('STAMPEDE_ALLOW_UNSAFE_REDIS', false),
+    webhookAllowPrivate: bool('STAMPEDE_WEBHOOK_ALLOW_PRIVATE', false),
     rateLimitPerSecond: int('STAMPEDE_RATE_LIMIT_PER_SECOND', 50_000, 1, 10_000_000),
     apiKeyCacheMs: int('STAMPEDE_API_KEY_CACHE_MS', 500, 0, 60_000),
     bodyLimitBytes: int('STAMPEDE_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),

@@ -1,7 +1,9 @@
 // Sends one outbox delivery. Runs as a queue task, apart from the job it announces: a slow or
 // failing receiver costs the job nothing. A failed attempt is recorded and thrown, so the queue
-// retries it with exponential backoff; the last failed attempt marks the delivery FAILED.
+// retries it with exponential backoff; the last failed attempt marks the delivery FAILED. The
+// receiver's address is checked again first (webhook-address.ts): its name may have been re-pointed.
 import type { AppContext } from '../context.ts';
+import { assertPublicReceiver } from './webhook-address.ts';
 import { renderWebhookMessage } from './webhook-messages.ts';
 import { findPendingDelivery, recordDeliveryAttempt } from './webhook-repository.ts';
 
@@ -13,6 +15,7 @@ export async function deliverWebhook(ctx: AppContext, deliveryId: string, attemp
   let responseStatus: number | null = null;
   let error: string | null = null;
   try {
+    if (!ctx.config.webhookAllowPrivate) await assertPublicReceiver(delivery.url);
     const response = await fetch(delivery.url, {
       method: 'POST',
       headers: {

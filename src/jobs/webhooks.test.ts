@@ -30,7 +30,8 @@ describe('job webhooks', () => {
     });
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-    t = await createTestApp();
+    // The receivers listen on 127.0.0.1: allowed here, refused by default (webhook-address.test.ts).
+    t = await createTestApp({ env: { STAMPEDE_WEBHOOK_ALLOW_PRIVATE: 'true' } });
     stopQueue = await startJobQueue(t.ctx);
   });
   afterAll(async () => {

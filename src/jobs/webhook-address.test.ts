@@ -1,0 +1,33 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { isNonPublicAddress } from './webhook-address.ts';
+
+describe('webhook receiver addresses', () => {
+  it('tells public addresses from loopback, private, link-local and mapped ones', () => {
+    for (const address of ['127.0.0.1', '10.1.2.3', '172.20.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1']) {
+      expect(isNonPublicAddress(address), address).toBe(true);
+    }
+    for (const address of ['8.8.8.8', '93.184.216.34', '2606:4700:4700::1111', '::ffff:8.8.8.8']) {
+      expect(isNonPublicAddress(address), address).toBe(false);
+    }
+  });
+
+  describe('registration (default configuration)', () => {
+    let t: TestApp;
+    beforeAll(async () => { t = await createTestApp(); });
+    afterAll(async () => { await t.close(); });
+
+    it('refuses receivers on non-public addresses, by literal or by name, and accepts a public one', async () => {
+      const partner = await createPartner(t.app);
+      const register = (url: string) => t.app.inject({
+        method: 'POST', url: '/v1/webhooks', headers: partner.headers, payload: { url, kind: 'json', events: ['job.succeeded'] },
+      });
+      for (const url of ['http://127.0.0.1:9/hook', 'http://169.254.169.254/latest/meta-data', 'http://[::1]:8080/x', 'http://localhost:3000/x']) {
+        const refused = await register(url);
+        expect(refused.statusCode, url).toBe(400);
+        expect(refused.json().error.code).toBe('WEBHOOK_URL_NOT_ALLOWED');
+      }
+      expect((await register('https://93.184.216.34/hooks/stampede')).statusCode).toBe(201);
+    });
+  });
+});

@@ -1,0 +1,41 @@
+// Webhook receivers must be public addresses: a partner's URL pointing at 127.0.0.1, the cloud
+// metadata service (169.254.169.254) or a private network would turn delivery into a way to reach
+// this server's neighbours. Checked when a webhook is registered and again, on the addresses the
+// name resolves to then, before every delivery (a name can be re-pointed after registration).
+// STAMPEDE_WEBHOOK_ALLOW_PRIVATE=true lifts the check (receivers on the operator's own network).
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
+import { AppError } from '../errors.ts';
+
+const NOT_PUBLIC = new BlockList();
+for (const [network, prefix] of [
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
+  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
+] as const) NOT_PUBLIC.addSubnet(network, prefix, 'ipv4');
+for (const [network, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) {
+  NOT_PUBLIC.addSubnet(network, prefix, 'ipv6');
+}
+
+/** Whether an IP address is outside the public internet (loopback, private, link-local, …). */
+export function isNonPublicAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 0) return true;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address); // IPv4-mapped IPv6
+  if (mapped) return NOT_PUBLIC.check(mapped[1]!, 'ipv4');
+  return NOT_PUBLIC.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/** Throws WEBHOOK_URL_NOT_ALLOWED when the URL's host is, or resolves to, a non-public address. */
+export async function assertPublicReceiver(url: string): Promise<void> {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  let addresses: string[];
+  try {
+    addresses = isIP(host) ? [host] : (await lookup(host, { all: true, verbatim: true })).map((entry) => entry.address);
+  } catch {
+    throw new AppError('WEBHOOK_URL_NOT_ALLOWED', `The webhook host ${host} does not resolve.`);
+  }
+  const blocked = addresses.find(isNonPublicAddress);
+  if (blocked !== undefined) {
+    throw new AppError('WEBHOOK_URL_NOT_ALLOWED', `The webhook host ${host} resolves to ${blocked}, which is not a public address.`);
+  }
+}

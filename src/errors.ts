@@ -23,6 +23,7 @@ export const ERROR_CATALOG = {
   CLAIM_LIMIT_REACHED: { status: 409, message: 'This user already holds the maximum number of these coupons.' },
   CLAIM_NOT_OPEN: { status: 409, message: 'The claim window has not opened yet.' },
   CLAIM_CLOSED: { status: 409, message: 'The claim window has closed.' },
+  CLAIM_EVENT_LIVE: { status: 409, message: 'The template\'s claim event is live; distribute after its claim window closes.' },
   // coupons
   COUPON_NOT_FOUND: { status: 404, message: 'Coupon not found.' },
   COUPON_ALREADY_USED: { status: 409, message: 'The coupon has already been used on another order.' },

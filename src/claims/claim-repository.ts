@@ -114,14 +114,14 @@ export async function templateCounts(db: Queryable, templateId: string): Promise
   return row && { issuedCount: row.issued_count, rows: row.rows, maxSlot: row.max_slot ?? 0 };
 }
 
-/** Templates whose claim window is open or closed less than a day ago, newest first: those a gate can drift on. */
-export async function recentClaimEvents(db: Queryable, now: Date, limit: number): Promise<string[]> {
+/** Templates whose claim window is open or closed less than `settleMs` ago, newest first. */
+export async function recentClaimEvents(db: Queryable, now: Date, settleMs: number, limit: number): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
     `SELECT id FROM coupon_templates
-      WHERE claim_starts_at <= $1 AND claim_ends_at > $1 - interval '1 day'
+      WHERE claim_starts_at <= $1 AND claim_ends_at > $1 - make_interval(secs => $2 / 1000.0)
       ORDER BY claim_starts_at DESC
-      LIMIT $2`,
-    [now, limit],
+      LIMIT $3`,
+    [now, settleMs, limit],
   );
   return rows.map((row) => row.id);
 }

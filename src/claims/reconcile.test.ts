@@ -64,7 +64,7 @@ describe('stampede reconcile', () => {
     await t.ctx.redis!.hIncrBy(templateClaimKeys(templateId).state, 'issued', -2);
     await reconcileRecentEvents(t.ctx);
     expect(await drift()).toBe(0);
-    // An event that ended more than a day ago is no longer checked, and leaves the gauge.
+    // An event that ended more than an hour ago is no longer checked, and leaves the gauge.
     await t.ctx.db.query(
       `UPDATE coupon_templates SET claim_starts_at = now() - interval '3 days', claim_ends_at = now() - interval '2 days' WHERE id = $1`,
       [templateId],

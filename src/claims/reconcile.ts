@@ -8,6 +8,7 @@
 import type { AppContext } from '../context.ts';
 import { startCronTask } from '../infra/schedule.ts';
 import type { WorkerStarter } from '../workers.ts';
+import { CLAIM_EVENT_SETTLE_MS } from './claim-event.ts';
 import { claimFromStreamEntry } from './claim-record.ts';
 import { recentClaimEvents, reconcileSnapshot, templateCounts, type TemplateCounts } from './claim-repository.ts';
 import { templateClaimKeys } from './redis-keys.ts';
@@ -69,13 +70,14 @@ export async function reconcileTemplate(ctx: AppContext, templateId: string): Pr
 }
 
 /**
- * Reconciles every claim event open now or closed less than a day ago that the gate has served, then publishes their drift
+ * Reconciles every claim event open now or closed less than an hour ago (CLAIM_EVENT_SETTLE_MS,
+ * during which distribution into it is refused) that the gate has served, then publishes their drift
  * all at once: a template no longer checked leaves the gauge (its alert resolves) instead of
  * keeping its last value.
  */
 export async function reconcileRecentEvents(ctx: AppContext): Promise<{ events: number; drifting: number }> {
   const reports: ReconcileReport[] = [];
-  for (const templateId of await recentClaimEvents(ctx.db, ctx.clock(), SCHEDULED_EVENTS)) {
+  for (const templateId of await recentClaimEvents(ctx.db, ctx.clock(), CLAIM_EVENT_SETTLE_MS, SCHEDULED_EVENTS)) {
     // Only events the gate has served: a template that only received bulk distributions has no
     // gate state to drift, and counting its (possibly millions of) rows every minute would cost.
     if (!ctx.redis || await ctx.redis.exists(templateClaimKeys(templateId).state) === 0) continue;

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { v7 as uuidv7 } from 'uuid';
+import { claimEventIsLive } from '../claims/claim-event.ts';
 import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { ErrorResponse, IdParams, UserId, Uuid } from '../http/schemas.ts';
@@ -46,12 +47,13 @@ export function distributionRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
         params: IdParams,
         querystring: DistributionQuery,
         body: { content: { 'application/json': { schema: DistributionBody } } },
-        response: { 202: Type.Object({ jobId: Uuid }), 400: ErrorResponse, 404: ErrorResponse, 413: ErrorResponse },
+        response: { 202: Type.Object({ jobId: Uuid }), 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse },
       },
     }, async (request, reply) => {
       const partnerId = request.principal.partnerId;
       const template = await findTemplate(ctx.db, partnerId, request.params.id);
       if (!template) throw new AppError('TEMPLATE_NOT_FOUND');
+      if (await claimEventIsLive(ctx, template)) throw new AppError('CLAIM_EVENT_LIVE');
       const jobId = uuidv7();
       const job = (input: DistributionParams['input'], staged: boolean) => ({
         id: jobId, partnerId, type: 'COUPON_DISTRIBUTION' as const, staged,

@@ -20,9 +20,11 @@ import { isRetryableConflict, isUniqueViolation, sendTogether, withRetry, type T
 import type { AppContext } from '../context.ts';
 import type { LedgerWrite } from './ledger-write.ts';
 import {
-  claimIdempotencyKey, commitLedgerWrite, commitRefusal, findIdempotencyRecord, lockWallets,
+  claimKeyAndLockWallets, commitLedgerWrite, commitRefusal, findIdempotencyRecord,
   type IdempotencyRecord, type IdempotencyRecordToStore, type LockedWallet, type WalletRequest,
 } from './repository.ts';
+
+const NO_WALLETS: WalletRequest = { pointType: '', users: [] };
 
 /** Printable ASCII without spaces, 1–255 characters (the column CHECK says the same). */
 const KEY_PATTERN = /^[\x21-\x7E]{1,255}$/;
@@ -137,10 +139,9 @@ async function attempt(ctx: AppContext, call: IdempotentCall): Promise<Outcome> 
   try {
     const now = ctx.clock();
     // One round trip: these statements are written back to back and run in this order.
-    const [, claim, wallets] = await Promise.all(sendTogether(tx, () => [
+    const [, { claim, wallets }] = await Promise.all(sendTogether(tx, () => [
       tx.query('BEGIN'),
-      claimIdempotencyKey(tx, call.partnerId, call.key),
-      call.wallets ? lockWallets(tx, call.partnerId, call.wallets, now) : [],
+      claimKeyAndLockWallets(tx, call.partnerId, call.key, call.wallets ?? NO_WALLETS, now),
     ] as const));
     if (claim.stored || !claim.acquired) {
       open = false;

@@ -219,6 +219,24 @@ describe('idempotency', () => {
     expect((await points.balance('ned')).balance).toBe(5);
   });
 
+  it('answers a replay without waiting for the wallet lock', async () => {
+    const { points, id } = await partnerWithCheck();
+    const first = await points.earn({ userId: 'rita', amount: 5 }, 'earn-r');
+    const holder = await t.ctx.db.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM point_wallets WHERE partner_id = $1 AND user_id = 'rita' FOR UPDATE`, [id]);
+      const replay = await Promise.race([
+        points.earn({ userId: 'rita', amount: 5 }, 'earn-r'),
+        new Promise((resolve) => setTimeout(() => resolve('waited for the wallet lock'), 3_000)),
+      ]);
+      expect(replay).toEqual({ status: 201, body: first.body, replayed: true });
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+  });
+
   it('stores a refusal: a retry gets the same 409 even after the balance grew', async () => {
     const { points } = await partnerWithCheck();
     const refused = await points.use({ userId: 'olga', amount: 5 }, 'use-1');

@@ -42,38 +42,88 @@ export async function ensureWallet(tx: Queryable, partnerId: string, userId: str
   ));
 }
 
+/** A claimed idempotency key: taken by this transaction (`acquired`), and its stored record, if any. */
+export interface KeyClaim {
+  readonly acquired: boolean;
+  readonly stored: IdempotencyRecord | undefined;
+}
+
+/** The wallets of users $3 (partner $1, type $2) that pass `condition`, locked in ascending id order. */
+const lockWalletsWhere = (condition: string) => `SELECT w.id, w.user_id AS "userId", w.balance, p.points_expiry_days AS "expiryDays"
+  FROM point_wallets w JOIN partners p ON p.id = w.partner_id
+ WHERE w.partner_id = $1 AND w.point_type = $2 AND w.user_id = ANY($3::text[]) AND ${condition}
+ ORDER BY w.id
+   FOR UPDATE OF w`;
+
 /**
- * Locks the wallets of these users (FOR UPDATE, ascending id order) and reads the lots each one's
- * decision needs: every due lot (past expiry, still holding points: the operation expires them)
- * and the unexpired lots that cover the user's `need`, in spending order (all of them when they do
- * not cover it). Missing wallets are absent. Two statements, pipelined.
+ * The lots each locked wallet's decision needs, read by a statement of its own that starts after
+ * the lock was granted: every due lot (past expiry, still holding points: the operation expires
+ * them) and the unexpired lots that cover the user's `need`, in spending order (all of them when
+ * they do not cover it). Issued right behind the lock on the pipelined connection.
  */
+function neededLots(tx: Tx, partnerId: string, request: WalletRequest, now: Date) {
+  return tx.query<Lot & { walletId: number }>(prepared('needed-lots',
+    `SELECT l.wallet_id AS "walletId", l.id, l.amount, l.remaining, l.expires_at AS "expiresAt"
+       FROM unnest($3::text[], $4::bigint[]) AS u (user_id, need)
+       JOIN point_wallets w ON w.partner_id = $1 AND w.point_type = $2 AND w.user_id = u.user_id
+       CROSS JOIN LATERAL (
+         SELECT lot.*, sum(lot.remaining) FILTER (WHERE lot.expires_at > $5) OVER (ORDER BY lot.expires_at, lot.id) AS running
+           FROM point_lots lot
+          WHERE lot.wallet_id = w.id AND lot.remaining > 0
+       ) l
+      WHERE l.expires_at <= $5 OR l.running - l.remaining < u.need
+      ORDER BY l.expires_at, l.id`,
+    [partnerId, request.pointType, request.users.map((user) => user.userId), request.users.map((user) => user.need), now],
+  ));
+}
+
+const withLots = (wallets: Array<Omit<LockedWallet, 'lots'>>, lots: Array<Lot & { walletId: number }>): LockedWallet[] =>
+  wallets.map((wallet) => ({ ...wallet, lots: lots.filter((lot) => lot.walletId === wallet.id).map(({ walletId: _, ...lot }) => lot) }));
+
+/** Locks the wallets of these users (FOR UPDATE, ascending id order) with the lots they need; missing wallets are absent. */
 export async function lockWallets(tx: Tx, partnerId: string, request: WalletRequest, now: Date): Promise<LockedWallet[]> {
-  const userIds = request.users.map((user) => user.userId);
+  const [locked, lots] = await Promise.all(sendTogether(tx, () => [
+    tx.query<Omit<LockedWallet, 'lots'>>(prepared('lock-wallets', lockWalletsWhere('true'),
+      [partnerId, request.pointType, request.users.map((user) => user.userId)])),
+    neededLots(tx, partnerId, request, now),
+  ] as const));
+  return withLots(locked.rows, lots.rows);
+}
+
+/**
+ * Claims the idempotency key and, only if this transaction took it and no record is stored, locks
+ * the wallets in the same statement: a replay or a duplicate in flight never waits in a wallet's
+ * lock queue. The advisory lock on hash(partner, key) is transaction-scoped (a 64-bit hash: a
+ * collision only makes an unrelated key wait its turn, 409 then retry, never share a record).
+ * Issue right after BEGIN; the lots follow in the same round trip.
+ */
+export async function claimKeyAndLockWallets(
+  tx: Tx, partnerId: string, key: string, request: WalletRequest, now: Date,
+): Promise<{ claim: KeyClaim; wallets: LockedWallet[] }> {
+  type Row = { acquired: boolean; fingerprint: Buffer | null; status: number | null; body: unknown; id: number | null } & Omit<LockedWallet, 'lots' | 'id'>;
   const [locked, lots] = await Promise.all([
-    tx.query<Omit<LockedWallet, 'lots'>>(prepared('lock-wallets',
-      `SELECT w.id, w.user_id AS "userId", w.balance, p.points_expiry_days AS "expiryDays"
-         FROM point_wallets w JOIN partners p ON p.id = w.partner_id
-        WHERE w.partner_id = $1 AND w.point_type = $2 AND w.user_id = ANY($3::text[])
-        ORDER BY w.id
-          FOR UPDATE OF w`,
-      [partnerId, request.pointType, userIds],
+    tx.query<Row>(prepared('claim-and-lock',
+      `WITH claim AS MATERIALIZED (
+         SELECT pg_try_advisory_xact_lock(hashtextextended($1::text || ':' || $4, 0)) AS acquired, ${RECORD_COLUMNS}
+           FROM (VALUES (1)) AS one (x)
+           LEFT JOIN point_idempotency ON partner_id = $1 AND idempotency_key = $4
+       )
+       SELECT claim.*, locked.*
+         FROM claim
+         -- the condition sits inside the subquery, below its row locks: nothing is locked unless it holds
+         LEFT JOIN LATERAL (${lockWalletsWhere('claim.acquired AND claim.fingerprint IS NULL')}) locked ON true`,
+      [partnerId, request.pointType, request.users.map((user) => user.userId), key],
     )),
-    tx.query<Lot & { walletId: number }>(prepared('needed-lots',
-      `SELECT l.wallet_id AS "walletId", l.id, l.amount, l.remaining, l.expires_at AS "expiresAt"
-         FROM unnest($3::text[], $4::bigint[]) AS u (user_id, need)
-         JOIN point_wallets w ON w.partner_id = $1 AND w.point_type = $2 AND w.user_id = u.user_id
-         CROSS JOIN LATERAL (
-           SELECT lot.*, sum(lot.remaining) FILTER (WHERE lot.expires_at > $5) OVER (ORDER BY lot.expires_at, lot.id) AS running
-             FROM point_lots lot
-            WHERE lot.wallet_id = w.id AND lot.remaining > 0
-         ) l
-        WHERE l.expires_at <= $5 OR l.running - l.remaining < u.need
-        ORDER BY l.expires_at, l.id`,
-      [partnerId, request.pointType, userIds, request.users.map((user) => user.need), now],
-    )),
+    neededLots(tx, partnerId, request, now),
   ]);
-  return locked.rows.map((wallet) => ({ ...wallet, lots: lots.rows.filter((lot) => lot.walletId === wallet.id).map(({ walletId: _, ...lot }) => lot) }));
+  const first = locked.rows[0]!;
+  const claim = {
+    acquired: first.acquired,
+    stored: first.fingerprint === null ? undefined : { fingerprint: first.fingerprint, status: first.status!, body: first.body },
+  };
+  const wallets = locked.rows.filter((row) => row.id !== null)
+    .map((row) => ({ id: row.id!, userId: row.userId, balance: row.balance, expiryDays: row.expiryDays }));
+  return { claim, wallets: withLots(wallets, lots.rows) };
 }
 
 export async function lockWalletById(tx: Tx, walletId: number): Promise<{ id: number; balance: number }> {
@@ -155,25 +205,6 @@ export interface IdempotencyRecordToStore {
 }
 
 const RECORD_COLUMNS = 'request_hash AS fingerprint, status_code AS status, response AS body';
-
-/**
- * Takes the in-flight lock of (partner, key) for this transaction, if free, and reads the stored
- * record, if any. The advisory lock key is a 64-bit hash: a collision only makes an unrelated key
- * wait its turn (409, retry), never share a record.
- */
-export async function claimIdempotencyKey(tx: Tx, partnerId: string, key: string): Promise<{ acquired: boolean; stored: IdempotencyRecord | undefined }> {
-  const { rows } = await tx.query<{ acquired: boolean; fingerprint: Buffer | null; status: number | null; body: unknown }>(prepared('claim-key',
-    `SELECT pg_try_advisory_xact_lock(hashtextextended($1::text || ':' || $2, 0)) AS acquired, ${RECORD_COLUMNS}
-       FROM (VALUES (1)) AS one (x)
-       LEFT JOIN point_idempotency ON partner_id = $1 AND idempotency_key = $2`,
-    [partnerId, key],
-  ));
-  const row = rows[0]!;
-  return {
-    acquired: row.acquired,
-    stored: row.fingerprint === null ? undefined : { fingerprint: row.fingerprint, status: row.status!, body: row.body },
-  };
-}
 
 export async function findIdempotencyRecord(db: Queryable, partnerId: string, key: string): Promise<IdempotencyRecord | undefined> {
   const { rows } = await db.query<IdempotencyRecord>(prepared('find-record',

@@ -9,8 +9,7 @@
 // run in ABBA order (baseline, product, product, baseline, …) so outside load falls on both alike.
 // Then every answer and the database are checked exactly (verify.ts, including the ledger
 // invariant checker); any problem exits non-zero. Last line of output: one JSON object.
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +23,7 @@ import { startServerProcess, type ServerProcess } from '../lib/server-process.ts
 import { summariseCpuProfiles } from '../lib/cpu-profile.ts';
 import { formatTable, round, summariseLatencies, type LatencySummary } from '../lib/stats.ts';
 import { positiveIntEnv } from '../lib/env.ts';
+import { runLoadProcess, type LoadFiles } from '../lib/load-process.ts';
 import type { Answer, LoadPlan, LoadResult } from './load-generator.ts';
 import { createBenchPartner, seedBaselineWallets, seedLedgerWallets } from './seed.ts';
 import { tally, verifyBaseline, verifyLedger, type Tally } from './verify.ts';
@@ -56,21 +56,8 @@ interface Contender {
   durationMs: number;
 }
 
-async function runLoad(dir: string, name: string, plan: Omit<LoadPlan, 'requestsFile' | 'answersFile'>, requests: PlannedRequest[]) {
-  const requestsFile = path.join(dir, `${name}-requests.json`);
-  const answersFile = path.join(dir, `${name}-answers.json`);
-  const planFile = path.join(dir, `${name}-plan.json`);
-  await writeFile(requestsFile, JSON.stringify(requests));
-  await writeFile(planFile, JSON.stringify({ ...plan, requestsFile, answersFile }));
-  const child = spawn(process.execPath, ['--import', 'tsx', LOAD_GENERATOR, planFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8'); });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  if (code !== 0) throw new Error(`load generator exited with ${code}`);
-  const result = JSON.parse(stdout.trim().split('\n').pop()!) as LoadResult;
-  const answers = JSON.parse(await readFile(answersFile, 'utf8')) as Answer[];
-  return { result, answers };
-}
+const runLoad = (dir: string, name: string, plan: Omit<LoadPlan, keyof LoadFiles>, requests: PlannedRequest[]) =>
+  runLoadProcess<LoadResult, Answer>(LOAD_GENERATOR, dir, name, plan, requests);
 
 const logger = createLogger('warn');
 const dir = await mkdtemp(path.join(os.tmpdir(), 'stampede-bench-points-'));

@@ -6,23 +6,18 @@
 // Input: the path of a JSON LoadPlan as argv[2]. Output: answers written to plan.answersFile and
 // one JSON LoadResult line on stdout.
 import { readFile, writeFile } from 'node:fs/promises';
-import { runClosedLoop, timedRequest, type Sent } from '../lib/closed-loop.ts';
+import { runClosedLoop, timedRequest, type ClosedLoopTarget, type Sent } from '../lib/closed-loop.ts';
+import type { LoadFiles } from '../lib/load-process.ts';
 import { jsonPost } from '../lib/keepalive-client.ts';
 
 /** One redemption: [couponId, userId, orderId, orderAmount]. */
 export type PlannedRedeem = [couponId: string, userId: string, orderId: string, orderAmount: number];
 export type Answer = Sent;
 
-export interface LoadPlan {
-  readonly host: string;
-  readonly port: number;
+export interface LoadPlan extends ClosedLoopTarget, LoadFiles {
   /** `${pathPrefix}/v1/coupons/${couponId}/redeem` */
   readonly pathPrefix: string;
   readonly headers: Record<string, string>;
-  readonly connections: number;
-  readonly timeoutMs: number;
-  readonly requestsFile: string;
-  readonly answersFile: string;
 }
 
 export interface LoadResult {

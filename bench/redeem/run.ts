@@ -8,8 +8,7 @@
 // product, baseline, …), so load from anything else on the machine falls on both alike.
 // Every answer and every row is then checked exactly (verify.ts); any discrepancy exits non-zero.
 // Last line of output: one JSON object with the figures and ratios.
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +17,7 @@ import { positiveIntEnv } from '../lib/env.ts';
 import { startServerProcess, type ServerProcess } from '../lib/server-process.ts';
 import { startBenchServices, type BenchServices } from '../lib/services.ts';
 import { formatTable, round, summariseLatencies, type LatencySummary } from '../lib/stats.ts';
+import { runLoadProcess, type LoadFiles } from '../lib/load-process.ts';
 import type { Answer, LoadPlan, LoadResult, PlannedRedeem } from './load-generator.ts';
 import { createBenchPartner, issueBenchCoupons, redeemPlan } from './seed.ts';
 import { verifyRedemptions, type Verification } from './verify.ts';
@@ -54,22 +54,10 @@ interface Figures {
   readonly verification: Verification;
 }
 
-async function runLoad(services: BenchServices, dir: string, name: string, plan: Omit<LoadPlan, 'requestsFile' | 'answersFile'>, requests: PlannedRedeem[]) {
-  const requestsFile = path.join(dir, `${name}-requests.json`);
-  const answersFile = path.join(dir, `${name}-answers.json`);
-  const planFile = path.join(dir, `${name}-plan.json`);
-  await writeFile(requestsFile, JSON.stringify(requests));
-  await writeFile(planFile, JSON.stringify({ ...plan, requestsFile, answersFile }));
+async function runLoad(services: BenchServices, dir: string, name: string, plan: Omit<LoadPlan, keyof LoadFiles>, requests: PlannedRedeem[]) {
   // Every chunk starts from the same clean slate of dirty buffers and full-page writes.
   await services.db.query('CHECKPOINT');
-  const child = spawn(process.execPath, ['--import', 'tsx', LOAD_GENERATOR, planFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8'); });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  if (code !== 0) throw new Error(`load generator exited with ${code}`);
-  const result = JSON.parse(stdout.trim().split('\n').pop()!) as LoadResult;
-  const answers = JSON.parse(await readFile(answersFile, 'utf8')) as Answer[];
-  return { result, answers };
+  return runLoadProcess<LoadResult, Answer>(LOAD_GENERATOR, dir, name, plan, requests);
 }
 
 async function startContender(strategy: Strategy, services: BenchServices, partnerId: string, dir: string): Promise<Contender> {

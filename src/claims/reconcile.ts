@@ -65,7 +65,6 @@ export async function reconcileTemplate(ctx: AppContext, templateId: string): Pr
   if (gate.slot < snapshot.counts.maxSlot) {
     problems.push(`Redis slot counter ${gate.slot} is behind PostgreSQL's highest slot ${snapshot.counts.maxSlot}: new claims would collide`);
   }
-  ctx.metrics.reconcileDrift.set({ template: ctx.metrics.templateLabel(templateId) }, drift);
   return { templateId, postgres: snapshot.counts, redis: { ...gate, unpersisted }, drift, problems };
 }
 

@@ -10,7 +10,7 @@ import { ErrorResponse, IdParams, Page, PageQuery, Timestamp, Uuid } from '../ht
 import { cancelJob, findJob, listFailures } from './job-repository.ts';
 import { jobView } from './job-view.ts';
 import { ensureQueueSchema, removeJobRun } from './queue.ts';
-import { assertPublicReceiver } from './webhook-address.ts';
+import { assertAllowedReceiver } from './webhook-address.ts';
 import { JOB_EVENTS } from './webhook-messages.ts';
 import { deleteWebhook, insertWebhook, listJobDeliveries, listWebhooks, type Webhook } from './webhook-repository.ts';
 
@@ -110,7 +110,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     app.post('/v1/webhooks', {
       schema: { tags: ['jobs'], body: CreateWebhookBody, response: { 201: WebhookResponse, 400: ErrorResponse } },
     }, async (request, reply) => {
-      if (!ctx.config.webhookAllowPrivate) await assertPublicReceiver(request.body.url);
+      await assertAllowedReceiver(ctx.config, request.body.url);
       const hook = await insertWebhook(ctx.db, uuidv7(), request.principal.partnerId, request.body);
       return reply.code(201).send(webhookResponse(hook));
     });

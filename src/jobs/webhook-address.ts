@@ -5,6 +5,7 @@
 // STAMPEDE_WEBHOOK_ALLOW_PRIVATE=true lifts the check (receivers on the operator's own network).
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
+import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
 
 const NOT_PUBLIC = new BlockList();
@@ -25,8 +26,12 @@ export function isNonPublicAddress(address: string): boolean {
   return NOT_PUBLIC.check(address, family === 4 ? 'ipv4' : 'ipv6');
 }
 
-/** Throws WEBHOOK_URL_NOT_ALLOWED when the URL's host is, or resolves to, a non-public address. */
-export async function assertPublicReceiver(url: string): Promise<void> {
+/**
+ * Throws WEBHOOK_URL_NOT_ALLOWED when the URL's host is, or resolves to, a non-public address,
+ * unless the operator allows private receivers.
+ */
+export async function assertAllowedReceiver(config: Pick<Config, 'webhookAllowPrivate'>, url: string): Promise<void> {
+  if (config.webhookAllowPrivate) return;
   const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
   let addresses: string[];
   try {

@@ -3,7 +3,7 @@
 // retries it with exponential backoff; the last failed attempt marks the delivery FAILED. The
 // receiver's address is checked again first (webhook-address.ts): its name may have been re-pointed.
 import type { AppContext } from '../context.ts';
-import { assertPublicReceiver } from './webhook-address.ts';
+import { assertAllowedReceiver } from './webhook-address.ts';
 import { renderWebhookMessage } from './webhook-messages.ts';
 import { findPendingDelivery, recordDeliveryAttempt } from './webhook-repository.ts';
 
@@ -15,7 +15,7 @@ export async function deliverWebhook(ctx: AppContext, deliveryId: string, attemp
   let responseStatus: number | null = null;
   let error: string | null = null;
   try {
-    if (!ctx.config.webhookAllowPrivate) await assertPublicReceiver(delivery.url);
+    await assertAllowedReceiver(ctx.config, delivery.url);
     const response = await fetch(delivery.url, {
       method: 'POST',
       headers: {

@@ -46,6 +46,10 @@ export interface Config {
   readonly claimReclaimIdleMs: number;
   /** Embedded gate: how long an idle group commit waits for more claims before committing. */
   readonly claimGroupCommitMs: number;
+  /** Most points calls in one ledger transaction (src/points/group-commit.ts). */
+  readonly pointsBatchSize: number;
+  /** Most ledger transactions a process has in PostgreSQL at once. */
+  readonly pointsBatchesInFlight: number;
 }
 
 export class ConfigError extends Error {
@@ -124,6 +128,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     claimBatchSize: int('STAMPEDE_CLAIM_BATCH_SIZE', 1_000, 1, 10_000),
     claimReclaimIdleMs: int('STAMPEDE_CLAIM_RECLAIM_IDLE_MS', 30_000, 100, 3_600_000),
     claimGroupCommitMs: int('STAMPEDE_CLAIM_GROUP_COMMIT_MS', 2, 0, 1_000),
+    pointsBatchSize: int('STAMPEDE_POINTS_BATCH_SIZE', 100, 1, 1_000),
+    pointsBatchesInFlight: int('STAMPEDE_POINTS_BATCHES_IN_FLIGHT', 4, 1, 100),
   };
 
   // The embedded claim gate lives in one process; N processes would each sell the whole stock.

@@ -116,6 +116,12 @@ export function createMetrics() {
       labelNames: ['operation', 'outcome'] as const,
       registers,
     }),
+    pointsBatchSize: new client.Histogram({
+      name: 'stampede_points_batch_size',
+      help: 'Points calls (earn, use, cancel, transfer) decided and committed per ledger transaction.',
+      buckets: BATCH_BUCKETS,
+      registers,
+    }),
     jobs: new client.Counter({
       name: 'stampede_jobs_total',
       help: 'Bulk jobs by type and final status.',

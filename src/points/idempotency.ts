@@ -11,20 +11,13 @@
 // process, or a bulk chunk that does not take the advisory lock) committed the key first, our
 // insert fails with a unique violation, everything rolls back, and the stored answer is replayed.
 //
-// A call is two round trips on a pipelined connection (repository.ts): BEGIN + claim the key +
-// lock the wallets and read their lots; then write the decision + COMMIT. Deciding is in between.
+// Calls are run, in batches, by group-commit.ts: one transaction claims the keys of several calls,
+// locks their wallets, lets each call decide, and writes every decision and record at once.
 import { createHash } from 'node:crypto';
-import { AppError, isAppError } from '../errors.ts';
-import { errorBody } from '../http/error-handler.ts';
-import { isRetryableConflict, isUniqueViolation, sendTogether, withRetry, type Tx } from '../infra/db.ts';
-import type { AppContext } from '../context.ts';
+import { AppError } from '../errors.ts';
+import type { Tx } from '../infra/db.ts';
 import type { LedgerWrite } from './ledger-write.ts';
-import {
-  claimKeyAndLockWallets, commitLedgerWrite, commitRefusal, findIdempotencyRecord,
-  type IdempotencyRecord, type IdempotencyRecordToStore, type LockedWallet, type WalletRequest,
-} from './repository.ts';
-
-const NO_WALLETS: WalletRequest = { pointType: '', users: [] };
+import type { IdempotencyRecord, LockedWallet, WalletRequest } from './repository.ts';
 
 /** Printable ASCII without spaces, 1–255 characters (the column CHECK says the same). */
 const KEY_PATTERN = /^[\x21-\x7E]{1,255}$/;
@@ -90,7 +83,10 @@ export interface IdempotentCall {
   readonly partnerId: string;
   readonly key: string;
   readonly fingerprint: Buffer;
-  /** The wallets locked (with the lots they need) together with the key claim; none for a cancel. */
+  /**
+   * The wallets locked (with the lots they need) together with the key claim. None for a cancel,
+   * whose wallet is known only once it has read its transaction: it runs in a batch of its own.
+   */
   readonly wallets?: WalletRequest | undefined;
   /**
    * Decides from the locked wallets (reading or locking more if it must), writing nothing itself:
@@ -100,80 +96,8 @@ export interface IdempotentCall {
   readonly decide: (tx: Tx, wallets: LockedWallet[], now: Date) => Promise<Decision>;
 }
 
-/**
- * Runs a mutating points call once per (partner, key): applies it, replays its stored answer, or
- * refuses (422 different request, 409 still in flight). Deadlocks and serialization failures are
- * retried with jitter a bounded number of times; if they persist the client gets a 503, never the
- * database error.
- */
-export async function runIdempotent(ctx: AppContext, call: IdempotentCall): Promise<Outcome> {
-  let attempts = 0;
-  const count = (outcome: string) => ctx.metrics.pointsOperations.inc({ operation: call.operation, outcome });
-  try {
-    const outcome = await withRetry(() => {
-      attempts++;
-      return attempt(ctx, call);
-    });
-    if (attempts > 1) ctx.metrics.pointsOperations.inc({ operation: call.operation, outcome: 'retried' }, attempts - 1);
-    count(outcome.kind === 'applied' ? 'ok' : outcome.kind);
-    return outcome;
-  } catch (error) {
-    if (isUniqueViolation(error, 'point_idempotency_pkey')) {
-      // Another writer committed this key between our check and our insert: answer what it stored.
-      const stored = await findIdempotencyRecord(ctx.db, call.partnerId, call.key);
-      if (!stored) throw new AppError('IDEMPOTENCY_IN_PROGRESS');
-      count('replayed');
-      return replay(stored, call.fingerprint);
-    }
-    if (isRetryableConflict(error)) {
-      ctx.logger.error({ err: error, operation: call.operation, attempts }, 'points transaction kept conflicting; giving up');
-      throw new AppError('SERVICE_UNAVAILABLE', 'The wallet is too busy right now; retry shortly.');
-    }
-    throw error;
-  }
-}
-
-async function attempt(ctx: AppContext, call: IdempotentCall): Promise<Outcome> {
-  const tx = await ctx.ledgerDb.connect();
-  let open = true;
-  try {
-    const now = ctx.clock();
-    // One round trip: these statements are written back to back and run in this order.
-    const [, { claim, wallets }] = await Promise.all(sendTogether(tx, () => [
-      tx.query('BEGIN'),
-      claimKeyAndLockWallets(tx, call.partnerId, call.key, call.wallets ?? NO_WALLETS, now),
-    ] as const));
-    if (claim.stored || !claim.acquired) {
-      open = false;
-      await tx.query('ROLLBACK');
-      if (claim.stored) return replay(claim.stored, call.fingerprint);
-      throw new AppError('IDEMPOTENCY_IN_PROGRESS');
-    }
-    const record = (status: number, body: Record<string, unknown>, transactionId: string | null): IdempotencyRecordToStore => ({
-      partnerId: call.partnerId, key: call.key, fingerprint: call.fingerprint, status, body, transactionId, createdAt: now,
-    });
-    let outcome: Outcome;
-    try {
-      const decision = await call.decide(tx, wallets, now);
-      await commitLedgerWrite(tx, decision.write, record(decision.status, decision.body, decision.transactionId));
-      outcome = { kind: 'applied', status: decision.status, body: decision.body };
-    } catch (error) {
-      if (!isAppError(error)) throw error;
-      await commitRefusal(tx, record(error.status, errorBody(error.code, error.message, error.details), null));
-      outcome = { kind: 'refused', error };
-    }
-    open = false;
-    return outcome;
-  } catch (error) {
-    // After a failed commit round trip the transaction has already ended: this ROLLBACK is a no-op.
-    if (open) await tx.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    tx.release();
-  }
-}
-
-function replay(stored: IdempotencyRecord, fingerprint: Buffer): Outcome {
+/** The stored answer under a key, if the request is the same one (else 422). */
+export function replay(stored: IdempotencyRecord, fingerprint: Buffer): Outcome {
   if (!stored.fingerprint.equals(fingerprint)) throw new AppError('IDEMPOTENCY_KEY_REUSED');
   return { kind: 'replayed', status: stored.status, body: stored.body };
 }

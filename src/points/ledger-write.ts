@@ -1,6 +1,7 @@
 // Everything one points operation writes, collected in memory and written by ONE statement
-// (repository.applyLedgerWrite). Building it is pure; it keeps the invariant by construction:
-// every transaction moves its wallet's balance by its signed amount, and the lots by the same sum.
+// (repository.commitBatch, with the rest of its batch). Building it is pure; it keeps the
+// invariant by construction: every transaction moves its wallet's balance by its signed amount,
+// and the lots by the same sum.
 import { v7 as uuidv7 } from 'uuid';
 import { totalOf, type Allocation } from './lots.ts';
 

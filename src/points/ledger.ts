@@ -1,7 +1,7 @@
-// The points operations. Each one gets its wallet(s) locked with the lots it needs (runIdempotent
-// does that together with the idempotency claim; `walletsFor*` say which), lets the pure lot
-// functions decide, and returns a Decision; runIdempotent writes it in one statement with the
-// idempotency record, in the same transaction. A refusal is thrown before anything is written.
+// The points operations. Each one gets its wallet(s) locked with the lots it needs (the group
+// commit does that together with the idempotency claim; `walletsFor*` say which), lets the pure lot
+// functions decide, and returns a Decision; the group commit writes it, with the idempotency
+// record, in the same transaction (group-commit.ts). A refusal is thrown before anything is written.
 // Every operation also expires the due lots of the wallets it touches, so the balance it answers
 // with is exact at `now` even if the expiry job has not run yet.
 import { AppError } from '../errors.ts';

@@ -2,9 +2,10 @@
 // idempotency records. Every read is scoped by partner. Lock discipline: a wallet row is locked
 // before its lots are read or written; several wallets are locked in ascending id order.
 //
-// A mutating call runs on a pipelined connection (node-postgres `pipeline`, see infra/db.ts): the
-// statements it issues without awaiting each other are written back to back and answered in order,
-// so a call is two round trips: BEGIN + claim + lock + lots, then write + COMMIT (idempotency.ts).
+// Mutating calls run in batches on a pipelined connection (node-postgres `pipeline`, see
+// infra/db.ts): the statements a batch issues without awaiting each other are written back to back
+// and answered in order, so a batch is two round trips: BEGIN + claim + lock + lots, then write +
+// COMMIT (group-commit.ts).
 // PostgreSQL still runs them one after another, each with its own snapshot (READ COMMITTED): the
 // lots are read by a statement that starts after the wallet lock was granted, so they are current.
 import { sendTogether, type Queryable, type Tx } from '../infra/db.ts';
@@ -48,24 +49,28 @@ export interface KeyClaim {
   readonly stored: IdempotencyRecord | undefined;
 }
 
-/** The wallets of users $3 (partner $1, type $2) that pass `condition`, locked in ascending id order. */
-const lockWalletsWhere = (condition: string) => `SELECT w.id, w.user_id AS "userId", w.balance, p.points_expiry_days AS "expiryDays"
-  FROM point_wallets w JOIN partners p ON p.id = w.partner_id
- WHERE w.partner_id = $1 AND w.point_type = $2 AND w.user_id = ANY($3::text[]) AND ${condition}
- ORDER BY w.id
-   FOR UPDATE OF w`;
+/** One call of a batch: its key and the wallets it locks when the key is ours and new. */
+export interface CallToClaim {
+  readonly partnerId: string;
+  readonly key: string;
+  readonly wallets: WalletRequest;
+}
+
+/** Wallet rows of partner $1, type $2, users $3 ($4: their needs), for `neededLots`. */
+const walletRows = (partnerId: string, request: WalletRequest) => request.users.map((user) => ({ partnerId, pointType: request.pointType, ...user }));
+type WalletRow = ReturnType<typeof walletRows>[number];
 
 /**
- * The lots each locked wallet's decision needs, read by a statement of its own that starts after
- * the lock was granted: every due lot (past expiry, still holding points: the operation expires
+ * The lots each wallet's decision needs, read by a statement of its own that starts after the
+ * locks were granted: every due lot (past expiry, still holding points: the operation expires
  * them) and the unexpired lots that cover the user's `need`, in spending order (all of them when
  * they do not cover it). Issued right behind the lock on the pipelined connection.
  */
-function neededLots(tx: Tx, partnerId: string, request: WalletRequest, now: Date) {
+function neededLots(tx: Tx, wallets: readonly WalletRow[], now: Date) {
   return tx.query<Lot & { walletId: number }>(prepared('needed-lots',
     `SELECT l.wallet_id AS "walletId", l.id, l.amount, l.remaining, l.expires_at AS "expiresAt"
-       FROM unnest($3::text[], $4::bigint[]) AS u (user_id, need)
-       JOIN point_wallets w ON w.partner_id = $1 AND w.point_type = $2 AND w.user_id = u.user_id
+       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[]) AS u (partner_id, point_type, user_id, need)
+       JOIN point_wallets w ON w.partner_id = u.partner_id AND w.point_type = u.point_type AND w.user_id = u.user_id
        CROSS JOIN LATERAL (
          SELECT lot.*, sum(lot.remaining) FILTER (WHERE lot.expires_at > $5) OVER (ORDER BY lot.expires_at, lot.id) AS running
            FROM point_lots lot
@@ -73,7 +78,7 @@ function neededLots(tx: Tx, partnerId: string, request: WalletRequest, now: Date
        ) l
       WHERE l.expires_at <= $5 OR l.running - l.remaining < u.need
       ORDER BY l.expires_at, l.id`,
-    [partnerId, request.pointType, request.users.map((user) => user.userId), request.users.map((user) => user.need), now],
+    [wallets.map((w) => w.partnerId), wallets.map((w) => w.pointType), wallets.map((w) => w.userId), wallets.map((w) => w.need), now],
   ));
 }
 
@@ -83,47 +88,70 @@ const withLots = (wallets: Array<Omit<LockedWallet, 'lots'>>, lots: Array<Lot & 
 /** Locks the wallets of these users (FOR UPDATE, ascending id order) with the lots they need; missing wallets are absent. */
 export async function lockWallets(tx: Tx, partnerId: string, request: WalletRequest, now: Date): Promise<LockedWallet[]> {
   const [locked, lots] = await Promise.all(sendTogether(tx, () => [
-    tx.query<Omit<LockedWallet, 'lots'>>(prepared('lock-wallets', lockWalletsWhere('true'),
+    tx.query<Omit<LockedWallet, 'lots'>>(prepared('lock-wallets',
+      `SELECT w.id, w.user_id AS "userId", w.balance, p.points_expiry_days AS "expiryDays"
+         FROM point_wallets w JOIN partners p ON p.id = w.partner_id
+        WHERE w.partner_id = $1 AND w.point_type = $2 AND w.user_id = ANY($3::text[])
+        ORDER BY w.id
+          FOR UPDATE OF w`,
       [partnerId, request.pointType, request.users.map((user) => user.userId)])),
-    neededLots(tx, partnerId, request, now),
+    neededLots(tx, walletRows(partnerId, request), now),
   ] as const));
   return withLots(locked.rows, lots.rows);
 }
 
 /**
- * Claims the idempotency key and, only if this transaction took it and no record is stored, locks
- * the wallets in the same statement: a replay or a duplicate in flight never waits in a wallet's
- * lock queue. The advisory lock on hash(partner, key) is transaction-scoped (a 64-bit hash: a
- * collision only makes an unrelated key wait its turn, 409 then retry, never share a record).
- * Issue right after BEGIN; the lots follow in the same round trip.
+ * Claims the idempotency keys of a batch of calls and, for each call that took its key and finds
+ * no stored record, locks its wallets: all of the batch's wallets in ONE ascending id order (two
+ * batches never deadlock), none of a replay's or of a duplicate in flight (they never wait in a
+ * wallet's lock queue). The advisory lock on hash(partner, key) is transaction-scoped (a 64-bit
+ * hash: a collision only makes an unrelated key wait its turn, 409 then retry, never share a
+ * record). The keys must be distinct within the batch: a session re-takes its own advisory lock.
+ * Issue right after BEGIN; the lots follow in the same round trip. Answers in the calls' order.
  */
-export async function claimKeyAndLockWallets(
-  tx: Tx, partnerId: string, key: string, request: WalletRequest, now: Date,
-): Promise<{ claim: KeyClaim; wallets: LockedWallet[] }> {
-  type Row = { acquired: boolean; fingerprint: Buffer | null; status: number | null; body: unknown; id: number | null } & Omit<LockedWallet, 'lots' | 'id'>;
+export async function claimKeysAndLockWallets(
+  tx: Tx, calls: readonly CallToClaim[], now: Date,
+): Promise<Array<{ claim: KeyClaim; wallets: LockedWallet[] }>> {
+  type Row = { i: number; acquired: boolean; fingerprint: Buffer | null; status: number | null; body: unknown; id: number | null } & Omit<LockedWallet, 'lots' | 'id'>;
+  const wanted = calls.flatMap((call, i) => walletRows(call.partnerId, call.wallets).map((row) => ({ i, ...row })));
   const [locked, lots] = await Promise.all([
     tx.query<Row>(prepared('claim-and-lock',
       `WITH claim AS MATERIALIZED (
-         SELECT pg_try_advisory_xact_lock(hashtextextended($1::text || ':' || $4, 0)) AS acquired, ${RECORD_COLUMNS}
-           FROM (VALUES (1)) AS one (x)
-           LEFT JOIN point_idempotency ON partner_id = $1 AND idempotency_key = $4
+         SELECT c.i, pg_try_advisory_xact_lock(hashtextextended(c.partner_id::text || ':' || c.idempotency_key, 0)) AS acquired,
+                ${RECORD_COLUMNS}
+           FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS c (partner_id, idempotency_key, i)
+           LEFT JOIN point_idempotency r ON r.partner_id = c.partner_id AND r.idempotency_key = c.idempotency_key
+       ), wanted AS (
+         SELECT * FROM unnest($3::int[], $4::uuid[], $5::text[], $6::text[]) AS u (i, partner_id, point_type, user_id)
+       ), locked AS MATERIALIZED (
+         SELECT w.id, w.partner_id, w.point_type, w.user_id, w.balance, p.points_expiry_days
+           FROM point_wallets w JOIN partners p ON p.id = w.partner_id
+          WHERE (w.partner_id, w.point_type, w.user_id) IN (
+                  SELECT u.partner_id, u.point_type, u.user_id FROM wanted u JOIN claim USING (i)
+                   WHERE claim.acquired AND claim.fingerprint IS NULL)
+          ORDER BY w.id
+            FOR UPDATE OF w
        )
-       SELECT claim.*, locked.*
+       SELECT claim.i, claim.acquired, claim.fingerprint, claim.status, claim.body,
+              l.id, l.user_id AS "userId", l.balance, l.points_expiry_days AS "expiryDays"
          FROM claim
-         -- the condition sits inside the subquery, below its row locks: nothing is locked unless it holds
-         LEFT JOIN LATERAL (${lockWalletsWhere('claim.acquired AND claim.fingerprint IS NULL')}) locked ON true`,
-      [partnerId, request.pointType, request.users.map((user) => user.userId), key],
+         LEFT JOIN (wanted u JOIN locked l USING (partner_id, point_type, user_id)) ON u.i = claim.i
+        ORDER BY claim.i, l.id`,
+      [calls.map((call) => call.partnerId), calls.map((call) => call.key),
+        wanted.map((w) => w.i + 1), wanted.map((w) => w.partnerId), wanted.map((w) => w.pointType), wanted.map((w) => w.userId)],
     )),
-    neededLots(tx, partnerId, request, now),
+    neededLots(tx, wanted, now),
   ]);
-  const first = locked.rows[0]!;
-  const claim = {
-    acquired: first.acquired,
-    stored: first.fingerprint === null ? undefined : { fingerprint: first.fingerprint, status: first.status!, body: first.body },
-  };
-  const wallets = locked.rows.filter((row) => row.id !== null)
-    .map((row) => ({ id: row.id!, userId: row.userId, balance: row.balance, expiryDays: row.expiryDays }));
-  return { claim, wallets: withLots(wallets, lots.rows) };
+  const answers = calls.map(() => ({ claim: { acquired: false, stored: undefined } as KeyClaim, wallets: [] as Array<Omit<LockedWallet, 'lots'>> }));
+  for (const row of locked.rows) {
+    const answer = answers[row.i - 1]!;
+    answer.claim = {
+      acquired: row.acquired,
+      stored: row.fingerprint === null ? undefined : { fingerprint: row.fingerprint, status: row.status!, body: row.body },
+    };
+    if (row.id !== null) answer.wallets.push({ id: row.id, userId: row.userId, balance: row.balance, expiryDays: row.expiryDays });
+  }
+  return answers.map((answer) => ({ claim: answer.claim, wallets: withLots(answer.wallets, lots.rows) }));
 }
 
 export async function lockWalletById(tx: Tx, walletId: number): Promise<{ id: number; balance: number }> {
@@ -214,65 +242,61 @@ export async function findIdempotencyRecord(db: Queryable, partnerId: string, ke
   return rows[0];
 }
 
-const INSERT_RECORD = `INSERT INTO point_idempotency
-  (partner_id, idempotency_key, request_hash, status_code, response, transaction_id, created_at)`;
-
-const recordParams = (record: IdempotencyRecordToStore) =>
-  [record.partnerId, record.key, record.fingerprint, record.status, JSON.stringify(record.body), record.transactionId, record.createdAt];
-
-/** Stores a refusal under its key and commits (pipelined). */
-export async function commitRefusal(tx: Tx, record: IdempotencyRecordToStore): Promise<void> {
-  await Promise.all(sendTogether(tx, () => [
-    tx.query(prepared('insert-record', `${INSERT_RECORD} VALUES ($1, $2, $3, $4, $5, $6, $7)`, recordParams(record))),
-    tx.query('COMMIT'),
-  ]));
-}
-
 /**
- * Writes a whole decision in ONE statement: transactions, new lots, lot changes, allocations,
- * wallet balances and the idempotency record, and commits (pipelined: one round trip). Foreign
- * keys between rows of this statement are checked at its end. The CHECK constraints are the last
- * guard: a wrong plan fails, it never leaves a negative lot or balance; the COMMIT behind a failed
- * statement then ends the transaction as a rollback, and the failure rejects this call.
+ * Writes a batch's decisions in ONE statement: transactions, new lots, lot changes, allocations,
+ * wallet balances and the idempotency records (applied answers and stored refusals), and commits
+ * (pipelined: one round trip). Foreign keys between rows of this statement are checked at its end.
+ * The writes may come from several calls: changes to the same lot or wallet are summed, so each
+ * row is updated once whatever the batch holds. The CHECK constraints are the last guard: a wrong
+ * plan fails, it never leaves a negative lot or balance; the COMMIT behind a failed statement then
+ * ends the transaction as a rollback, and the failure rejects this call.
  */
-export async function commitLedgerWrite(tx: Tx, write: LedgerWrite, record: IdempotencyRecordToStore): Promise<void> {
-  const t = write.transactions;
-  const lotDeltas = [...write.lotDeltas].filter(([, delta]) => delta !== 0);
-  await Promise.all(sendTogether(tx, () => [tx.query(prepared('apply-write',
+export async function commitBatch(tx: Tx, writes: readonly LedgerWrite[], records: readonly IdempotencyRecordToStore[]): Promise<void> {
+  const t = writes.flatMap((write) => write.transactions.map((row) => ({ ...row, partnerId: write.partnerId, createdAt: write.now })));
+  const lots = writes.flatMap((write) => write.lots.map((row) => ({ ...row, createdAt: write.now })));
+  const allocations = writes.flatMap((write) => write.allocations);
+  const lotDeltas = [...sumDeltas(writes.map((write) => write.lotDeltas))].filter(([, delta]) => delta !== 0);
+  const walletDeltas = [...sumDeltas(writes.map((write) => write.walletDeltas))];
+  await Promise.all(sendTogether(tx, () => [tx.query(prepared('commit-batch',
     `WITH new_transactions AS (
        INSERT INTO point_transactions (id, partner_id, wallet_id, type, amount, related_transaction_id, order_id, reason, created_at)
-       SELECT t.id, $8, t.wallet_id, t.type, t.amount, t.related, t.order_id, t.reason, $9
-         FROM unnest($10::uuid[], $11::bigint[], $12::text[], $13::bigint[], $14::uuid[], $15::text[], $16::text[])
-           AS t (id, wallet_id, type, amount, related, order_id, reason)
+       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::bigint[], $6::uuid[], $7::text[], $8::text[], $9::timestamptz[])
      ), new_lots AS (
        INSERT INTO point_lots (wallet_id, source_transaction_id, amount, remaining, expires_at, created_at)
-       SELECT l.wallet_id, l.source, l.amount, l.amount, l.expires_at, $9
-         FROM unnest($17::bigint[], $18::uuid[], $19::bigint[], $20::timestamptz[]) AS l (wallet_id, source, amount, expires_at)
+       SELECT l.wallet_id, l.source, l.amount, l.amount, l.expires_at, l.created_at
+         FROM unnest($10::bigint[], $11::uuid[], $12::bigint[], $13::timestamptz[], $14::timestamptz[])
+           AS l (wallet_id, source, amount, expires_at, created_at)
      ), lot_changes AS (
        UPDATE point_lots l SET remaining = l.remaining + d.delta
-         FROM unnest($21::bigint[], $22::bigint[]) AS d (id, delta)
+         FROM unnest($15::bigint[], $16::bigint[]) AS d (id, delta)
         WHERE l.id = d.id
      ), new_allocations AS (
        INSERT INTO point_allocations (transaction_id, lot_id, amount)
-       SELECT * FROM unnest($23::uuid[], $24::bigint[], $25::bigint[])
+       SELECT * FROM unnest($17::uuid[], $18::bigint[], $19::bigint[])
      ), balances AS (
        UPDATE point_wallets w SET balance = w.balance + d.delta
-         FROM unnest($26::bigint[], $27::bigint[]) AS d (id, delta)
+         FROM unnest($20::bigint[], $21::bigint[]) AS d (id, delta)
         WHERE w.id = d.id
      )
-     ${INSERT_RECORD} VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+     INSERT INTO point_idempotency (partner_id, idempotency_key, request_hash, status_code, response, transaction_id, created_at)
+     SELECT * FROM unnest($22::uuid[], $23::text[], $24::bytea[], $25::int[], $26::jsonb[], $27::uuid[], $28::timestamptz[])`,
     [
-      ...recordParams(record),
-      write.partnerId, write.now,
-      t.map((x) => x.id), t.map((x) => x.walletId), t.map((x) => x.type), t.map((x) => x.amount),
-      t.map((x) => x.relatedTransactionId), t.map((x) => x.orderId), t.map((x) => x.reason),
-      write.lots.map((x) => x.walletId), write.lots.map((x) => x.sourceTransactionId),
-      write.lots.map((x) => x.amount), write.lots.map((x) => x.expiresAt),
+      t.map((x) => x.id), t.map((x) => x.partnerId), t.map((x) => x.walletId), t.map((x) => x.type), t.map((x) => x.amount),
+      t.map((x) => x.relatedTransactionId), t.map((x) => x.orderId), t.map((x) => x.reason), t.map((x) => x.createdAt),
+      lots.map((x) => x.walletId), lots.map((x) => x.sourceTransactionId), lots.map((x) => x.amount), lots.map((x) => x.expiresAt), lots.map((x) => x.createdAt),
       lotDeltas.map(([id]) => id), lotDeltas.map(([, delta]) => delta),
-      write.allocations.map((x) => x.transactionId), write.allocations.map((x) => x.lotId), write.allocations.map((x) => x.amount),
-      [...write.walletDeltas.keys()], [...write.walletDeltas.values()],
+      allocations.map((x) => x.transactionId), allocations.map((x) => x.lotId), allocations.map((x) => x.amount),
+      walletDeltas.map(([id]) => id), walletDeltas.map(([, delta]) => delta),
+      records.map((x) => x.partnerId), records.map((x) => x.key), records.map((x) => x.fingerprint), records.map((x) => x.status),
+      records.map((x) => JSON.stringify(x.body)), records.map((x) => x.transactionId), records.map((x) => x.createdAt),
     ],
   )), tx.query('COMMIT')]));
+}
+
+function sumDeltas(maps: ReadonlyArray<ReadonlyMap<number, number>>): Map<number, number> {
+  const sums = new Map<number, number>();
+  for (const map of maps) for (const [id, delta] of map) sums.set(id, (sums.get(id) ?? 0) + delta);
+  return sums;
 }
 
 // ---- reads

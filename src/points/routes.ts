@@ -1,5 +1,5 @@
 // Partner routes of the points ledger (DESIGN.md section 6). Mutations require Idempotency-Key
-// and run through runIdempotent; reads take pointType as a query parameter.
+// and run through the group commit (group-commit.ts); reads take pointType as a query parameter.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
@@ -7,7 +7,8 @@ import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../http/pagination.ts';
 import { Amount, ErrorResponse, Page, Timestamp, UserId, Uuid } from '../http/schemas.ts';
-import { earnFingerprint, idempotencyKeyOf, requestFingerprint, runIdempotent, type IdempotentCall } from './idempotency.ts';
+import { PointsGroupCommit } from './group-commit.ts';
+import { earnFingerprint, idempotencyKeyOf, requestFingerprint, type IdempotentCall } from './idempotency.ts';
 import { decideCancel, decideEarn, decideTransfer, decideUse, walletsForEarn, walletsForTransfer, walletsForUse } from './ledger.ts';
 import { listTransactions, readBalance, type TransactionRow } from './repository.ts';
 
@@ -84,10 +85,11 @@ const refusals = { 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 4
 const isSeq = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) > 0;
 
 export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
+  const ledger = new PointsGroupCommit(ctx, { maxBatch: ctx.config.pointsBatchSize, inFlight: ctx.config.pointsBatchesInFlight });
   const mutate = async (
     reply: FastifyReply, call: Omit<IdempotentCall, 'partnerId'>, partnerId: string,
   ) => {
-    const outcome = await runIdempotent(ctx, { ...call, partnerId });
+    const outcome = await ledger.run({ ...call, partnerId });
     if (outcome.kind === 'refused') throw outcome.error;
     if (outcome.kind === 'replayed') void reply.header('Idempotent-Replayed', 'true');
     return reply.code(outcome.status).send(outcome.body);

@@ -1,0 +1,103 @@
+// The group commit against the real PostgreSQL: calls share transactions, yet each is answered as
+// if it ran alone, including when another call of its batch breaks the batch.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { PointsGroupCommit } from './group-commit.ts';
+import { earnFingerprint, type IdempotentCall } from './idempotency.ts';
+import { checkPointsInvariants } from './invariants.ts';
+import { decideEarn, walletsForEarn, type EarnInput } from './ledger.ts';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(async () => t.close());
+
+const earnCall = (partnerId: string, key: string, input: EarnInput, before?: () => Promise<void>): IdempotentCall => ({
+  operation: 'earn', partnerId, key, fingerprint: earnFingerprint(input), wallets: walletsForEarn(input),
+  decide: async (tx, wallets, now) => {
+    await before?.();
+    return decideEarn(tx, partnerId, input, wallets, now);
+  },
+});
+
+const earn = (userId: string, amount = 10): EarnInput => ({ userId, amount, pointType: 'default' });
+
+async function batchSizes(run: () => Promise<unknown>): Promise<{ batches: number; calls: number }> {
+  const read = async () => {
+    const metric = await t.ctx.metrics.pointsBatchSize.get();
+    const value = (name: string) => metric.values.find((v) => v.metricName === name)?.value ?? 0;
+    return { batches: value('stampede_points_batch_size_count'), calls: value('stampede_points_batch_size_sum') };
+  };
+  const before = await read();
+  await run();
+  const after = await read();
+  return { batches: after.batches - before.batches, calls: after.calls - before.calls };
+}
+
+describe('points group commit', () => {
+  it('commits concurrent calls on distinct wallets in shared transactions, each answered with its own result', async () => {
+    const { id: partnerId } = await createPartner(t.app);
+    const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 2 });
+    let outcomes: unknown[] = [];
+    const sizes = await batchSizes(async () => {
+      outcomes = await Promise.all(Array.from({ length: 200 }, (_, i) => ledger.run(earnCall(partnerId, `k-${i}`, earn(`u-${i}`, i + 1)))));
+    });
+    expect(sizes.calls).toBe(200);
+    expect(sizes.batches).toBeLessThanOrEqual(2 + Math.ceil(198 / 50)); // two lone first calls, then full batches
+    expect(outcomes.map((o) => (o as { body: { balance: number } }).body.balance)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    expect(await checkPointsInvariants(t.ctx.db, { partnerId })).toMatchObject({ wallets: 200, totalBalance: 200 * 201 / 2, violations: [] });
+  });
+
+  it('never puts two calls on one wallet in the same batch: each sees the balance the previous one left', async () => {
+    const { id: partnerId } = await createPartner(t.app);
+    const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 4 });
+    const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => ledger.run(earnCall(partnerId, `k-${i}`, earn('same', 1)))));
+    expect(outcomes.map((o) => (o as { body: { balance: number } }).body.balance)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+  });
+
+  it('a call whose decision fails alone: the batch is rolled back, its other calls are run again one by one and applied once', async () => {
+    const { id: partnerId } = await createPartner(t.app);
+    // One slot: the first call takes it alone, the next ten queue and leave together.
+    const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 1 });
+    let failures = 0;
+    const calls = Array.from({ length: 10 }, (_, i) => earnCall(partnerId, `k-${i}`, earn(`u-${i}`), async () => {
+      if (i === 4) {
+        failures++;
+        throw new Error('a bug in one decision');
+      }
+    }));
+    const results = await Promise.allSettled([ledger.run(earnCall(partnerId, 'first', earn('first'))), ...calls.map((call) => ledger.run(call))]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', ...Array.from({ length: 10 }, (_, i) => (i === 4 ? 'rejected' : 'fulfilled'))]);
+    expect(failures).toBe(2); // in the batch, then alone
+    const { rows } = await t.ctx.db.query<{ user_id: string; balance: number }>(
+      'SELECT user_id, balance FROM point_wallets WHERE partner_id = $1 ORDER BY user_id', [partnerId]);
+    expect(rows.map((r) => r.user_id)).toEqual(['first', 'u-0', 'u-1', 'u-2', 'u-3', 'u-5', 'u-6', 'u-7', 'u-8', 'u-9']);
+    expect(await checkPointsInvariants(t.ctx.db, { partnerId })).toMatchObject({ totalBalance: 100, violations: [] });
+  });
+
+  it('a key another writer commits while its batch runs: the batch is rolled back, that call replays the stored answer, the others apply once', async () => {
+    const { id: partnerId } = await createPartner(t.app);
+    const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 1 });
+    const raced = earn('raced', 7);
+    const stored = { transactionId: '00000000-0000-7000-8000-000000000000', type: 'EARN', amount: 7, balance: 7, expiresAt: '2030-01-01T00:00:00.000Z' };
+    let raceCommitted = false;
+    // Another writer (a bulk accrual does not take the advisory lock) commits the raced key's record mid-batch.
+    const racer = () => async () => {
+      if (raceCommitted) return;
+      raceCommitted = true;
+      await t.ctx.db.query(
+        `INSERT INTO point_idempotency (partner_id, idempotency_key, request_hash, status_code, response, created_at)
+         VALUES ($1, 'raced-key', $2, 201, $3, now())`, [partnerId, earnFingerprint(raced), JSON.stringify(stored)]);
+    };
+    const results = await Promise.all([
+      ledger.run(earnCall(partnerId, 'first', earn('first'))),
+      ledger.run(earnCall(partnerId, 'a', earn('a'), racer())),
+      ledger.run(earnCall(partnerId, 'raced-key', raced)),
+      ledger.run(earnCall(partnerId, 'b', earn('b'))),
+    ]);
+    expect(results.map((r) => r.kind)).toEqual(['applied', 'applied', 'replayed', 'applied']);
+    expect(results[2]).toMatchObject({ status: 201, body: stored });
+    expect(await checkPointsInvariants(t.ctx.db, { partnerId })).toMatchObject({ wallets: 3, totalBalance: 30, violations: [] });
+  });
+});

@@ -1,0 +1,219 @@
+// Group commit for mutating points calls: the calls that arrive while earlier batches are in
+// PostgreSQL share one transaction and two round trips, instead of each paying its own.
+//
+// A batch (repository.ts):
+//   1. BEGIN; claim every call's idempotency key and lock the wallets of the calls whose key is
+//      ours and new, all in one ascending id order; read the lots their decisions need.
+//   2. Each call decides from its own locked wallets (ledger.ts, pure but for creating a missing
+//      wallet). A stored record answers a replay (or 422); a key held elsewhere answers 409.
+//   3. ONE statement writes every decision and every idempotency record (answers and refusals),
+//      then COMMIT; only then is any call of the batch answered.
+//
+// Calls in one batch, and in all batches this process has in flight, touch disjoint wallets and
+// carry distinct keys: a call whose wallet or key is busy waits in the queue, in arrival order, for
+// the batch holding it to end. So each call decides exactly as it would alone, batches of one
+// process never wait on each other's locks, and a replay sent while its first request is still
+// queued is answered from the stored record. A cancel (wallet unknown up front) runs alone.
+//
+// Nothing waits for company: a batch leaves as soon as a slot is free, so an idle server answers a
+// lone call at once and batches grow only while the slots are busy (load).
+//
+// Failure: a batch is retried whole on serialization failures and deadlocks (jittered, bounded).
+// Any other failure of a batch of several (a key a bulk accrual committed meanwhile, a bug that
+// trips a CHECK) rolls it all back, and its calls are run again one by one, so one call's problem
+// is answered to that call only. Written by hand: the batching is the ledger's own locking and
+// idempotency protocol, which no queue library knows.
+import { AppError, isAppError } from '../errors.ts';
+import { errorBody } from '../http/error-handler.ts';
+import { isRetryableConflict, isUniqueViolation, withRetry } from '../infra/db.ts';
+import type { AppContext } from '../context.ts';
+import { replay, type IdempotentCall, type Outcome } from './idempotency.ts';
+import type { LedgerWrite } from './ledger-write.ts';
+import {
+  claimKeysAndLockWallets, commitBatch, findIdempotencyRecord, type IdempotencyRecordToStore,
+} from './repository.ts';
+
+export interface GroupCommitLimits {
+  /** Most calls in one transaction. */
+  readonly maxBatch: number;
+  /** Most batches in PostgreSQL at once (each holds one connection of the ledger pool). */
+  readonly inFlight: number;
+}
+
+interface Queued {
+  readonly call: IdempotentCall;
+  /** The call's key and wallets as strings, for the busy set; undefined for a call that runs alone. */
+  readonly holds: readonly string[] | undefined;
+  readonly resolve: (outcome: Outcome) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** How one call of a batch ended: answered, or failed with an error for its client. */
+type Settled = { readonly outcome: Outcome } | { readonly error: unknown };
+
+export class PointsGroupCommit {
+  private readonly queue: Queued[] = [];
+  private readonly busy = new Set<string>();
+  private running = 0;
+
+  constructor(private readonly ctx: AppContext, private readonly limits: GroupCommitLimits) {}
+
+  /** Runs a call once per (partner, key): applies it, replays its stored answer, or refuses. */
+  run(call: IdempotentCall): Promise<Outcome> {
+    return new Promise((resolve, reject) => {
+      const holds = call.wallets && [
+        `key\0${call.partnerId}\0${call.key}`,
+        ...call.wallets.users.map((user) => `wallet\0${call.partnerId}\0${call.wallets!.pointType}\0${user.userId}`),
+      ];
+      this.queue.push({ call, holds, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.running < this.limits.inFlight) {
+      const batch = this.takeBatch();
+      if (batch.length === 0) return;
+      this.running++;
+      void this.runBatch(batch).finally(() => {
+        for (const queued of batch) for (const hold of queued.holds ?? []) this.busy.delete(hold);
+        this.running--;
+        this.dispatch();
+      });
+    }
+  }
+
+  /** The oldest calls that fit together: free keys and wallets, or one call that runs alone. */
+  private takeBatch(): Queued[] {
+    const batch: Queued[] = [];
+    for (let i = 0; i < this.queue.length && batch.length < this.limits.maxBatch;) {
+      const queued = this.queue[i]!;
+      const fits = queued.holds === undefined ? batch.length === 0 : queued.holds.every((hold) => !this.busy.has(hold));
+      if (!fits) {
+        i++;
+        continue;
+      }
+      this.queue.splice(i, 1);
+      batch.push(queued);
+      if (queued.holds === undefined) break;
+      for (const hold of queued.holds) this.busy.add(hold);
+    }
+    return batch;
+  }
+
+  private async runBatch(batch: readonly Queued[]): Promise<void> {
+    this.ctx.metrics.pointsBatchSize.observe(batch.length);
+    let settled: Settled[];
+    try {
+      settled = await this.withRetries(batch.map((queued) => queued.call));
+    } catch (error) {
+      if (batch.length === 1) {
+        settled = [await this.settleFailure(batch[0]!.call, error)];
+      } else {
+        this.ctx.logger.warn({ err: error, calls: batch.length }, 'points batch failed; running its calls one by one');
+        settled = await Promise.all(batch.map((queued) =>
+          this.withRetries([queued.call]).then(([alone]) => alone!, (single: unknown) => this.settleFailure(queued.call, single))));
+      }
+    }
+    batch.forEach((queued, i) => {
+      const result = settled[i]!;
+      if ('outcome' in result) {
+        this.count(queued.call, result.outcome.kind === 'applied' ? 'ok' : result.outcome.kind);
+        queued.resolve(result.outcome);
+      } else {
+        queued.reject(result.error);
+      }
+    });
+  }
+
+  private async withRetries(calls: readonly IdempotentCall[]): Promise<Settled[]> {
+    let attempts = 0;
+    const settled = await withRetry(() => {
+      attempts++;
+      return this.attempt(calls);
+    });
+    if (attempts > 1) for (const call of calls) this.count(call, 'retried', attempts - 1);
+    return settled;
+  }
+
+  /**
+   * The answer for a call whose own transaction failed: the stored answer if another writer
+   * committed its key first, 503 if it kept conflicting, else the error itself (a 500).
+   */
+  private async settleFailure(call: IdempotentCall, error: unknown): Promise<Settled> {
+    if (isUniqueViolation(error, 'point_idempotency_pkey')) {
+      try {
+        const stored = await findIdempotencyRecord(this.ctx.db, call.partnerId, call.key);
+        return stored ? settle(() => replay(stored, call.fingerprint)) : { error: new AppError('IDEMPOTENCY_IN_PROGRESS') };
+      } catch (lookup) {
+        return { error: lookup };
+      }
+    }
+    if (isRetryableConflict(error)) {
+      this.ctx.logger.error({ err: error, operation: call.operation }, 'points transaction kept conflicting; giving up');
+      return { error: new AppError('SERVICE_UNAVAILABLE', 'The wallet is too busy right now; retry shortly.') };
+    }
+    return { error };
+  }
+
+  private async attempt(calls: readonly IdempotentCall[]): Promise<Settled[]> {
+    const tx = await this.ctx.ledgerDb.connect();
+    let open = true;
+    try {
+      const now = this.ctx.clock();
+      // One round trip: these statements are written back to back and run in this order.
+      const [, claims] = await Promise.all([
+        tx.query('BEGIN'),
+        claimKeysAndLockWallets(tx, calls.map((call) => ({ partnerId: call.partnerId, key: call.key, wallets: call.wallets ?? NO_WALLETS })), now),
+      ]);
+      const writes: LedgerWrite[] = [];
+      const records: IdempotencyRecordToStore[] = [];
+      const settled: Settled[] = [];
+      for (const [i, call] of calls.entries()) {
+        const { claim, wallets } = claims[i]!;
+        const record = (status: number, body: Record<string, unknown>, transactionId: string | null): IdempotencyRecordToStore => ({
+          partnerId: call.partnerId, key: call.key, fingerprint: call.fingerprint, status, body, transactionId, createdAt: now,
+        });
+        if (claim.stored) {
+          settled.push(settle(() => replay(claim.stored!, call.fingerprint)));
+        } else if (!claim.acquired) {
+          settled.push({ error: new AppError('IDEMPOTENCY_IN_PROGRESS') });
+        } else {
+          try {
+            const decision = await call.decide(tx, wallets, now);
+            writes.push(decision.write);
+            records.push(record(decision.status, decision.body, decision.transactionId));
+            settled.push({ outcome: { kind: 'applied', status: decision.status, body: decision.body } });
+          } catch (error) {
+            if (!isAppError(error)) throw error;
+            records.push(record(error.status, errorBody(error.code, error.message, error.details), null));
+            settled.push({ outcome: { kind: 'refused', error } });
+          }
+        }
+      }
+      open = false;
+      await (records.length > 0 ? commitBatch(tx, writes, records) : tx.query('ROLLBACK'));
+      return settled;
+    } catch (error) {
+      // After a failed commit round trip the transaction has already ended: this ROLLBACK is a no-op.
+      if (open) await tx.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      tx.release();
+    }
+  }
+
+  private count(call: IdempotentCall, outcome: string, by = 1): void {
+    this.ctx.metrics.pointsOperations.inc({ operation: call.operation, outcome }, by);
+  }
+}
+
+const NO_WALLETS = { pointType: '', users: [] };
+
+function settle(answer: () => Outcome): Settled {
+  try {
+    return { outcome: answer() };
+  } catch (error) {
+    return { error };
+  }
+}

@@ -120,7 +120,11 @@ export async function claimKeysAndLockWallets(
          SELECT c.i, pg_try_advisory_xact_lock(hashtextextended(c.partner_id::text || ':' || c.idempotency_key, 0)) AS acquired,
                 ${RECORD_COLUMNS}
            FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS c (partner_id, idempotency_key, i)
-           LEFT JOIN point_idempotency r ON r.partner_id = c.partner_id AND r.idempotency_key = c.idempotency_key
+           -- LATERAL with LIMIT (not flattened into a join): one primary-key probe per key. A join
+           -- let the plan, made once per connection while the table was small, read all of it.
+           LEFT JOIN LATERAL (
+             SELECT * FROM point_idempotency r WHERE r.partner_id = c.partner_id AND r.idempotency_key = c.idempotency_key LIMIT 1
+           ) r ON true
        ), wanted AS (
          SELECT * FROM unnest($3::int[], $4::uuid[], $5::text[], $6::text[]) AS u (i, partner_id, point_type, user_id)
        ), locked AS MATERIALIZED (

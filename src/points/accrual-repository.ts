@@ -28,7 +28,7 @@ export async function loadChunkItems(tx: Tx, p: AccrualChunkParams): Promise<voi
   await tx.query(
     `INSERT INTO accrual_chunk_items
      SELECT i.p, i.u, i.a, i.e, i.k, decode(i.h, 'hex'), coalesce(i.t, gen_random_uuid())
-       FROM job_chunks c CROSS JOIN jsonb_to_recordset(c.payload::jsonb) AS i (p bigint, u text, a bigint, e timestamptz, k text, h text, t uuid)
+       FROM job_chunks c CROSS JOIN json_to_recordset(c.payload::json) AS i (p bigint, u text, a bigint, e timestamptz, k text, h text, t uuid)
       WHERE c.job_id = $1 AND c.chunk_no = $2`,
     [p.jobId, p.chunkNo],
   );
@@ -89,8 +89,8 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
        -- new_balance: the wallet's balance once the chunk is applied (what each item's record answers)
        SELECT items.*,
               items.old_balance + sum(items.amount) OVER (PARTITION BY items.wallet_id) AS new_balance,
-              coalesce(items.expires_at, $4::timestamptz + make_interval(secs => p.points_expiry_days * 86400)) AS lot_expires_at
-         FROM items JOIN partners p ON p.id = $2
+              coalesce(items.expires_at, (SELECT $4::timestamptz + make_interval(secs => p.points_expiry_days * 86400) FROM partners p WHERE p.id = $2)) AS lot_expires_at
+         FROM items
         WHERE items.stored_hash IS NULL AND (items.expires_at IS NULL OR items.expires_at > $4)
      ), balances AS (
        UPDATE point_wallets w SET balance = w.balance + t.total

@@ -3,25 +3,34 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
 import { PointsGroupCommit } from './group-commit.ts';
-import { earnFingerprint, type IdempotentCall } from './idempotency.ts';
+import { earnFingerprint, requestFingerprint, type IdempotentCall, type Outcome } from './idempotency.ts';
 import { checkPointsInvariants } from './invariants.ts';
-import { decideEarn, walletsForEarn, type EarnInput } from './ledger.ts';
+import { decideEarn, decideTransfer, decideUse, walletsForEarn, walletsForTransfer, walletsForUse, type EarnInput } from './ledger.ts';
 
+let clock = Date.now();
 let t: TestApp;
 beforeAll(async () => {
-  t = await createTestApp();
+  t = await createTestApp({ clock: () => new Date(clock) });
 });
 afterAll(async () => t.close());
 
 const earnCall = (partnerId: string, key: string, input: EarnInput, before?: () => Promise<void>): IdempotentCall => ({
   operation: 'earn', partnerId, key, fingerprint: earnFingerprint(input), wallets: walletsForEarn(input),
-  decide: async (tx, wallets, now) => {
+  decide: async (_tx, wallets, now) => {
     await before?.();
-    return decideEarn(tx, partnerId, input, wallets, now);
+    return decideEarn(partnerId, input, wallets, now);
   },
 });
 
 const earn = (userId: string, amount = 10): EarnInput => ({ userId, amount, pointType: 'default' });
+
+const useCall = (partnerId: string, key: string, userId: string, amount: number): IdempotentCall => {
+  const input = { userId, amount, pointType: 'default' };
+  return {
+    operation: 'use', partnerId, key, fingerprint: requestFingerprint('use', [userId, amount]), wallets: walletsForUse(input),
+    decide: async (_tx, wallets, now) => decideUse(partnerId, input, wallets, now),
+  };
+};
 
 async function batchSizes(run: () => Promise<unknown>): Promise<{ batches: number; calls: number }> {
   const read = async () => {
@@ -49,11 +58,53 @@ describe('points group commit', () => {
     expect(await checkPointsInvariants(t.ctx.db, { partnerId })).toMatchObject({ wallets: 200, totalBalance: 200 * 201 / 2, violations: [] });
   });
 
-  it('never puts two calls on one wallet in the same batch: each sees the balance the previous one left', async () => {
+  it('earns and uses on one wallet share a batch: uses decide first on the lots from before it, each answer is one step of one order', async () => {
     const { id: partnerId } = await createPartner(t.app);
-    const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 4 });
-    const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => ledger.run(earnCall(partnerId, `k-${i}`, earn('same', 1)))));
-    expect(outcomes.map((o) => (o as { body: { balance: number } }).body.balance)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 1 });
+    const due = Date.now() + 1_000;
+    await ledger.run(earnCall(partnerId, 'seed-due', { ...earn('hot', 3), expiresAt: new Date(due) }));
+    await ledger.run(earnCall(partnerId, 'seed', earn('hot', 10)));
+    clock = due; // the first lot is due now: the batch expires it once
+    const calls = [
+      earnCall(partnerId, 'e1', earn('hot', 5)),
+      useCall(partnerId, 'u1', 'hot', 8),
+      useCall(partnerId, 'u2', 'hot', 8),
+      earnCall(partnerId, 'e2', earn('hot', 5)),
+    ];
+    let outcomes: Outcome[] = [];
+    const sizes = await batchSizes(async () => {
+      outcomes = await Promise.all([ledger.run(earnCall(partnerId, 'first', earn('other'))), ...calls.map((call) => ledger.run(call))]);
+    });
+    expect(sizes).toEqual({ batches: 2, calls: 5 }); // the lone first call, then the four together
+    const [, e1, u1, u2, e2] = outcomes;
+    expect(u1).toMatchObject({ kind: 'applied', body: { balance: 2 } });
+    expect(u2).toMatchObject({ kind: 'refused', error: { code: 'INSUFFICIENT_POINTS', details: { available: 2, requested: 8 } } });
+    expect(e1).toMatchObject({ kind: 'applied', body: { balance: 7 } });
+    expect(e2).toMatchObject({ kind: 'applied', body: { balance: 12 } });
+    const { rows } = await t.ctx.db.query<{ type: string; amount: number }>(
+      `SELECT t.type, t.amount FROM point_transactions t JOIN point_wallets w ON w.id = t.wallet_id
+        WHERE w.partner_id = $1 AND w.user_id = 'hot' ORDER BY t.seq`, [partnerId]);
+    expect(rows.map((r) => `${r.type} ${r.amount}`)).toEqual(['EARN 3', 'EARN 10', 'EXPIRE -3', 'USE -8', 'EARN 5', 'EARN 5']);
+    expect(await checkPointsInvariants(t.ctx.db, { partnerId, sweptAt: new Date(due) })).toMatchObject({ totalBalance: 22, violations: [] });
+  });
+
+  it('a transfer does not share its wallets: it waits for the batch after the earns on them', async () => {
+    const { id: partnerId } = await createPartner(t.app);
+    const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 1 });
+    await ledger.run(earnCall(partnerId, 'seed', earn('a', 10)));
+    const transfer: IdempotentCall = {
+      operation: 'transfer', partnerId, key: 't', fingerprint: requestFingerprint('transfer', ['a', 'b', 4]),
+      wallets: walletsForTransfer({ fromUserId: 'a', toUserId: 'b', amount: 4, pointType: 'default' }),
+      decide: (tx, wallets, now) => decideTransfer(tx, partnerId, { fromUserId: 'a', toUserId: 'b', amount: 4, pointType: 'default' }, wallets, now),
+    };
+    const sizes = await batchSizes(async () => {
+      await Promise.all([
+        ledger.run(earnCall(partnerId, 'first', earn('other'))),
+        ledger.run(earnCall(partnerId, 'e-a', earn('a', 1))), ledger.run(transfer), ledger.run(earnCall(partnerId, 'e-c', earn('c', 1))),
+      ]);
+    });
+    expect(sizes).toEqual({ batches: 3, calls: 4 }); // first; the two earns; the transfer
+    expect(await checkPointsInvariants(t.ctx.db, { partnerId })).toMatchObject({ totalBalance: 12 + 10, violations: [] });
   });
 
   it('a call whose decision fails alone: the batch is rolled back, its other calls are run again one by one and applied once', async () => {

@@ -2,18 +2,21 @@
 // PostgreSQL share one transaction and two round trips, instead of each paying its own.
 //
 // A batch (repository.ts):
-//   1. BEGIN; claim every call's idempotency key and lock the wallets of the calls whose key is
-//      ours and new, all in one ascending id order; read the lots their decisions need.
-//   2. Each call decides from its own locked wallets (ledger.ts, pure but for creating a missing
-//      wallet). A stored record answers a replay (or 422); a key held elsewhere answers 409.
+//   1. BEGIN; create the missing wallets of its earns; claim every call's idempotency key and lock
+//      the wallets of the calls whose key is ours and new, all in one ascending id order; read the
+//      lots their decisions need.
+//   2. Each call decides (ledger.ts, pure but for creating a transfer's missing receiver). A stored
+//      record answers a replay (or 422); a key held elsewhere answers 409.
 //   3. ONE statement writes every decision and every idempotency record (answers and refusals),
 //      then COMMIT; only then is any call of the batch answered.
 //
-// Calls in one batch, and in all batches this process has in flight, touch disjoint wallets and
-// carry distinct keys: a call whose wallet or key is busy waits in the queue, in arrival order, for
-// the batch holding it to end. So each call decides exactly as it would alone, batches of one
-// process never wait on each other's locks, and a replay sent while its first request is still
-// queued is answered from the stored record. A cancel (wallet unknown up front) runs alone.
+// Keys are distinct within a batch and across the batches this process has in flight, and so are
+// wallets across batches in flight: a call whose key or wallet is busy waits in the queue, in
+// arrival order, for the batch holding it to end. So batches of one process never wait on each
+// other's locks, and a replay sent while its first request is still queued is answered from the
+// stored record. Within a batch, earns and uses may share a wallet (a hot wallet's queue drains a
+// batch at a time, not a call at a time) and decide one after another on its state so far; a
+// transfer's wallets are its own; a cancel (wallet unknown up front) runs alone.
 //
 // Nothing waits for company: a batch leaves as soon as a slot is free, so an idle server answers a
 // lone call at once and batches grow only while the slots are busy (load).
@@ -30,7 +33,7 @@ import type { AppContext } from '../context.ts';
 import { replay, type IdempotentCall, type Outcome } from './idempotency.ts';
 import type { LedgerWrite } from './ledger-write.ts';
 import {
-  claimKeysAndLockWallets, commitBatch, findIdempotencyRecord, type IdempotencyRecordToStore,
+  claimKeysAndLockWallets, commitBatch, findIdempotencyRecord, type IdempotencyRecordToStore, type LockedWallet,
 } from './repository.ts';
 
 export interface GroupCommitLimits {
@@ -42,8 +45,12 @@ export interface GroupCommitLimits {
 
 interface Queued {
   readonly call: IdempotentCall;
-  /** The call's key and wallets as strings, for the busy set; undefined for a call that runs alone. */
-  readonly holds: readonly string[] | undefined;
+  readonly key: string;
+  /** The call's wallets; none for a call that runs alone (a cancel: its wallet is not known up front). */
+  readonly wallets: readonly string[];
+  readonly alone: boolean;
+  /** An earn or a use: may share its wallet with other earns and uses of its batch. */
+  readonly shares: boolean;
   readonly resolve: (outcome: Outcome) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -61,11 +68,9 @@ export class PointsGroupCommit {
   /** Runs a call once per (partner, key): applies it, replays its stored answer, or refuses. */
   run(call: IdempotentCall): Promise<Outcome> {
     return new Promise((resolve, reject) => {
-      const holds = call.wallets && [
-        `key\0${call.partnerId}\0${call.key}`,
-        ...call.wallets.users.map((user) => `wallet\0${call.partnerId}\0${call.wallets!.pointType}\0${user.userId}`),
-      ];
-      this.queue.push({ call, holds, resolve, reject });
+      const wallets = call.wallets?.users.map((user) => `${call.partnerId}\0${call.wallets!.pointType}\0${user.userId}`) ?? [];
+      const shares = call.operation === 'earn' || call.operation === 'use';
+      this.queue.push({ call, key: `${call.partnerId}\0${call.key}`, wallets, alone: call.wallets === undefined, shares, resolve, reject });
       this.dispatch();
     });
   }
@@ -76,28 +81,38 @@ export class PointsGroupCommit {
       if (batch.length === 0) return;
       this.running++;
       void this.runBatch(batch).finally(() => {
-        for (const queued of batch) for (const hold of queued.holds ?? []) this.busy.delete(hold);
+        for (const queued of batch) for (const hold of [queued.key, ...queued.wallets]) this.busy.delete(hold);
         this.running--;
         this.dispatch();
       });
     }
   }
 
-  /** The oldest calls that fit together: free keys and wallets, or one call that runs alone. */
+  /**
+   * The oldest calls that fit together: keys and wallets no batch in flight holds, distinct keys,
+   * a wallet shared only by earns and uses; or one call that runs alone.
+   */
   private takeBatch(): Queued[] {
     const batch: Queued[] = [];
+    const keys = new Set<string>();
+    const wallets = new Map<string, boolean>(); // wallet → may still be shared
+    const free = (hold: string) => !this.busy.has(hold);
     for (let i = 0; i < this.queue.length && batch.length < this.limits.maxBatch;) {
       const queued = this.queue[i]!;
-      const fits = queued.holds === undefined ? batch.length === 0 : queued.holds.every((hold) => !this.busy.has(hold));
+      const fits = queued.alone
+        ? batch.length === 0 && free(queued.key)
+        : free(queued.key) && !keys.has(queued.key) && queued.wallets.every((wallet) => free(wallet) && (wallets.get(wallet) ?? true) && (queued.shares || !wallets.has(wallet)));
       if (!fits) {
         i++;
         continue;
       }
       this.queue.splice(i, 1);
       batch.push(queued);
-      if (queued.holds === undefined) break;
-      for (const hold of queued.holds) this.busy.add(hold);
+      if (queued.alone) break;
+      keys.add(queued.key);
+      for (const wallet of queued.wallets) wallets.set(wallet, queued.shares);
     }
+    for (const queued of batch) for (const hold of [queued.key, ...queued.wallets]) this.busy.add(hold);
     return batch;
   }
 
@@ -169,25 +184,33 @@ export class PointsGroupCommit {
       const writes: LedgerWrite[] = [];
       const records: IdempotencyRecordToStore[] = [];
       const settled: Settled[] = [];
-      for (const [i, call] of calls.entries()) {
-        const { claim, wallets } = claims[i]!;
+      // Calls sharing a wallet decide one after another on its state so far: uses first, on the
+      // lots that existed before the batch; then earns, whose new lots no call of the batch needs
+      // (their ids exist only once written). The calls were all in flight at once: any order is
+      // one they could have run in alone.
+      const current = new Map<number, LockedWallet>();
+      for (const i of decisionOrder(calls)) {
+        const call = calls[i]!;
+        const { claim } = claims[i]!;
+        const wallets = claims[i]!.wallets.map((wallet) => current.get(wallet.id) ?? wallet);
         const record = (status: number, body: Record<string, unknown>, transactionId: string | null): IdempotencyRecordToStore => ({
           partnerId: call.partnerId, key: call.key, fingerprint: call.fingerprint, status, body, transactionId, createdAt: now,
         });
         if (claim.stored) {
-          settled.push(settle(() => replay(claim.stored!, call.fingerprint)));
+          settled[i] = settle(() => replay(claim.stored!, call.fingerprint));
         } else if (!claim.acquired) {
-          settled.push({ error: new AppError('IDEMPOTENCY_IN_PROGRESS') });
+          settled[i] = { error: new AppError('IDEMPOTENCY_IN_PROGRESS') };
         } else {
           try {
             const decision = await call.decide(tx, wallets, now);
+            for (const wallet of wallets) current.set(wallet.id, afterWrite(wallet, decision.write));
             writes.push(decision.write);
             records.push(record(decision.status, decision.body, decision.transactionId));
-            settled.push({ outcome: { kind: 'applied', status: decision.status, body: decision.body } });
+            settled[i] = { outcome: { kind: 'applied', status: decision.status, body: decision.body } };
           } catch (error) {
             if (!isAppError(error)) throw error;
             records.push(record(error.status, errorBody(error.code, error.message, error.details), null));
-            settled.push({ outcome: { kind: 'refused', error } });
+            settled[i] = { outcome: { kind: 'refused', error } };
           }
         }
       }
@@ -209,6 +232,22 @@ export class PointsGroupCommit {
 }
 
 const NO_WALLETS = { pointType: '', users: [] };
+
+/** Indexes of the calls in the order they decide: uses first, then the others, each in arrival order. */
+const decisionOrder = (calls: readonly IdempotentCall[]): number[] => {
+  const indexes = [...calls.keys()];
+  return [...indexes.filter((i) => calls[i]!.operation === 'use'), ...indexes.filter((i) => calls[i]!.operation !== 'use')];
+};
+
+/** A wallet as the next call of the batch sees it: this write's balance change and lot changes applied. */
+const afterWrite = (wallet: LockedWallet, write: LedgerWrite): LockedWallet => ({
+  ...wallet,
+  balance: wallet.balance + write.deltaOf(wallet.id),
+  lots: wallet.lots.map((lot) => {
+    const delta = write.lotDeltas.get(lot.id);
+    return delta === undefined ? lot : { ...lot, remaining: lot.remaining + delta };
+  }),
+});
 
 function settle(answer: () => Outcome): Settled {
   try {

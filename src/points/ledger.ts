@@ -47,10 +47,14 @@ export interface TransferInput {
   readonly reason?: string | undefined;
 }
 
-export const walletsForEarn = (input: EarnInput): WalletRequest => ({ pointType: input.pointType, users: [{ userId: input.userId, need: 0 }] });
+/** An earn's wallet is created on first use, before it is locked. */
+export const walletsForEarn = (input: EarnInput): WalletRequest => ({
+  pointType: input.pointType, users: [{ userId: input.userId, need: 0 }], createMissing: true,
+});
 
-export async function decideEarn(tx: Tx, partnerId: string, input: EarnInput, wallets: LockedWallet[], now: Date): Promise<Decision> {
-  const wallet = wallets[0] ?? await createWallet(tx, partnerId, input.userId, input.pointType, now);
+export function decideEarn(partnerId: string, input: EarnInput, wallets: LockedWallet[], now: Date): Decision {
+  const [wallet] = wallets;
+  if (!wallet) throw new Error(`the wallet of ${input.userId} was not created before its earn`);
   const write = new LedgerWrite(partnerId, now);
   expireDue(write, wallet.id, wallet.lots, now);
   const expiresAt = earnExpiry(input, wallet.expiryDays, now);
@@ -142,7 +146,7 @@ export async function decideTransfer(tx: Tx, partnerId: string, input: TransferI
   };
 }
 
-/** Creates the user's wallet and locks it: two first earns at once make one wallet. */
+/** Creates the user's wallet and locks it (a transfer to a new user): two creators at once make one wallet. */
 async function createWallet(tx: Tx, partnerId: string, userId: string, pointType: string, now: Date): Promise<LockedWallet> {
   await ensureWallet(tx, partnerId, userId, pointType);
   const [created] = await lockWallets(tx, partnerId, { pointType, users: [{ userId, need: 0 }] }, now);

@@ -33,6 +33,8 @@ export interface LockedWallet {
 export interface WalletRequest {
   readonly pointType: string;
   readonly users: ReadonlyArray<{ readonly userId: string; readonly need: number }>;
+  /** Create the wallets that do not exist yet before locking (an earn: its wallet is made on first use). */
+  readonly createMissing?: boolean;
 }
 
 /** Creates the wallet if missing; a concurrent creator makes this a no-op (race-free). */
@@ -82,6 +84,32 @@ function neededLots(tx: Tx, wallets: readonly WalletRow[], now: Date) {
   ));
 }
 
+/** One row per wallet, needing what all its rows need together (several calls of a batch may share a wallet). */
+function perWallet(rows: readonly WalletRow[]): WalletRow[] {
+  const merged = new Map<string, WalletRow>();
+  for (const row of rows) {
+    const key = `${row.partnerId}\0${row.pointType}\0${row.userId}`;
+    const seen = merged.get(key);
+    merged.set(key, seen ? { ...seen, need: seen.need + row.need } : row);
+  }
+  return [...merged.values()];
+}
+
+/**
+ * Creates the wallets that do not exist (race-free: a concurrent creator makes a row a no-op), in
+ * one order, so two batches creating the same wallets wait for each other instead of deadlocking.
+ * Issued ahead of the lock on the pipelined connection: the lock's statement starts after this one
+ * and sees the new rows.
+ */
+function createWallets(tx: Tx, rows: readonly WalletRow[]) {
+  return tx.query(prepared('create-wallets',
+    `INSERT INTO point_wallets (partner_id, point_type, user_id)
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) ORDER BY 1, 2, 3
+         ON CONFLICT DO NOTHING`,
+    [rows.map((w) => w.partnerId), rows.map((w) => w.pointType), rows.map((w) => w.userId)],
+  ));
+}
+
 const withLots = (wallets: Array<Omit<LockedWallet, 'lots'>>, lots: Array<Lot & { walletId: number }>): LockedWallet[] =>
   wallets.map((wallet) => ({ ...wallet, lots: lots.filter((lot) => lot.walletId === wallet.id).map(({ walletId: _, ...lot }) => lot) }));
 
@@ -114,7 +142,9 @@ export async function claimKeysAndLockWallets(
 ): Promise<Array<{ claim: KeyClaim; wallets: LockedWallet[] }>> {
   type Row = { i: number; acquired: boolean; fingerprint: Buffer | null; status: number | null; body: unknown; id: number | null } & Omit<LockedWallet, 'lots' | 'id'>;
   const wanted = calls.flatMap((call, i) => walletRows(call.partnerId, call.wallets).map((row) => ({ i, ...row })));
-  const [locked, lots] = await Promise.all([
+  const toCreate = calls.filter((call) => call.wallets.createMissing).flatMap((call) => walletRows(call.partnerId, call.wallets));
+  const [, locked, lots] = await Promise.all([
+    toCreate.length > 0 && createWallets(tx, toCreate),
     tx.query<Row>(prepared('claim-and-lock',
       `WITH claim AS MATERIALIZED (
          SELECT c.i, pg_try_advisory_xact_lock(hashtextextended(c.partner_id::text || ':' || c.idempotency_key, 0)) AS acquired,
@@ -144,7 +174,7 @@ export async function claimKeysAndLockWallets(
       [calls.map((call) => call.partnerId), calls.map((call) => call.key),
         wanted.map((w) => w.i + 1), wanted.map((w) => w.partnerId), wanted.map((w) => w.pointType), wanted.map((w) => w.userId)],
     )),
-    neededLots(tx, wanted, now),
+    neededLots(tx, perWallet(wanted), now),
   ]);
   const answers = calls.map(() => ({ claim: { acquired: false, stored: undefined } as KeyClaim, wallets: [] as Array<Omit<LockedWallet, 'lots'>> }));
   for (const row of locked.rows) {

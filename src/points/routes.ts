@@ -110,7 +110,7 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       const partnerId = request.principal.partnerId;
       return mutate(reply, {
         operation: 'earn', key, fingerprint: earnFingerprint(input), wallets: walletsForEarn(input),
-        decide: (tx, wallets, now) => decideEarn(tx, partnerId, input, wallets, now),
+        decide: async (_tx, wallets, now) => decideEarn(partnerId, input, wallets, now),
       }, partnerId);
     });
 

@@ -201,7 +201,9 @@ try {
   for (const c of contenders) await c.server.stop();
   await db.end();
   await postgres.stop();
-  await rm(dir, { recursive: true, force: true });
+  // BENCH_PROFILE=1 keeps the .cpuprofile files (open them in Chrome DevTools) and says where.
+  if (PROFILE) console.log(`CPU profiles kept in ${dir}`);
+  else await rm(dir, { recursive: true, force: true });
   await rm(pgDir, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);

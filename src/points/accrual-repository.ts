@@ -110,7 +110,6 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
               f.transaction_id, $4
          FROM fresh f
         ORDER BY f.key
-       ON CONFLICT DO NOTHING
        RETURNING 1
      ), failures AS (
        INSERT INTO job_failures (job_id, position, item, reason)

@@ -12,7 +12,7 @@ import { earnFingerprint } from './idempotency.ts';
 import { expireDueLots } from './repository.ts';
 
 export const MAX_ACCRUAL_ITEMS = 10_000;
-const ACCRUAL_CHUNK_ITEMS = 2_000;
+const ACCRUAL_CHUNK_ITEMS = 2000;
 
 export interface AccrualItem {
   userId: string;

@@ -110,8 +110,19 @@ function createWallets(tx: Tx, rows: readonly WalletRow[]) {
   ));
 }
 
-const withLots = (wallets: Array<Omit<LockedWallet, 'lots'>>, lots: Array<Lot & { walletId: number }>): LockedWallet[] =>
-  wallets.map((wallet) => ({ ...wallet, lots: lots.filter((lot) => lot.walletId === wallet.id).map(({ walletId: _, ...lot }) => lot) }));
+/** Each wallet's lots, from rows in spending order. */
+function lotsByWallet(rows: ReadonlyArray<Lot & { walletId: number }>): Map<number, Lot[]> {
+  const byWallet = new Map<number, Lot[]>();
+  for (const { walletId, ...lot } of rows) {
+    const lots = byWallet.get(walletId);
+    if (lots) lots.push(lot);
+    else byWallet.set(walletId, [lot]);
+  }
+  return byWallet;
+}
+
+const withLots = (wallets: ReadonlyArray<Omit<LockedWallet, 'lots'>>, lots: ReadonlyMap<number, Lot[]>): LockedWallet[] =>
+  wallets.map((wallet) => ({ ...wallet, lots: lots.get(wallet.id) ?? [] }));
 
 /** Locks the wallets of these users (FOR UPDATE, ascending id order) with the lots they need; missing wallets are absent. */
 export async function lockWallets(tx: Tx, partnerId: string, request: WalletRequest, now: Date): Promise<LockedWallet[]> {
@@ -125,7 +136,7 @@ export async function lockWallets(tx: Tx, partnerId: string, request: WalletRequ
       [partnerId, request.pointType, request.users.map((user) => user.userId)])),
     neededLots(tx, walletRows(partnerId, request), now),
   ] as const));
-  return withLots(locked.rows, lots.rows);
+  return withLots(locked.rows, lotsByWallet(lots.rows));
 }
 
 /**
@@ -185,7 +196,8 @@ export async function claimKeysAndLockWallets(
     };
     if (row.id !== null) answer.wallets.push({ id: row.id, userId: row.userId, balance: row.balance, expiryDays: row.expiryDays });
   }
-  return answers.map((answer) => ({ claim: answer.claim, wallets: withLots(answer.wallets, lots.rows) }));
+  const byWallet = lotsByWallet(lots.rows);
+  return answers.map((answer) => ({ claim: answer.claim, wallets: withLots(answer.wallets, byWallet) }));
 }
 
 export async function lockWalletById(tx: Tx, walletId: number): Promise<{ id: number; balance: number }> {
@@ -286,44 +298,42 @@ export async function findIdempotencyRecord(db: Queryable, partnerId: string, ke
  * ends the transaction as a rollback, and the failure rejects this call.
  */
 export async function commitBatch(tx: Tx, writes: readonly LedgerWrite[], records: readonly IdempotencyRecordToStore[]): Promise<void> {
-  const t = writes.flatMap((write) => write.transactions.map((row) => ({ ...row, partnerId: write.partnerId, createdAt: write.now })));
-  const lots = writes.flatMap((write) => write.lots.map((row) => ({ ...row, createdAt: write.now })));
-  const allocations = writes.flatMap((write) => write.allocations);
-  const lotDeltas = [...sumDeltas(writes.map((write) => write.lotDeltas))].filter(([, delta]) => delta !== 0);
-  const walletDeltas = [...sumDeltas(writes.map((write) => write.walletDeltas))];
+  // Rows travel as JSON (one parameter per table, named fields): serialised natively, where
+  // node-postgres would escape every element of some thirty array parameters in JavaScript.
+  const rows = {
+    transactions: writes.flatMap((write) => write.transactions.map((row) => ({ ...row, partnerId: write.partnerId, createdAt: write.now }))),
+    lots: writes.flatMap((write) => write.lots.map((row) => ({ ...row, createdAt: write.now }))),
+    lotDeltas: [...sumDeltas(writes.map((write) => write.lotDeltas))].filter(([, delta]) => delta !== 0).map(([id, delta]) => ({ id, delta })),
+    allocations: writes.flatMap((write) => write.allocations),
+    walletDeltas: [...sumDeltas(writes.map((write) => write.walletDeltas))].map(([id, delta]) => ({ id, delta })),
+    records: records.map((record) => ({ ...record, fingerprint: record.fingerprint.toString('hex') })),
+  };
   await Promise.all(sendTogether(tx, () => [tx.query(prepared('commit-batch',
     `WITH new_transactions AS (
        INSERT INTO point_transactions (id, partner_id, wallet_id, type, amount, related_transaction_id, order_id, reason, created_at)
-       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::bigint[], $6::uuid[], $7::text[], $8::text[], $9::timestamptz[])
+       SELECT * FROM json_to_recordset($1::json) AS t ("id" uuid, "partnerId" uuid, "walletId" bigint, "type" text, "amount" bigint,
+                                                    "relatedTransactionId" uuid, "orderId" text, "reason" text, "createdAt" timestamptz)
      ), new_lots AS (
        INSERT INTO point_lots (wallet_id, source_transaction_id, amount, remaining, expires_at, created_at)
-       SELECT l.wallet_id, l.source, l.amount, l.amount, l.expires_at, l.created_at
-         FROM unnest($10::bigint[], $11::uuid[], $12::bigint[], $13::timestamptz[], $14::timestamptz[])
-           AS l (wallet_id, source, amount, expires_at, created_at)
+       SELECT l."walletId", l."sourceTransactionId", l.amount, l.amount, l."expiresAt", l."createdAt"
+         FROM json_to_recordset($2::json) AS l ("walletId" bigint, "sourceTransactionId" uuid, "amount" bigint, "expiresAt" timestamptz, "createdAt" timestamptz)
      ), lot_changes AS (
        UPDATE point_lots l SET remaining = l.remaining + d.delta
-         FROM unnest($15::bigint[], $16::bigint[]) AS d (id, delta)
+         FROM json_to_recordset($3::json) AS d ("id" bigint, "delta" bigint)
         WHERE l.id = d.id
      ), new_allocations AS (
        INSERT INTO point_allocations (transaction_id, lot_id, amount)
-       SELECT * FROM unnest($17::uuid[], $18::bigint[], $19::bigint[])
+       SELECT * FROM json_to_recordset($4::json) AS a ("transactionId" uuid, "lotId" bigint, "amount" bigint)
      ), balances AS (
        UPDATE point_wallets w SET balance = w.balance + d.delta
-         FROM unnest($20::bigint[], $21::bigint[]) AS d (id, delta)
+         FROM json_to_recordset($5::json) AS d ("id" bigint, "delta" bigint)
         WHERE w.id = d.id
      )
      INSERT INTO point_idempotency (partner_id, idempotency_key, request_hash, status_code, response, transaction_id, created_at)
-     SELECT * FROM unnest($22::uuid[], $23::text[], $24::bytea[], $25::int[], $26::jsonb[], $27::uuid[], $28::timestamptz[])`,
-    [
-      t.map((x) => x.id), t.map((x) => x.partnerId), t.map((x) => x.walletId), t.map((x) => x.type), t.map((x) => x.amount),
-      t.map((x) => x.relatedTransactionId), t.map((x) => x.orderId), t.map((x) => x.reason), t.map((x) => x.createdAt),
-      lots.map((x) => x.walletId), lots.map((x) => x.sourceTransactionId), lots.map((x) => x.amount), lots.map((x) => x.expiresAt), lots.map((x) => x.createdAt),
-      lotDeltas.map(([id]) => id), lotDeltas.map(([, delta]) => delta),
-      allocations.map((x) => x.transactionId), allocations.map((x) => x.lotId), allocations.map((x) => x.amount),
-      walletDeltas.map(([id]) => id), walletDeltas.map(([, delta]) => delta),
-      records.map((x) => x.partnerId), records.map((x) => x.key), records.map((x) => x.fingerprint), records.map((x) => x.status),
-      records.map((x) => JSON.stringify(x.body)), records.map((x) => x.transactionId), records.map((x) => x.createdAt),
-    ],
+     SELECT r."partnerId", r.key, decode(r.fingerprint, 'hex'), r.status, r.body, r."transactionId", r."createdAt"
+       FROM json_to_recordset($6::json) AS r ("partnerId" uuid, "key" text, "fingerprint" text, "status" int, "body" jsonb,
+                                              "transactionId" uuid, "createdAt" timestamptz)`,
+    [rows.transactions, rows.lots, rows.lotDeltas, rows.allocations, rows.walletDeltas, rows.records].map((table) => JSON.stringify(table)),
   )), tx.query('COMMIT')]));
 }
 

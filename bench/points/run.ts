@@ -34,6 +34,9 @@ const WARMUP = positiveIntEnv('BENCH_WARMUP', 3_000);
 const CONNECTIONS = positiveIntEnv('BENCH_CONNECTIONS', 1_000);
 const ROUNDS = positiveIntEnv('BENCH_ROUNDS', 2);
 const POOL = positiveIntEnv('STAMPEDE_DB_POOL_SIZE', 20);
+// The product's group commit (src/points/group-commit.ts), passed on to its server; defaults as in the product.
+const BATCH_SIZE = positiveIntEnv('STAMPEDE_POINTS_BATCH_SIZE', 100);
+const BATCHES_IN_FLIGHT = positiveIntEnv('STAMPEDE_POINTS_BATCHES_IN_FLIGHT', 4);
 // BENCH_PROFILE=1: V8 CPU profiles of both servers and PostgreSQL's per-statement figures
 // (pg_stat_statements) for the measured rounds; the figures then include the profilers' overhead.
 const PROFILE = process.env.BENCH_PROFILE === '1';
@@ -80,7 +83,7 @@ try {
   console.log(`bench:points — per design ${REQUESTS} planned requests (+${WARMUP} warm-up), 60% earn / 30% use / 10% transfer, ` +
     `${SHAPE.wallets} wallets seeded with ${SEED_BALANCE} points, ${SHAPE.hot} hot wallets taking ${SHAPE.hotShare * 100}% of the traffic, ` +
     `${SHAPE.retryShare * 100}% retried with the same Idempotency-Key; ${CONNECTIONS} concurrent users (keep-alive connections) from one ` +
-    `load-generator process; one server process each (pool ${POOL}); ${ROUNDS} rounds in ABBA order; durable embedded PostgreSQL ` +
+    `load-generator process; one server process each (pool ${POOL}; stampede batches ≤ ${BATCH_SIZE} calls, ${BATCHES_IN_FLIGHT} in flight); ${ROUNDS} rounds in ABBA order; durable embedded PostgreSQL ` +
     `(fsync and synchronous_commit on). Machine: ${os.availableParallelism()} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}.`);
 
   for (const design of ['baseline', 'stampede'] as const) {
@@ -93,6 +96,8 @@ try {
       STAMPEDE_DATA_DIR: path.join(dir, `${design}-data`),
       STAMPEDE_WORKERS: 'off',
       STAMPEDE_DB_POOL_SIZE: String(POOL),
+      STAMPEDE_POINTS_BATCH_SIZE: String(BATCH_SIZE),
+      STAMPEDE_POINTS_BATCHES_IN_FLIGHT: String(BATCHES_IN_FLIGHT),
       // The benchmark measures the ledger, not the per-key limiter: far above any rate here.
       STAMPEDE_RATE_LIMIT_PER_SECOND: '10000000',
       HOST: '127.0.0.1',
@@ -181,7 +186,7 @@ try {
     insufficient: f.insufficient, replayed: f.replayed, serverErrors: f.serverErrors, deadlocksSurfaced: f.deadlocksSurfaced, problems: f.problems.length,
   });
   console.log(JSON.stringify({
-    bench: 'points', requests: REQUESTS, warmup: WARMUP, connections: CONNECTIONS, rounds: ROUNDS, pool: POOL, ...SHAPE,
+    bench: 'points', requests: REQUESTS, warmup: WARMUP, connections: CONNECTIONS, rounds: ROUNDS, pool: POOL, batchSize: BATCH_SIZE, batchesInFlight: BATCHES_IN_FLIGHT, ...SHAPE,
     verified: !failed, target: TARGET, targetMet, stampede: json(stampede), baseline: json(baseline), ratios,
   }));
 

@@ -5,8 +5,9 @@
 //   skips items whose idempotency key is already recorded (same request: skipped; different
 //   request: an IDEMPOTENCY_KEY_REUSED failure), and for the rest writes the EARN transactions,
 //   one lot each, the wallet balances and the idempotency records together.
-// A key recorded by a concurrent writer after step 3's snapshot makes its insert conflict; the
-// caller then rolls the chunk back and runs it again (it will see that record).
+// A key recorded by a concurrent writer after step 3's snapshot makes its plain INSERT fail on the
+// primary key (no ON CONFLICT: speculative insertion costs a WAL record and a second index visit per
+// item); the caller then rolls the chunk back and runs it again (it will see that record).
 import type { Queryable, Tx } from '../infra/db.ts';
 
 export interface AccrualChunkParams {

@@ -83,6 +83,44 @@ describe('bulk point accrual', () => {
     expect(replay.json()).toMatchObject({ type: 'EARN', amount: body9.amount });
   });
 
+  it('runs a chunk again when a concurrent writer records one of its keys after the chunk read them', async () => {
+    const partner = await createPartner(t.app);
+    const items = Array.from({ length: 50 }, (_, i) => ({ userId: `racer-${i}`, amount: 7, idempotencyKey: `race:${i}` }));
+    // Another writer holds an uncommitted record of key race:20 (a different request: another user).
+    const other = await t.ctx.db.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(
+        `INSERT INTO point_idempotency (partner_id, idempotency_key, request_hash, status_code, response)
+         VALUES ($1, 'race:20', sha256('someone else'), 201, '{}')`, [partner.id]);
+      const accepted = await t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload: { items } });
+      expect(accepted.statusCode).toBe(202);
+      // The chunk's insert of race:20 now waits for that writer; once it commits, the insert fails.
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const { rows: [waiting] } = await t.ctx.db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE wait_event_type = 'Lock' AND wait_event = 'transactionid' AND query LIKE '%FROM accrual_chunk_items items%'`);
+        if (waiting!.n > 0) break;
+        if (Date.now() > deadline) throw new Error('the chunk never waited for the other writer');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await other.query('COMMIT');
+      const job = await waitForJob(t, partner.headers, accepted.json().jobId);
+      expect(job).toMatchObject({ status: 'SUCCEEDED', succeeded: 49, failed: 1, skipped: 0 });
+    } finally {
+      other.release();
+    }
+    const failures = (await t.app.inject({ url: `/v1/jobs/${(await t.ctx.db.query<{ id: string }>(
+      'SELECT id FROM jobs WHERE partner_id = $1', [partner.id])).rows[0]!.id}/failures`, headers: partner.headers })).json();
+    expect(failures.items).toEqual([{ position: 20, item: 'race:20', reason: 'IDEMPOTENCY_KEY_REUSED' }]);
+    const { rows: [ledger] } = await t.ctx.db.query<{ earns: number; balance: string }>(
+      `SELECT (SELECT count(*) FROM point_transactions WHERE partner_id = $1)::int AS earns,
+              (SELECT sum(balance) FROM point_wallets WHERE partner_id = $1) AS balance`, [partner.id]);
+    expect(ledger).toEqual({ earns: 49, balance: String(49 * 7) });
+    expect((await checkPointsInvariants(t.ctx.db, { partnerId: partner.id })).violations).toEqual([]);
+  });
+
   it('delays a scheduled accrual until scheduledAt', async () => {
     const partner = await createPartner(t.app);
     const scheduledAt = new Date(Date.now() + 2_000).toISOString();

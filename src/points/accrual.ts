@@ -3,7 +3,7 @@
 // once whichever path sends it), then applied chunk by chunk (accrual-repository.ts).
 import { v7 as uuidv7 } from 'uuid';
 import type { AppContext } from '../context.ts';
-import type { Tx } from '../infra/db.ts';
+import { isUniqueViolation, type Tx } from '../infra/db.ts';
 import { ChunkCopyWriter, escapeCopyText } from '../jobs/chunk-staging.ts';
 import type { Job } from '../jobs/job-repository.ts';
 import { ChunkRaceError, type ChunkOutcome, type JobHandler } from '../jobs/job-runner.ts';
@@ -12,7 +12,7 @@ import { earnFingerprint } from './idempotency.ts';
 import { expireDueLots } from './repository.ts';
 
 export const MAX_ACCRUAL_ITEMS = 10_000;
-const ACCRUAL_CHUNK_ITEMS = 2000;
+const ACCRUAL_CHUNK_ITEMS = 2_000;
 
 export interface AccrualItem {
   userId: string;
@@ -53,8 +53,11 @@ export const accrualHandler: JobHandler = {
     await createMissingWallets(tx, p);
     const due = await lockChunkWallets(tx, p);
     if (due.length > 0) await expireDueLots(tx, due, p.now);
-    const counts = await applyAccrualChunk(tx, p);
-    if (counts.recorded < counts.fresh) throw new ChunkRaceError('an idempotency key was recorded by a concurrent writer');
+    const counts = await applyAccrualChunk(tx, p).catch((error: unknown) => {
+      // A key recorded by a concurrent writer after the statement's snapshot: run the chunk again.
+      if (isUniqueViolation(error, 'point_idempotency_pkey')) throw new ChunkRaceError('an idempotency key was recorded by a concurrent writer');
+      throw error;
+    });
     const failed = counts.reused + counts.expired;
     return { processed: counts.items, succeeded: counts.recorded, skipped: counts.items - counts.fresh - failed, failed, notServed: 0 };
   },

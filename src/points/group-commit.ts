@@ -28,7 +28,7 @@
 // idempotency protocol, which no queue library knows.
 import { AppError, isAppError } from '../errors.ts';
 import { errorBody } from '../http/error-handler.ts';
-import { isRetryableConflict, isUniqueViolation, withRetry } from '../infra/db.ts';
+import { isRetryableConflict, isUniqueViolation, sendTogether, withRetry } from '../infra/db.ts';
 import type { AppContext } from '../context.ts';
 import { replay, type IdempotentCall, type Outcome } from './idempotency.ts';
 import type { LedgerWrite } from './ledger-write.ts';
@@ -95,13 +95,14 @@ export class PointsGroupCommit {
   private takeBatch(): Queued[] {
     const batch: Queued[] = [];
     const keys = new Set<string>();
-    const wallets = new Map<string, boolean>(); // wallet → may still be shared
+    const wallets = new Map<string, boolean>(); // the batch's wallets → whether only earns and uses hold them
     const free = (hold: string) => !this.busy.has(hold);
+    const joinable = (wallet: string, shares: boolean) => free(wallet) && (wallets.get(wallet) ?? true) && (shares || !wallets.has(wallet));
     for (let i = 0; i < this.queue.length && batch.length < this.limits.maxBatch;) {
       const queued = this.queue[i]!;
       const fits = queued.alone
         ? batch.length === 0 && free(queued.key)
-        : free(queued.key) && !keys.has(queued.key) && queued.wallets.every((wallet) => free(wallet) && (wallets.get(wallet) ?? true) && (queued.shares || !wallets.has(wallet)));
+        : free(queued.key) && !keys.has(queued.key) && queued.wallets.every((wallet) => joinable(wallet, queued.shares));
       if (!fits) {
         i++;
         continue;
@@ -110,7 +111,7 @@ export class PointsGroupCommit {
       batch.push(queued);
       if (queued.alone) break;
       keys.add(queued.key);
-      for (const wallet of queued.wallets) wallets.set(wallet, queued.shares);
+      for (const wallet of queued.wallets) wallets.set(wallet, queued.shares && (wallets.get(wallet) ?? true));
     }
     for (const queued of batch) for (const hold of [queued.key, ...queued.wallets]) this.busy.add(hold);
     return batch;
@@ -177,10 +178,10 @@ export class PointsGroupCommit {
     try {
       const now = this.ctx.clock();
       // One round trip: these statements are written back to back and run in this order.
-      const [, claims] = await Promise.all([
+      const [, claims] = await Promise.all(sendTogether(tx, () => [
         tx.query('BEGIN'),
         claimKeysAndLockWallets(tx, calls.map((call) => ({ partnerId: call.partnerId, key: call.key, wallets: call.wallets ?? NO_WALLETS })), now),
-      ]);
+      ] as const));
       const writes: LedgerWrite[] = [];
       const records: IdempotencyRecordToStore[] = [];
       const settled: Settled[] = [];

@@ -133,6 +133,7 @@ try {
       console.log(`round ${r + 1}/${ROUNDS} ${c.design}: ${result.requests} requests in ${round(result.durationMs / 1000)} s`);
     }
   }
+  const groupCommit = await groupCommitFigures(contenders.find((c) => c.design === 'stampede')!.server.port);
   for (const c of contenders) await c.server.stop();
   if (PROFILE) await printProfiles();
 
@@ -172,6 +173,8 @@ try {
     console.log(`  ${design}: ${Object.entries(cpu[design]).sort((a, b) => b[1] - a[1]).map(([name, s]) => `${name} ${round(s, 1)}`).join(', ')}`);
   }
   const ratios = { opsPerSecond: round(stampede.opsPerSecond / baseline.opsPerSecond), p99: round(stampede.latencyMs.p99 / baseline.latencyMs.p99) };
+  console.log(`\nstampede group commit (warm-up included): ${groupCommit.calls} calls in ${groupCommit.batches} transactions ` +
+    `(${groupCommit.meanBatch} calls per transaction on average); ${groupCommit.retried} calls retried after a deadlock or serialization failure`);
   console.log(`\nstampede / baseline: ${ratios.opsPerSecond}× ops/s, p99 ${ratios.p99}× (lower is better)`);
   const targetMet = { opsPerSecond: stampede.opsPerSecond >= TARGET.opsPerSecond, p99: stampede.latencyMs.p99 <= TARGET.p99Ms };
   console.log(`target (2 cores): ≥ ${TARGET.opsPerSecond} ops/s → ${stampede.opsPerSecond} (${targetMet.opsPerSecond ? 'met' : `missed by ${round((1 - stampede.opsPerSecond / TARGET.opsPerSecond) * 100, 1)}%`}); ` +
@@ -187,8 +190,18 @@ try {
   });
   console.log(JSON.stringify({
     bench: 'points', requests: REQUESTS, warmup: WARMUP, connections: CONNECTIONS, rounds: ROUNDS, pool: POOL, batchSize: BATCH_SIZE, batchesInFlight: BATCHES_IN_FLIGHT, ...SHAPE,
-    verified: !failed, target: TARGET, targetMet, stampede: json(stampede), baseline: json(baseline), ratios,
+    verified: !failed, target: TARGET, targetMet, stampede: { ...json(stampede), groupCommit }, baseline: json(baseline), ratios,
   }));
+
+  /** The product's own counters (stampede_points_batch_size, stampede_points_operations_total{outcome="retried"}). */
+  async function groupCommitFigures(port: number) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const sum = (pattern: RegExp) => text.split('\n').filter((line) => pattern.test(line))
+      .reduce((total, line) => total + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+    const batches = sum(/^stampede_points_batch_size_count /);
+    const calls = sum(/^stampede_points_batch_size_sum /);
+    return { batches, calls, meanBatch: round(calls / Math.max(batches, 1), 1), retried: sum(/^stampede_points_operations_total\{.*outcome="retried"/) };
+  }
 
   async function printProfiles(): Promise<void> {
     for (const c of contenders) console.log(`\nCPU profile of ${c.design} (warm-up included):\n${await summariseCpuProfiles(path.join(dir, `${c.design}-profile`), ROOT)}`);

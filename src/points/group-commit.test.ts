@@ -107,6 +107,35 @@ describe('points group commit', () => {
     expect(await checkPointsInvariants(t.ctx.db, { partnerId })).toMatchObject({ totalBalance: 12 + 10, violations: [] });
   });
 
+  it('no call overtakes an older one on its wallets: a transfer between two busy wallets is not starved by later calls on either', async () => {
+    const { id: partnerId } = await createPartner(t.app);
+    const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 2 });
+    await ledger.run(earnCall(partnerId, 'seed-a', earn('a', 10)));
+    await ledger.run(earnCall(partnerId, 'seed-b', earn('b', 10)));
+    const gate = () => {
+      let open!: () => void;
+      const opened = new Promise<void>((resolve) => { open = resolve; });
+      return { open, wait: () => opened };
+    };
+    const [holdA, holdB] = [gate(), gate()];
+    // Both slots busy: one batch holds wallet a, the other wallet b, until their gates open.
+    const first = [ledger.run(earnCall(partnerId, 'e1', earn('a', 1), holdA.wait)), ledger.run(earnCall(partnerId, 'e2', earn('b', 1), holdB.wait))];
+    const input = { fromUserId: 'a', toUserId: 'b', amount: 4, pointType: 'default' };
+    const transfer = ledger.run({
+      operation: 'transfer', partnerId, key: 't', fingerprint: requestFingerprint('transfer', ['a', 'b', 4]), wallets: walletsForTransfer(input),
+      decide: (tx, wallets, now) => decideTransfer(tx, partnerId, input, wallets, now),
+    });
+    const later = [ledger.run(earnCall(partnerId, 'e3', earn('a', 1))), ledger.run(earnCall(partnerId, 'e4', earn('b', 1)))];
+    holdA.open(); // wallet a is free, b is not: the transfer waits, and so does e3 behind it
+    await first[0];
+    holdB.open();
+    const [moved, e3, e4] = await Promise.all([transfer, ...later]);
+    expect(moved).toMatchObject({ kind: 'applied', body: { fromBalance: 7, toBalance: 15 } });
+    expect(e3).toMatchObject({ kind: 'applied', body: { balance: 8 } }); // after the transfer
+    expect(e4).toMatchObject({ kind: 'applied', body: { balance: 16 } });
+    await Promise.all(first);
+  });
+
   it('a call whose decision fails alone: the batch is rolled back, its other calls are run again one by one and applied once', async () => {
     const { id: partnerId } = await createPartner(t.app);
     // One slot: the first call takes it alone, the next ten queue and leave together.

@@ -32,9 +32,24 @@ export class ChunkCopyWriter {
 
   /** `payload` is already COPY-escaped. */
   async write(firstPosition: number, itemCount: number, payload: string): Promise<void> {
-    const row = `${this.jobId}\t${this.chunks}\t${firstPosition}\t${itemCount}\t${payload}\n`;
+    await this.send(`${this.jobId}\t${this.chunks}\t${firstPosition}\t${itemCount}\t${payload}\n`);
     this.chunks++;
-    if (!this.copy.write(row)) {
+  }
+
+  /**
+   * One chunk row whose payload is sent in pieces (each already COPY-escaped), so no string of
+   * the whole payload is ever built: a string over ~128 KB goes straight to V8's old generation
+   * and stays there until the next full collection.
+   */
+  async writeInPieces(firstPosition: number, itemCount: number, pieces: AsyncIterable<string> | Iterable<string>): Promise<void> {
+    await this.send(`${this.jobId}\t${this.chunks}\t${firstPosition}\t${itemCount}\t`);
+    for await (const piece of pieces) await this.send(piece);
+    await this.send('\n');
+    this.chunks++;
+  }
+
+  private async send(text: string): Promise<void> {
+    if (!this.copy.write(text)) {
       await Promise.race([new Promise((resolve) => this.copy.once('drain', resolve)), this.done]);
     }
   }

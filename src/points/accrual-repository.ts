@@ -56,17 +56,22 @@ export async function createMissingWallets(tx: Tx, p: AccrualChunkParams): Promi
   );
 }
 
-/** Locks the chunk's wallets (ascending id); returns those holding lots past their expiry. */
+/**
+ * Locks the chunk's wallets (ascending id); returns those holding lots past their expiry, as one
+ * array (usually empty) rather than one row per wallet for the client to parse and filter.
+ */
 export async function lockChunkWallets(tx: Tx, p: AccrualChunkParams): Promise<number[]> {
-  const { rows } = await tx.query<{ id: number; has_due: boolean }>(
-    `SELECT w.id, EXISTS (SELECT 1 FROM point_lots l WHERE l.wallet_id = w.id AND l.remaining > 0 AND l.expires_at <= $3) AS has_due
-       FROM point_wallets w
-      WHERE w.partner_id = $1 AND w.point_type = $2 AND w.user_id = ANY (ARRAY(SELECT DISTINCT user_id FROM accrual_chunk_items))
-      ORDER BY w.id
-        FOR UPDATE OF w`,
+  const { rows } = await tx.query<{ due: string[] }>(
+    `WITH locked AS (
+       SELECT w.id, EXISTS (SELECT 1 FROM point_lots l WHERE l.wallet_id = w.id AND l.remaining > 0 AND l.expires_at <= $3) AS has_due
+         FROM point_wallets w
+        WHERE w.partner_id = $1 AND w.point_type = $2 AND w.user_id = ANY (ARRAY(SELECT DISTINCT user_id FROM accrual_chunk_items))
+        ORDER BY w.id
+          FOR UPDATE OF w)
+     SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE has_due), '{}') AS due FROM locked`,
     [p.partnerId, p.pointType, p.now],
   );
-  return rows.filter((row) => row.has_due).map((row) => row.id);
+  return rows[0]!.due.map(Number); // int8[] arrives as strings
 }
 
 export interface AccrualChunkCounts {

@@ -1,6 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startJobQueue } from '../jobs/job-queue-worker.ts';
+import { insertJob } from '../jobs/job-repository.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { stageAccrualItems } from './accrual.ts';
+import { earnFingerprint } from './idempotency.ts';
 import { checkPointsInvariants } from './invariants.ts';
 
 type Headers = Record<string, string>;
@@ -119,6 +123,69 @@ describe('bulk point accrual', () => {
               (SELECT sum(balance) FROM point_wallets WHERE partner_id = $1) AS balance`, [partner.id]);
     expect(ledger).toEqual({ earns: 49, balance: String(49 * 7) });
     expect((await checkPointsInvariants(t.ctx.db, { partnerId: partner.id })).violations).toEqual([]);
+  });
+
+  it('expires the due lots of the wallets it earns into, as every earn does', async () => {
+    const partner = await createPartner(t.app);
+    // member-0 holds 30 points in a lot that expired an hour ago, not swept yet; member-1 none.
+    const { rows: [wallet] } = await t.ctx.db.query<{ id: number }>(
+      `INSERT INTO point_wallets (partner_id, user_id, balance) VALUES ($1, 'due-0', 30) RETURNING id`, [partner.id]);
+    await t.ctx.db.query(
+      `WITH e AS (INSERT INTO point_transactions (id, partner_id, wallet_id, type, amount) VALUES (gen_random_uuid(), $1, $2, 'EARN', 30) RETURNING id)
+       INSERT INTO point_lots (wallet_id, source_transaction_id, amount, remaining, expires_at) SELECT $2, id, 30, 30, now() - interval '1 hour' FROM e`,
+      [partner.id, wallet!.id]);
+    const items = [0, 1].map((i) => ({ userId: `due-${i}`, amount: 5, idempotencyKey: `due:${i}` }));
+    const accepted = await t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload: { items } });
+    expect(accepted.statusCode).toBe(202);
+    expect(await waitForJob(t, partner.headers, accepted.json().jobId)).toMatchObject({ status: 'SUCCEEDED', succeeded: 2 });
+    const { rows } = await t.ctx.db.query<{ user_id: string; balance: number; expired: number }>(
+      `SELECT w.user_id, w.balance, coalesce((SELECT sum(-amount) FROM point_transactions t WHERE t.wallet_id = w.id AND t.type = 'EXPIRE'), 0)::int AS expired
+         FROM point_wallets w WHERE w.partner_id = $1 ORDER BY w.user_id`, [partner.id]);
+    expect(rows).toEqual([{ user_id: 'due-0', balance: 5, expired: 30 }, { user_id: 'due-1', balance: 5, expired: 0 }]);
+    expect((await checkPointsInvariants(t.ctx.db, { partnerId: partner.id })).violations).toEqual([]);
+  });
+
+  it('stages concurrent requests one at a time and accepts them all', async () => {
+    const partner = await createPartner(t.app);
+    const posts = Array.from({ length: 4 }, (_, r) => t.app.inject({
+      method: 'POST', url: '/v1/points/accruals', headers: partner.headers,
+      payload: { items: Array.from({ length: 250 }, (_, i) => ({ userId: `gate-${i}`, amount: 1, idempotencyKey: `gate:${r}:${i}` })) },
+    }));
+    const answers = await Promise.all(posts);
+    expect(answers.map((answer) => answer.statusCode)).toEqual([202, 202, 202, 202]);
+    const jobs = await Promise.all(answers.map((answer) => waitForJob(t, partner.headers, answer.json().jobId)));
+    expect(jobs.map((job) => [job.status, job.succeeded])).toEqual(Array(4).fill(['SUCCEEDED', 250]));
+    // A refused request leaves the gate too: the next one is still served.
+    const bad = await t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload: { items: [{ userId: 'x', amount: -1, idempotencyKey: 'k' }] } });
+    expect(bad.statusCode).toBe(400);
+    const after = await t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload: { items: [{ userId: 'x', amount: 1, idempotencyKey: 'gate:after' }] } });
+    expect(after.statusCode).toBe(202);
+  });
+
+  it('stages each chunk as one JSON array sent in pieces, keys with quotes and backslashes intact', async () => {
+    const partner = await createPartner(t.app);
+    const expiresAt = '2031-01-02T03:04:05.678Z';
+    const items = Array.from({ length: 2_345 }, (_, i) => ({
+      userId: `stage-${i}`, amount: 1 + i, idempotencyKey: `k\\"${i}\\`, ...(i % 3 === 0 ? { expiresAt } : {}),
+    }));
+    const client = await t.ctx.db.connect();
+    try {
+      await client.query('BEGIN');
+      const jobId = randomUUID();
+      await insertJob(client, { id: jobId, partnerId: partner.id, type: 'POINT_ACCRUAL', params: { pointType: 'default' }, staged: true });
+      expect(await stageAccrualItems(client, jobId, 'default', items)).toBe(2);
+      const { rows } = await client.query<{ chunk_no: number; first_position: number; item_count: number; payload: string }>(
+        'SELECT chunk_no, first_position, item_count, payload FROM job_chunks WHERE job_id = $1 ORDER BY chunk_no', [jobId]);
+      expect(rows.map((row) => [row.chunk_no, row.first_position, row.item_count])).toEqual([[0, 0, 2_000], [1, 2_000, 345]]);
+      const staged = rows.flatMap((row) => JSON.parse(row.payload) as Array<Record<string, unknown>>);
+      expect(staged.map((item) => [item.p, item.u, item.a, item.e, item.k])).toEqual(
+        items.map((item, i) => [i, item.userId, item.amount, item.expiresAt ?? null, item.idempotencyKey]));
+      expect(staged[7]!.h).toBe(earnFingerprint({ userId: 'stage-7', amount: 8, pointType: 'default' }).toString('hex'));
+      expect(new Set(staged.map((item) => item.t)).size).toBe(items.length);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
   });
 
   it('delays a scheduled accrual until scheduledAt', async () => {

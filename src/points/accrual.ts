@@ -25,24 +25,38 @@ export interface AccrualParams {
   pointType: string;
 }
 
-/** Stages the items as JSON chunks; positions are indexes in the request's list. */
+/** Items per piece of a chunk's payload sent to COPY: ~25 KB, well below V8's large-object size. */
+const PIECE_ITEMS = 100;
+
+/**
+ * Stages the items as JSON chunks (arrays of {p, u, a, e, k, h, t}); positions are indexes in the
+ * request's list. Each chunk is sent in pieces of PIECE_ITEMS items, written as text directly.
+ */
 export async function stageAccrualItems(tx: Tx, jobId: string, pointType: string, items: readonly AccrualItem[]): Promise<number> {
   const writer = new ChunkCopyWriter(tx, jobId);
   for (let start = 0; start < items.length; start += ACCRUAL_CHUNK_ITEMS) {
-    const slice = items.slice(start, start + ACCRUAL_CHUNK_ITEMS).map((item, i) => ({
-      p: start + i,
-      u: item.userId,
-      a: item.amount,
-      e: item.expiresAt === undefined ? null : new Date(item.expiresAt).toISOString(),
-      k: item.idempotencyKey,
-      h: earnFingerprint({ userId: item.userId, amount: item.amount, pointType, expiresAt: item.expiresAt }).toString('hex'),
-      // the EARN's id if the item is applied: UUIDv7 like every ledger id, so the transactions'
-      // primary key and the lots' source index grow at their right edge instead of at random
-      t: uuidv7(),
-    }));
-    await writer.write(start, slice.length, escapeCopyText(JSON.stringify(slice)));
+    const end = Math.min(items.length, start + ACCRUAL_CHUNK_ITEMS);
+    await writer.writeInPieces(start, end - start, chunkPieces(items, start, end, pointType));
   }
   return writer.finish();
+}
+
+function* chunkPieces(items: readonly AccrualItem[], start: number, end: number, pointType: string): Generator<string> {
+  let piece = '[';
+  for (let position = start; position < end; position++) {
+    const item = items[position]!;
+    const expiresAt = item.expiresAt === undefined ? null : new Date(item.expiresAt).toISOString();
+    const hash = earnFingerprint({ userId: item.userId, amount: item.amount, pointType, expiresAt: item.expiresAt }).toString('hex');
+    // t: the EARN's id if the item is applied: UUIDv7 like every ledger id, so the transactions'
+    // primary key and the lots' source index grow at their right edge instead of at random
+    piece += `${position > start ? ',' : ''}{"p":${position},"u":${JSON.stringify(item.userId)},"a":${item.amount},`
+      + `"e":${expiresAt === null ? 'null' : `"${expiresAt}"`},"k":${JSON.stringify(item.idempotencyKey)},"h":"${hash}","t":"${uuidv7()}"}`;
+    if ((position - start + 1) % PIECE_ITEMS === 0) {
+      yield escapeCopyText(piece);
+      piece = '';
+    }
+  }
+  yield escapeCopyText(`${piece}]`);
 }
 
 export const accrualHandler: JobHandler = {

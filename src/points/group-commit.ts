@@ -18,8 +18,9 @@
 // batch at a time, not a call at a time) and decide one after another on its state so far; a
 // transfer's wallets are its own; a cancel (wallet unknown up front) runs alone.
 //
-// Nothing waits for company: a batch leaves as soon as a slot is free, so an idle server answers a
-// lone call at once and batches grow only while the slots are busy (load).
+// Nothing waits for company: a batch leaves as soon as a slot is free (looked for once per turn of
+// the event loop, so the calls that arrived together leave together), an idle server answers a lone
+// call at once, and batches grow only while the slots are busy (load).
 //
 // Failure: a batch is retried whole on serialization failures and deadlocks (jittered, bounded).
 // Any other failure of a batch of several (a key a bulk accrual committed meanwhile, a bug that
@@ -62,6 +63,7 @@ export class PointsGroupCommit {
   private readonly queue: Queued[] = [];
   private readonly busy = new Set<string>();
   private running = 0;
+  private dispatchScheduled = false;
 
   constructor(private readonly ctx: AppContext, private readonly limits: GroupCommitLimits) {}
 
@@ -71,6 +73,16 @@ export class PointsGroupCommit {
       const wallets = call.wallets?.users.map((user) => `${call.partnerId}\0${call.wallets!.pointType}\0${user.userId}`) ?? [];
       const shares = call.operation === 'earn' || call.operation === 'use';
       this.queue.push({ call, key: `${call.partnerId}\0${call.key}`, wallets, alone: call.wallets === undefined, shares, resolve, reject });
+      this.dispatchSoon();
+    });
+  }
+
+  /** Dispatches once the calls arriving in this turn of the event loop are all queued: one look at the queue for all of them. */
+  private dispatchSoon(): void {
+    if (this.dispatchScheduled) return;
+    this.dispatchScheduled = true;
+    setImmediate(() => {
+      this.dispatchScheduled = false;
       this.dispatch();
     });
   }

@@ -1,6 +1,9 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
-import { isNonPublicAddress } from './webhook-address.ts';
+import { isNonPublicAddress, receiverDispatcher } from './webhook-address.ts';
 
 describe('webhook receiver addresses', () => {
   it('tells public addresses from loopback, private, link-local and mapped ones', () => {
@@ -9,6 +12,23 @@ describe('webhook receiver addresses', () => {
     }
     for (const address of ['8.8.8.8', '93.184.216.34', '2606:4700:4700::1111', '::ffff:8.8.8.8']) {
       expect(isNonPublicAddress(address), address).toBe(false);
+    }
+  });
+
+  it('checks a name on the addresses the delivery connects to, so a name re-pointed after the check cannot reach a private address', async () => {
+    const receiver = createServer((_request, response) => response.end('ok'));
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const url = `http://localhost:${(receiver.address() as AddressInfo).port}/hook`;
+    try {
+      // What a rebinding attack ends with: the name passed the check, and now resolves to loopback.
+      const refused = await fetch(url, { method: 'POST', dispatcher: receiverDispatcher({ webhookAllowPrivate: false }) }).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(TypeError);
+      expect((refused as TypeError).cause).toMatchObject({ code: 'WEBHOOK_URL_NOT_ALLOWED' });
+      const allowed = await fetch(url, { method: 'POST', dispatcher: receiverDispatcher({ webhookAllowPrivate: true }) });
+      expect(allowed.status).toBe(200);
+      await allowed.body?.cancel();
+    } finally {
+      receiver.close();
     }
   });
 

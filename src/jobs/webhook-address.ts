@@ -1,10 +1,13 @@
 // Webhook receivers must be public addresses: a partner's URL pointing at 127.0.0.1, the cloud
 // metadata service (169.254.169.254) or a private network would turn delivery into a way to reach
-// this server's neighbours. Checked when a webhook is registered and again, on the addresses the
-// name resolves to then, before every delivery (a name can be re-pointed after registration).
+// this server's neighbours. Checked when a webhook is registered, before every delivery, and, for
+// a name, on the very addresses a delivery connects to (`receiverDispatcher`): a name re-pointed
+// between the check and the connection (DNS rebinding) still cannot reach a private address.
 // STAMPEDE_WEBHOOK_ALLOW_PRIVATE=true lifts the check (receivers on the operator's own network).
+import dns from 'node:dns';
 import { lookup } from 'node:dns/promises';
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { Agent, type Dispatcher } from 'undici';
 import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
 
@@ -44,3 +47,29 @@ export async function assertAllowedReceiver(config: Pick<Config, 'webhookAllowPr
     throw new AppError('WEBHOOK_URL_NOT_ALLOWED', `The webhook host ${host} resolves to ${blocked}, which is not a public address.`);
   }
 }
+
+/**
+ * The DNS lookup a delivery's connection uses: resolves like the system does, and fails the
+ * connection when any address the name resolves to is not public. (An IP literal never reaches a
+ * lookup: `assertAllowedReceiver` checks it.)
+ */
+const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
+  dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
+    if (error) return callback(error, []);
+    const blocked = addresses.find((entry) => isNonPublicAddress(entry.address));
+    if (blocked) {
+      const refusal = Object.assign(new Error(`${hostname} resolves to ${blocked.address}, which is not a public address`), { code: 'WEBHOOK_URL_NOT_ALLOWED' });
+      return callback(refusal, []);
+    }
+    if (options.all) return callback(null, addresses);
+    return callback(null, addresses[0]!.address, addresses[0]!.family);
+  });
+};
+
+/** Connections whose addresses are checked as they are made: the dispatcher deliveries use. */
+const PUBLIC_ONLY = new Agent({ connect: { lookup: publicOnlyLookup } });
+const ANY_ADDRESS = new Agent();
+
+/** The undici dispatcher a delivery goes through under this configuration. */
+export const receiverDispatcher = (config: Pick<Config, 'webhookAllowPrivate'>): Dispatcher =>
+  config.webhookAllowPrivate ? ANY_ADDRESS : PUBLIC_ONLY;

@@ -1,9 +1,11 @@
 // Sends one outbox delivery. Runs as a queue task, apart from the job it announces: a slow or
 // failing receiver costs the job nothing. A failed attempt is recorded and thrown, so the queue
 // retries it with exponential backoff; the last failed attempt marks the delivery FAILED. The
-// receiver's address is checked again first (webhook-address.ts): its name may have been re-pointed.
+// receiver's address is checked again first and on the connection itself (webhook-address.ts): its
+// name may have been re-pointed.
+import { fetch } from 'undici';
 import type { AppContext } from '../context.ts';
-import { assertAllowedReceiver } from './webhook-address.ts';
+import { assertAllowedReceiver, receiverDispatcher } from './webhook-address.ts';
 import { renderWebhookMessage } from './webhook-messages.ts';
 import { findPendingDelivery, recordDeliveryAttempt } from './webhook-repository.ts';
 
@@ -28,12 +30,13 @@ export async function deliverWebhook(ctx: AppContext, deliveryId: string, attemp
       // A receiver that redirects is misconfigured; following would send the payload elsewhere.
       redirect: 'manual',
       signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
+      dispatcher: receiverDispatcher(ctx.config),
     });
     responseStatus = response.status;
     await response.body?.cancel();
     if (!response.ok) error = `receiver answered HTTP ${response.status}`;
   } catch (failure) {
-    error = failure instanceof Error ? `${failure.name}: ${failure.message}` : String(failure);
+    error = describe(failure);
   }
   const status = error === null ? 'DELIVERED' : attempt.last ? 'FAILED' : 'PENDING';
   await recordDeliveryAttempt(ctx.db, deliveryId, { status, responseStatus, error, now: ctx.clock() });
@@ -41,4 +44,11 @@ export async function deliverWebhook(ctx: AppContext, deliveryId: string, attemp
     ctx.logger.warn({ deliveryId, url: delivery.url, error, final: attempt.last }, 'webhook delivery failed');
     if (!attempt.last) throw new Error(error);
   }
+}
+
+/** fetch reports a failed connection as "fetch failed" with the reason as its cause. */
+function describe(failure: unknown): string {
+  if (!(failure instanceof Error)) return String(failure);
+  const cause = failure.cause instanceof Error ? ` (${failure.cause.message})` : '';
+  return `${failure.name}: ${failure.message}${cause}`;
 }

@@ -58,7 +58,7 @@ export interface CallToClaim {
   readonly wallets: WalletRequest;
 }
 
-/** Wallet rows of partner $1, type $2, users $3 ($4: their needs), for `neededLots`. */
+/** A call's wallets as rows (partner, type, user, need): what `createWallets`, the lock and `neededLots` take. */
 const walletRows = (partnerId: string, request: WalletRequest) => request.users.map((user) => ({ partnerId, pointType: request.pointType, ...user }));
 type WalletRow = ReturnType<typeof walletRows>[number];
 

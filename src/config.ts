@@ -50,6 +50,8 @@ export interface Config {
   readonly pointsBatchSize: number;
   /** Most ledger transactions a process has in PostgreSQL at once. */
   readonly pointsBatchesInFlight: number;
+  /** Bulk jobs (distributions, accruals) a worker process runs at once, each on its own connection. */
+  readonly bulkJobConcurrency: number;
 }
 
 export class ConfigError extends Error {
@@ -130,6 +132,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     claimGroupCommitMs: int('STAMPEDE_CLAIM_GROUP_COMMIT_MS', 2, 0, 1_000),
     pointsBatchSize: int('STAMPEDE_POINTS_BATCH_SIZE', 100, 1, 1_000),
     pointsBatchesInFlight: int('STAMPEDE_POINTS_BATCHES_IN_FLIGHT', 4, 1, 100),
+    bulkJobConcurrency: int('STAMPEDE_BULK_JOB_CONCURRENCY', 2, 1, 64),
   };
 
   // The embedded claim gate lives in one process; N processes would each sell the whole stock.

@@ -22,8 +22,9 @@ export const queueKeyOf = (jobId: string) => `stampede-job:${jobId}`;
 export const JOB_LOCK_KEY_SQL = `('x' || right(replace($1::text, '-', ''), 16))::bit(64)::bigint`;
 
 // Bulk jobs run for minutes and each holds a connection; webhook deliveries are short. Separate
-// runners so a queue full of bulk jobs never delays an announcement.
-const BULK_CONCURRENCY = 2;
+// runners so a queue full of bulk jobs never delays an announcement. How many bulk jobs run at once
+// is STAMPEDE_BULK_JOB_CONCURRENCY (default 2: inserting is CPU in the PostgreSQL backend, one
+// core per job; on the 2-core benchmark machine 3 or 4 only added contention, bench/RESULTS.md).
 const WEBHOOK_CONCURRENCY = 4;
 const JOB_MAX_ATTEMPTS = 10;
 export const WEBHOOK_MAX_ATTEMPTS = 8;
@@ -93,7 +94,7 @@ export function jobQueueWorker(makeTasks: (ctx: AppContext) => QueueTasks): Work
     const common = { pgPool: ctx.db, noHandleSignals: true, pollInterval: 1_000, logger: queueLogger(ctx.logger) };
     const runners: Runner[] = [];
     try {
-      runners.push(await run({ ...common, concurrency: BULK_CONCURRENCY, taskList: { [RUN_JOB_TASK]: runJobTask } }));
+      runners.push(await run({ ...common, concurrency: ctx.config.bulkJobConcurrency, taskList: { [RUN_JOB_TASK]: runJobTask } }));
       runners.push(await run({ ...common, concurrency: WEBHOOK_CONCURRENCY, taskList: { [DELIVER_WEBHOOK_TASK]: deliverTask } }));
     } catch (error) {
       for (const runner of runners) await runner.stop();

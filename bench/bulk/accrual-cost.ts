@@ -1,4 +1,4 @@
-// `npx tsx bench/bulk/accrual-cost.ts [--items=200000] [--lanes=2] [--statements]`
+// `npx tsx bench/bulk/accrual-cost.ts [--items=200000] [--lanes=2] [--statements] [--waits] [--explain] [--pg=name=value]`
 //
 // What one accrual item costs PostgreSQL, without HTTP: stages --items items as jobs of 10,000
 // (the bench:bulk shape: items/5 users, half with expiresAt) straight into job_chunks, then applies
@@ -29,6 +29,8 @@ const { values: args } = parseArgs({
     statements: { type: 'boolean', default: false },
     waits: { type: 'boolean', default: false },
     explain: { type: 'boolean', default: false },
+    // extra server settings, e.g. --pg=wal_buffers=64MB (repeatable)
+    pg: { type: 'string', multiple: true, default: [] },
   },
 });
 const ITEMS = Number(args.items);
@@ -56,7 +58,10 @@ const logger = createLogger('warn');
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stampede-accrual-cost-'));
 const postgres = await startEmbeddedPostgres({
   dataDir, port: 0, logger, fast: false,
-  settings: args.statements ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'top' } : {},
+  settings: {
+    ...(args.statements ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'top' } : {}),
+    ...Object.fromEntries(args.pg.map((setting) => setting.split('=', 2) as [string, string])),
+  },
 });
 const db = createPool(postgres.url, LANES + 2, logger);
 try {

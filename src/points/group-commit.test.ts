@@ -24,6 +24,14 @@ const earnCall = (partnerId: string, key: string, input: EarnInput, before?: () 
 
 const earn = (userId: string, amount = 10): EarnInput => ({ userId, amount, pointType: 'default' });
 
+const transferCall = (partnerId: string, key: string, fromUserId: string, toUserId: string, amount: number): IdempotentCall => {
+  const input = { fromUserId, toUserId, amount, pointType: 'default' };
+  return {
+    operation: 'transfer', partnerId, key, fingerprint: requestFingerprint('transfer', [fromUserId, toUserId, amount]), wallets: walletsForTransfer(input),
+    decide: async (_tx, wallets, now) => decideTransfer(partnerId, input, wallets, now),
+  };
+};
+
 /** The calls submitted in one turn of the event loop leave together: this ends the turn. */
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -102,11 +110,7 @@ describe('points group commit', () => {
     const { id: partnerId } = await createPartner(t.app);
     const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 1 });
     await ledger.run(earnCall(partnerId, 'seed', earn('a', 10)));
-    const transfer: IdempotentCall = {
-      operation: 'transfer', partnerId, key: 't', fingerprint: requestFingerprint('transfer', ['a', 'b', 4]),
-      wallets: walletsForTransfer({ fromUserId: 'a', toUserId: 'b', amount: 4, pointType: 'default' }),
-      decide: (tx, wallets, now) => decideTransfer(tx, partnerId, { fromUserId: 'a', toUserId: 'b', amount: 4, pointType: 'default' }, wallets, now),
-    };
+    const transfer = transferCall(partnerId, 't', 'a', 'b', 4);
     const sizes = await batchSizes(async () => {
       await loneThenRest(() => ledger.run(earnCall(partnerId, 'first', earn('other'))), () => [
         ledger.run(earnCall(partnerId, 'e-a', earn('a', 1))), ledger.run(transfer), ledger.run(earnCall(partnerId, 'e-c', earn('c', 1))),
@@ -132,11 +136,7 @@ describe('points group commit', () => {
     await nextTurn();
     first.push(ledger.run(earnCall(partnerId, 'e2', earn('b', 1), holdB.wait)));
     await nextTurn();
-    const input = { fromUserId: 'a', toUserId: 'b', amount: 4, pointType: 'default' };
-    const transfer = ledger.run({
-      operation: 'transfer', partnerId, key: 't', fingerprint: requestFingerprint('transfer', ['a', 'b', 4]), wallets: walletsForTransfer(input),
-      decide: (tx, wallets, now) => decideTransfer(tx, partnerId, input, wallets, now),
-    });
+    const transfer = ledger.run(transferCall(partnerId, 't', 'a', 'b', 4));
     const later = [ledger.run(earnCall(partnerId, 'e3', earn('a', 1))), ledger.run(earnCall(partnerId, 'e4', earn('b', 1)))];
     holdA.open(); // wallet a is free, b is not: the transfer waits, and so does e3 behind it
     await first[0];

@@ -2,11 +2,11 @@
 // PostgreSQL share one transaction and two round trips, instead of each paying its own.
 //
 // A batch (repository.ts):
-//   1. BEGIN; create the missing wallets of its earns; claim every call's idempotency key and lock
-//      the wallets of the calls whose key is ours and new, all in one ascending id order; read the
-//      lots their decisions need.
-//   2. Each call decides (ledger.ts, pure but for creating a transfer's missing receiver). A stored
-//      record answers a replay (or 422); a key held elsewhere answers 409.
+//   1. BEGIN; create the missing wallets of its earns and transfers' receivers; claim every call's
+//      idempotency key and lock the wallets of the calls whose key is ours and new, all in one
+//      ascending id order; read the lots their decisions need.
+//   2. Each call decides (ledger.ts: pure, but for a cancel's reads). A stored record answers a
+//      replay (or 422); a key held elsewhere answers 409.
 //   3. ONE statement writes every decision and every idempotency record (answers and refusals),
 //      then COMMIT; only then is any call of the batch answered.
 //

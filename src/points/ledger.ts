@@ -10,7 +10,7 @@ import type { Decision } from './idempotency.ts';
 import { LedgerWrite } from './ledger-write.ts';
 import { allocate, dueLots, earnExpiry, restore, spendableBalance, type Lot } from './lots.ts';
 import {
-  allocationsOf, ensureWallet, findTransaction, isCancelled, lockWalletById, lockWallets, lotCreatedBy, walletLots,
+  allocationsOf, findTransaction, isCancelled, lockWalletById, lotCreatedBy, walletLots,
   type LockedWallet, type WalletRequest,
 } from './repository.ts';
 
@@ -49,7 +49,7 @@ export interface TransferInput {
 
 /** An earn's wallet is created on first use, before it is locked. */
 export const walletsForEarn = (input: EarnInput): WalletRequest => ({
-  pointType: input.pointType, users: [{ userId: input.userId, need: 0 }], createMissing: true,
+  pointType: input.pointType, users: [{ userId: input.userId, need: 0, create: true }],
 });
 
 export function decideEarn(partnerId: string, input: EarnInput, wallets: LockedWallet[], now: Date): Decision {
@@ -119,19 +119,19 @@ export async function decideCancel(tx: Tx, partnerId: string, input: CancelInput
   };
 }
 
+/** The receiver's wallet is created on first use, before it is locked (a refused transfer leaves it empty). */
 export const walletsForTransfer = (input: TransferInput): WalletRequest => ({
-  pointType: input.pointType, users: [{ userId: input.fromUserId, need: input.amount }, { userId: input.toUserId, need: 0 }],
+  pointType: input.pointType, users: [{ userId: input.fromUserId, need: input.amount }, { userId: input.toUserId, need: 0, create: true }],
 });
 
 /** Moves points with their expiry dates: TRANSFER_OUT takes lots, TRANSFER_IN recreates them. */
-export async function decideTransfer(tx: Tx, partnerId: string, input: TransferInput, wallets: LockedWallet[], now: Date): Promise<Decision> {
+export function decideTransfer(partnerId: string, input: TransferInput, wallets: LockedWallet[], now: Date): Decision {
   const from = wallets.find((wallet) => wallet.userId === input.fromUserId);
   const lots = from?.lots ?? [];
   const allocations = allocate(lots, input.amount, now);
   if (!from || !allocations) throw insufficient(lots, input.amount, now);
-  // A new wallet gets the highest id, so locking it after `from` keeps the ascending order.
-  const to = wallets.find((wallet) => wallet.userId === input.toUserId)
-    ?? await createWallet(tx, partnerId, input.toUserId, input.pointType, now);
+  const to = wallets.find((wallet) => wallet.userId === input.toUserId);
+  if (!to) throw new Error(`the wallet of ${input.toUserId} was not created before the transfer to it`);
   const write = new LedgerWrite(partnerId, now);
   expireDue(write, from.id, lots, now);
   expireDue(write, to.id, to.lots, now);
@@ -144,13 +144,6 @@ export async function decideTransfer(tx: Tx, partnerId: string, input: TransferI
     status: 201, transactionId, write,
     body: { transactionId, fromBalance: from.balance + write.deltaOf(from.id), toBalance: to.balance + write.deltaOf(to.id) },
   };
-}
-
-/** Creates the user's wallet and locks it (a transfer to a new user): two creators at once make one wallet. */
-async function createWallet(tx: Tx, partnerId: string, userId: string, pointType: string, now: Date): Promise<LockedWallet> {
-  await ensureWallet(tx, partnerId, userId, pointType);
-  const [created] = await lockWallets(tx, partnerId, { pointType, users: [{ userId, need: 0 }] }, now);
-  return created!;
 }
 
 function expireDue(write: LedgerWrite, walletId: number, lots: readonly Lot[], now: Date): void {

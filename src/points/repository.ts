@@ -29,20 +29,13 @@ export interface LockedWallet {
   readonly lots: Lot[];
 }
 
-/** The wallets a call locks: each user's unexpired lots are read until they cover `need` points. */
+/**
+ * The wallets a call locks: each user's unexpired lots are read until they cover `need` points.
+ * `create`: the wallet is made, if missing, before the lock (an earn's, a transfer's receiver).
+ */
 export interface WalletRequest {
   readonly pointType: string;
-  readonly users: ReadonlyArray<{ readonly userId: string; readonly need: number }>;
-  /** Create the wallets that do not exist yet before locking (an earn: its wallet is made on first use). */
-  readonly createMissing?: boolean;
-}
-
-/** Creates the wallet if missing; a concurrent creator makes this a no-op (race-free). */
-export async function ensureWallet(tx: Queryable, partnerId: string, userId: string, pointType: string): Promise<void> {
-  await tx.query(prepared('ensure-wallet',
-    'INSERT INTO point_wallets (partner_id, user_id, point_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
-    [partnerId, userId, pointType],
-  ));
+  readonly users: ReadonlyArray<{ readonly userId: string; readonly need: number; readonly create?: boolean }>;
 }
 
 /** A claimed idempotency key: taken by this transaction (`acquired`), and its stored record, if any. */
@@ -124,21 +117,6 @@ function lotsByWallet(rows: ReadonlyArray<Lot & { walletId: number }>): Map<numb
 const withLots = (wallets: ReadonlyArray<Omit<LockedWallet, 'lots'>>, lots: ReadonlyMap<number, Lot[]>): LockedWallet[] =>
   wallets.map((wallet) => ({ ...wallet, lots: lots.get(wallet.id) ?? [] }));
 
-/** Locks the wallets of these users (FOR UPDATE, ascending id order) with the lots they need; missing wallets are absent. */
-export async function lockWallets(tx: Tx, partnerId: string, request: WalletRequest, now: Date): Promise<LockedWallet[]> {
-  const [locked, lots] = await Promise.all(sendTogether(tx, () => [
-    tx.query<Omit<LockedWallet, 'lots'>>(prepared('lock-wallets',
-      `SELECT w.id, w.user_id AS "userId", w.balance, p.points_expiry_days AS "expiryDays"
-         FROM point_wallets w JOIN partners p ON p.id = w.partner_id
-        WHERE w.partner_id = $1 AND w.point_type = $2 AND w.user_id = ANY($3::text[])
-        ORDER BY w.id
-          FOR UPDATE OF w`,
-      [partnerId, request.pointType, request.users.map((user) => user.userId)])),
-    neededLots(tx, walletRows(partnerId, request), now),
-  ] as const));
-  return withLots(locked.rows, lotsByWallet(lots.rows));
-}
-
 /**
  * Claims the idempotency keys of a batch of calls and, for each call that took its key and finds
  * no stored record, locks its wallets: all of the batch's wallets in ONE ascending id order (two
@@ -153,7 +131,7 @@ export async function claimKeysAndLockWallets(
 ): Promise<Array<{ claim: KeyClaim; wallets: LockedWallet[] }>> {
   type Row = { i: number; acquired: boolean; fingerprint: Buffer | null; status: number | null; body: unknown; id: number | null } & Omit<LockedWallet, 'lots' | 'id'>;
   const wanted = calls.flatMap((call, i) => walletRows(call.partnerId, call.wallets).map((row) => ({ i, ...row })));
-  const toCreate = calls.filter((call) => call.wallets.createMissing).flatMap((call) => walletRows(call.partnerId, call.wallets));
+  const toCreate = wanted.filter((row) => row.create);
   const [, locked, lots] = await Promise.all([
     toCreate.length > 0 && createWallets(tx, toCreate),
     tx.query<Row>(prepared('claim-and-lock',

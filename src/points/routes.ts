@@ -155,7 +155,7 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       const partnerId = request.principal.partnerId;
       return mutate(reply, {
         operation: 'transfer', key, fingerprint, wallets: walletsForTransfer(input),
-        decide: (tx, wallets, now) => decideTransfer(tx, partnerId, input, wallets, now),
+        decide: async (_tx, wallets, now) => decideTransfer(partnerId, input, wallets, now),
       }, partnerId);
     });
 

@@ -143,6 +143,21 @@ describe('bulk point accrual', () => {
          FROM point_wallets w WHERE w.partner_id = $1 ORDER BY w.user_id`, [partner.id]);
     expect(rows).toEqual([{ user_id: 'due-0', balance: 5, expired: 30 }, { user_id: 'due-1', balance: 5, expired: 0 }]);
     expect((await checkPointsInvariants(t.ctx.db, { partnerId: partner.id })).violations).toEqual([]);
+
+    // Both wallets exist now (the chunk locks them without creating any); due-1's lot falls due.
+    await t.ctx.db.query(
+      `UPDATE point_lots SET expires_at = now() - interval '1 minute'
+        WHERE wallet_id = (SELECT id FROM point_wallets WHERE partner_id = $1 AND user_id = 'due-1')`, [partner.id]);
+    const again = await t.app.inject({
+      method: 'POST', url: '/v1/points/accruals', headers: partner.headers,
+      payload: { items: [0, 1].map((i) => ({ userId: `due-${i}`, amount: 5, idempotencyKey: `due-again:${i}` })) },
+    });
+    expect(await waitForJob(t, partner.headers, again.json().jobId)).toMatchObject({ status: 'SUCCEEDED', succeeded: 2 });
+    const { rows: after } = await t.ctx.db.query<{ user_id: string; balance: number; expired: number }>(
+      `SELECT w.user_id, w.balance, coalesce((SELECT sum(-amount) FROM point_transactions t WHERE t.wallet_id = w.id AND t.type = 'EXPIRE'), 0)::int AS expired
+         FROM point_wallets w WHERE w.partner_id = $1 ORDER BY w.user_id`, [partner.id]);
+    expect(after).toEqual([{ user_id: 'due-0', balance: 10, expired: 30 }, { user_id: 'due-1', balance: 5, expired: 5 }]);
+    expect((await checkPointsInvariants(t.ctx.db, { partnerId: partner.id })).violations).toEqual([]);
   });
 
   it('stages concurrent requests one at a time and accepts them all', async () => {

@@ -1,8 +1,7 @@
 // SQL of bulk point accrual (owner: bulk jobs, src/jobs/). It writes into the points ledger by the
 // rules in the header of migrations/030_points.sql, set-based, one staged chunk per transaction:
 //   1. create missing wallets (sorted, ON CONFLICT DO NOTHING), 2. lock the chunk's wallets in
-//   ascending id order (when none is missing, 1 is skipped: lockOrCreateChunkWallets), expiring
-//   their due lots first, as every earn does, 3. one statement that
+//   ascending id order (expiring their due lots first, as every earn does), 3. one statement that
 //   skips items whose idempotency key is already recorded (same request: skipped; different
 //   request: an IDEMPOTENCY_KEY_REUSED failure), and for the rest writes the EARN transactions,
 //   one lot each, the wallet balances and the idempotency records together.
@@ -34,12 +33,7 @@ export async function loadChunkItems(tx: Tx, p: AccrualChunkParams): Promise<voi
       WHERE c.job_id = $1 AND c.chunk_no = $2`,
     [p.jobId, p.chunkNo],
   );
-  // Statistics once per session: every chunk has the same shape (≤ 2,000 rows, distinct keys), and
-  // the planner scales them to the table's current size. A rolled-back ANALYZE leaves none, so the
-  // next chunk takes them again.
-  await tx.query(`DO $$ BEGIN
-    IF (SELECT reltuples FROM pg_class WHERE oid = 'pg_temp.accrual_chunk_items'::regclass) < 0 THEN ANALYZE pg_temp.accrual_chunk_items; END IF;
-  END $$`);
+  await tx.query('ANALYZE accrual_chunk_items');
 }
 
 // The chunk's wallets are looked up with `user_id = ANY (ARRAY(…))`: an index scan of the chunk's
@@ -64,43 +58,20 @@ export async function createMissingWallets(tx: Tx, p: AccrualChunkParams): Promi
 
 /**
  * Locks the chunk's wallets (ascending id); returns those holding lots past their expiry, as one
- * array (usually empty) rather than one row per wallet for the client to parse and filter, and
- * whether every user of the chunk has a wallet.
+ * array (usually empty) rather than one row per wallet for the client to parse and filter.
  */
-export async function lockChunkWallets(tx: Tx, p: AccrualChunkParams): Promise<{ due: number[]; complete: boolean }> {
-  const { rows } = await tx.query<{ due: string[]; complete: boolean }>(
+export async function lockChunkWallets(tx: Tx, p: AccrualChunkParams): Promise<number[]> {
+  const { rows } = await tx.query<{ due: string[] }>(
     `WITH locked AS (
        SELECT w.id, EXISTS (SELECT 1 FROM point_lots l WHERE l.wallet_id = w.id AND l.remaining > 0 AND l.expires_at <= $3) AS has_due
          FROM point_wallets w
         WHERE w.partner_id = $1 AND w.point_type = $2 AND w.user_id = ANY (ARRAY(SELECT DISTINCT user_id FROM accrual_chunk_items))
         ORDER BY w.id
           FOR UPDATE OF w)
-     SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE has_due), '{}') AS due,
-            count(*) = (SELECT count(DISTINCT user_id) FROM accrual_chunk_items) AS complete
-       FROM locked`,
+     SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE has_due), '{}') AS due FROM locked`,
     [p.partnerId, p.pointType, p.now],
   );
-  return { due: rows[0]!.due.map(Number), complete: rows[0]!.complete }; // int8[] arrives as strings
-}
-
-/**
- * Creates the chunk's missing wallets and locks all its wallets, in the order every writer follows
- * (create first, sorted; then lock in ascending id order). Most chunks find every wallet there: they
- * try the lock alone first, inside a savepoint; when a wallet is missing, rolling back to the
- * savepoint releases those locks before the creation, so no chunk ever waits on a new wallet while
- * holding wallet locks. Saves the third lookup of the chunk's 2,000 wallets in the common case.
- */
-export async function lockOrCreateChunkWallets(tx: Tx, p: AccrualChunkParams): Promise<number[]> {
-  await tx.query('SAVEPOINT accrual_wallets');
-  const first = await lockChunkWallets(tx, p);
-  if (first.complete) {
-    await tx.query('RELEASE SAVEPOINT accrual_wallets');
-    return first.due;
-  }
-  await tx.query('ROLLBACK TO SAVEPOINT accrual_wallets');
-  await tx.query('RELEASE SAVEPOINT accrual_wallets');
-  await createMissingWallets(tx, p);
-  return (await lockChunkWallets(tx, p)).due;
+  return rows[0]!.due.map(Number); // int8[] arrives as strings
 }
 
 export interface AccrualChunkCounts {

@@ -8,7 +8,7 @@ import { isUniqueViolation, type Tx } from '../infra/db.ts';
 import { ChunkCopyWriter, escapeCopyText } from '../jobs/chunk-staging.ts';
 import type { Job } from '../jobs/job-repository.ts';
 import { ChunkRaceError, type ChunkOutcome, type JobHandler } from '../jobs/job-runner.ts';
-import { applyAccrualChunk, loadChunkItems, lockOrCreateChunkWallets } from './accrual-repository.ts';
+import { applyAccrualChunk, createMissingWallets, loadChunkItems, lockChunkWallets } from './accrual-repository.ts';
 import { earnFingerprint } from './idempotency.ts';
 import { expireDueLots } from './repository.ts';
 
@@ -71,7 +71,8 @@ export const accrualHandler: JobHandler = {
     const { pointType } = job.params as unknown as AccrualParams;
     const p = { jobId: job.id, chunkNo, partnerId: job.partnerId, pointType, now: ctx.clock() };
     await loadChunkItems(tx, p);
-    const due = await lockOrCreateChunkWallets(tx, p);
+    await createMissingWallets(tx, p);
+    const due = await lockChunkWallets(tx, p);
     if (due.length > 0) await expireDueLots(tx, due, p.now);
     const counts = await applyAccrualChunk(tx, p).catch((error: unknown) => {
       // A key recorded by a concurrent writer after the statement's snapshot: run the chunk again.

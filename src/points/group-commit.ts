@@ -34,7 +34,7 @@ import type { AppContext } from '../context.ts';
 import { replay, type IdempotentCall, type Outcome } from './idempotency.ts';
 import type { LedgerWrite } from './ledger-write.ts';
 import {
-  claimKeysAndLockWallets, commitBatch, findIdempotencyRecord, type IdempotencyRecordToStore, type LockedWallet,
+  claimKeysAndLockWallets, commitBatch, findIdempotencyRecord, walletKey, type IdempotencyRecordToStore, type LockedWallet,
 } from './repository.ts';
 
 export interface GroupCommitLimits {
@@ -57,6 +57,8 @@ interface Queued {
   readonly key: string;
   /** The call's wallets; none for a call that runs alone (a cancel: its wallet is not known up front). */
   readonly wallets: readonly string[];
+  /** The key and the wallets: what a batch holding the call makes busy. */
+  readonly holds: readonly string[];
   readonly alone: boolean;
   /** An earn or a use: may share its wallet with other earns and uses of its batch. */
   readonly shares: boolean;
@@ -80,10 +82,11 @@ export class PointsGroupCommit {
   /** Runs a call once per (partner, key): applies it, replays its stored answer, or refuses. */
   run(call: IdempotentCall): Promise<Outcome> {
     return new Promise((resolve, reject) => {
-      const wallets = call.wallets?.users.map((user) => `${call.partnerId}\0${call.wallets!.pointType}\0${user.userId}`) ?? [];
+      const wallets = call.wallets?.users.map((user) => walletKey(call.partnerId, call.wallets!.pointType, user.userId)) ?? [];
       const shares = call.operation === 'earn' || call.operation === 'use';
+      const key = `${call.partnerId}\0${call.key}`;
       this.queue.push({
-        call, key: `${call.partnerId}\0${call.key}`, wallets, alone: call.wallets === undefined, shares, since: performance.now(), resolve, reject,
+        call, key, wallets, holds: [key, ...wallets], alone: call.wallets === undefined, shares, since: performance.now(), resolve, reject,
       });
       this.dispatchSoon();
     });
@@ -105,7 +108,7 @@ export class PointsGroupCommit {
       if (batch.length === 0) return;
       this.running++;
       void this.runBatch(batch).finally(() => {
-        for (const queued of batch) for (const hold of [queued.key, ...queued.wallets]) this.busy.delete(hold);
+        for (const queued of batch) for (const hold of queued.holds) this.busy.delete(hold);
         this.running--;
         this.dispatch();
       });
@@ -134,7 +137,7 @@ export class PointsGroupCommit {
         ? batch.length === 0 && free(queued.key)
         : free(queued.key) && !keys.has(queued.key) && queued.wallets.every((wallet) => joinable(wallet, queued.shares));
       if (!fits) {
-        if (!queued.shares && queued.since <= patience) for (const hold of [queued.key, ...queued.wallets]) reserved.add(hold);
+        if (!queued.shares && queued.since <= patience) for (const hold of queued.holds) reserved.add(hold);
         i++;
         continue;
       }
@@ -144,7 +147,7 @@ export class PointsGroupCommit {
       keys.add(queued.key);
       for (const wallet of queued.wallets) wallets.set(wallet, queued.shares && (wallets.get(wallet) ?? true));
     }
-    for (const queued of batch) for (const hold of [queued.key, ...queued.wallets]) this.busy.add(hold);
+    for (const queued of batch) for (const hold of queued.holds) this.busy.add(hold);
     return batch;
   }
 

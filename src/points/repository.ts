@@ -77,11 +77,14 @@ function neededLots(tx: Tx, wallets: readonly WalletRow[], now: Date) {
   ));
 }
 
+/** A wallet's identity as one string: (partner, point type, user). */
+export const walletKey = (partnerId: string, pointType: string, userId: string): string => `${partnerId}\0${pointType}\0${userId}`;
+
 /** One row per wallet, needing what all its rows need together (several calls of a batch may share a wallet). */
 function perWallet(rows: readonly WalletRow[]): WalletRow[] {
   const merged = new Map<string, WalletRow>();
   for (const row of rows) {
-    const key = `${row.partnerId}\0${row.pointType}\0${row.userId}`;
+    const key = walletKey(row.partnerId, row.pointType, row.userId);
     const seen = merged.get(key);
     merged.set(key, seen ? { ...seen, need: seen.need + row.need } : row);
   }

@@ -2,9 +2,9 @@
 // the job starts) is staged into job_chunks; each chunk is then applied by one set-based statement
 // (distribution-repository.ts) in the chunk's transaction. A line is one grant: a user listed twice
 // gets a second coupon only if perUserLimit allows it, otherwise the line is skipped.
-import { randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../context.ts';
-import type { Tx } from '../infra/db.ts';
+import { isUniqueViolation, type Tx } from '../infra/db.ts';
 import { ChunkCopyWriter, DISTRIBUTION_CHUNK_LINES, escapeCopyText } from '../jobs/chunk-staging.ts';
 import type { Job } from '../jobs/job-repository.ts';
 import { ChunkRaceError, type ChunkOutcome, type JobHandler } from '../jobs/job-runner.ts';
@@ -29,12 +29,16 @@ export async function stageUserIdList(tx: Tx, jobId: string, userIds: readonly s
   return writer.finish();
 }
 
-/** UUIDv7 prefix for the ids of one chunk: 48-bit millisecond time, version 7, 4 random bits. */
-function idPrefix(now: Date): Buffer {
-  const prefix = Buffer.alloc(7);
-  prefix.writeUIntBE(now.getTime(), 0, 6);
-  prefix[6] = 0x70 | randomInt(16);
-  return prefix;
+/**
+ * The ids of one chunk's coupons, but for their last 32 bits (a counter the statement adds): UUIDv7
+ * (RFC 9562) with the 48-bit millisecond time, the version, the variant and 42 random bits. Two
+ * chunks started in the same millisecond collide only if those 42 bits are equal too; the primary
+ * key would then refuse the second chunk's transaction, and the job runs it again.
+ */
+function couponIdPrefix(now: Date): string {
+  const hex = now.getTime().toString(16).padStart(12, '0') + randomBytes(6).toString('hex');
+  const variant = (0x8 | (Number.parseInt(hex[15]!, 16) & 0x3)).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7${hex.slice(12, 15)}-${variant}${hex.slice(16, 19)}-${hex.slice(19, 23)}`;
 }
 
 export const distributionHandler: JobHandler = {
@@ -75,7 +79,10 @@ export const distributionHandler: JobHandler = {
     const { validFrom, validUntil } = couponValidity(template.validity, now);
     const counts = await distributeChunk(tx, {
       jobId: job.id, chunkNo, templateId, partnerId: job.partnerId, validFrom, validUntil,
-      idPrefix: idPrefix(now), perUserLimit: template.perUserLimit, remaining,
+      idPrefix: couponIdPrefix(now), perUserLimit: template.perUserLimit, remaining,
+    }).catch((error: unknown) => {
+      if (isUniqueViolation(error, 'coupons_pkey')) throw new ChunkRaceError('coupon ids collided with another chunk');
+      throw error;
     });
     const conflicts = counts.attempted - counts.inserted;
     const notServed = counts.eligible - counts.attempted;

@@ -43,13 +43,13 @@ const cpuSeconds = (pid: number) => {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 };
 
-/** The chunk's statements run under EXPLAIN ANALYZE, their plans printed (counts then read 0). */
+/** The chunk's statements run under EXPLAIN ANALYZE, their plans printed (counts then read 0, no wallet missing or due). */
 function explaining(client: pg.PoolClient): pg.PoolClient {
   const query = async (text: string, values?: unknown[]) => {
     if (!/^\s*(WITH|INSERT|SELECT|UPDATE)/.test(text)) return client.query(text, values);
     const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${text}`, values);
     console.log(rows.map((row) => row['QUERY PLAN']).join('\n'));
-    return { rows: [{ items: 0, fresh: 0, recorded: 0, reused: 0, expired: 0 }], rowCount: 0 };
+    return { rows: [{ items: 0, fresh: 0, recorded: 0, reused: 0, expired: 0, missing: false, due: [] }], rowCount: 0 };
   };
   return new Proxy(client, { get: (target, key) => (key === 'query' ? query : Reflect.get(target, key)) }) as pg.PoolClient;
 }

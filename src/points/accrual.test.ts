@@ -79,12 +79,22 @@ describe('bulk point accrual', () => {
     const report = await checkPointsInvariants(t.ctx.db, { partnerId: partner.id });
     expect(report.violations).toEqual([]);
 
-    // The API replays what the bulk item recorded for its key.
-    const { idempotencyKey: key9, ...body9 } = items[9]!;
-    const replay = await earn(key9, body9);
-    expect(replay.statusCode).toBe(201);
-    expect(replay.headers['idempotent-replayed']).toBe('true');
-    expect(replay.json()).toMatchObject({ type: 'EARN', amount: body9.amount });
+    // The API replays what the bulk item recorded for its key: the EARN answer, its expiry the
+    // item's own (items[10]) or the partner's default (items[9]), as the lot holds it.
+    for (const index of [9, 10]) {
+      const { idempotencyKey: key, ...body } = items[index]!;
+      const replay = await earn(key, body);
+      expect(replay.statusCode).toBe(201);
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+      const { rows: [lot] } = await t.ctx.db.query<{ transaction_id: string; expires_at: Date }>(
+        `SELECT l.source_transaction_id AS transaction_id, l.expires_at FROM point_idempotency r
+           JOIN point_lots l ON l.source_transaction_id = r.transaction_id
+          WHERE r.partner_id = $1 AND r.idempotency_key = $2`, [partner.id, key]);
+      expect(replay.json()).toEqual({
+        transactionId: lot!.transaction_id, type: 'EARN', amount: body.amount, balance: expect.any(Number), expiresAt: lot!.expires_at.toISOString(),
+      });
+      if (body.expiresAt !== undefined) expect(replay.json().expiresAt).toBe(body.expiresAt);
+    }
   });
 
   it('runs a chunk again when a concurrent writer records one of its keys after the chunk read them', async () => {
@@ -100,11 +110,12 @@ describe('bulk point accrual', () => {
       const accepted = await t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload: { items } });
       expect(accepted.statusCode).toBe(202);
       // The chunk's insert of race:20 now waits for that writer; once it commits, the insert fails.
+      // (pg_stat_activity keeps the first 1,024 bytes of the statement's text.)
       const deadline = Date.now() + 30_000;
       for (;;) {
         const { rows: [waiting] } = await t.ctx.db.query<{ n: number }>(
           `SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE wait_event_type = 'Lock' AND wait_event = 'transactionid' AND query LIKE '%FROM accrual_chunk_items items%'`);
+            WHERE wait_event_type = 'Lock' AND wait_event = 'transactionid' AND query LIKE '%accrual_chunk_items%'`);
         if (waiting!.n > 0) break;
         if (Date.now() > deadline) throw new Error('the chunk never waited for the other writer');
         await new Promise((resolve) => setTimeout(resolve, 20));

@@ -8,7 +8,7 @@ import { isUniqueViolation, type Tx } from '../infra/db.ts';
 import { ChunkCopyWriter, escapeCopyText } from '../jobs/chunk-staging.ts';
 import type { Job } from '../jobs/job-repository.ts';
 import { ChunkRaceError, type ChunkOutcome, type JobHandler } from '../jobs/job-runner.ts';
-import { applyAccrualChunk, createMissingWallets, loadChunkItems, lockChunkWallets } from './accrual-repository.ts';
+import { applyAccrualChunk, createMissingWallets, loadChunkItems, type AccrualChunkParams, type AccrualChunkResult } from './accrual-repository.ts';
 import { earnFingerprint } from './idempotency.ts';
 import { expireDueLots } from './repository.ts';
 
@@ -66,19 +66,32 @@ async function* chunkPieces(items: readonly AccrualItem[], start: number, end: n
   yield escapeCopyText(`${piece}]`);
 }
 
+/** A key recorded by a concurrent writer after the statement's snapshot: run the chunk again. */
+async function applyChunk(tx: Tx, p: AccrualChunkParams): Promise<AccrualChunkResult> {
+  return applyAccrualChunk(tx, p).catch((error: unknown) => {
+    if (isUniqueViolation(error, 'point_idempotency_pkey')) throw new ChunkRaceError('an idempotency key was recorded by a concurrent writer');
+    throw error;
+  });
+}
+
 export const accrualHandler: JobHandler = {
   async processChunk(ctx: AppContext, tx: Tx, job: Job, chunkNo: number): Promise<ChunkOutcome> {
     const { pointType } = job.params as unknown as AccrualParams;
     const p = { jobId: job.id, chunkNo, partnerId: job.partnerId, pointType, now: ctx.clock() };
     await loadChunkItems(tx, p);
-    await createMissingWallets(tx, p);
-    const due = await lockChunkWallets(tx, p);
-    if (due.length > 0) await expireDueLots(tx, due, p.now);
-    const counts = await applyAccrualChunk(tx, p).catch((error: unknown) => {
-      // A key recorded by a concurrent writer after the statement's snapshot: run the chunk again.
-      if (isUniqueViolation(error, 'point_idempotency_pkey')) throw new ChunkRaceError('an idempotency key was recorded by a concurrent writer');
-      throw error;
-    });
+    let result = await applyChunk(tx, p);
+    if (result.missingWallets) {
+      await createMissingWallets(tx, p);
+      result = await applyChunk(tx, p);
+    }
+    if (result.dueWallets.length > 0) {
+      await expireDueLots(tx, result.dueWallets, p.now);
+      result = await applyChunk(tx, p);
+    }
+    // Not expected (wallets are never deleted; the due lots were expired under locks still held),
+    // but a chunk that wrote nothing must not be counted as applied: run it again.
+    if (result.missingWallets || result.dueWallets.length > 0) throw new ChunkRaceError('the chunk\'s wallets changed while it was applied');
+    const { counts } = result;
     const failed = counts.reused + counts.expired;
     return { processed: counts.items, succeeded: counts.recorded, skipped: counts.items - counts.fresh - failed, failed, notServed: 0 };
   },

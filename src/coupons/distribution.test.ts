@@ -1,7 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
+import { withTransaction } from '../infra/db.ts';
 import { startJobQueue } from '../jobs/job-queue-worker.ts';
+import { insertJob, readJob, setStagedInput } from '../jobs/job-repository.ts';
+import { ChunkRaceError } from '../jobs/job-runner.ts';
+import { distributionHandler, stageUserIdList } from './distribution.ts';
 import { createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
 
 type Headers = Record<string, string>;
@@ -152,6 +157,42 @@ describe('coupon distribution', () => {
     expect(rows.every((r) => r.lifetime.days === 7)).toBe(true);
     const template = (await t.app.inject({ url: `/v1/coupon-templates/${templateId}`, headers: partner.headers })).json();
     expect(template).toMatchObject({ issuedCount: 5, remaining: 0 });
+  });
+
+  it('runs a chunk again when a coupon it decided to write is taken before its COPY', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t, partner.headers);
+    // A job the queue does not know about (no queue entry): this test applies its chunk itself.
+    const jobId = randomUUID();
+    await withTransaction(t.ctx.db, async (tx) => {
+      await insertJob(tx, { id: jobId, partnerId: partner.id, type: 'COUPON_DISTRIBUTION', params: { templateId, input: { kind: 'list' } }, staged: true });
+      await setStagedInput(tx, jobId, await stageUserIdList(tx, jobId, ['race-a', 'race-b', 'race-c']), 3);
+    });
+    const job = (await readJob(t.ctx.db, jobId))!;
+    const claim = await t.ctx.db.connect();
+    const lane = await t.ctx.db.connect();
+    try {
+      // A claim of race-b, not yet committed when the chunk decides (race-b holds nothing yet).
+      await claim.query('BEGIN');
+      await claim.query(
+        `INSERT INTO coupons (id, partner_id, template_id, user_id, slot, seq, valid_from, valid_until)
+         VALUES ($1, $2, $3, 'race-b', 1, 1, now(), now() + interval '1 day')`, [randomUUID(), partner.id, templateId]);
+      await lane.query('BEGIN');
+      const applying = distributionHandler.processChunk(t.ctx, lane, job, 0);
+      applying.catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the COPY waits on race-b's index entry
+      await claim.query('COMMIT');
+      await expect(applying).rejects.toBeInstanceOf(ChunkRaceError);
+      await lane.query('ROLLBACK');
+      await lane.query('BEGIN');
+      expect(await distributionHandler.processChunk(t.ctx, lane, job, 0)).toMatchObject({ processed: 3, succeeded: 2, skipped: 1, failed: 0 });
+      await lane.query('COMMIT');
+    } finally {
+      claim.release();
+      lane.release();
+    }
+    const { rows } = await t.ctx.db.query('SELECT user_id FROM coupons WHERE template_id = $1 ORDER BY user_id', [templateId]);
+    expect(rows.map((r) => r.user_id)).toEqual(['race-a', 'race-b', 'race-c']);
   });
 
   it('reads targets from the configured SQL source and refuses anything but a single SELECT', async () => {

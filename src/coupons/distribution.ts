@@ -1,6 +1,7 @@
 // Coupon distribution as a bulk job: the input (JSON list, uploaded CSV, or a SQL source read when
-// the job starts) is staged into job_chunks; each chunk is then applied by one set-based statement
-// (distribution-repository.ts) in the chunk's transaction. A line is one grant: a user listed twice
+// the job starts) is staged into job_chunks; each chunk is then applied in its own transaction by
+// one set-based statement that decides its coupons and a COPY that writes them
+// (distribution-repository.ts). A line is one grant: a user listed twice
 // gets a second coupon only if perUserLimit allows it, otherwise the line is skipped.
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../context.ts';
@@ -8,7 +9,7 @@ import { isUniqueViolation, type Tx } from '../infra/db.ts';
 import { ChunkCopyWriter, DISTRIBUTION_CHUNK_LINES, escapeCopyText } from '../jobs/chunk-staging.ts';
 import type { Job } from '../jobs/job-repository.ts';
 import { ChunkRaceError, type ChunkOutcome, type JobHandler } from '../jobs/job-runner.ts';
-import { addIssued, distributeChunk, lockRemainingStock } from './distribution-repository.ts';
+import { addIssued, decideChunk, lockRemainingStock, writeCoupons } from './distribution-repository.ts';
 import { readSource } from './distribution-source.ts';
 import { findTemplate } from './template-repository.ts';
 import { couponValidity } from './validity.ts';
@@ -33,7 +34,7 @@ export async function stageUserIdList(tx: Tx, jobId: string, userIds: readonly s
  * The ids of one chunk's coupons, but for their last 32 bits (a counter the statement adds): UUIDv7
  * (RFC 9562) with the 48-bit millisecond time, the version, the variant and 42 random bits. Two
  * chunks started in the same millisecond collide only if those 42 bits are equal too; the primary
- * key would then refuse the second chunk's transaction, and the job runs it again.
+ * key would then refuse the second chunk's COPY, and the chunk runs again.
  */
 function couponIdPrefix(now: Date): string {
   const hex = now.getTime().toString(16).padStart(12, '0') + randomBytes(6).toString('hex');
@@ -61,8 +62,8 @@ export const distributionHandler: JobHandler = {
     return { chunkCount: await writer.finish(), total };
   },
 
-  // One coupon per user and no stock: every line asks for seq 1 and the unique index alone decides,
-  // so chunks may run at the same time (they insert in user id order: no deadlock between them).
+  // One coupon per user and no stock: every line asks for seq 1 and the unique index has the last
+  // word, so chunks may run at the same time (they insert in user id order: no deadlock between them).
   async chunksIndependent(ctx: AppContext, job: Job) {
     const { templateId } = job.params as unknown as DistributionParams;
     const template = await findTemplate(ctx.db, job.partnerId, templateId);
@@ -77,26 +78,26 @@ export const distributionHandler: JobHandler = {
     const remaining = limited ? Math.max(0, (await lockRemainingStock(tx, templateId)) ?? 0) : null;
     const now = ctx.clock();
     const { validFrom, validUntil } = couponValidity(template.validity, now);
-    const counts = await distributeChunk(tx, {
-      jobId: job.id, chunkNo, templateId, partnerId: job.partnerId, validFrom, validUntil,
-      idPrefix: couponIdPrefix(now), perUserLimit: template.perUserLimit, remaining,
-    }).catch((error: unknown) => {
-      if (isUniqueViolation(error, 'coupons_pkey')) throw new ChunkRaceError('coupon ids collided with another chunk');
+    const decision = await decideChunk(tx, { jobId: job.id, chunkNo, templateId, perUserLimit: template.perUserLimit, remaining });
+    const rows = { partnerId: job.partnerId, templateId, validFrom, validUntil, idPrefix: couponIdPrefix(now) };
+    const inserted = await writeCoupons(tx, rows, decision).catch((error: unknown) => {
+      // Taken since the decision: a claim, or a line of a chunk running beside this one (or, at odds
+      // of 2^-42 per chunk started in the same millisecond, an id). Run the chunk again: it sees it.
+      if (isUniqueViolation(error)) throw new ChunkRaceError('a coupon was taken while the chunk was written');
       throw error;
     });
-    const conflicts = counts.attempted - counts.inserted;
+    await addIssued(tx, templateId, inserted);
+    const { counts } = decision;
+    // users who held their coupon already, and lines repeating a user of the chunk
+    const held = counts.attempted - inserted;
     const notServed = counts.eligible - counts.attempted;
-    // Lines were cut for lack of stock, yet some coupons were refused by a concurrent claim, so
-    // stock is left: run the chunk again, now seeing those claims, rather than under-serve.
-    if (conflicts > 0 && notServed > 0) throw new ChunkRaceError('a claim raced the chunk of a limited template');
-    await addIssued(tx, templateId, counts.inserted);
     return {
       processed: counts.lines,
-      succeeded: counts.inserted,
-      skipped: counts.lines - counts.malformed - counts.eligible + conflicts,
+      succeeded: inserted,
+      skipped: counts.lines - counts.malformed - counts.eligible + held,
       failed: counts.malformed,
       notServed,
-      exhausted: remaining !== null && remaining - counts.inserted <= 0,
+      exhausted: remaining !== null && remaining - inserted <= 0,
     };
   },
 };

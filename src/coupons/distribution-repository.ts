@@ -124,7 +124,8 @@ export async function decideChunk(tx: Queryable, r: ChunkRules): Promise<ChunkDe
 }
 
 // ~80 KB per write: a string over ~128 KB is allocated in V8's old generation and stays there until
-// a full collection (at 1,000 rows a write, two 10M runs peaked at 273 and 168 MB of RSS).
+// a full collection. (10M-user runs peaked at 168–274 MB of RSS at 1,000 rows a write, 266 MB at
+// 500: the peak follows when V8 collects more than this size.)
 const COPY_ROWS_PER_WRITE = 500;
 
 /**

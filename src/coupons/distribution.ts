@@ -1,8 +1,8 @@
 // Coupon distribution as a bulk job: the input (JSON list, uploaded CSV, or a SQL source read when
 // the job starts) is staged into job_chunks; each chunk is then applied in its own transaction by
 // one set-based statement that decides its coupons and a COPY that writes them
-// (distribution-repository.ts). A line is one grant: a user listed twice
-// gets a second coupon only if perUserLimit allows it, otherwise the line is skipped.
+// (distribution-repository.ts). A line is one grant: a user listed twice gets a second coupon only
+// if perUserLimit allows it, otherwise the line is skipped.
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../context.ts';
 import { isUniqueViolation, type Tx } from '../infra/db.ts';
@@ -31,7 +31,7 @@ export async function stageUserIdList(tx: Tx, jobId: string, userIds: readonly s
 }
 
 /**
- * The ids of one chunk's coupons, but for their last 32 bits (a counter the statement adds): UUIDv7
+ * The ids of one chunk's coupons, but for their last 32 bits (a counter writeCoupons adds): UUIDv7
  * (RFC 9562) with the 48-bit millisecond time, the version, the variant and 42 random bits. Two
  * chunks started in the same millisecond collide only if those 42 bits are equal too; the primary
  * key would then refuse the second chunk's COPY, and the chunk runs again.

@@ -25,6 +25,8 @@ export interface ChunkRules {
   perUserLimit: number;
   /** Coupons left in a limited template; null: unlimited. */
   remaining: number | null;
+  /** Look up holders line by line (always, unless perUserLimit is 1 and the stock unlimited). */
+  probeHolders: boolean;
 }
 
 export interface ChunkCounts {
@@ -73,12 +75,13 @@ failures AS (
 // holds the coupon already or is repeated in the chunk. The holder lookup is a LATERAL … LIMIT 1 so
 // that it can only be a probe of the unique index per line: as NOT EXISTS, the planner (which
 // guesses 10 lines for the unnest) joined every line against all of the template's coupons, a
-// nested loop of 10,000 × the coupons so far per chunk. The users come back as one text, one per
+// nested loop of 10,000 × the coupons so far per chunk. With $4 false the probe is skipped (see
+// probeHolders in distribution.ts); the unique index still refuses a holder, at COPY time. The users come back as one text, one per
 // line (a user id never contains a newline): cheaper for both ends than an array.
 const FIRST_COUPON_ONLY = `${CHUNK_LINES},
 served AS MATERIALIZED (
   SELECT DISTINCT c.line AS user_id FROM classified c
-    LEFT JOIN LATERAL (SELECT true AS held FROM coupons h WHERE h.template_id = $3 AND h.user_id = c.line AND h.seq = 1 LIMIT 1) h ON true
+    LEFT JOIN LATERAL (SELECT true AS held FROM coupons h WHERE $4 AND h.template_id = $3 AND h.user_id = c.line AND h.seq = 1 LIMIT 1) h ON true
    WHERE c.valid AND h.held IS NULL
 )
 SELECT (SELECT count(*) FROM classified)::int AS lines,
@@ -116,7 +119,7 @@ export async function decideChunk(tx: Queryable, r: ChunkRules): Promise<ChunkDe
   const firstOnly = r.perUserLimit === 1 && r.remaining === null;
   const { rows } = await tx.query<ChunkCounts & { users: string; seqs: string | null }>(
     firstOnly ? FIRST_COUPON_ONLY : NEXT_COUPONS,
-    firstOnly ? [r.jobId, r.chunkNo, r.templateId] : [r.jobId, r.chunkNo, r.templateId, r.perUserLimit, r.remaining],
+    firstOnly ? [r.jobId, r.chunkNo, r.templateId, r.probeHolders] : [r.jobId, r.chunkNo, r.templateId, r.perUserLimit, r.remaining],
   );
   const { users, seqs, ...counts } = rows[0]!;
   const userIds = users === '' ? [] : users.split('\n');
@@ -150,6 +153,16 @@ export async function writeCoupons(tx: Tx, p: CouponRows, decision: ChunkDecisio
   }
   await pipeline(Readable.from(pieces()), copy);
   return userIds.length;
+}
+
+/**
+ * Whether the template has coupons this job did not write (claims, other jobs): read with the job's
+ * counts in one snapshot, as every chunk raises both in its transaction.
+ */
+export async function othersHold(tx: Queryable, templateId: string, jobId: string): Promise<boolean> {
+  const { rows } = await tx.query<{ others: boolean }>(
+    'SELECT t.issued_count > j.succeeded AS others FROM coupon_templates t, jobs j WHERE t.id = $1 AND j.id = $2', [templateId, jobId]);
+  return rows[0]?.others ?? true;
 }
 
 /** Locks the template row (serialising with claims and other chunks) and returns the stock left. */

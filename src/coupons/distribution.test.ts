@@ -159,40 +159,58 @@ describe('coupon distribution', () => {
     expect(template).toMatchObject({ issuedCount: 5, remaining: 0 });
   });
 
-  it('runs a chunk again when a coupon it decided to write is taken before its COPY', async () => {
+  it('writes a chunk again when a coupon it decided to write is taken before its COPY', async () => {
     const partner = await createPartner(t.app);
     const templateId = await createTemplate(t, partner.headers);
-    // A job the queue does not know about (no queue entry): this test applies its chunk itself.
-    const jobId = randomUUID();
-    await withTransaction(t.ctx.db, async (tx) => {
-      await insertJob(tx, { id: jobId, partnerId: partner.id, type: 'COUPON_DISTRIBUTION', params: { templateId, input: { kind: 'list' } }, staged: true });
-      await setStagedInput(tx, jobId, await stageUserIdList(tx, jobId, ['race-a', 'race-b', 'race-c']), 3);
-    });
-    const job = (await readJob(t.ctx.db, jobId))!;
     const claim = await t.ctx.db.connect();
     const lane = await t.ctx.db.connect();
-    try {
-      // A claim of race-b, not yet committed when the chunk decides (race-b holds nothing yet).
+    /** Stages users as a job the queue does not know about (no queue entry): the test applies it. */
+    const stage = async (users: string[]) => {
+      const jobId = randomUUID();
+      await withTransaction(t.ctx.db, async (tx) => {
+        await insertJob(tx, { id: jobId, partnerId: partner.id, type: 'COUPON_DISTRIBUTION', params: { templateId, input: { kind: 'list' } }, staged: true });
+        await setStagedInput(tx, jobId, await stageUserIdList(tx, jobId, users), users.length);
+      });
+      return (await readJob(t.ctx.db, jobId))!;
+    };
+    /** A claim of `user`, not committed until `commit` is called; it counts in issued_count. */
+    const claimUncommitted = async (user: string) => {
       await claim.query('BEGIN');
       await claim.query(
         `INSERT INTO coupons (id, partner_id, template_id, user_id, slot, seq, valid_from, valid_until)
-         VALUES ($1, $2, $3, 'race-b', 1, 1, now(), now() + interval '1 day')`, [randomUUID(), partner.id, templateId]);
+         VALUES ($1, $2, $3, $4, NULL, 1, now(), now() + interval '1 day')`, [randomUUID(), partner.id, templateId, user]);
+      await claim.query('UPDATE coupon_templates SET issued_count = issued_count + 1 WHERE id = $1', [templateId]);
+    };
+    /** Applies chunk 0 while the claim is open; the claim commits once the COPY waits on it. */
+    const applyDuringClaim = async (job: Awaited<ReturnType<typeof stage>>) => {
       await lane.query('BEGIN');
       const applying = distributionHandler.processChunk(t.ctx, lane, job, 0);
       applying.catch(() => undefined);
-      await new Promise((resolve) => setTimeout(resolve, 300)); // the COPY waits on race-b's index entry
+      await new Promise((resolve) => setTimeout(resolve, 300));
       await claim.query('COMMIT');
-      await expect(applying).rejects.toBeInstanceOf(ChunkRaceError);
+      return applying;
+    };
+    try {
+      // The template has no coupon yet, so the chunk does not look holders up: the COPY meets the
+      // claim's index entry, and the chunk decides again, now looking, within its transaction.
+      await claimUncommitted('race-b');
+      expect(await applyDuringClaim(await stage(['race-a', 'race-b', 'race-c']))).toMatchObject({ processed: 3, succeeded: 2, skipped: 1 });
+      await lane.query('COMMIT');
+      // Now the template has coupons of others, so holders are looked up; one claimed after that
+      // lookup still makes the COPY fail, and the whole chunk runs again (the job runner retries).
+      await claimUncommitted('race-e');
+      const job = await stage(['race-d', 'race-e']);
+      await expect(applyDuringClaim(job)).rejects.toBeInstanceOf(ChunkRaceError);
       await lane.query('ROLLBACK');
       await lane.query('BEGIN');
-      expect(await distributionHandler.processChunk(t.ctx, lane, job, 0)).toMatchObject({ processed: 3, succeeded: 2, skipped: 1, failed: 0 });
+      expect(await distributionHandler.processChunk(t.ctx, lane, job, 0)).toMatchObject({ processed: 2, succeeded: 1, skipped: 1 });
       await lane.query('COMMIT');
     } finally {
       claim.release();
       lane.release();
     }
     const { rows } = await t.ctx.db.query('SELECT user_id FROM coupons WHERE template_id = $1 ORDER BY user_id', [templateId]);
-    expect(rows.map((r) => r.user_id)).toEqual(['race-a', 'race-b', 'race-c']);
+    expect(rows.map((r) => r.user_id)).toEqual(['race-a', 'race-b', 'race-c', 'race-d', 'race-e']);
   });
 
   it('reads targets from the configured SQL source and refuses anything but a single SELECT', async () => {

@@ -9,10 +9,10 @@
 // 16.5 against 22.6 µs of backend CPU per row (10.9 against 13.6 s). A coupon taken between the
 // two steps (a claim of the same user, or another chunk's line for the same user) makes COPY fail
 // on the unique (template, user, seq) index; the caller then decides again (from a savepoint) or
-// runs the chunk again, and step 1 sees it. Rows go in sorted by
-// user id: the two user_id indexes are written page after page rather than all over, and chunks
-// running side by side take their row locks in one order (no deadlock between them). slot stays
-// NULL: slots belong to the claim gate. The caller raises issued_count by the rows written.
+// runs the chunk again, and step 1 sees it. Rows go in sorted by user id: the two user_id indexes
+// are written page after page rather than all over, and chunks running side by side take their
+// row locks in one order (no deadlock between them). slot stays NULL: slots belong to the claim
+// gate. The caller raises issued_count by the rows written.
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -26,7 +26,10 @@ export interface ChunkRules {
   perUserLimit: number;
   /** Coupons left in a limited template; null: unlimited. */
   remaining: number | null;
-  /** Look up holders line by line (always, unless perUserLimit is 1 and the stock unlimited). */
+  /**
+   * Look up holders line by line. Read only when perUserLimit is 1 and the stock unlimited: the
+   * other statement always looks them up (a line's seq follows its user's holdings).
+   */
   probeHolders: boolean;
 }
 
@@ -77,8 +80,9 @@ failures AS (
 // that it can only be a probe of the unique index per line: as NOT EXISTS, the planner (which
 // guesses 10 lines for the unnest) joined every line against all of the template's coupons, a
 // nested loop of 10,000 × the coupons so far per chunk. With $4 false the probe is skipped (see
-// probeHolders in distribution.ts); the unique index still refuses a holder, at COPY time. The users come back as one text, one per
-// line (a user id never contains a newline): cheaper for both ends than an array.
+// the optimistic chunk in distribution.ts); the unique index still refuses a holder, at COPY time.
+// The users come back as one text, one per line (a user id never contains a newline): cheaper for
+// both ends than an array.
 const FIRST_COUPON_ONLY = `${CHUNK_LINES},
 served AS MATERIALIZED (
   SELECT DISTINCT c.line AS user_id FROM classified c

@@ -11,7 +11,7 @@ import type { Job } from '../jobs/job-repository.ts';
 import { ChunkRaceError, type ChunkOutcome, type JobHandler } from '../jobs/job-runner.ts';
 import { addIssued, decideChunk, lockRemainingStock, othersHold, writeCoupons } from './distribution-repository.ts';
 import { readSource } from './distribution-source.ts';
-import { findTemplate } from './template-repository.ts';
+import { findTemplate, type CouponTemplate } from './template-repository.ts';
 import { couponValidity } from './validity.ts';
 
 export type DistributionInput = { kind: 'list' } | { kind: 'csv' } | { kind: 'sql'; query: string };
@@ -42,6 +42,12 @@ function couponIdPrefix(now: Date): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7${hex.slice(12, 15)}-${variant}${hex.slice(16, 19)}-${hex.slice(19, 23)}`;
 }
 
+/**
+ * One coupon per user and no stock to share: every line asks for seq 1 and the unique index has the
+ * last word, so chunks may run side by side and need not look holders up first.
+ */
+const oneEachUnlimited = (template: CouponTemplate) => template.perUserLimit === 1 && template.totalQuantity === null;
+
 export const distributionHandler: JobHandler = {
   async stage(ctx: AppContext, tx: Tx, job: Job) {
     const { input } = job.params as unknown as DistributionParams;
@@ -62,12 +68,11 @@ export const distributionHandler: JobHandler = {
     return { chunkCount: await writer.finish(), total };
   },
 
-  // One coupon per user and no stock: every line asks for seq 1 and the unique index has the last
-  // word, so chunks may run at the same time (they insert in user id order: no deadlock between them).
+  // Chunks insert in user id order: no deadlock between chunks running side by side.
   async chunksIndependent(ctx: AppContext, job: Job) {
     const { templateId } = job.params as unknown as DistributionParams;
     const template = await findTemplate(ctx.db, job.partnerId, templateId);
-    return template !== undefined && template.totalQuantity === null && template.perUserLimit === 1;
+    return template !== undefined && oneEachUnlimited(template);
   },
 
   async processChunk(ctx: AppContext, tx: Tx, job: Job, chunkNo: number): Promise<ChunkOutcome> {
@@ -83,7 +88,7 @@ export const distributionHandler: JobHandler = {
     // Looking up holders line by line is ~10 % of a row's cost. When every coupon of the template is
     // this job's, a holder can only be a user repeated in an earlier chunk, which the unique index
     // refuses anyway: skip the lookup, and should COPY hit one, go back and decide with it.
-    const optimistic = template.perUserLimit === 1 && !limited && !(await othersHold(tx, templateId, job.id));
+    const optimistic = oneEachUnlimited(template) && !(await othersHold(tx, templateId, job.id));
     if (optimistic) await tx.query('SAVEPOINT optimistic_chunk');
     let decision = await decideChunk(tx, { ...rules, probeHolders: !optimistic });
     const write = () => writeCoupons(tx, rows, decision).catch((error: unknown) => {

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../context.ts';
-import { closeContext, testContext } from '../../test/harness/test-app.ts';
+import { closeContext, inRolledBackTransaction, testContext } from '../../test/harness/test-app.ts';
 
 let ctx: AppContext;
 let partnerId: string;
@@ -66,15 +66,9 @@ describe('coupon references and slots (migration 053)', () => {
     await expect(ctx.db.query('DELETE FROM coupon_templates WHERE id = $1', [unused])).rejects.toMatchObject(refused);
     await expect(ctx.db.query('UPDATE coupon_templates SET id = $2 WHERE id = $1', [unused, randomUUID()])).rejects.toMatchObject(refused);
     await expect(ctx.db.query('UPDATE coupons SET template_id = $2 WHERE template_id = $1', [templateId, unused])).rejects.toMatchObject(refused);
-    const client = await ctx.db.connect();
-    try {
-      // Rolled back either way: other test files share the database.
-      await client.query('BEGIN');
-      await expect(client.query('TRUNCATE coupon_templates CASCADE')).rejects.toMatchObject(refused);
-    } finally {
-      await client.query('ROLLBACK');
-      client.release();
-    }
+    await inRolledBackTransaction(ctx.db, async (tx) => {
+      await expect(tx.query('TRUNCATE coupon_templates CASCADE')).rejects.toMatchObject(refused);
+    });
     // What is updated still works: counts, and the same template named again.
     await ctx.db.query('UPDATE coupon_templates SET issued_count = issued_count + 1 WHERE id = $1', [templateId]);
     await ctx.db.query(`UPDATE coupons SET status = 'EXPIRED', template_id = template_id WHERE template_id = $1`, [templateId]);

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../context.ts';
-import { closeContext, testContext } from '../../test/harness/test-app.ts';
+import { closeContext, inRolledBackTransaction, testContext } from '../../test/harness/test-app.ts';
 
 let ctx: AppContext;
 let partnerId: string;
@@ -104,16 +104,10 @@ describe('ledger references (migration 052)', () => {
     await expect(ctx.db.query('UPDATE point_lots SET wallet_id = $2 WHERE wallet_id = $1', [walletId, unreferenced])).rejects.toMatchObject(refused);
     await expect(ctx.db.query('UPDATE point_lots SET source_transaction_id = $2 WHERE wallet_id = $1', [walletId, randomUUID()])).rejects.toMatchObject(refused);
     await expect(ctx.db.query('UPDATE point_idempotency SET transaction_id = $1 WHERE partner_id = $2', [randomUUID(), partnerId])).rejects.toMatchObject(refused);
-    // TRUNCATE inside a transaction that is rolled back either way: other test files share the database.
     for (const table of ['point_wallets', 'point_transactions']) {
-      const client = await ctx.db.connect();
-      try {
-        await client.query('BEGIN');
-        await expect(client.query(`TRUNCATE ${table} CASCADE`)).rejects.toMatchObject(refused);
-      } finally {
-        await client.query('ROLLBACK');
-        client.release();
-      }
+      await inRolledBackTransaction(ctx.db, async (tx) => {
+        await expect(tx.query(`TRUNCATE ${table} CASCADE`)).rejects.toMatchObject(refused);
+      });
     }
     // What the ledger does update still works: balances, remaining amounts, the same reference.
     await ctx.db.query('UPDATE point_wallets SET balance = balance + 5 WHERE id = $1', [walletId]);

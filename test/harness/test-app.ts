@@ -6,7 +6,7 @@ import { inject } from 'vitest';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createContext, type AppContext } from '../../src/context.ts';
-import { createPool } from '../../src/infra/db.ts';
+import { createPool, type Db, type Tx } from '../../src/infra/db.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { createMetrics } from '../../src/infra/metrics.ts';
 import { connectRedis } from '../../src/infra/redis.ts';
@@ -96,4 +96,16 @@ export function templateBody(overrides: Record<string, unknown> = {}) {
     validity: { type: 'ABSOLUTE', validFrom: new Date(now - 60_000).toISOString(), validUntil: new Date(now + 30 * 86_400_000).toISOString() },
     ...overrides,
   };
+}
+
+/** Runs `work` in a transaction that is rolled back whatever happens (the database is shared). */
+export async function inRolledBackTransaction(db: Db, work: (tx: Tx) => Promise<void>): Promise<void> {
+  const client = await db.connect();
+  try {
+    await client.query('BEGIN');
+    await work(client);
+  } finally {
+    await client.query('ROLLBACK');
+    client.release();
+  }
 }

@@ -3,7 +3,7 @@
 //      line the next seq of its user (the n-th line of a user in the chunk gets held + n), skips
 //      lines beyond perUserLimit and serves lines in input order up to the stock left; it returns
 //      the coupons to write (user and seq), sorted by user id;
-//   2. COPY writes those coupons.
+//   2. COPY writes those coupons (binary format, below).
 // WHY COPY and not INSERT … SELECT … ON CONFLICT DO NOTHING (what this was): COPY writes a page of
 // rows per WAL record and evaluates no expression per row: 1,000,000 rows on 2 connections took
 // 16.5 against 22.6 µs of backend CPU per row (10.9 against 13.6 s). A coupon taken between the
@@ -17,7 +17,6 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Queryable, Tx } from '../infra/db.ts';
-import { escapeCopyText } from '../jobs/chunk-staging.ts';
 
 export interface ChunkRules {
   jobId: string;
@@ -54,8 +53,8 @@ export interface CouponRows {
   templateId: string;
   validFrom: Date;
   validUntil: Date;
-  /** The ids without their last 8 hex digits (couponIdPrefix in distribution.ts). */
-  idPrefix: string;
+  /** The ids' first 12 bytes (couponIdPrefix in distribution.ts); the last 4 count the rows. */
+  idPrefix: Buffer;
 }
 
 const CHUNK_LINES = `
@@ -131,9 +130,32 @@ export async function decideChunk(tx: Queryable, r: ChunkRules): Promise<ChunkDe
   return { counts, userIds, seqs: seqs ? seqs.split(',').map(Number) : undefined };
 }
 
-// ~80 KB per write: a string over ~128 KB is allocated in V8's old generation and stays there until
-// a full collection. (10M-user runs peaked at 168–274 MB of RSS at 1,000 rows a write, 266 MB at
-// 500: the peak follows when V8 collects more than this size.)
+// COPY's binary format (PostgreSQL docs, "COPY … Binary Format"): each field as it is stored, so
+// PostgreSQL parses no text per row (three uuids, two timestamps and an integer in text form):
+// 10,000,000 users, backend CPU 195 → 187 s, end to end 134.5 → 131.3 s. Written by hand, not
+// with pg-copy-streams-binary: that encodes every value through its type (an object per field);
+// here a row is 4 constant byte runs of the chunk plus its counter, user id and seq.
+const COPY_HEADER = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]); // flags, extension: 0
+const COPY_TRAILER = Buffer.from([0xff, 0xff]); // field count -1
+const POSTGRES_EPOCH_MS = Date.UTC(2000, 0, 1);
+const COPY_FIELDS = 7;
+
+function int32(value: number): Buffer {
+  const buffer = Buffer.alloc(4);
+  buffer.writeInt32BE(value);
+  return buffer;
+}
+/** A timestamptz field: its length, then microseconds since 2000-01-01 UTC. */
+function timestampField(at: Date): Buffer {
+  const buffer = Buffer.alloc(12);
+  buffer.writeInt32BE(8);
+  buffer.writeBigInt64BE(BigInt(at.getTime() - POSTGRES_EPOCH_MS) * 1000n, 4);
+  return buffer;
+}
+/** A uuid field: its length, then its 16 bytes. */
+const uuidField = (uuid: string) => Buffer.concat([int32(16), Buffer.from(uuid.replaceAll('-', ''), 'hex')]);
+
+// ~55 KB per write (500 rows): each write is one Buffer, freed once COPY has sent it.
 const COPY_ROWS_PER_WRITE = 500;
 
 /**
@@ -144,17 +166,33 @@ const COPY_ROWS_PER_WRITE = 500;
 export async function writeCoupons(tx: Tx, p: CouponRows, decision: ChunkDecision): Promise<number> {
   const { userIds, seqs } = decision;
   if (userIds.length === 0) return 0;
-  const copy = tx.query(copyFrom('COPY coupons (id, partner_id, template_id, user_id, seq, valid_from, valid_until) FROM STDIN'));
-  const fixed = `\t${p.partnerId}\t${p.templateId}\t`;
-  const validity = `\t${p.validFrom.toISOString()}\t${p.validUntil.toISOString()}\n`;
+  const copy = tx.query(copyFrom('COPY coupons (id, partner_id, template_id, user_id, seq, valid_from, valid_until) FROM STDIN (FORMAT binary)'));
+  // field count, then the id's length and its first 12 bytes | its last 4: the counter
+  const idHead = Buffer.concat([Buffer.from([0, COPY_FIELDS]), int32(16), p.idPrefix]);
+  const owner = Buffer.concat([uuidField(p.partnerId), uuidField(p.templateId)]);
+  const validity = Buffer.concat([timestampField(p.validFrom), timestampField(p.validUntil)]);
+  const fixedBytes = idHead.length + 4 + owner.length + 4 + 8 + validity.length; // + the user id
   function* pieces() {
+    yield COPY_HEADER;
     for (let start = 0; start < userIds.length; start += COPY_ROWS_PER_WRITE) {
-      let piece = '';
-      for (let n = start; n < Math.min(userIds.length, start + COPY_ROWS_PER_WRITE); n++) {
-        piece += `${p.idPrefix}${n.toString(16).padStart(8, '0')}${fixed}${escapeCopyText(userIds[n]!)}\t${seqs?.[n] ?? 1}${validity}`;
+      const end = Math.min(userIds.length, start + COPY_ROWS_PER_WRITE);
+      let bytes = 0;
+      for (let n = start; n < end; n++) bytes += fixedBytes + Buffer.byteLength(userIds[n]!);
+      const piece = Buffer.allocUnsafe(bytes);
+      let at = 0;
+      for (let n = start; n < end; n++) {
+        at += idHead.copy(piece, at);
+        at = piece.writeUInt32BE(n, at);
+        at += owner.copy(piece, at);
+        const user = piece.write(userIds[n]!, at + 4);
+        at = piece.writeInt32BE(user, at) + user;
+        at = piece.writeInt32BE(4, at);
+        at = piece.writeInt32BE(seqs?.[n] ?? 1, at);
+        at += validity.copy(piece, at);
       }
       yield piece;
     }
+    yield COPY_TRAILER;
   }
   await pipeline(Readable.from(pieces()), copy);
   return userIds.length;

@@ -88,6 +88,14 @@ describe('coupon distribution', () => {
               (SELECT issued_count FROM coupon_templates WHERE id = $1) AS issued
          FROM coupons WHERE template_id = $1`, [templateId]);
     expect(stats).toEqual({ coupons: 188_000, users: 188_000, max_seq: 1, slots: 0, issued: 188_000 });
+    // every field as written through binary COPY: the template's validity, UUIDv7 ids, the user ids read
+    const template = (await t.app.inject({ url: `/v1/coupon-templates/${templateId}`, headers: partner.headers })).json();
+    const { rows: [fields] } = await t.ctx.db.query(
+      `SELECT count(*) FILTER (WHERE partner_id = $2 AND valid_from = $3 AND valid_until = $4 AND status = 'ISSUED'
+                                 AND id::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab]')::int AS exact,
+              count(DISTINCT id)::int AS ids, count(*) FILTER (WHERE user_id ~ '^user-[0-9]+$')::int AS named
+         FROM coupons WHERE template_id = $1`, [templateId, partner.id, template.validity.validFrom, template.validity.validUntil]);
+    expect(fields).toEqual({ exact: 188_000, ids: 188_000, named: 188_000 });
 
     const page = (await t.app.inject({ url: `/v1/jobs/${jobId}/failures?limit=3`, headers: partner.headers })).json();
     expect(page.items).toEqual(expectedFailures.slice(0, 3).map((f) => ({ ...f, reason: 'MALFORMED_USER_ID' })));

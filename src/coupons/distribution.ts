@@ -31,15 +31,18 @@ export async function stageUserIdList(tx: Tx, jobId: string, userIds: readonly s
 }
 
 /**
- * The ids of one chunk's coupons, but for their last 32 bits (a counter writeCoupons adds): UUIDv7
- * (RFC 9562) with the 48-bit millisecond time, the version, the variant and 42 random bits. Two
+ * The first 12 bytes of one chunk's coupon ids; writeCoupons adds a 32-bit counter. UUIDv7 (RFC 9562):
+ * the 48-bit millisecond time, the version, 12 random bits, the variant and 30 random bits. Two
  * chunks started in the same millisecond collide only if those 42 bits are equal too; the primary
  * key would then refuse the second chunk's COPY, and the chunk runs again.
  */
-function couponIdPrefix(now: Date): string {
-  const hex = now.getTime().toString(16).padStart(12, '0') + randomBytes(6).toString('hex');
-  const variant = (0x8 | (Number.parseInt(hex[15]!, 16) & 0x3)).toString(16);
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7${hex.slice(12, 15)}-${variant}${hex.slice(16, 19)}-${hex.slice(19, 23)}`;
+function couponIdPrefix(now: Date): Buffer {
+  const prefix = Buffer.alloc(12);
+  prefix.writeUIntBE(now.getTime(), 0, 6);
+  randomBytes(6).copy(prefix, 6);
+  prefix[6] = 0x70 | (prefix[6]! & 0x0f);
+  prefix[8] = 0x80 | (prefix[8]! & 0x3f);
+  return prefix;
 }
 
 /**

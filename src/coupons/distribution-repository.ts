@@ -80,20 +80,20 @@ failures AS (
 // guesses 10 lines for the unnest) joined every line against all of the template's coupons, a
 // nested loop of 10,000 × the coupons so far per chunk. With $4 false the probe is skipped (see
 // the optimistic chunk in distribution.ts); the unique index still refuses a holder, at COPY time.
-// The users come back as one text, one per line (a user id never contains a newline): cheaper for
-// both ends than an array.
-const FIRST_COUPON_ONLY = `${CHUNK_LINES},
-served AS MATERIALIZED (
-  SELECT DISTINCT c.line AS user_id FROM classified c
-    LEFT JOIN LATERAL (SELECT true AS held FROM coupons h WHERE $4 AND h.template_id = $3 AND h.user_id = c.line AND h.seq = 1 LIMIT 1) h ON true
-   WHERE c.valid AND h.held IS NULL
-)
-SELECT (SELECT count(*) FROM classified)::int AS lines,
-       (SELECT count(*) FROM classified WHERE NOT valid)::int AS malformed,
-       (SELECT count(*) FROM classified WHERE valid)::int AS eligible,
-       (SELECT count(*) FROM classified WHERE valid)::int AS attempted,
-       (SELECT coalesce(string_agg(user_id, E'\\n' ORDER BY user_id COLLATE "C"), '') FROM served) AS users,
-       NULL::text AS seqs`;
+// One pass over the lines counts them and aggregates the users: DISTINCT inside string_agg sorts
+// once and drops repeats as it goes. As a DISTINCT step, then a sort for the ORDER BY and a scan
+// per count, a 10,000-line chunk took 36–39 against 20–27 ms of backend CPU. The users come back
+// as one text, one per line (a user id never contains a newline): cheaper for both ends than an
+// array.
+const FIRST_COUPON_ONLY = `${CHUNK_LINES}
+SELECT count(*)::int AS lines,
+       count(*) FILTER (WHERE NOT c.valid)::int AS malformed,
+       count(*) FILTER (WHERE c.valid)::int AS eligible,
+       count(*) FILTER (WHERE c.valid)::int AS attempted,
+       coalesce(string_agg(DISTINCT c.line COLLATE "C", E'\\n' ORDER BY c.line COLLATE "C") FILTER (WHERE c.valid AND h.held IS NULL), '') AS users,
+       NULL::text AS seqs
+  FROM classified c
+  LEFT JOIN LATERAL (SELECT true AS held FROM coupons h WHERE $4 AND c.valid AND h.template_id = $3 AND h.user_id = c.line AND h.seq = 1 LIMIT 1) h ON true`;
 
 // Otherwise: the n-th line of a user in the chunk asks for seq held + n; lines beyond the limit
 // ($4) are skipped, and the rest are served in input order up to the stock left ($5, NULL: no

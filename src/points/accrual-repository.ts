@@ -26,10 +26,13 @@ export interface AccrualChunkParams {
  * look the chunk's wallets and keys up by index whatever the estimates (EXPLAIN ANALYZE of a chunk
  * gave the same plans without statistics), and an ANALYZE per chunk cost ~2 µs per item and
  * rewrote the table's pg_statistic rows (WAL, catalog bloat) 500 times per million items.
+ * User ids and keys are "C" like the columns they are matched with (migration 055), so the sort of
+ * the keys before their insert is a memcmp sort in the primary key's order.
  */
 export async function loadChunkItems(tx: Tx, p: AccrualChunkParams): Promise<void> {
   await tx.query(`CREATE TEMP TABLE IF NOT EXISTS accrual_chunk_items (
-    position bigint, user_id text, amount bigint, expires_at timestamptz, expires_iso text, key text, hash bytea, transaction_id uuid)
+    position bigint, user_id text COLLATE "C", amount bigint, expires_at timestamptz, expires_iso text, key text COLLATE "C", hash bytea,
+    transaction_id uuid)
     ON COMMIT DELETE ROWS`);
   // Chunks staged before items carried their transaction id (t) get a random one. An item's
   // expiry (e) is staged as Date#toISOString, the text the EARN answer shows.

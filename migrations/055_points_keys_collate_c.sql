@@ -1,0 +1,21 @@
+-- Owner: bulk jobs (src/jobs/, issue 6), for bulk point accrual.
+-- point_wallets.user_id and point_idempotency.idempotency_key compare as COLLATE "C" (bytes), as
+-- coupons.user_id does since 053.
+--
+-- WHY: with the database's libc collation (C.UTF-8 here) every comparison of these columns goes
+-- through strcoll (varstr_cmp -> pg_strncoll_libc, after copying both strings to NUL-terminated
+-- buffers): each B-tree descent of the wallets' (partner_id, user_id, point_type) key and of the
+-- idempotency primary key, each uniqueness check on insert and each sort of keys. PostgreSQL
+-- compares "C" text with memcmp and sorts it with abbreviated keys. perf of the two job backends
+-- during a 1,000,000-item bulk accrual: pg_strncoll_libc + varstr_cmp 7 % of their CPU. Measured
+-- with both schemas side by side in one cluster (each of two connections alternating between them
+-- job by job, 300,000 items each, backend CPU per item): 78.5 against 82.3 and 88.2 against 93.6
+-- µs per item (-5 %).
+--
+-- Same guarantees: equality under a deterministic collation is byte equality, so the unique keys
+-- accept and refuse exactly the same values. Order: C.UTF-8 orders by code point, which for UTF-8
+-- is byte order, so sorted wallet creation keeps its order; no query orders an answer by these
+-- columns. A comparison with a text value of the default collation (parameters, other tables'
+-- columns) takes "C" (an implicit non-default collation wins over the default).
+ALTER TABLE point_wallets ALTER COLUMN user_id TYPE text COLLATE "C";
+ALTER TABLE point_idempotency ALTER COLUMN idempotency_key TYPE text COLLATE "C";

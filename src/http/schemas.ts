@@ -2,10 +2,14 @@
 import { Type, type Static } from 'typebox';
 
 export const Uuid = Type.String({ format: 'uuid', maxLength: 36 });
+const PRINTABLE = '^[\\x21-\\x7E]+$';
+const printable = new RegExp(PRINTABLE);
 /** A partner's own user identifier: opaque, printable, bounded. */
-export const UserId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7E]+$' });
+export const UserId = Type.String({ minLength: 1, maxLength: 128, pattern: PRINTABLE });
+/** UserId's rule, for ids read outside a request (a bulk job's staged lines). */
+export const isUserId = (value: string): boolean => value.length <= 128 && printable.test(value);
 /** A shop's own order reference: opaque, printable, bounded. */
-export const OrderId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7E]+$' });
+export const OrderId = Type.String({ minLength: 1, maxLength: 128, pattern: PRINTABLE });
 /** Money and points are integers in minor units. */
 export const Amount = Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 });
 export const Timestamp = Type.String({ format: 'date-time', maxLength: 40 });

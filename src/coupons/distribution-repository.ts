@@ -61,9 +61,8 @@ export interface CouponRows {
 }
 
 interface ChunkLines {
-  /** non-blank lines */
+  /** non-blank lines; those not among `users` are malformed */
   lines: number;
-  malformed: number;
   /** the valid lines in input order: their positions (line numbers) and users */
   positions: number[];
   users: string[];
@@ -76,7 +75,7 @@ interface ChunkLines {
 async function readChunkLines(tx: Queryable, jobId: string, chunkNo: number): Promise<ChunkLines> {
   const { rows } = await tx.query<{ first_position: string; payload: string }>(
     'SELECT first_position, payload FROM job_chunks WHERE job_id = $1 AND chunk_no = $2', [jobId, chunkNo]);
-  const chunk: ChunkLines = { lines: 0, malformed: 0, positions: [], users: [] };
+  const chunk: ChunkLines = { lines: 0, positions: [], users: [] };
   if (!rows[0]) return chunk;
   const failed = { positions: [] as number[], items: [] as string[] };
   const first = Number(rows[0].first_position);
@@ -93,8 +92,7 @@ async function readChunkLines(tx: Queryable, jobId: string, chunkNo: number): Pr
       failed.items.push(line);
     }
   }
-  chunk.malformed = failed.items.length;
-  if (chunk.malformed > 0) {
+  if (failed.items.length > 0) {
     await tx.query(
       `INSERT INTO job_failures (job_id, position, item, reason)
        SELECT $1, f.position, f.item, 'MALFORMED_USER_ID' FROM unnest($2::bigint[], $3::text[]) AS f(position, item)
@@ -138,13 +136,14 @@ served AS MATERIALIZED (
 SELECT (SELECT count(*) FROM wanted WHERE seq <= $4)::int AS eligible,
        (SELECT count(*) FROM served)::int AS attempted,
        (SELECT coalesce(string_agg(user_id, E'\\n' ORDER BY user_id COLLATE "C", seq), '') FROM served) AS users,
-       (SELECT coalesce(string_agg(seq::text, ',' ORDER BY user_id COLLATE "C", seq), '') FROM served) AS seqs`;
+       (SELECT coalesce(string_agg(seq::text, E'\\n' ORDER BY user_id COLLATE "C", seq), '') FROM served) AS seqs`;
 
 const splitLines = (text: string) => (text === '' ? [] : text.split('\n'));
 
 /** Step 1: what the chunk serves. */
 export async function decideChunk(tx: Queryable, r: ChunkRules): Promise<ChunkDecision> {
-  const { lines, malformed, positions, users } = await readChunkLines(tx, r.jobId, r.chunkNo);
+  const { lines, positions, users } = await readChunkLines(tx, r.jobId, r.chunkNo);
+  const malformed = lines - users.length;
   if (r.perUserLimit === 1 && r.remaining === null) {
     // A valid line is served unless its user holds the coupon already or is repeated in the chunk.
     const counts = { lines, malformed, eligible: users.length, attempted: users.length };
@@ -156,7 +155,7 @@ export async function decideChunk(tx: Queryable, r: ChunkRules): Promise<ChunkDe
   const { rows } = await tx.query<{ eligible: number; attempted: number; users: string; seqs: string }>(
     NEXT_COUPONS, [r.templateId, positions, users, r.perUserLimit, r.remaining]);
   const { eligible, attempted, users: served, seqs } = rows[0]!;
-  return { counts: { lines, malformed, eligible, attempted }, userIds: splitLines(served), seqs: seqs === '' ? [] : seqs.split(',').map(Number) };
+  return { counts: { lines, malformed, eligible, attempted }, userIds: splitLines(served), seqs: splitLines(seqs).map(Number) };
 }
 
 // COPY's binary format (PostgreSQL docs, "COPY … Binary Format"): each field as it is stored, so

@@ -1,6 +1,6 @@
 // Coupon distribution as a bulk job: the input (JSON list, uploaded CSV, or a SQL source read when
-// the job starts) is staged into job_chunks; each chunk is then applied in its own transaction by
-// one set-based statement that decides its coupons and a COPY that writes them
+// the job starts) is staged into job_chunks; each chunk is then applied in its own transaction:
+// its coupons are decided (lines checked in Node, holdings looked up in SQL) and written by COPY
 // (distribution-repository.ts). A line is one grant: a user listed twice gets a second coupon only
 // if perUserLimit allows it, otherwise the line is skipped.
 import { randomBytes } from 'node:crypto';
@@ -88,7 +88,7 @@ export const distributionHandler: JobHandler = {
     const { validFrom, validUntil } = couponValidity(template.validity, now);
     const rules = { jobId: job.id, chunkNo, templateId, perUserLimit: template.perUserLimit, remaining };
     const rows = { partnerId: job.partnerId, templateId, validFrom, validUntil, idPrefix: couponIdPrefix(now) };
-    // Looking up holders line by line is ~10 % of a row's cost. When every coupon of the template is
+    // Looking up holders user by user is ~10 % of a row's cost. When every coupon of the template is
     // this job's, a holder can only be a user repeated in an earlier chunk, which the unique index
     // refuses anyway: skip the lookup, and should COPY hit one, go back and decide with it.
     const optimistic = oneEachUnlimited(template) && !(await othersHold(tx, templateId, job.id));

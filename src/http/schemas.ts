@@ -4,10 +4,11 @@ import { Type, type Static } from 'typebox';
 export const Uuid = Type.String({ format: 'uuid', maxLength: 36 });
 const PRINTABLE = '^[\\x21-\\x7E]+$';
 const printable = new RegExp(PRINTABLE);
+const USER_ID_MAX_LENGTH = 128;
 /** A partner's own user identifier: opaque, printable, bounded. */
-export const UserId = Type.String({ minLength: 1, maxLength: 128, pattern: PRINTABLE });
+export const UserId = Type.String({ minLength: 1, maxLength: USER_ID_MAX_LENGTH, pattern: PRINTABLE });
 /** UserId's rule, for ids read outside a request (a bulk job's staged lines). */
-export const isUserId = (value: string): boolean => value.length <= 128 && printable.test(value);
+export const isUserId = (value: string): boolean => value.length <= USER_ID_MAX_LENGTH && printable.test(value);
 /** A shop's own order reference: opaque, printable, bounded. */
 export const OrderId = Type.String({ minLength: 1, maxLength: 128, pattern: PRINTABLE });
 /** Money and points are integers in minor units. */

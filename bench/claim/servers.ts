@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { v7 as uuidv7 } from 'uuid';
 import { insertTemplate } from '../../src/coupons/template-repository.ts';
 import type { TemplateDraft } from '../../src/coupons/template-rules.ts';
+import { STAMPEDE_COMMAND } from '../../test/harness/spawn-stampede.ts';
 import { freePort } from '../../src/infra/free-port.ts';
 import { insertPartner } from '../../src/partners/repository.ts';
 import { startServerProcess, type ServerProcess } from '../lib/server-process.ts';
@@ -36,8 +37,6 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const STAMPEDE_BIN = path.join(ROOT, 'bin/stampede.js');
 const ADMIN_TOKEN = `bench-admin-${randomUUID()}`;
 
 export function eventDraft(totalQuantity: number): TemplateDraft {
@@ -86,7 +85,7 @@ export async function startServer(setting: ServerSetting, services: BenchService
 
   // Unused with DATABASE_URL set, but never the developer's ./.stampede.
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stampede-bench-data-'));
-  const server = await startServerProcess(label, [...profile, STAMPEDE_BIN, 'serve'], port, {
+  const server = await startServerProcess(label, [...profile, ...STAMPEDE_COMMAND, 'serve'], port, {
     DATABASE_URL: services.databaseUrl,
     ...(setting.kind === 'distributed' ? { REDIS_URL: services.redis.url } : {}),
     STAMPEDE_DATA_DIR: dataDir,

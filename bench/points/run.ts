@@ -18,6 +18,7 @@ import { startEmbeddedPostgres } from '../../src/infra/embedded-postgres.ts';
 import { freePort } from '../../src/infra/free-port.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { migrate } from '../../src/infra/migrate.ts';
+import { STAMPEDE_COMMAND } from '../../test/harness/spawn-stampede.ts';
 import { cpuSecondsBetween, cpuSnapshot } from '../lib/process-cpu.ts';
 import { startServerProcess, type ServerProcess } from '../lib/server-process.ts';
 import { summariseCpuProfiles } from '../lib/cpu-profile.ts';
@@ -89,7 +90,7 @@ try {
   for (const design of ['baseline', 'stampede'] as const) {
     const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', path.join(dir, `${design}-profile`)] : [];
     const args = design === 'stampede'
-      ? [...profile, path.join(ROOT, 'bin/stampede.js'), 'serve']
+      ? [...profile, ...STAMPEDE_COMMAND, 'serve']
       : [...profile, '--import', 'tsx', fileURLToPath(new URL('./baseline-server.ts', import.meta.url))];
     const server = await startServerProcess(design, args, await freePort(), {
       DATABASE_URL: postgres.url,

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/infra/free-port.ts';
+import { STAMPEDE_COMMAND } from '../../test/harness/spawn-stampede.ts';
 import { positiveIntEnv } from '../lib/env.ts';
 import { startServerProcess, type ServerProcess } from '../lib/server-process.ts';
 import { startBenchServices, type BenchServices } from '../lib/services.ts';
@@ -27,7 +28,6 @@ const WARMUP = positiveIntEnv('BENCH_WARMUP', 5_000);
 const CONNECTIONS = positiveIntEnv('BENCH_CONNECTIONS', 256);
 const ROUNDS = positiveIntEnv('BENCH_ROUNDS', 4);
 const CONTENDED_EVERY = 9;
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const LOAD_GENERATOR = fileURLToPath(new URL('./load-generator.ts', import.meta.url));
 
 type Strategy = 'baseline' | 'stampede';
@@ -68,7 +68,7 @@ async function startContender(strategy: Strategy, services: BenchServices, partn
   const chunks = Array.from({ length: ROUNDS }, (_, pass) =>
     redeemPlan(measured.slice(pass * chunkSize, (pass + 1) * chunkSize), `${strategy}-${pass}`, CONTENDED_EVERY));
   const args = strategy === 'stampede'
-    ? [path.join(ROOT, 'bin/stampede.js'), 'serve']
+    ? [...STAMPEDE_COMMAND, 'serve']
     : ['--import', 'tsx', fileURLToPath(new URL('./baseline-server.ts', import.meta.url))];
   const server = await startServerProcess(strategy, args, await freePort(), {
     DATABASE_URL: services.databaseUrl,

@@ -1,16 +1,28 @@
 // `npm start` with no configuration: embedded PostgreSQL, generated admin token, the curl
 // walk-through of the README, graceful stop, and a second start that reuses the data.
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
-import { spawnStampede } from '../harness/spawn-stampede.ts';
+import { spawnStampede, STAMPEDE_COMMAND } from '../harness/spawn-stampede.ts';
 import { templateBody } from '../harness/test-app.ts';
 
 describe('stampede serve with no configuration', () => {
   const dirs: string[] = [];
   afterAll(async () => { for (const dir of dirs) await rm(dir, { recursive: true, force: true }); });
+
+  it('gets the same node flags from npm start, npm run stampede, npx stampede (the shebang) and the harness', () => {
+    const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
+    const flagsOf = (command: string) => command.split(/\s+/).filter((word) => word.startsWith('--'));
+    const { scripts } = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    const shebang = read('bin/stampede.js').split('\n')[0]!;
+    expect(flagsOf(scripts.start!)).toEqual(['--max-old-space-size=1024']);
+    expect(flagsOf(scripts.stampede!)).toEqual(flagsOf(scripts.start!));
+    expect(flagsOf(shebang)).toEqual(flagsOf(scripts.start!));
+    expect(STAMPEDE_COMMAND.slice(0, -1)).toEqual(flagsOf(scripts.start!));
+  });
 
   it('starts on embedded PostgreSQL, serves the walk-through, stops cleanly and restarts on the same data', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stampede-e2e-'));

@@ -1,8 +1,12 @@
 // Runs `bin/stampede.js <command>` as a real child process, the way an operator would.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/stampede.js', import.meta.url));
+const START_SCRIPT = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start;
+/** `node`'s arguments before a command: the flags of `npm start` (package.json) and bin/stampede.js. */
+export const STAMPEDE_COMMAND: readonly string[] = [...START_SCRIPT.split(' ').filter((word) => word.startsWith('--')), BIN];
 
 export interface StampedeProcess {
   readonly child: ChildProcess;
@@ -14,7 +18,7 @@ export interface StampedeProcess {
 }
 
 export function spawnStampede(args: string[], env: Record<string, string | undefined>): StampedeProcess {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, [...STAMPEDE_COMMAND, ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -35,6 +35,9 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     loggerInstance: ctx.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: !options.logRequests }),
     bodyLimit: ctx.config.bodyLimitBytes,
+    // Without it a client that stops sending mid-body keeps what its request holds (a CSV upload's
+    // connection and open transaction, the accrual staging slot) for as long as the socket lives.
+    connectionTimeout: ctx.config.idleTimeoutMs,
     genReqId: (request) => {
       const given = request.headers['x-request-id'];
       return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : uuidv7();

@@ -31,6 +31,8 @@ export interface Config {
   /** Lifetime of an API key in the in-process cache; bounds how late revocation is seen. */
   readonly apiKeyCacheMs: number;
   readonly bodyLimitBytes: number;
+  /** A connection that sends and receives nothing for this long is closed (a stalled upload too). */
+  readonly idleTimeoutMs: number;
   /** Read-only database that bulk distributions may read user ids from. */
   readonly sourceDatabaseUrl: string | undefined;
   /** Cron schedule (graphile-worker crontab syntax) of the point expiry job. */
@@ -122,6 +124,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerSecond: int('STAMPEDE_RATE_LIMIT_PER_SECOND', 50_000, 1, 10_000_000),
     apiKeyCacheMs: int('STAMPEDE_API_KEY_CACHE_MS', 500, 0, 60_000),
     bodyLimitBytes: int('STAMPEDE_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
+    idleTimeoutMs: int('STAMPEDE_IDLE_TIMEOUT_MS', 120_000, 1_000, 3_600_000),
     sourceDatabaseUrl: url('STAMPEDE_SOURCE_DATABASE_URL', ['postgres:', 'postgresql:']),
     pointsExpirySchedule: env.STAMPEDE_POINTS_EXPIRY_SCHEDULE || '0 * * * *',
     reconcileSchedule: env.STAMPEDE_RECONCILE_SCHEDULE || '* * * * *',

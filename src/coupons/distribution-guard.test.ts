@@ -1,6 +1,8 @@
 // Bulk distribution refuses a template whose claim event is live (src/claims/claim-event.ts), in
-// both modes, and accepts it before the gate served it and an hour after the window closed.
+// both modes, and accepts it before the gate served it and an hour after the window closed; a job
+// accepted before the event went live fails at its next chunk instead of writing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startJobQueue } from '../jobs/job-queue-worker.ts';
 import { claimOnce } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
@@ -36,5 +38,34 @@ describe.each([
       [templateId],
     );
     expect((await distribute()).statusCode).toBe(202); // the window closed more than an hour ago
+  });
+
+  it('fails a job accepted before the event went live, at its first chunk, without writing into the event', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 100 });
+    const accepted = await t.app.inject({
+      method: 'POST', url: `/v1/coupon-templates/${templateId}/distributions`, headers: partner.headers,
+      payload: { userIds: ['bulk-1', 'bulk-2', 'clicker'] },
+    });
+    expect(accepted.statusCode).toBe(202);
+    const { jobId } = accepted.json<{ jobId: string }>();
+
+    expect((await claimOnce(t.app, partner.headers, templateId, 'clicker')).status).toBe(201); // the event goes live
+    const stopQueue = await startJobQueue(t.ctx);
+    try {
+      const deadline = Date.now() + 30_000;
+      let job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
+      while (job.status !== 'FAILED') {
+        if (Date.now() > deadline || ['SUCCEEDED', 'CANCELLED'].includes(job.status)) throw new Error(`job ${JSON.stringify(job)}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
+      }
+      expect(job).toMatchObject({ total: 3, processed: 0, succeeded: 0 });
+      expect(job.error).toMatch(/^CLAIM_EVENT_LIVE: /);
+    } finally {
+      await stopQueue();
+    }
+    const { rows } = await t.ctx.db.query('SELECT user_id FROM coupons WHERE template_id = $1 AND slot IS NULL', [templateId]);
+    expect(rows).toEqual([]); // nothing distributed; the claimed coupon (with its slot) is the gate's
   });
 });

@@ -230,9 +230,15 @@ describe('coupon distribution', () => {
     const post = (source: unknown) => t.app.inject({
       method: 'POST', url: `/v1/coupon-templates/${templateId}/distributions`, headers: partner.headers, payload: { source },
     });
+    // a webhook row only to record what job.started announces (its receiver is never reached)
+    await t.ctx.db.query(`INSERT INTO webhooks (id, partner_id, url, kind, events) VALUES (gen_random_uuid(), $1, 'http://127.0.0.1:9/', 'json', '{job.started}')`, [partner.id]);
     const accepted = await post({ type: 'sql', query: `SELECT id FROM ${table};` });
     expect(accepted.statusCode, accepted.body).toBe(202);
-    expect(await waitForJob(t, partner.headers, accepted.json().jobId)).toMatchObject({ status: 'SUCCEEDED', total: 25_001, succeeded: 25_000, failed: 1 });
+    const { jobId } = accepted.json<{ jobId: string }>();
+    expect(await waitForJob(t, partner.headers, jobId)).toMatchObject({ status: 'SUCCEEDED', total: 25_001, succeeded: 25_000, failed: 1 });
+    // announced once read from the source, with its total
+    const { rows: started } = await t.ctx.db.query(`SELECT payload FROM webhook_deliveries WHERE job_id = $1 AND event = 'job.started'`, [jobId]);
+    expect(started.map((row) => row.payload.job.total)).toEqual([25_001]);
 
     for (const query of [`DELETE FROM ${table} RETURNING id`, `SELECT 1; DELETE FROM ${table}`, `WITH d AS (DELETE FROM ${table} RETURNING id) SELECT id FROM d`, `SELECT id, id FROM ${table}`, 'SELECT nope FROM nowhere']) {
       const refused = await post({ type: 'sql', query });

@@ -4,7 +4,9 @@
 // (distribution-repository.ts). A line is one grant: a user listed twice gets a second coupon only
 // if perUserLimit allows it, otherwise the line is skipped.
 import { randomBytes } from 'node:crypto';
+import { claimEventIsLive } from '../claims/claim-event.ts';
 import type { AppContext } from '../context.ts';
+import { AppError } from '../errors.ts';
 import { isUniqueViolation, type Tx } from '../infra/db.ts';
 import { ChunkCopyWriter, DISTRIBUTION_CHUNK_LINES, escapeCopyText } from '../jobs/chunk-staging.ts';
 import type { Job } from '../jobs/job-repository.ts';
@@ -82,6 +84,12 @@ export const distributionHandler: JobHandler = {
     const { templateId } = job.params as unknown as DistributionParams;
     const template = await findTemplate(tx, job.partnerId, templateId);
     if (!template) throw new Error(`template ${templateId} no longer exists`);
+    // Checked when the job was accepted, and again by every chunk: a job queued behind others or
+    // running for minutes must not write behind the back of a gate that began serving the event
+    // meanwhile (claim-event.ts). The job fails; the chunks committed before stay, counted.
+    if (await claimEventIsLive(ctx, template)) {
+      throw new AppError('CLAIM_EVENT_LIVE', 'CLAIM_EVENT_LIVE: the template\'s claim event went live while the job ran; the rest of the input was not served');
+    }
     const limited = template.totalQuantity !== null;
     const remaining = limited ? Math.max(0, (await lockRemainingStock(tx, templateId)) ?? 0) : null;
     const now = ctx.clock();

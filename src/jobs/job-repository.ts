@@ -92,8 +92,9 @@ export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
 }
 
 /** Records what staging wrote: the number of chunks and of items. */
-export async function setStagedInput(db: Queryable, jobId: string, chunkCount: number, total: number): Promise<void> {
-  await db.query('UPDATE jobs SET staged = true, chunk_count = $2, total = $3 WHERE id = $1', [jobId, chunkCount, total]);
+export async function setStagedInput(db: Queryable, jobId: string, chunkCount: number, total: number): Promise<Job> {
+  const { rows } = await db.query<JobRow>('UPDATE jobs SET staged = true, chunk_count = $2, total = $3 WHERE id = $1 RETURNING *', [jobId, chunkCount, total]);
+  return toJob(rows[0]!);
 }
 
 export async function findJob(db: Queryable, partnerId: string, id: string): Promise<Job | undefined> {

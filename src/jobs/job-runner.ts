@@ -1,5 +1,6 @@
 // Runs a bulk job as a sequence of small transactions on one connection:
-//   QUEUED → RUNNING (announced) → [stage the external source] → chunk 0, 1, … → SUCCEEDED (announced)
+//   QUEUED → RUNNING → [stage the external source] → announced (with its total) → chunk 0, 1, …
+//   → SUCCEEDED (announced)
 // Each step locks the job row, so progress has one writer at a time, and commits its own effects
 // together with the job's progress: a crash between two steps loses and repeats nothing, and the
 // next run (after the queue's sweeper notices the dead process) continues at the first step not
@@ -167,13 +168,15 @@ async function step(ctx: AppContext, handlers: JobHandlers, tx: Tx, jobId: strin
   if (!job || FINISHED_STATUSES.includes(job.status)) return { state: 'finished' };
   const now = ctx.clock();
   if (job.status === 'QUEUED') {
-    await announceJobEvent(tx, await markRunning(tx, job.id, now), 'job.started', now);
+    const running = await markRunning(tx, job.id, now);
+    // A job read from a source is announced once staged, with its total.
+    if (running.staged) await announceJobEvent(tx, running, 'job.started', now);
     return { state: 'continue' };
   }
   const handler = handlers[job.type];
   if (!job.staged) {
     const { chunkCount, total } = await handler.stage!(ctx, tx, job);
-    await setStagedInput(tx, job.id, chunkCount, total);
+    await announceJobEvent(tx, await setStagedInput(tx, job.id, chunkCount, total), 'job.started', now);
     return { state: 'continue' };
   }
   if (job.nextChunk >= job.chunkCount) {

@@ -3,8 +3,8 @@
 // The bulk-job benchmark of issue 6, against the product as a separate process (`stampede serve`)
 // on a durable PostgreSQL (fsync on) that the benchmark starts itself:
 //   1. distribute one template to N users from a generated CSV stream posted over HTTP, end to end
-//      (upload → 202 → job SUCCEEDED), against a raw COPY of the same rows into the same table
-//      (another template) measured in the same run;
+//      (upload → 202 → job SUCCEEDED), against a raw binary COPY of the same rows into the same
+//      table (another template) on as many connections as the product's lanes, in the same run;
 //   2. accrue points for M items posted as M/10,000 requests of 10,000, until every job succeeded.
 // The product's peak RSS is read from /proc/<pid>/status (VmHWM), a fresh process per part.
 // Counts are verified in PostgreSQL (and the points invariants checked); any failure exits
@@ -14,9 +14,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { from as copyFrom } from 'pg-copy-streams';
-import { v7 as uuidv7 } from 'uuid';
+import { couponIdPrefix, writeCoupons } from '../../src/coupons/distribution-repository.ts';
 import { freePort } from '../../src/infra/free-port.ts';
 import { checkPointsInvariants } from '../../src/points/invariants.ts';
 import { spawnStampede, type StampedeProcess } from '../../test/harness/spawn-stampede.ts';
@@ -33,6 +31,8 @@ const ITEMS = Number(args.items);
 const ITEMS_PER_REQUEST = 10_000;
 const ACCRUAL_USERS = Math.max(1, Math.floor(ITEMS / 5));
 const CONCURRENT_REQUESTS = 4;
+const BASELINE_CONNECTIONS = 2;
+const BASELINE_BATCH = 10_000;
 const ADMIN = 'bench-bulk-admin-token-0123456789';
 const TARGETS = { distributionSeconds: 120, rssMb: 300, copyRatio: 0.5, accrualSeconds: 60 };
 
@@ -101,28 +101,31 @@ async function main() {
     const productTemplate = await createTemplate('bulk distribution');
     const jobOf = async (id: string) => (await services.db.query('SELECT * FROM jobs WHERE id = $1', [id])).rows[0];
 
-    // 1a. Baseline: raw COPY of the same rows (ids, user ids, validity) into coupons.
-    const validFrom = new Date(now).toISOString();
-    const validUntil = new Date(now + 30 * 86_400_000).toISOString();
+    // 1a. Baseline: raw COPY of the same rows (ids, user ids, validity) into coupons, as fast as
+    // PostgreSQL takes them: binary COPY encoded by the product's writeCoupons, in batches of
+    // 10,000 users sorted like a chunk's, on two connections (the product's two lanes), one
+    // transaction each. No upload, staging, decision, job bookkeeping or commit per chunk.
+    const validFrom = new Date(now);
+    const validUntil = new Date(now + 30 * 86_400_000);
     const copyStarted = performance.now();
-    const client = await services.db.connect();
-    try {
-      let next = 0;
-      const rows = new Readable({
-        read() {
-          if (next >= USERS) { this.push(null); return; }
-          let chunk = '';
-          const end = Math.min(USERS, next + 10_000);
-          for (; next < end; next++) chunk += `${uuidv7()}\t${partner.id}\t${baselineTemplate}\tuser-${next}\t1\t${validFrom}\t${validUntil}\n`;
-          this.push(chunk);
-        },
-      });
-      await pipeline(rows, client.query(copyFrom('COPY coupons (id, partner_id, template_id, user_id, seq, valid_from, valid_until) FROM STDIN')));
-    } finally {
-      client.release();
-    }
+    await Promise.all(Array.from({ length: BASELINE_CONNECTIONS }, async (_, connection) => {
+      const client = await services.db.connect();
+      try {
+        await client.query('BEGIN');
+        for (let start = connection * BASELINE_BATCH; start < USERS; start += BASELINE_CONNECTIONS * BASELINE_BATCH) {
+          const userIds = Array.from({ length: Math.min(BASELINE_BATCH, USERS - start) }, (_, i) => `user-${start + i}`).sort();
+          const rows = { partnerId: partner.id, templateId: baselineTemplate, validFrom, validUntil, idPrefix: couponIdPrefix(new Date()) };
+          await writeCoupons(client, rows, { userIds });
+        }
+        await client.query('COMMIT');
+      } finally {
+        client.release();
+      }
+    }));
     const copySeconds = (performance.now() - copyStarted) / 1000;
-    console.log(`raw COPY: ${USERS.toLocaleString('en-US')} rows in ${round(copySeconds)} s (${Math.round(USERS / copySeconds).toLocaleString('en-US')} rows/s)`);
+    const { rows: [baseline] } = await services.db.query('SELECT count(*)::int AS rows FROM coupons WHERE template_id = $1', [baselineTemplate]);
+    check(baseline.rows === USERS, `raw COPY wrote ${baseline.rows} rows`);
+    console.log(`raw COPY (binary, ${BASELINE_CONNECTIONS} connections): ${USERS.toLocaleString('en-US')} rows in ${round(copySeconds)} s (${Math.round(USERS / copySeconds).toLocaleString('en-US')} rows/s)`);
 
     // 1b. The product: CSV stream over HTTP → 202 → job SUCCEEDED.
     const started = performance.now();

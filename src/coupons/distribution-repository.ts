@@ -15,6 +15,7 @@
 // are written page after page rather than all over, and chunks running side by side take their
 // row locks in one order (no deadlock between them). slot stays NULL: slots belong to the claim
 // gate. The caller raises issued_count by the rows written.
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -56,8 +57,23 @@ export interface CouponRows {
   templateId: string;
   validFrom: Date;
   validUntil: Date;
-  /** The ids' first 12 bytes (couponIdPrefix in distribution.ts); the last 4 count the rows. */
+  /** The ids' first 12 bytes (couponIdPrefix); the last 4 count the rows. */
   idPrefix: Buffer;
+}
+
+/**
+ * The first 12 bytes of one chunk's coupon ids; writeCoupons adds a 32-bit counter. UUIDv7 (RFC 9562):
+ * the 48-bit millisecond time, the version, 12 random bits, the variant and 30 random bits. Two
+ * chunks started in the same millisecond collide only if those 42 bits are equal too; the primary
+ * key would then refuse the second chunk's COPY, and the chunk runs again.
+ */
+export function couponIdPrefix(now: Date): Buffer {
+  const prefix = Buffer.alloc(12);
+  prefix.writeUIntBE(now.getTime(), 0, 6);
+  randomBytes(6).copy(prefix, 6);
+  prefix[6] = 0x70 | (prefix[6]! & 0x0f);
+  prefix[8] = 0x80 | (prefix[8]! & 0x3f);
+  return prefix;
 }
 
 interface ChunkLines {
@@ -191,7 +207,7 @@ const COPY_ROWS_PER_WRITE = 500;
  * the order they are written, so the primary key is appended to at its right edge (PostgreSQL
  * keeps that leaf page at hand: no descent per row); random ids cost ~5 µs more per row.
  */
-export async function writeCoupons(tx: Tx, p: CouponRows, decision: ChunkDecision): Promise<number> {
+export async function writeCoupons(tx: Tx, p: CouponRows, decision: Pick<ChunkDecision, 'userIds' | 'seqs'>): Promise<number> {
   const { userIds, seqs } = decision;
   if (userIds.length === 0) return 0;
   const copy = tx.query(copyFrom('COPY coupons (id, partner_id, template_id, user_id, seq, valid_from, valid_until) FROM STDIN (FORMAT binary)'));

@@ -3,7 +3,6 @@
 // its coupons are decided (lines checked in Node, holdings looked up in SQL) and written by COPY
 // (distribution-repository.ts). A line is one grant: a user listed twice gets a second coupon only
 // if perUserLimit allows it, otherwise the line is skipped.
-import { randomBytes } from 'node:crypto';
 import { claimEventIsLive } from '../claims/claim-event.ts';
 import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
@@ -11,7 +10,7 @@ import { isUniqueViolation, type Tx } from '../infra/db.ts';
 import { ChunkCopyWriter, DISTRIBUTION_CHUNK_LINES, escapeCopyText } from '../jobs/chunk-staging.ts';
 import type { Job } from '../jobs/job-repository.ts';
 import { ChunkRaceError, type ChunkOutcome, type JobHandler } from '../jobs/job-runner.ts';
-import { addIssued, decideChunk, lockRemainingStock, othersHold, writeCoupons } from './distribution-repository.ts';
+import { addIssued, couponIdPrefix, decideChunk, lockRemainingStock, othersHold, writeCoupons } from './distribution-repository.ts';
 import { readSource } from './distribution-source.ts';
 import { findTemplate, type CouponTemplate } from './template-repository.ts';
 import { couponValidity } from './validity.ts';
@@ -30,21 +29,6 @@ export async function stageUserIdList(tx: Tx, jobId: string, userIds: readonly s
     await writer.write(start, slice.length, slice.map(escapeCopyText).join('\\n'));
   }
   return writer.finish();
-}
-
-/**
- * The first 12 bytes of one chunk's coupon ids; writeCoupons adds a 32-bit counter. UUIDv7 (RFC 9562):
- * the 48-bit millisecond time, the version, 12 random bits, the variant and 30 random bits. Two
- * chunks started in the same millisecond collide only if those 42 bits are equal too; the primary
- * key would then refuse the second chunk's COPY, and the chunk runs again.
- */
-function couponIdPrefix(now: Date): Buffer {
-  const prefix = Buffer.alloc(12);
-  prefix.writeUIntBE(now.getTime(), 0, 6);
-  randomBytes(6).copy(prefix, 6);
-  prefix[6] = 0x70 | (prefix[6]! & 0x0f);
-  prefix[8] = 0x80 | (prefix[8]! & 0x3f);
-  return prefix;
 }
 
 /**

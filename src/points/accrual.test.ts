@@ -50,15 +50,27 @@ describe('bulk point accrual', () => {
     expect((await earn(sameKey, sameBody)).statusCode).toBe(201);
     expect((await earn(items[3]!.idempotencyKey, { userId: 'someone-else', amount: 5 })).statusCode).toBe(201);
 
+    // member-1's wallet (created by the earn above) is held locked, so the first job stops in its
+    // first chunk and is still running when the second request is accepted and starts.
+    const holder = await t.ctx.db.connect();
+    await holder.query('BEGIN');
+    await holder.query(`SELECT 1 FROM point_wallets WHERE partner_id = $1 AND user_id = 'member-1' FOR UPDATE`, [partner.id]);
     const post = () => t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload: { items } });
+    const running = async (jobId: string) => {
+      for (let state = await jobState(t, partner.headers, jobId); state.status === 'QUEUED'; state = await jobState(t, partner.headers, jobId)) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
     const first = await post();
     expect(first.statusCode, first.body).toBe(202);
     const firstId = first.json().jobId;
-    for (let state = await jobState(t, partner.headers, firstId); state.status === 'QUEUED'; state = await jobState(t, partner.headers, firstId)) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await running(firstId);
     const second = await post();
     expect(second.statusCode).toBe(202);
+    await running(second.json().jobId);
+    expect(await jobState(t, partner.headers, firstId)).toMatchObject({ status: 'RUNNING', processed: 0 });
+    await holder.query('COMMIT');
+    holder.release();
     const [a, b] = await Promise.all([waitForJob(t, partner.headers, firstId), waitForJob(t, partner.headers, second.json().jobId)]);
 
     expect(a.status).toBe('SUCCEEDED');

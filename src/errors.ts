@@ -46,6 +46,7 @@ export const ERROR_CATALOG = {
   JOB_NOT_CANCELLABLE: { status: 409, message: 'The job has already finished.' },
   WEBHOOK_NOT_FOUND: { status: 404, message: 'Webhook not found.' },
   WEBHOOK_URL_NOT_ALLOWED: { status: 400, message: 'Webhook receivers must be public addresses.' },
+  WEBHOOK_LIMIT_REACHED: { status: 409, message: 'The partner has as many webhooks as it may have.' },
   TOO_MANY_ITEMS: { status: 413, message: 'Too many items in one request.' },
   SOURCE_NOT_CONFIGURED: { status: 400, message: 'No source database is configured (STAMPEDE_SOURCE_DATABASE_URL).' },
   SOURCE_QUERY_REJECTED: { status: 400, message: 'Only a single read-only SELECT is accepted as a source query.' },

@@ -58,6 +58,9 @@ const webhookResponse = (hook: Webhook) => ({ id: hook.id, url: hook.url, kind: 
 
 const isPosition = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value);
 
+/** Every job event is written once per subscribed webhook, in the transaction of the step it announces. */
+const MAX_WEBHOOKS_PER_PARTNER = 20;
+
 export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
   return async (app) => {
     const mustFind = async (partnerId: string, id: string) => {
@@ -81,10 +84,12 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.get('/v1/jobs/:id/webhook-deliveries', {
-      schema: { tags: ['jobs'], params: IdParams, response: { 200: Type.Object({ items: Type.Array(DeliveryResponse) }), 404: ErrorResponse } },
+      schema: { tags: ['jobs'], params: IdParams, querystring: PageQuery, response: { 200: Page(DeliveryResponse), 400: ErrorResponse, 404: ErrorResponse } },
     }, async (request) => {
       const job = await mustFind(request.principal.partnerId, request.params.id);
-      return { items: await listJobDeliveries(ctx.db, job.id) };
+      const limit = request.query.limit ?? DEFAULT_PAGE_SIZE;
+      const after = decodeCursor(request.query.cursor, isUuidString);
+      return toPage(await listJobDeliveries(ctx.db, job.id, limit + 1, after), limit, (row) => row, (row) => row.id);
     });
 
     app.post('/v1/jobs/:id/cancel', {
@@ -108,10 +113,11 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.post('/v1/webhooks', {
-      schema: { tags: ['jobs'], body: CreateWebhookBody, response: { 201: WebhookResponse, 400: ErrorResponse } },
+      schema: { tags: ['jobs'], body: CreateWebhookBody, response: { 201: WebhookResponse, 400: ErrorResponse, 409: ErrorResponse } },
     }, async (request, reply) => {
       await assertAllowedReceiver(ctx.config, request.body.url);
-      const hook = await insertWebhook(ctx.db, uuidv7(), request.principal.partnerId, request.body);
+      const hook = await withTransaction(ctx.db, (tx) => insertWebhook(tx, uuidv7(), request.principal.partnerId, request.body, MAX_WEBHOOKS_PER_PARTNER));
+      if (!hook) throw new AppError('WEBHOOK_LIMIT_REACHED', `A partner has at most ${MAX_WEBHOOKS_PER_PARTNER} webhooks.`);
       return reply.code(201).send(webhookResponse(hook));
     });
 

@@ -1,5 +1,5 @@
 // SQL for webhooks and their outbox of deliveries.
-import type { Queryable } from '../infra/db.ts';
+import type { Queryable, Tx } from '../infra/db.ts';
 import type { Job } from './job-repository.ts';
 import { DELIVER_WEBHOOK_TASK, WEBHOOK_MAX_ATTEMPTS } from './queue.ts';
 import { jobEventPayload, type JobEvent, type JobEventPayload, type WebhookKind } from './webhook-messages.ts';
@@ -22,12 +22,22 @@ interface WebhookRow {
 
 const toWebhook = (row: WebhookRow): Webhook => ({ id: row.id, url: row.url, kind: row.kind, events: row.events, createdAt: row.created_at });
 
-export async function insertWebhook(db: Queryable, id: string, partnerId: string, hook: Pick<Webhook, 'url' | 'kind' | 'events'>): Promise<Webhook> {
-  const { rows } = await db.query<WebhookRow>(
-    'INSERT INTO webhooks (id, partner_id, url, kind, events) VALUES ($1, $2, $3, $4, $5) RETURNING *',
-    [id, partnerId, hook.url, hook.kind, hook.events],
+/**
+ * Registers a webhook unless the partner has `limit` already (undefined then), in the caller's
+ * transaction. The partner row is locked first (FOR NO KEY UPDATE: foreign-key checks on it are not
+ * blocked), so the count, read by the next statement, sees every registration committed before.
+ */
+export async function insertWebhook(
+  tx: Tx, id: string, partnerId: string, hook: Pick<Webhook, 'url' | 'kind' | 'events'>, limit: number,
+): Promise<Webhook | undefined> {
+  await tx.query('SELECT 1 FROM partners WHERE id = $1 FOR NO KEY UPDATE', [partnerId]);
+  const { rows } = await tx.query<WebhookRow>(
+    `INSERT INTO webhooks (id, partner_id, url, kind, events)
+     SELECT $1, $2, $3, $4, $5 WHERE (SELECT count(*) FROM webhooks WHERE partner_id = $2) < $6
+     RETURNING *`,
+    [id, partnerId, hook.url, hook.kind, hook.events, limit],
   );
-  return toWebhook(rows[0]!);
+  return rows[0] && toWebhook(rows[0]);
 }
 
 export async function listWebhooks(db: Queryable, partnerId: string, limit: number, after?: string): Promise<Webhook[]> {
@@ -98,11 +108,11 @@ export interface DeliveryRecord {
   lastError: string | null;
 }
 
-export async function listJobDeliveries(db: Queryable, jobId: string): Promise<DeliveryRecord[]> {
+export async function listJobDeliveries(db: Queryable, jobId: string, limit: number, after?: string): Promise<DeliveryRecord[]> {
   const { rows } = await db.query<DeliveryRecord>(
     `SELECT id, event, status, attempts, response_status AS "responseStatus", last_error AS "lastError"
-       FROM webhook_deliveries WHERE job_id = $1 ORDER BY created_at, id`,
-    [jobId],
+       FROM webhook_deliveries WHERE job_id = $1 AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3`,
+    [jobId, after ?? null, limit],
   );
   return rows;
 }

@@ -78,8 +78,13 @@ describe('job webhooks', () => {
     expect(json).toMatchObject({ event: 'job.succeeded', job: { id: jobId, status: 'SUCCEEDED', total: 4, succeeded: 3, skipped: 1, failed: 0 } });
     expect(json.job.durationMs).toEqual(expect.any(Number));
 
-    const deliveries = (await t.app.inject({ url: `/v1/jobs/${jobId}/webhook-deliveries`, headers: partner.headers })).json().items;
-    expect(deliveries).toHaveLength(8);
+    const deliveriesPage = (query: string) => t.app.inject({ url: `/v1/jobs/${jobId}/webhook-deliveries${query}`, headers: partner.headers }).then((r) => r.json());
+    const firstPage = await deliveriesPage('?limit=5');
+    expect(firstPage.items).toHaveLength(5);
+    const secondPage = await deliveriesPage(`?limit=5&cursor=${firstPage.nextCursor}`);
+    expect(secondPage).toMatchObject({ nextCursor: null });
+    const deliveries = [...firstPage.items, ...secondPage.items];
+    expect(new Set(deliveries.map((d: { id: string }) => d.id)).size).toBe(8);
     const broken = deliveries.filter((d: { status: string }) => d.status !== 'DELIVERED');
     expect(broken).toHaveLength(2);
     for (const delivery of broken) expect(delivery).toMatchObject({ status: 'PENDING', responseStatus: 500, lastError: 'receiver answered HTTP 500' });
@@ -94,6 +99,12 @@ describe('job webhooks', () => {
     expect((await post({ url: 'https://example.com/x', kind: 'json', events: ['job.exploded'] })).statusCode).toBe(400);
     const created = (await post({ url: 'https://example.com/x', kind: 'slack', events: ['job.failed'] })).json();
     expect((await t.app.inject({ url: '/v1/webhooks', headers: partner.headers })).json().items).toEqual([created]);
+    const more = await Promise.all(Array.from({ length: 21 }, (_, i) => post({ url: `https://example.com/${i}`, kind: 'json', events: ['job.failed'] })));
+    expect(more.filter((r) => r.statusCode === 201)).toHaveLength(19); // 20 per partner, even when registered at once
+    expect(more.filter((r) => r.statusCode === 409).map((r) => r.json().error.code)).toEqual(['WEBHOOK_LIMIT_REACHED', 'WEBHOOK_LIMIT_REACHED']);
+    for (const hook of more.filter((r) => r.statusCode === 201)) {
+      expect((await t.app.inject({ method: 'DELETE', url: `/v1/webhooks/${hook.json().id}`, headers: partner.headers })).statusCode).toBe(204);
+    }
     const other = await createPartner(t.app);
     expect((await t.app.inject({ method: 'DELETE', url: `/v1/webhooks/${created.id}`, headers: other.headers })).statusCode).toBe(404);
     expect((await t.app.inject({ method: 'DELETE', url: `/v1/webhooks/${created.id}`, headers: partner.headers })).statusCode).toBe(204);

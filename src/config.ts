@@ -54,6 +54,8 @@ export interface Config {
   readonly pointsBatchesInFlight: number;
   /** Bulk jobs (distributions, accruals) a worker process runs at once, each on its own connection. */
   readonly bulkJobConcurrency: number;
+  /** Finished jobs, with their failures and webhook deliveries, are deleted this long after they finish. */
+  readonly jobRetentionDays: number;
 }
 
 export class ConfigError extends Error {
@@ -136,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pointsBatchSize: int('STAMPEDE_POINTS_BATCH_SIZE', 100, 1, 1_000),
     pointsBatchesInFlight: int('STAMPEDE_POINTS_BATCHES_IN_FLIGHT', 4, 1, 100),
     bulkJobConcurrency: int('STAMPEDE_BULK_JOB_CONCURRENCY', 2, 1, 64),
+    jobRetentionDays: int('STAMPEDE_JOB_RETENTION_DAYS', 30, 1, 3650),
   };
 
   // The embedded claim gate lives in one process; N processes would each sell the whole stock.

@@ -6,6 +6,7 @@ import { startPointsExpiry } from './points/expiry.ts';
 import { couponExpiryWorker } from './coupons/coupon-expiry.ts';
 import { startClaimPersister } from './claims/claim-persister.ts';
 import { startJobQueue } from './jobs/job-queue-worker.ts';
+import { startJobRetention } from './jobs/job-retention.ts';
 import { startReconcileSchedule } from './claims/reconcile.ts';
 
 /** Starts one kind of background work; the returned function stops it after flushing. */
@@ -16,6 +17,7 @@ const STARTERS: ReadonlyArray<{ name: string; start: WorkerStarter }> = [
   { name: 'claim-persister', start: startClaimPersister },
   { name: 'coupon-expiry', start: couponExpiryWorker() },
   { name: 'job-queue', start: startJobQueue },
+  { name: 'job-retention', start: startJobRetention },
   { name: 'claim-reconcile', start: startReconcileSchedule },
 ];
 

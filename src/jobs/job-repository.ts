@@ -97,6 +97,16 @@ export async function setStagedInput(db: Queryable, jobId: string, chunkCount: n
   return toJob(rows[0]!);
 }
 
+/** Deletes up to `limit` jobs that finished before `before` (their failures and deliveries cascade). */
+export async function deleteFinishedJobs(db: Queryable, before: Date, limit: number): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM jobs WHERE id IN (
+       SELECT id FROM jobs WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED') AND finished_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+    [before, limit],
+  );
+  return rowCount ?? 0;
+}
+
 export async function findJob(db: Queryable, partnerId: string, id: string): Promise<Job | undefined> {
   const { rows } = await db.query<JobRow>('SELECT * FROM jobs WHERE id = $1 AND partner_id = $2', [id, partnerId]);
   return rows[0] && toJob(rows[0]);

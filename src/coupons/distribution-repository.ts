@@ -84,6 +84,12 @@ interface ChunkLines {
   users: string[];
 }
 
+/**
+ * The staged line of a SQL source row whose user id is NULL: an item, reported MISSING_USER_ID.
+ * Every other line is trimmed when staged (uploads and sources alike), so one space is no user's.
+ */
+export const MISSING_USER_ID_LINE = ' ';
+
 // WHY here and not in SQL (what this was: string_to_array, unnest, a regex per line, then a sort):
 // a 10,000-line chunk cost 19–24 ms of backend CPU that way; here it is one read of the payload
 // and a few ms of Node. 2,000,000 users beside 2,000,000 other rows, alternating runs: 23.0 and
@@ -93,7 +99,7 @@ async function readChunkLines(tx: Queryable, jobId: string, chunkNo: number): Pr
     'SELECT first_position, payload FROM job_chunks WHERE job_id = $1 AND chunk_no = $2', [jobId, chunkNo]);
   const chunk: ChunkLines = { lines: 0, positions: [], users: [] };
   if (!rows[0]) return chunk;
-  const failed = { positions: [] as number[], items: [] as string[] };
+  const failed = { positions: [] as number[], items: [] as string[], reasons: [] as string[] };
   const first = Number(rows[0].first_position);
   const lines = rows[0].payload.split('\n');
   for (let n = 0; n < lines.length; n++) {
@@ -104,15 +110,17 @@ async function readChunkLines(tx: Queryable, jobId: string, chunkNo: number): Pr
       chunk.positions.push(first + n);
       chunk.users.push(line);
     } else {
+      const missing = line === MISSING_USER_ID_LINE;
       failed.positions.push(first + n);
-      failed.items.push(line);
+      failed.items.push(missing ? '' : line);
+      failed.reasons.push(missing ? 'MISSING_USER_ID' : 'MALFORMED_USER_ID');
     }
   }
   if (failed.items.length > 0) {
     await tx.query(
       `INSERT INTO job_failures (job_id, position, item, reason)
-       SELECT $1, f.position, f.item, 'MALFORMED_USER_ID' FROM unnest($2::bigint[], $3::text[]) AS f(position, item)
-       ON CONFLICT DO NOTHING`, [jobId, failed.positions, failed.items]);
+       SELECT $1, f.position, f.item, f.reason FROM unnest($2::bigint[], $3::text[], $4::text[]) AS f(position, item, reason)
+       ON CONFLICT DO NOTHING`, [jobId, failed.positions, failed.items, failed.reasons]);
   }
   return chunk;
 }

@@ -235,10 +235,15 @@ describe('coupon distribution', () => {
     const accepted = await post({ type: 'sql', query: `SELECT id FROM ${table};` });
     expect(accepted.statusCode, accepted.body).toBe(202);
     const { jobId } = accepted.json<{ jobId: string }>();
-    expect(await waitForJob(t, partner.headers, jobId)).toMatchObject({ status: 'SUCCEEDED', total: 25_001, succeeded: 25_000, failed: 1 });
+    expect(await waitForJob(t, partner.headers, jobId)).toMatchObject({ status: 'SUCCEEDED', total: 25_002, processed: 25_002, succeeded: 25_000, failed: 2 });
+    const failures = (await t.app.inject({ url: `/v1/jobs/${jobId}/failures`, headers: partner.headers })).json();
+    expect(failures.items).toEqual([
+      { position: 25_001, item: 'bad id', reason: 'MALFORMED_USER_ID' },
+      { position: 25_002, item: '', reason: 'MISSING_USER_ID' }, // the NULL row
+    ]);
     // announced once read from the source, with its total
     const { rows: started } = await t.ctx.db.query(`SELECT payload FROM webhook_deliveries WHERE job_id = $1 AND event = 'job.started'`, [jobId]);
-    expect(started.map((row) => row.payload.job.total)).toEqual([25_001]);
+    expect(started.map((row) => row.payload.job.total)).toEqual([25_002]);
 
     for (const query of [`DELETE FROM ${table} RETURNING id`, `SELECT 1; DELETE FROM ${table}`, `WITH d AS (DELETE FROM ${table} RETURNING id) SELECT id FROM d`, `SELECT id, id FROM ${table}`, 'SELECT nope FROM nowhere']) {
       const refused = await post({ type: 'sql', query });

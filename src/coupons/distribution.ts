@@ -10,7 +10,7 @@ import { isUniqueViolation, type Tx } from '../infra/db.ts';
 import { ChunkCopyWriter, DISTRIBUTION_CHUNK_LINES, escapeCopyText } from '../jobs/chunk-staging.ts';
 import type { Job } from '../jobs/job-repository.ts';
 import { ChunkRaceError, type ChunkOutcome, type JobHandler } from '../jobs/job-runner.ts';
-import { addIssued, couponIdPrefix, decideChunk, lockRemainingStock, othersHold, writeCoupons } from './distribution-repository.ts';
+import { addIssued, couponIdPrefix, decideChunk, lockRemainingStock, MISSING_USER_ID_LINE, othersHold, writeCoupons } from './distribution-repository.ts';
 import { readSource } from './distribution-source.ts';
 import { findTemplate, type CouponTemplate } from './template-repository.ts';
 import { couponValidity } from './validity.ts';
@@ -47,8 +47,8 @@ export const distributionHandler: JobHandler = {
     let total = 0;
     let position = 1;
     await readSource(url, input.query, async (values) => {
-      // NULL ids become blank lines: ignored, like blank lines of an upload.
-      const lines = values.map((value) => (value === null ? '' : escapeCopyText(value.trim().slice(0, 200))));
+      // A NULL row is an item without a user id: reported as a failure by its chunk.
+      const lines = values.map((value) => (value === null ? MISSING_USER_ID_LINE : escapeCopyText(value.trim().slice(0, 200))));
       const items = lines.filter((line) => line !== '').length;
       await writer.write(position, items, lines.join('\\n'));
       total += items;

@@ -1,24 +1,40 @@
-// Whether a template's claim event is live: its window closed less than CLAIM_EVENT_SETTLE_MS ago
-// (or not at all) and the gate has served it (it holds gate state in Redis, or gate-issued
-// coupons, which always carry a slot, exist). Bulk distribution must not write into such a
-// template: it would raise issued_count and take (user, seq) pairs behind the gate's back, so the
-// gate could acknowledge claims that PostgreSQL then refuses; and while the scheduled reconcile
-// still watches the event (reconcile.ts), its rows would count as drift. A template that only
-// ever received distributions is never live.
+// Whether a template's claim event is live: a claim gate has loaded it (coupon_templates.
+// gate_opened_at) and its window closed less than CLAIM_EVENT_SETTLE_MS ago (or not at all). Bulk
+// distribution must not write into such a template: it would raise issued_count and take (user,
+// seq) pairs behind the gate's back, so the gate could acknowledge claims that PostgreSQL then
+// refuses; and while the scheduled reconcile still watches the event (reconcile.ts), its rows would
+// count as drift. A template that only ever received distributions is never live.
+//
+// Gate and distribution exclude each other through an advisory lock per template. A distribution
+// chunk holds it shared for its transaction (chunks still run side by side) and checks the mark
+// first; a gate loading the template holds it exclusively while it sets the mark and reads its
+// snapshot, in one transaction. So a chunk either committed before the snapshot was read (and is
+// in it), or takes the lock after the mark was committed (and sees it, and writes nothing).
 import type { AppContext } from '../context.ts';
-import type { Queryable } from '../infra/db.ts';
-import { templateClaimKeys } from './redis-keys.ts';
+import type { Queryable, Tx } from '../infra/db.ts';
 
 /** How long after its window closes an event is still live: reconciled on schedule, closed to distribution. */
 export const CLAIM_EVENT_SETTLE_MS = 3_600_000;
 
-export async function claimEventIsLive(ctx: AppContext, template: { readonly id: string; readonly claimEndsAt: Date }): Promise<boolean> {
+// Two-int4 advisory keys (the job locks use one int8 key: a separate key space).
+const LOCK_SPACE = 1_398_033_744;
+const TEMPLATE_LOCK = `${LOCK_SPACE}, hashtext($1::text)`;
+
+export async function claimEventIsLive(
+  ctx: AppContext, template: { readonly id: string; readonly claimEndsAt: Date }, db: Queryable = ctx.db,
+): Promise<boolean> {
   if (ctx.clock().getTime() >= template.claimEndsAt.getTime() + CLAIM_EVENT_SETTLE_MS) return false;
-  if (ctx.redis && await ctx.redis.exists(templateClaimKeys(template.id).state) === 1) return true;
-  return hasGateIssuedCoupons(ctx.db, template.id);
+  const { rows } = await db.query<{ opened: boolean }>('SELECT gate_opened_at IS NOT NULL AS opened FROM coupon_templates WHERE id = $1', [template.id]);
+  return rows[0]?.opened ?? false;
 }
 
-async function hasGateIssuedCoupons(db: Queryable, templateId: string): Promise<boolean> {
-  const { rows } = await db.query('SELECT 1 FROM coupons WHERE template_id = $1 AND slot IS NOT NULL LIMIT 1', [templateId]);
-  return rows.length > 0;
+/** A distribution chunk: no gate opens the template until the caller's transaction ends. */
+export async function holdOffGateOpening(tx: Tx, templateId: string): Promise<void> {
+  await tx.query(`SELECT pg_advisory_xact_lock_shared(${TEMPLATE_LOCK})`, [templateId]);
+}
+
+/** A gate loading the template: waits for running chunks, then marks the template opened. */
+export async function markGateOpened(tx: Tx, templateId: string): Promise<void> {
+  await tx.query(`SELECT pg_advisory_xact_lock(${TEMPLATE_LOCK})`, [templateId]);
+  await tx.query('UPDATE coupon_templates SET gate_opened_at = coalesce(gate_opened_at, now()) WHERE id = $1', [templateId]);
 }

@@ -4,6 +4,7 @@
 // seq) and CHECK (issued_count <= total_quantity), with issued_count raised by the rows really
 // inserted in the same statement.
 import type { CouponTemplate } from '../coupons/template-repository.ts';
+import { markGateOpened } from './claim-event.ts';
 import { couponValidity } from '../coupons/validity.ts';
 import type { Db, Queryable } from '../infra/db.ts';
 import { withTransaction } from '../infra/db.ts';
@@ -78,22 +79,32 @@ export interface GateSnapshot {
   readonly holdings: ReadonlyMap<string, string[]>;
 }
 
+/**
+ * Marks the template opened to claims (claim-event.ts: after every distribution chunk of it has
+ * committed, and before any other starts) and reads what a gate needs, in one transaction.
+ */
 export async function readGateSnapshot(db: Db, templateId: string): Promise<GateSnapshot> {
   return withTransaction(db, async (tx) => {
-    const template = await tx.query<{ issued_count: number }>('SELECT issued_count FROM coupon_templates WHERE id = $1', [templateId]);
-    const held = await tx.query<{ user_id: string; coupon_ids: string[]; max_slot: number | null }>(
-      `SELECT user_id, array_agg(id::text ORDER BY seq) AS coupon_ids, max(slot) AS max_slot
-         FROM coupons WHERE template_id = $1 GROUP BY user_id`,
+    await markGateOpened(tx, templateId);
+    // One statement, so the count and the holdings come from one snapshot, taken after the lock.
+    const { rows } = await tx.query<{ issued_count: number; user_id: string | null; coupon_ids: string[] | null; max_slot: number | null }>(
+      `SELECT t.issued_count, h.user_id, h.coupon_ids, h.max_slot
+         FROM coupon_templates t
+         LEFT JOIN LATERAL (
+           SELECT user_id, array_agg(id::text ORDER BY seq) AS coupon_ids, max(slot) AS max_slot
+             FROM coupons WHERE template_id = t.id GROUP BY user_id) h ON true
+        WHERE t.id = $1`,
       [templateId],
     );
     let maxSlot = 0;
     const holdings = new Map<string, string[]>();
-    for (const row of held.rows) {
-      holdings.set(row.user_id, row.coupon_ids);
+    for (const row of rows) {
+      if (row.user_id === null) continue;
+      holdings.set(row.user_id, row.coupon_ids!);
       maxSlot = Math.max(maxSlot, row.max_slot ?? 0);
     }
-    return { issuedCount: template.rows[0]?.issued_count ?? 0, maxSlot, holdings };
-  }, 'REPEATABLE READ');
+    return { issuedCount: rows[0]?.issued_count ?? 0, maxSlot, holdings };
+  });
 }
 
 /** PostgreSQL's side of reconcile. */

@@ -2,6 +2,7 @@
 // both modes, and accepts it before the gate served it and an hour after the window closed; a job
 // accepted before the event went live fails at its next chunk instead of writing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { holdOffGateOpening } from '../claims/claim-event.ts';
 import { startJobQueue } from '../jobs/job-queue-worker.ts';
 import { claimOnce } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
@@ -67,5 +68,29 @@ describe.each([
     }
     const { rows } = await t.ctx.db.query('SELECT user_id FROM coupons WHERE template_id = $1 AND slot IS NULL', [templateId]);
     expect(rows).toEqual([]); // nothing distributed; the claimed coupon (with its slot) is the gate's
+  });
+
+  it('opens an event only once a distribution chunk writing into it has committed, and counts its coupons', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 100 });
+    const chunk = await t.ctx.db.connect(); // stands for a distribution chunk of the template, mid-write
+    await chunk.query('BEGIN');
+    await holdOffGateOpening(chunk, templateId);
+    await chunk.query(
+      `INSERT INTO coupons (id, partner_id, template_id, user_id, seq, valid_from, valid_until)
+       VALUES (gen_random_uuid(), $1, $2, 'early-bird', 1, now(), now() + interval '1 day')`, [partner.id, templateId]);
+
+    let answered = false;
+    const claim = claimOnce(t.app, partner.headers, templateId, 'early-bird').finally(() => { answered = true; });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(answered).toBe(false); // the gate waits for the chunk
+    // like a chunk, it raises issued_count last (the template row is not locked before)
+    await chunk.query('UPDATE coupon_templates SET issued_count = issued_count + 1 WHERE id = $1', [templateId]);
+    await chunk.query('COMMIT');
+    chunk.release();
+    expect(await claim).toMatchObject({ status: 409, code: 'CLAIM_LIMIT_REACHED' }); // and its snapshot holds the chunk's coupon
+    expect((await claimOnce(t.app, partner.headers, templateId, 'late-bird')).status).toBe(201);
+    const template = (await t.app.inject({ url: `/v1/coupon-templates/${templateId}`, headers: partner.headers })).json();
+    expect(template).toMatchObject({ issuedCount: 2, remaining: 98 });
   });
 });

@@ -3,7 +3,7 @@
 // its coupons are decided (lines checked in Node, holdings looked up in SQL) and written by COPY
 // (distribution-repository.ts). A line is one grant: a user listed twice gets a second coupon only
 // if perUserLimit allows it, otherwise the line is skipped.
-import { claimEventIsLive } from '../claims/claim-event.ts';
+import { claimEventIsLive, holdOffGateOpening } from '../claims/claim-event.ts';
 import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { isUniqueViolation, type Tx } from '../infra/db.ts';
@@ -68,10 +68,12 @@ export const distributionHandler: JobHandler = {
     const { templateId } = job.params as unknown as DistributionParams;
     const template = await findTemplate(tx, job.partnerId, templateId);
     if (!template) throw new Error(`template ${templateId} no longer exists`);
-    // Checked when the job was accepted, and again by every chunk: a job queued behind others or
-    // running for minutes must not write behind the back of a gate that began serving the event
-    // meanwhile (claim-event.ts). The job fails; the chunks committed before stay, counted.
-    if (await claimEventIsLive(ctx, template)) {
+    // Checked when the job was accepted, and again by every chunk, under the lock that keeps a gate
+    // from opening the event until this chunk has committed (claim-event.ts): a job queued behind
+    // others or running for minutes must not write behind the back of a gate that opened the event
+    // meanwhile. The job fails; the chunks committed before stay, counted, and the gate saw them.
+    await holdOffGateOpening(tx, templateId);
+    if (await claimEventIsLive(ctx, template, tx)) {
       throw new AppError('CLAIM_EVENT_LIVE', 'CLAIM_EVENT_LIVE: the template\'s claim event went live while the job ran; the rest of the input was not served');
     }
     const limited = template.totalQuantity !== null;

@@ -4,10 +4,10 @@
 // seq) and CHECK (issued_count <= total_quantity), with issued_count raised by the rows really
 // inserted in the same statement.
 import type { CouponTemplate } from '../coupons/template-repository.ts';
-import { markGateOpened } from './claim-event.ts';
 import { couponValidity } from '../coupons/validity.ts';
 import type { Db, Queryable } from '../infra/db.ts';
 import { withTransaction } from '../infra/db.ts';
+import { markGateOpened } from './claim-event.ts';
 
 /** A coupon as the gate issued it; everything else about the row follows from its template. */
 export interface ClaimedCoupon {

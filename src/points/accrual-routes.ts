@@ -85,13 +85,23 @@ export function accrualRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       attachValidation: true,
       // After authentication (the partner scope's onRequest), before the body is read.
       onRequest: async (request, reply) => {
+        // Waiting for the slot is not idleness: the connection's idle timeout starts again with it.
+        const socket = request.raw.socket;
+        socket?.setTimeout(0);
         const leave = await enterStaging();
+        socket?.setTimeout(ctx.config.idleTimeoutMs);
         if (reply.raw.writableFinished || request.raw.socket?.destroyed) {
           leave();
           return;
         }
         reply.raw.once('finish', leave);
         reply.raw.once('close', leave);
+        // The slot is held while the body arrives: a body (at most 8 MB) that has not arrived within
+        // STAMPEDE_IDLE_TIMEOUT_MS of taking it is cut off, even from a client that keeps trickling.
+        const deadline = setTimeout(() => request.raw.destroy(), ctx.config.idleTimeoutMs);
+        const stop = () => clearTimeout(deadline);
+        request.raw.once('end', stop);
+        reply.raw.once('close', stop);
       },
       // Counted before the schema runs, so an oversized list is a 413 and is not validated item by item.
       preValidation: async (request) => {

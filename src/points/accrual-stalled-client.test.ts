@@ -1,6 +1,8 @@
-// A client that stops sending in the middle of an accrual body must not hold the staging slot
-// (accrual-routes.ts) and with it every later accrual post of the process: the idle timeout
-// (STAMPEDE_IDLE_TIMEOUT_MS) closes its connection.
+// A client that stops sending in the middle of an accrual body, or sends it a byte at a time, must
+// not hold the staging slot (accrual-routes.ts) and with it every later accrual post of the
+// process: the idle timeout (STAMPEDE_IDLE_TIMEOUT_MS) closes a silent connection, and a body not
+// received within that time of taking the slot is cut off.
+import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,23 +18,47 @@ describe('accrual post from a stalled client', () => {
   });
   afterAll(async () => { await t.close(); });
 
-  it('is cut off after the idle timeout, and the next post is staged', async () => {
-    const partner = await createPartner(t.app);
-    const stalled = net.connect((t.app.server.address() as AddressInfo).port, '127.0.0.1');
-    const closed = new Promise<void>((resolve) => stalled.once('close', () => resolve()));
-    stalled.on('error', () => undefined);
-    await new Promise<void>((resolve) => stalled.once('connect', () => resolve()));
-    stalled.write(['POST /v1/points/accruals HTTP/1.1', 'host: stampede', `x-api-key: ${partner.headers['x-api-key']}`,
+  const stalledPost = async (apiKey: string) => {
+    const socket = net.connect((t.app.server.address() as AddressInfo).port, '127.0.0.1');
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(['POST /v1/points/accruals HTTP/1.1', 'host: stampede', `x-api-key: ${apiKey}`,
       'content-type: application/json', 'content-length: 100000', '', '{"items":[{"userId":"u-1",'].join('\r\n'));
     await new Promise((resolve) => setTimeout(resolve, 200)); // its post has taken the staging slot
-
+    return { socket, closed };
+  };
+  /** Another client's post, on a connection of its own (a pooled one may have been idle-closed). */
+  const nextPost = async (headers: Record<string, string>, key: string) => {
     const started = Date.now();
-    const next = await fetch(`${base}/v1/points/accruals`, {
-      method: 'POST', headers: { ...partner.headers, 'content-type': 'application/json' },
-      body: JSON.stringify({ items: [{ userId: 'u-2', amount: 5, idempotencyKey: 'stalled-test-1' }] }),
+    const status = await new Promise<number>((resolve, reject) => {
+      const request = http.request(`${base}/v1/points/accruals`, { method: 'POST', agent: false, headers: { ...headers, 'content-type': 'application/json' } }, (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      });
+      request.on('error', reject);
+      request.end(JSON.stringify({ items: [{ userId: 'u-2', amount: 5, idempotencyKey: key }] }));
     });
-    expect(next.status).toBe(202);
+    expect(status).toBe(202);
+    return Date.now() - started;
+  };
+
+  it('is cut off after the idle timeout when it falls silent, and the next post is staged', async () => {
+    const partner = await createPartner(t.app);
+    const { closed } = await stalledPost(partner.apiKey);
+    expect(await nextPost(partner.headers, 'stalled-test-1')).toBeLessThan(10_000);
     await closed;
-    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('is cut off when its body has not arrived in that time, however it trickles', async () => {
+    const partner = await createPartner(t.app);
+    const { socket, closed } = await stalledPost(partner.apiKey);
+    const trickle = setInterval(() => socket.write(' '), 300); // never silent for the 1 s idle timeout
+    try {
+      expect(await nextPost(partner.headers, 'trickle-test-1')).toBeLessThan(10_000);
+      await closed;
+    } finally {
+      clearInterval(trickle);
+    }
   });
 });

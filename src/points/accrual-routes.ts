@@ -3,6 +3,7 @@
 // and its index, more than 10,000 items with 413. Each item carries its own idempotency key (the
 // key space of POST /v1/points/earn), so the request itself needs no Idempotency-Key: posting it
 // again applies nothing twice.
+import net from 'node:net';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyError } from 'fastify';
 import { Type } from 'typebox';
@@ -86,7 +87,8 @@ export function accrualRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       // After authentication (the partner scope's onRequest), before the body is read.
       onRequest: async (request, reply) => {
         // Waiting for the slot is not idleness: the connection's idle timeout starts again with it.
-        const socket = request.raw.socket;
+        // (Only a real socket has one: inject() hands routes a stand-in.)
+        const socket = request.raw.socket instanceof net.Socket ? request.raw.socket : undefined;
         socket?.setTimeout(0);
         const leave = await enterStaging();
         socket?.setTimeout(ctx.config.idleTimeoutMs);

@@ -126,13 +126,13 @@ describe('stampede serve with STAMPEDE_PROCESSES=2', () => {
     void loadDone.finally(() => { finished = true; });
     while (!finished) {
       scrapeTimes.push((await scrape()).ms);
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const result = await loadDone;
     expect(result.errors).toBe(0);
     expect(result.non2xx, JSON.stringify(result.statusCodeStats)).toBe(0);
     expect(result['2xx']).toBe(2_000);
-    expect(scrapeTimes.length).toBeGreaterThanOrEqual(5);
+    expect(scrapeTimes.length).toBeGreaterThanOrEqual(3); // the load takes ~1 s on 2 cores
     expect(Math.max(...scrapeTimes), `scrape times (ms): ${scrapeTimes.map(Math.round).join(", ")}`).toBeLessThan(1_000);
     await scrapeUntil(`stampede_claims_total{template="${template.id}",outcome="issued"}`, result['2xx']);
 

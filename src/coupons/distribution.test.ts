@@ -6,6 +6,7 @@ import { withTransaction } from '../infra/db.ts';
 import { startJobQueue } from '../jobs/job-queue-worker.ts';
 import { insertJob, readJob, setStagedInput } from '../jobs/job-repository.ts';
 import { ChunkRaceError } from '../jobs/job-runner.ts';
+import { enqueueJobRun } from '../jobs/queue.ts';
 import { distributionHandler, stageUserIdList } from './distribution.ts';
 import { createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
 
@@ -172,12 +173,16 @@ describe('coupon distribution', () => {
     const templateId = await createTemplate(t, partner.headers);
     const claim = await t.ctx.db.connect();
     const lane = await t.ctx.db.connect();
-    /** Stages users as a job the queue does not know about (no queue entry): the test applies it. */
+    /**
+     * Stages users as a job whose queue entry runs only in an hour: the test applies it. (Without an
+     * entry, the queue's sweeper in any process of the test run abandons it as lost.)
+     */
     const stage = async (users: string[]) => {
       const jobId = randomUUID();
       await withTransaction(t.ctx.db, async (tx) => {
         await insertJob(tx, { id: jobId, partnerId: partner.id, type: 'COUPON_DISTRIBUTION', params: { templateId, input: { kind: 'list' } }, staged: true });
         await setStagedInput(tx, jobId, await stageUserIdList(tx, jobId, users), users.length);
+        await enqueueJobRun(tx, jobId, new Date(Date.now() + 3_600_000));
       });
       return (await readJob(t.ctx.db, jobId))!;
     };

@@ -5,24 +5,19 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { checkPointsInvariants } from '../../src/points/invariants.ts';
 import { waitFor } from '../harness/claims.ts';
 import { createTemplate } from '../harness/issue-coupons.ts';
-import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
+import { stampedeWorkers } from '../harness/spawn-stampede.ts';
 import { createPartner, createTestApp, type TestApp } from '../harness/test-app.ts';
 
 describe('bulk jobs under stampede worker (distributed mode)', () => {
   let t: TestApp;
-  const workers: StampedeProcess[] = [];
+  const workers = stampedeWorkers({ DATABASE_URL: inject('databaseUrl'), REDIS_URL: inject('redisUrl') });
   beforeAll(async () => { t = await createTestApp({ distributed: true }); });
   afterAll(async () => {
-    for (const worker of workers) if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
+    workers.killAll();
     await t.close();
   });
 
-  const startWorker = async () => {
-    const worker = spawnStampede(['worker'], { DATABASE_URL: inject('databaseUrl'), REDIS_URL: inject('redisUrl') });
-    workers.push(worker);
-    await worker.waitForOutput(/"worker":"job-queue"[^\n]*worker started/, 60_000);
-    return worker;
-  };
+  const startWorker = () => workers.start('job-queue');
   const job = async (headers: Record<string, string>, jobId: string) => (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers })).json();
   const finished = async (headers: Record<string, string>, jobId: string) => {
     await waitFor(async () => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes((await job(headers, jobId)).status), 60_000, `job ${jobId} to finish`);

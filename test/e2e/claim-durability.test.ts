@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { claimOnce, couponRows, drainClaims, issuedCountInDb, waitFor, type ClaimAnswer } from '../harness/claims.ts';
 import { createTemplate } from '../harness/issue-coupons.ts';
 import { startRedisServer, type RedisServerHandle } from '../harness/redis-server.ts';
-import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
+import { stampedeWorkers } from '../harness/spawn-stampede.ts';
 import { createPartner, createTestApp, type TestApp } from '../harness/test-app.ts';
 import { PERSISTER_GROUP, templateClaimKeys } from '../../src/claims/redis-keys.ts';
 
@@ -39,22 +39,14 @@ async function expectEveryAcknowledgedCouponOnce(t: TestApp, templateId: string,
 describe('claim durability', () => {
   describe('a persister process killed mid-stream', () => {
     let t: TestApp;
-    const workers: StampedeProcess[] = [];
+    const workers = stampedeWorkers({ DATABASE_URL: inject('databaseUrl'), REDIS_URL: inject('redisUrl') });
     beforeAll(async () => { t = await createTestApp({ distributed: true }); });
     afterAll(async () => {
-      for (const worker of workers) if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
+      workers.killAll();
       await t.close();
     });
 
-    const startWorker = async () => {
-      const worker = spawnStampede(['worker'], {
-        DATABASE_URL: inject('databaseUrl'), REDIS_URL: inject('redisUrl'),
-        STAMPEDE_CLAIM_BATCH_SIZE: '25', STAMPEDE_CLAIM_RECLAIM_IDLE_MS: '1000',
-      });
-      workers.push(worker);
-      await worker.waitForOutput(/"worker":"claim-persister"[^\n]*worker started/, 60_000);
-      return worker;
-    };
+    const startWorker = () => workers.start('claim-persister', { STAMPEDE_CLAIM_BATCH_SIZE: '25', STAMPEDE_CLAIM_RECLAIM_IDLE_MS: '1000' });
 
     it('loses no acknowledged coupon and writes none twice', async () => {
       const partner = await createPartner(t.app);

@@ -55,3 +55,22 @@ export function spawnStampede(args: string[], env: Record<string, string | undef
       }),
   };
 }
+
+/**
+ * `stampede worker` processes on the given services, for tests that kill and restart them:
+ * `start` waits until the named worker has started; `killAll` SIGKILLs those still running.
+ */
+export function stampedeWorkers(env: Record<string, string>) {
+  const started: StampedeProcess[] = [];
+  return {
+    async start(readyWorker: string, extraEnv: Record<string, string> = {}): Promise<StampedeProcess> {
+      const worker = spawnStampede(['worker'], { ...env, ...extraEnv });
+      started.push(worker);
+      await worker.waitForOutput(new RegExp(`"worker":"${readyWorker}"[^\\n]*worker started`), 60_000);
+      return worker;
+    },
+    killAll(): void {
+      for (const worker of started) if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
+    },
+  };
+}

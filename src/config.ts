@@ -56,6 +56,19 @@ export interface Config {
   readonly bulkJobConcurrency: number;
   /** Finished jobs, with their failures and webhook deliveries, are deleted this long after they finish. */
   readonly jobRetentionDays: number;
+  // uploads and pools (h-uploads)
+  /** A bulk request body (CSV distribution, accrual) must have arrived this long after it started, trickling or not. */
+  readonly uploadDeadlineMs: number;
+  /** CSV uploads one partner may have in progress at once in a process (beyond: 429). */
+  readonly uploadsPerPartner: number;
+  /** CSV uploads a process receives at once, all partners together (beyond: 503). */
+  readonly uploadsTotal: number;
+  /** Where CSV uploads are spooled until they are staged; leftovers are deleted at start. */
+  readonly uploadDir: string;
+  /** How long a request waits for a pooled PostgreSQL connection before it answers 503 DATABASE_BUSY. */
+  readonly dbAcquireTimeoutMs: number;
+  /** Connections of the pool reserved for API key look-ups, so auth never waits behind other work. */
+  readonly dbAuthPoolSize: number;
 }
 
 export class ConfigError extends Error {
@@ -139,6 +152,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pointsBatchesInFlight: int('STAMPEDE_POINTS_BATCHES_IN_FLIGHT', 4, 1, 100),
     bulkJobConcurrency: int('STAMPEDE_BULK_JOB_CONCURRENCY', 2, 1, 64),
     jobRetentionDays: int('STAMPEDE_JOB_RETENTION_DAYS', 30, 1, 3650),
+    // uploads and pools (h-uploads)
+    uploadDeadlineMs: int('STAMPEDE_UPLOAD_DEADLINE_MS', 900_000, 1_000, 86_400_000),
+    uploadsPerPartner: int('STAMPEDE_UPLOADS_PER_PARTNER', 2, 1, 1_000),
+    uploadsTotal: int('STAMPEDE_UPLOADS_TOTAL', 4, 1, 10_000),
+    uploadDir: path.resolve(env.STAMPEDE_UPLOAD_DIR || path.join(os.tmpdir(), 'stampede-uploads')),
+    dbAcquireTimeoutMs: int('STAMPEDE_DB_ACQUIRE_TIMEOUT_MS', 5_000, 100, 600_000),
+    dbAuthPoolSize: int('STAMPEDE_DB_AUTH_POOL_SIZE', 4, 1, 100),
   };
 
   // The embedded claim gate lives in one process; N processes would each sell the whole stock.

@@ -19,6 +19,11 @@ export interface AppContext {
   readonly db: Db;
   /** Pipelined connections for points ledger calls (src/points/idempotency.ts); no COPY or cursors. */
   readonly ledgerDb: Db;
+  /**
+   * A few connections for API key look-ups only: authentication never waits for a connection that
+   * uploads, jobs or a burst of reads hold in `db` (issue 15).
+   */
+  readonly authDb: Db;
   /** Present in distributed mode only. */
   readonly redis: Redis | undefined;
   readonly metrics: Metrics;
@@ -42,17 +47,18 @@ export function createContext(parts: {
   logger: Logger;
   db: Db;
   ledgerDb: Db;
+  authDb: Db;
   redis: Redis | undefined;
   metrics: Metrics;
   clock?: () => Date;
 }): AppContext {
   const keyCacheMs = parts.redis ? parts.config.apiKeyCacheMs : EMBEDDED_KEY_CACHE_MS;
-  observeResources(parts.metrics, { general: parts.db, ledger: parts.ledgerDb }, parts.redis);
+  observeResources(parts.metrics, { general: parts.db, ledger: parts.ledgerDb, auth: parts.authDb }, parts.redis);
   if (parts.redis) observeClaimBacklog(parts.metrics, parts.redis);
   const clock = parts.clock ?? (() => new Date());
   return {
     ...parts,
-    keys: new KeyAuthenticator(parts.db, parts.redis, keyCacheMs),
+    keys: new KeyAuthenticator(parts.authDb, parts.redis, keyCacheMs),
     clock,
     ...createClaimParts({ ...parts, clock }),
   };

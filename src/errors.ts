@@ -50,6 +50,14 @@ export const ERROR_CATALOG = {
   TOO_MANY_ITEMS: { status: 413, message: 'Too many items in one request.' },
   SOURCE_NOT_CONFIGURED: { status: 400, message: 'No source database is configured (STAMPEDE_SOURCE_DATABASE_URL).' },
   SOURCE_QUERY_REJECTED: { status: 400, message: 'Only a single read-only SELECT is accepted as a source query.' },
+  // uploads, bulk staging slots and database capacity (h-uploads: issues 15, 16)
+  BULK_UPLOAD_LIMIT_REACHED: { status: 429, message: 'This partner has as many bulk uploads in progress as it may have; retry later.' },
+  BULK_UPLOADS_BUSY: { status: 503, message: 'The service is receiving as many bulk uploads as it can; retry later.' },
+  UPLOAD_TIMEOUT: { status: 408, message: 'The request body did not arrive within the upload deadline.' },
+  CSV_COLUMN_REQUIRED: { status: 400, message: 'The CSV has several columns: say which holds the user ids with ?column= (header name or 1-based index).' },
+  CSV_COLUMN_NOT_FOUND: { status: 400, message: 'The CSV has no such column.' },
+  CSV_MALFORMED: { status: 400, message: 'The body is not valid CSV.' },
+  DATABASE_BUSY: { status: 503, message: 'All database connections are busy; retry shortly.' },
   // server side
   SERVICE_UNAVAILABLE: { status: 503, message: 'A backing service is unavailable; retry shortly.' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error.' },

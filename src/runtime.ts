@@ -37,10 +37,13 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
       closers.push(() => embedded.stop());
       databaseUrl = embedded.url;
     }
-    const db = createPool(databaseUrl, config.dbPoolSize, logger);
+    const acquireTimeoutMs = config.dbAcquireTimeoutMs;
+    const db = createPool(databaseUrl, config.dbPoolSize, logger, { acquireTimeoutMs });
     closers.push(() => db.end());
-    const ledgerDb = createPool(databaseUrl, config.dbPoolSize, logger, { pipelined: true, indexPlans: true });
+    const ledgerDb = createPool(databaseUrl, config.dbPoolSize, logger, { pipelined: true, indexPlans: true, acquireTimeoutMs });
     closers.push(() => ledgerDb.end());
+    const authDb = createPool(databaseUrl, config.dbAuthPoolSize, logger, { acquireTimeoutMs });
+    closers.push(() => authDb.end());
     if (options.runMigrations) await migrate(db, logger);
 
     let redis;
@@ -58,7 +61,7 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
       }
     }
 
-    const ctx = createContext({ config, logger, db, ledgerDb, redis, metrics: createMetrics() });
+    const ctx = createContext({ config, logger, db, ledgerDb, authDb, redis, metrics: createMetrics() });
     return { ctx, databaseUrl, close };
   } catch (error) {
     await close();

@@ -1,7 +1,9 @@
 // POST /v1/coupon-templates/{id}/distributions: give a template to many users as a bulk job.
 // JSON {userIds} (up to 10,000), JSON {source: {type: 'sql', query}}, or a text/csv body of any
-// size streamed straight into PostgreSQL (never buffered whole): one user id per line, an
-// optional header line, blank lines ignored. Answers 202 {jobId} once the input is committed.
+// size: received to a spool file (no database connection is held while a client sends), then read
+// as CSV (distribution-csv.ts) and staged in one short transaction. Answers 202 {jobId} once the
+// input is committed.
+import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
@@ -11,7 +13,9 @@ import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { ErrorResponse, IdParams, UserId, Uuid } from '../http/schemas.ts';
 import { acceptJob } from '../jobs/accept-job.ts';
-import { ChunkCopyWriter, stageLines } from '../jobs/chunk-staging.ts';
+import { ChunkCopyWriter } from '../jobs/chunk-staging.ts';
+import { UploadSlots, UploadSpool } from '../http/upload-spool.ts';
+import { stageCsv } from './distribution-csv.ts';
 import { stageUserIdList, type DistributionParams } from './distribution.ts';
 import { normaliseSourceQuery, probeSourceQuery } from './distribution-source.ts';
 import { findTemplate } from './template-repository.ts';
@@ -19,7 +23,7 @@ import { findTemplate } from './template-repository.ts';
 const MAX_LIST_USER_IDS = 10_000;
 /** JSON bodies: 10,000 ids of up to 128 characters, quoted, fit in 1.4 MB. */
 const JSON_BODY_LIMIT_BYTES = 2 * 1_048_576;
-/** Uploads are streamed to PostgreSQL, so this bounds disk use, not memory (≈ 300M short ids). */
+/** Uploads are spooled to disk, so this bounds disk use, not memory (≈ 300M short ids). */
 const MAX_UPLOAD_BYTES = 4 * 1024 ** 3;
 
 const DistributionBody = Type.Union([
@@ -30,13 +34,20 @@ const DistributionBody = Type.Union([
 ]);
 type DistributionBody = Static<typeof DistributionBody>;
 
-const DistributionQuery = Type.Object(
-  { header: Type.Optional(Type.Boolean({ description: 'text/csv: whether the first line is a header (default: detected from its name)' })) },
-  { additionalProperties: false },
-);
+const DistributionQuery = Type.Object({
+  header: Type.Optional(Type.Boolean({ description: 'text/csv: whether the first row is a header (default: yes for several columns; for one, detected from its name)' })),
+  column: Type.Optional(Type.String({
+    minLength: 1, maxLength: 200,
+    description: 'text/csv: the column of user ids, by header name or 1-based index; required when the file has several columns',
+  })),
+}, { additionalProperties: false });
 
 export function distributionRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
+  const spool = new UploadSpool(ctx.config.uploadDir);
+  const slots = new UploadSlots({ perPartner: ctx.config.uploadsPerPartner, total: ctx.config.uploadsTotal });
   return async (app) => {
+    const leftovers = await spool.removeLeftovers();
+    if (leftovers > 0) ctx.logger.info({ leftovers, dir: ctx.config.uploadDir }, 'deleted upload spool files of stopped processes');
     // The upload reaches the handler as the raw request stream (this plugin's routes only).
     app.addContentTypeParser(['text/csv', 'text/plain'], (_request, payload, done) => done(null, payload));
 
@@ -47,7 +58,10 @@ export function distributionRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
         params: IdParams,
         querystring: DistributionQuery,
         body: { content: { 'application/json': { schema: DistributionBody } } },
-        response: { 202: Type.Object({ jobId: Uuid }), 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse },
+        response: {
+          202: Type.Object({ jobId: Uuid }), 400: ErrorResponse, 404: ErrorResponse, 408: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse,
+          429: ErrorResponse, 503: ErrorResponse,
+        },
       },
     }, async (request, reply) => {
       const partnerId = request.principal.partnerId;
@@ -73,23 +87,35 @@ export function distributionRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
           await acceptJob(ctx, job({ kind: 'sql', query }, false));
         }
       } else {
-        const upload = request.body as Readable;
-        await acceptJob(ctx, job({ kind: 'csv' }, true), async (tx) => {
-          const writer = new ChunkCopyWriter(tx, jobId);
-          try {
-            const stats = await stageLines(upload, writer, {
-              header: request.query.header,
-              maxBytes: MAX_UPLOAD_BYTES,
-              onTooLarge: () => new AppError('PAYLOAD_TOO_LARGE', `An upload may hold at most ${MAX_UPLOAD_BYTES} bytes.`),
+        const leave = slots.enter(partnerId);
+        try {
+          const upload = await spool.receive(request.body as Readable, { maxBytes: MAX_UPLOAD_BYTES, deadlineMs: ctx.config.uploadDeadlineMs })
+            .catch((error: unknown) => {
+              // The rest of the body is not read: answer, then close the connection.
+              void reply.header('Connection', 'close');
+              throw error;
             });
-            await writer.finish();
-            if (stats.items === 0) throw new AppError('VALIDATION_FAILED', 'body: the upload holds no user ids', [{ field: 'body', message: 'holds no user ids' }]);
-            return { chunkCount: stats.chunks, total: stats.items };
-          } catch (error) {
-            writer.abort(error as Error);
-            throw error;
+          try {
+            await acceptJob(ctx, job({ kind: 'csv' }, true), async (tx) => {
+              const writer = new ChunkCopyWriter(tx, jobId);
+              try {
+                const stats = await stageCsv(createReadStream(upload.file, { highWaterMark: 1_048_576 }), writer, {
+                  column: request.query.column, header: request.query.header,
+                });
+                await writer.finish();
+                if (stats.items === 0) throw new AppError('VALIDATION_FAILED', 'body: the upload holds no user ids', [{ field: 'body', message: 'holds no user ids' }]);
+                return { chunkCount: stats.chunks, total: stats.items };
+              } catch (error) {
+                writer.abort(error as Error);
+                throw error;
+              }
+            });
+          } finally {
+            await upload.remove();
           }
-        });
+        } finally {
+          leave();
+        }
       }
       return reply.code(202).send({ jobId });
     });

@@ -6,6 +6,12 @@ import {
   SocketClosedUnexpectedlyError, SocketTimeoutError,
 } from 'redis';
 import { AppError, ERROR_CATALOG, type ErrorCode } from '../errors.ts';
+import { isPoolExhausted } from '../infra/db.ts';
+
+/** Refusals that pass with time say when to come back (unless the route said it already). */
+const RETRY_AFTER_SECONDS: Partial<Record<ErrorCode, number>> = {
+  BULK_UPLOAD_LIMIT_REACHED: 5, BULK_UPLOADS_BUSY: 5, DATABASE_BUSY: 1, SERVICE_UNAVAILABLE: 1,
+};
 
 interface FieldProblem {
   field: string;
@@ -23,6 +29,8 @@ export function installErrorHandling(app: FastifyInstance): void {
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof AppError) {
+      const retryAfter = RETRY_AFTER_SECONDS[error.code];
+      if (retryAfter !== undefined && !reply.hasHeader('retry-after')) void reply.header('Retry-After', String(retryAfter));
       return reply.code(error.status).send(errorBody(error.code, error.message, error.details));
     }
     if (error.validation) {
@@ -35,6 +43,10 @@ export function installErrorHandling(app: FastifyInstance): void {
         return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE'));
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return reply.code(415).send(errorBody('UNSUPPORTED_MEDIA_TYPE'));
+    }
+    if (isPoolExhausted(error)) {
+      request.log.warn({ err: error }, 'database pool exhausted');
+      return reply.code(503).header('Retry-After', String(RETRY_AFTER_SECONDS.DATABASE_BUSY)).send(errorBody('DATABASE_BUSY'));
     }
     if (isUnavailable(error)) {
       request.log.error({ err: error }, 'backing service unavailable');

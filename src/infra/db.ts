@@ -21,9 +21,11 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
  * planning costing more CPU than running it; and seq scans are priced out (enable_seqscan off), so
  * a plan made while a table was still small never scans it once it has grown.
  */
-export function createPool(connectionString: string, max: number, logger: Logger, options: { pipelined?: boolean; indexPlans?: boolean } = {}): Db {
+export function createPool(
+  connectionString: string, max: number, logger: Logger, options: { pipelined?: boolean; indexPlans?: boolean; acquireTimeoutMs?: number } = {},
+): Db {
   const pool = new pg.Pool({
-    connectionString, max, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000, pipeline: options.pipelined ?? false,
+    connectionString, max, idleTimeoutMillis: 30_000, connectionTimeoutMillis: options.acquireTimeoutMs ?? 10_000, pipeline: options.pipelined ?? false,
     ...(options.indexPlans ? { options: '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off' } : {}),
   });
   // An idle client whose server went away emits 'error' on the pool; without a listener the
@@ -31,6 +33,13 @@ export function createPool(connectionString: string, max: number, logger: Logger
   pool.on('error', (error) => logger.warn({ err: error }, 'idle PostgreSQL client failed'));
   return pool;
 }
+
+/**
+ * pg-pool's refusal when every connection stayed busy for `connectionTimeoutMillis` (it has no code,
+ * only this message): the pool is exhausted, not PostgreSQL down; answered 503 DATABASE_BUSY.
+ */
+export const isPoolExhausted = (error: unknown): boolean =>
+  error instanceof Error && error.message === 'timeout exceeded when trying to connect';
 
 /**
  * Issues the queries `issue` starts on a pipelined client (createPool `pipelined`) as ONE socket

@@ -10,10 +10,11 @@ import type { Redis } from './redis.ts';
 /** A scrape must answer within a second even when a dependency hangs. */
 export const DEPENDENCY_PROBE_TIMEOUT_MS = 500;
 
-/** The process's PostgreSQL pools: `general`, and `ledger` (points calls, pipelined). */
+/** The process's PostgreSQL pools: `general`, `ledger` (points calls, pipelined) and `auth` (API key look-ups). */
 export interface Pools {
   readonly general: Db;
   readonly ledger: Db;
+  readonly auth: Db;
 }
 
 export function observeResources(metrics: Metrics, pools: Pools, redis: Redis | undefined): void {

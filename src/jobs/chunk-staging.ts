@@ -1,8 +1,7 @@
 // Staging of a job's input into job_chunks with COPY, in the caller's transaction, before the job
 // is acknowledged: the whole input is in PostgreSQL and nothing is held in memory but the chunk
-// being filled. Also the streaming line reader for uploaded user id lists.
-import type { Readable, Writable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
+// being filled. (Uploaded CSV is read by src/coupons/distribution-csv.ts.)
+import type { Writable } from 'node:stream';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Tx } from '../infra/db.ts';
 
@@ -67,82 +66,3 @@ export class ChunkCopyWriter {
 }
 
 export const DISTRIBUTION_CHUNK_LINES = 10_000;
-/** Longer lines are malformed anyway: keep enough to report them, drop the rest unread. */
-const MAX_KEPT_LINE_CHARS = 200;
-const HEADER = /^(user_?id|userid|user-id|user|id)$/i;
-
-export interface LineStats {
-  /** non-blank lines that are not the header */
-  items: number;
-  chunks: number;
-  bytes: number;
-}
-
-/**
- * Reads a text body of one user id per line and stages it in chunks of DISTRIBUTION_CHUNK_LINES
- * lines. Lines are trimmed and unquoted; blank lines and the header are kept as empty lines so a
- * line's position in its chunk gives its line number in the upload. Validation of the ids is the
- * job's (malformed lines become item failures with their line number).
- */
-export async function stageLines(
-  body: Readable, writer: ChunkCopyWriter, options: { header: boolean | undefined; maxBytes: number; onTooLarge: () => Error },
-): Promise<LineStats> {
-  const decoder = new StringDecoder('utf8');
-  let lines: string[] = [];
-  let items = 0;
-  let chunkItems = 0;
-  let lineNo = 0;
-  let firstLineOfChunk = 1;
-  let carry = '';
-  let overlong = false;
-  let bytes = 0;
-
-  const addLine = (raw: string) => {
-    lineNo++;
-    let line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    line = line.trim();
-    if (line.length >= 2 && line.startsWith('"') && line.endsWith('"')) line = line.slice(1, -1).trim();
-    if (line.includes('\0')) line = line.replaceAll('\0', '\uFFFD');
-    if (lineNo === 1 && (options.header ?? HEADER.test(line))) line = '';
-    if (line !== '') {
-      items++;
-      chunkItems++;
-    }
-    lines.push(escapeCopyText(line.slice(0, MAX_KEPT_LINE_CHARS)));
-  };
-  const flush = async () => {
-    if (lines.length === 0) return;
-    const payload = lines.join('\\n');
-    const first = firstLineOfChunk;
-    const count = chunkItems;
-    firstLineOfChunk += lines.length;
-    lines = [];
-    chunkItems = 0;
-    await writer.write(first, count, payload);
-  };
-
-  for await (const buffer of body as AsyncIterable<Buffer>) {
-    bytes += buffer.length;
-    if (bytes > options.maxBytes) throw options.onTooLarge();
-    const parts = decoder.write(buffer).split('\n');
-    for (let i = 0; i < parts.length - 1; i++) {
-      const part = parts[i]!;
-      addLine(overlong ? carry : carry + part);
-      carry = '';
-      overlong = false;
-      if (lines.length >= DISTRIBUTION_CHUNK_LINES) await flush();
-    }
-    const tail = parts[parts.length - 1]!;
-    if (!overlong) {
-      carry += tail;
-      if (carry.length > MAX_KEPT_LINE_CHARS) {
-        carry = carry.slice(0, MAX_KEPT_LINE_CHARS + 1);
-        overlong = true;
-      }
-    }
-  }
-  const rest = (overlong ? carry : carry + decoder.end());
-  if (rest !== '') addLine(rest);
-  await flush();
-  return { items, chunks: writer.chunkCount, bytes };
-}

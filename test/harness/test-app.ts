@@ -41,16 +41,19 @@ export function testConfig(options: TestAppOptions = {}): Config {
 export async function testContext(options: TestAppOptions = {}): Promise<AppContext> {
   const config = testConfig(options);
   const logger = createLogger(config.logLevel);
-  const db = createPool(config.databaseUrl!, config.dbPoolSize, logger);
-  const ledgerDb = createPool(config.databaseUrl!, config.dbPoolSize, logger, { pipelined: true, indexPlans: true });
+  const acquireTimeoutMs = config.dbAcquireTimeoutMs;
+  const db = createPool(config.databaseUrl!, config.dbPoolSize, logger, { acquireTimeoutMs });
+  const ledgerDb = createPool(config.databaseUrl!, config.dbPoolSize, logger, { pipelined: true, indexPlans: true, acquireTimeoutMs });
+  const authDb = createPool(config.databaseUrl!, config.dbAuthPoolSize, logger, { acquireTimeoutMs });
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
-  return createContext({ config, logger, db, ledgerDb, redis, metrics: createMetrics(), ...(options.clock ? { clock: options.clock } : {}) });
+  return createContext({ config, logger, db, ledgerDb, authDb, redis, metrics: createMetrics(), ...(options.clock ? { clock: options.clock } : {}) });
 }
 
 export async function closeContext(ctx: AppContext): Promise<void> {
   await ctx.redis?.close();
   await ctx.db.end();
   await ctx.ledgerDb.end();
+  await ctx.authDb.end();
 }
 
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {

@@ -1,38 +1,47 @@
 -- Claims one coupon of a template: the whole first-come-first-served decision in one atomic step.
 -- Every check runs before the first write, because a Lua error does not undo earlier writes.
--- The window is checked against Redis' own clock, so clock skew between API hosts does not matter.
--- Mirrors claimRefusal() in claim-rules.ts (the in-process gate).
+-- The window is checked first, against Redis' own clock (clock skew between API hosts does not
+-- matter), and before any key is read: a claim outside it touches nothing. Mirrors claimRefusal()
+-- in claim-rules.ts (the in-process gate), except that a user whose holdings are not loaded yet is
+-- told SOLD_OUT once the stock is gone (no load for a sold-out stampede).
 --
--- KEYS[1]  stampede:{tpl:<id>}:state   hash: total (-1 = unlimited), limit, starts, ends (epoch ms),
---                                       issued (coupons given so far), slot (last slot number given)
+-- KEYS[1]  stampede:{tpl:<id>}:state   hash: total (-1 = unlimited), limit, issued (coupons given so
+--                                       far), slot (last slot number given); see load-template-2.lua
 -- KEYS[2]  stampede:{tpl:<id>}:users   hash: userId -> the user's coupon ids, separated by one space
+--                                       ("" when loaded holding none; absent: not loaded yet)
 -- KEYS[3]  stampede:{tpl:<id>}:claims  hash: couponId -> "slot seq issuedAtMs userId", until persisted
 -- KEYS[4]  stampede:{tpl:<id>}:stream  stream the persister reads (fields c, u, s, q, t)
 -- ARGV[1]  coupon id: a canonical UUID (36 characters) made by the server
 -- ARGV[2]  user id: printable ASCII without spaces
+-- ARGV[3]  claim window start, epoch ms
+-- ARGV[4]  claim window end, epoch ms
 -- returns  {slot, seq, issuedAtMs, issued} when a coupon is issued, otherwise {code} with
---          -1 state not loaded, -2 window not open yet, -3 window closed, -4 per-user limit reached,
---          -5 sold out (ClaimRefusal in claim-gate.ts)
-local state = redis.call('HMGET', KEYS[1], 'total', 'limit', 'starts', 'ends', 'issued')
-if not state[5] then return {-1} end
-
+--          -1 event not opened, -2 window not open yet, -3 window closed, -4 per-user limit reached,
+--          -5 sold out, -6 user's holdings not loaded (ClaimRefusal in claim-gate.ts)
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-if now < tonumber(state[3]) then return {-2} end
-if now >= tonumber(state[4]) then return {-3} end
+if now < tonumber(ARGV[3]) then return {-2} end
+if now >= tonumber(ARGV[4]) then return {-3} end
+
+local state = redis.call('HMGET', KEYS[1], 'total', 'limit', 'issued')
+if not state[3] then return {-1} end
+local total = tonumber(state[1])
+local soldOut = total >= 0 and tonumber(state[3]) >= total
 
 local owned = redis.call('HGET', KEYS[2], ARGV[2])
+if not owned then
+  if soldOut then return {-5} end
+  return {-6}
+end
 local held = 0
-if owned then held = (string.len(owned) + 1) / 37 end
+if owned ~= '' then held = (string.len(owned) + 1) / 37 end
 if held >= tonumber(state[2]) then return {-4} end
-
-local total = tonumber(state[1])
-if total >= 0 and tonumber(state[5]) >= total then return {-5} end
+if soldOut then return {-5} end
 
 local issued = redis.call('HINCRBY', KEYS[1], 'issued', 1)
 local slot = redis.call('HINCRBY', KEYS[1], 'slot', 1)
 local seq = held + 1
-if owned then
+if held > 0 then
   redis.call('HSET', KEYS[2], ARGV[2], owned .. ' ' .. ARGV[1])
 else
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])

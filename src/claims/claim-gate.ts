@@ -17,9 +17,11 @@ export enum ClaimRefusal {
   Closed = -3,
   LimitReached = -4,
   SoldOut = -5,
+  /** Redis holds the event but not this user's holdings yet (internal: the gate loads them and retries). */
+  UserNotLoaded = -6,
 }
 
-export type AnsweredRefusal = Exclude<ClaimRefusal, ClaimRefusal.NotLoaded>;
+export type AnsweredRefusal = Exclude<ClaimRefusal, ClaimRefusal.NotLoaded | ClaimRefusal.UserNotLoaded>;
 
 type RefusalCode = Extract<ErrorCode, 'CLAIM_NOT_OPEN' | 'CLAIM_CLOSED' | 'CLAIM_LIMIT_REACHED' | 'SOLD_OUT'>;
 

@@ -21,7 +21,7 @@ const MAX_IDLE_SLEEP_MS = 50;
 const ERROR_BACKOFF_MS = 500;
 /** A template leaves the active set this long after its window closed, once its stream is empty. */
 const DEACTIVATE_AFTER_CLOSE_MS = 60_000;
-/** Claim state of a finished event is kept this long (late reconcile), then expires. */
+/** A drained stream (and the state of an event opened before the gate set expiries) is kept this long, then expires. */
 const FINISHED_STATE_TTL_SECONDS = 86_400;
 /** Every restart joins as a new consumer; departed ones with nothing pending are forgotten after this. */
 const FORGET_CONSUMER_IDLE_MS = 3_600_000;
@@ -159,8 +159,10 @@ class ClaimPersister {
         // Separate commands: the index sets live in other cluster slots than the template's keys.
         await this.redis.sRem(ACTIVE_TEMPLATES_KEY, template.id);
         await this.redis.sRem(partnerActiveTemplatesKey(template.partnerId), template.id);
+        // State and holdings carry their expiry from the gate (NX: only state loaded without one);
+        // the stream and claims never get one before they are drained, or a claim could be lost.
         await this.redis.multi()
-          .expire(keys.state, FINISHED_STATE_TTL_SECONDS).expire(keys.users, FINISHED_STATE_TTL_SECONDS)
+          .expire(keys.state, FINISHED_STATE_TTL_SECONDS, 'NX').expire(keys.users, FINISHED_STATE_TTL_SECONDS, 'NX')
           .expire(keys.claims, FINISHED_STATE_TTL_SECONDS).expire(keys.stream, FINISHED_STATE_TTL_SECONDS)
           .exec();
         this.streams.delete(template.id);

@@ -71,40 +71,51 @@ export async function existingCouponIds(db: Queryable, ids: readonly string[]): 
   return new Set(rows.map((row) => row.id));
 }
 
-/** What a gate needs to take over a template: PostgreSQL's counts and who holds what. */
-export interface GateSnapshot {
+/** What a gate needs to open an event: PostgreSQL's issued count and highest slot (no holder). */
+export interface EventCounters {
   readonly issuedCount: number;
   readonly maxSlot: number;
-  /** userId → the user's coupon ids of this template, in seq order. */
-  readonly holdings: ReadonlyMap<string, string[]>;
 }
+
+const EVENT_COUNTERS = `SELECT t.issued_count,
+         coalesce((SELECT max(slot) FROM coupons c WHERE c.template_id = t.id AND c.slot IS NOT NULL), 0) AS max_slot
+    FROM coupon_templates t WHERE t.id = $1`;
 
 /**
  * Marks the template opened to claims (claim-event.ts: after every distribution chunk of it has
- * committed, and before any other starts) and reads what a gate needs, in one transaction.
+ * committed, and before any other starts) and reads its counters, in one transaction. Two indexed
+ * reads whatever the number of holders: users are looked up one by one, on their first claim.
  */
-export async function readGateSnapshot(db: Db, templateId: string): Promise<GateSnapshot> {
+export async function openClaimEvent(db: Db, templateId: string): Promise<EventCounters> {
   return withTransaction(db, async (tx) => {
     await markGateOpened(tx, templateId);
-    // One statement, so the count and the holdings come from one snapshot, taken after the lock.
-    const { rows } = await tx.query<{ issued_count: number; user_id: string | null; coupon_ids: string[] | null; max_slot: number | null }>(
-      `SELECT t.issued_count, h.user_id, h.coupon_ids, h.max_slot
-         FROM coupon_templates t
-         LEFT JOIN LATERAL (
-           SELECT user_id, array_agg(id::text ORDER BY seq) AS coupon_ids, max(slot) AS max_slot
-             FROM coupons WHERE template_id = t.id GROUP BY user_id) h ON true
-        WHERE t.id = $1`,
-      [templateId],
-    );
-    let maxSlot = 0;
-    const holdings = new Map<string, string[]>();
-    for (const row of rows) {
-      if (row.user_id === null) continue;
-      holdings.set(row.user_id, row.coupon_ids!);
-      maxSlot = Math.max(maxSlot, row.max_slot ?? 0);
-    }
-    return { issuedCount: rows[0]?.issued_count ?? 0, maxSlot, holdings };
+    return eventCounters(tx, templateId);
   });
+}
+
+/** The counters alone, for a gate that already opened the event and resynchronises. */
+export async function eventCounters(db: Queryable, templateId: string): Promise<EventCounters> {
+  const { rows } = await db.query<{ issued_count: number; max_slot: number }>(EVENT_COUNTERS, [templateId]);
+  return { issuedCount: rows[0]?.issued_count ?? 0, maxSlot: rows[0]?.max_slot ?? 0 };
+}
+
+/**
+ * One user's coupon ids of a template, in seq order (the unique (template_id, user_id, seq) index).
+ * Exact for a gate once the event is opened: nothing but the gate's own claims writes into it then.
+ */
+export async function userCouponIds(db: Queryable, templateId: string, userId: string): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    'SELECT id::text FROM coupons WHERE template_id = $1 AND user_id = $2 ORDER BY seq', [templateId, userId]);
+  return rows.map((row) => row.id);
+}
+
+/** How many coupons of a template each of these users holds (absent: none). */
+export async function heldCounts(db: Queryable, templateId: string, userIds: readonly string[]): Promise<Map<string, number>> {
+  if (userIds.length === 0) return new Map();
+  const { rows } = await db.query<{ user_id: string; held: number }>(
+    'SELECT user_id, count(*)::int AS held FROM coupons WHERE template_id = $1 AND user_id = ANY($2::text[]) GROUP BY user_id',
+    [templateId, userIds]);
+  return new Map(rows.map((row) => [row.user_id, row.held]));
 }
 
 /** PostgreSQL's side of reconcile. */

@@ -1,21 +1,38 @@
-// The claim decision as a pure function: window, per-user limit, stock, in that order. The
-// in-process gate runs it; claim-4.lua is the same rule inside Redis (keep the two in step).
+// The claim decision as pure functions: window, per-user limit, stock, in that order. The
+// in-process gate runs them; claim-4.lua is the same rule inside Redis (keep the two in step).
 import { ClaimRefusal, type AnsweredRefusal } from './claim-gate.ts';
 
-export interface ClaimCounters {
+export interface ClaimWindow {
+  readonly claimStartsAt: number;
+  readonly claimEndsAt: number;
+}
+
+export interface ClaimCounters extends ClaimWindow {
   /** null: unlimited. */
   readonly totalQuantity: number | null;
   readonly perUserLimit: number;
-  readonly claimStartsAt: number;
-  readonly claimEndsAt: number;
   readonly issued: number;
+}
+
+/**
+ * The window alone: decided before a gate opens the event, so a claim outside it costs no state,
+ * no query and marks nothing live.
+ */
+export function windowRefusal(window: ClaimWindow, nowMs: number): ClaimRefusal.NotOpen | ClaimRefusal.Closed | undefined {
+  if (nowMs < window.claimStartsAt) return ClaimRefusal.NotOpen;
+  if (nowMs >= window.claimEndsAt) return ClaimRefusal.Closed;
+  return undefined;
+}
+
+export function soldOut(counters: Pick<ClaimCounters, 'totalQuantity' | 'issued'>): boolean {
+  return counters.totalQuantity !== null && counters.issued >= counters.totalQuantity;
 }
 
 /** Why this claim must be refused, or undefined when it may take a coupon. Times in epoch ms. */
 export function claimRefusal(counters: ClaimCounters, heldByUser: number, nowMs: number): AnsweredRefusal | undefined {
-  if (nowMs < counters.claimStartsAt) return ClaimRefusal.NotOpen;
-  if (nowMs >= counters.claimEndsAt) return ClaimRefusal.Closed;
+  const window = windowRefusal(counters, nowMs);
+  if (window !== undefined) return window;
   if (heldByUser >= counters.perUserLimit) return ClaimRefusal.LimitReached;
-  if (counters.totalQuantity !== null && counters.issued >= counters.totalQuantity) return ClaimRefusal.SoldOut;
+  if (soldOut(counters)) return ClaimRefusal.SoldOut;
   return undefined;
 }

@@ -1,45 +1,111 @@
-// The embedded claim gate: counters in this process (loaded from PostgreSQL on a template's first
-// claim) and group commit. A claim is decided at once in memory, then waits for the next flush:
-// every claim gathered while the previous flush was committing (or for `lingerMs` when idle) is
-// inserted by one statement (its own transaction) per template, and only after it committed are
-// they all answered. No 201 goes out for a row that is not committed. One process must own the counters (embedded mode
-// runs one API process); PostgreSQL's constraints refuse anything a second owner would over-issue.
+// The embedded claim gate: counters in this process and group commit. A claim is decided at once
+// in memory, then waits for the next flush: every claim gathered while the previous flush was
+// committing (or for `lingerMs` when idle) is inserted by one statement (its own transaction) per
+// template, and only after it committed are they all answered. No 201 goes out for a row that is
+// not committed. One process must own the counters (embedded mode runs one API process);
+// PostgreSQL's constraints refuse anything a second owner would over-issue.
+//
+// Memory does not grow with an event's holders: a claim outside the window is refused before
+// anything is opened; opening an event reads two numbers (issued count, highest slot); a user's
+// holdings are read from PostgreSQL on the user's first claim and kept in a bounded LRU. An entry
+// is dropped only when no claim of it is in flight, so everything it counted is committed and
+// reading it again from PostgreSQL gives the same number (exact).
+import { LRUCache } from 'lru-cache';
 import { AppError } from '../errors.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
 import { isRetryableConflict, withRetry, type Db } from '../infra/db.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
-import type { ClaimGate, ClaimResult, IssuedClaim } from './claim-gate.ts';
-import { claimRefusal } from './claim-rules.ts';
-import { insertClaimedCoupons, readGateSnapshot, type ClaimedCoupon, type GateSnapshot } from './claim-repository.ts';
+import { ClaimRefusal, type ClaimGate, type ClaimResult, type IssuedClaim } from './claim-gate.ts';
+import { claimRefusal, soldOut, windowRefusal } from './claim-rules.ts';
+import { eventCounters, heldCounts, insertClaimedCoupons, openClaimEvent, type ClaimedCoupon } from './claim-repository.ts';
 
 export interface GroupCommitOptions {
   /** How long an idle gate waits for company before flushing a first claim. */
   readonly lingerMs: number;
   /** Most claims in one flush; more wait for the next one. */
   readonly maxBatch: number;
+  /** Claims inside the gate at once (deciding or awaiting their commit); beyond, 503 at once. */
+  readonly maxInFlight?: number;
+  /** Users whose holdings are cached, over all events. */
+  readonly cachedUsers?: number;
+  /** Events whose counters are cached. */
+  readonly cachedEvents?: number;
 }
 
-interface Counters {
+const DEFAULT_MAX_IN_FLIGHT = 20_000;
+/** ~150 bytes each: ~15 MB at most, whatever the number of holders. */
+const DEFAULT_CACHED_USERS = 100_000;
+const DEFAULT_CACHED_EVENTS = 1_000;
+/** A claim re-reads state after each load; more rounds than this means the state keeps moving. */
+const MAX_ROUNDS = 8;
+
+interface OpenEvent {
   readonly template: CouponTemplate;
   issued: number;
   slot: number;
-  readonly held: Map<string, number>;
+  /** Claims of this event deciding or awaiting commit. */
+  inFlight: number;
+  /** Unique over the process, renewed by a resync: user entries of another epoch are read again. */
+  epoch: number;
+  /** While a resync rebuilds the counters, claims of the event wait for it. */
+  resyncing: Promise<void> | undefined;
+}
+
+interface UserHoldings {
+  /** Coupons of the event the user holds, committed or in flight. */
+  held: number;
+  inFlight: number;
+  epoch: number;
 }
 
 interface Waiting {
-  readonly template: CouponTemplate;
+  readonly event: OpenEvent;
+  readonly user: UserHoldings;
+  readonly userKey: string;
   readonly coupon: ClaimedCoupon;
   readonly issued: IssuedClaim;
   readonly resolve: (claim: IssuedClaim) => void;
   readonly reject: (error: Error) => void;
 }
 
+/**
+ * An LRU that never loses an entry with claims in flight: one evicted meanwhile waits aside until
+ * its last claim settles (so the aside map holds at most one entry per claim in flight).
+ */
+class SettledLru<V extends { inFlight: number }> {
+  private readonly pinned = new Map<string, V>();
+  private readonly lru: LRUCache<string, V>;
+
+  constructor(max: number) {
+    this.lru = new LRUCache<string, V>({
+      max,
+      dispose: (value, key, reason) => { if (reason === 'evict' && value.inFlight > 0) this.pinned.set(key, value); },
+    });
+  }
+
+  get(key: string): V | undefined { return this.pinned.get(key) ?? this.lru.get(key); }
+  peek(key: string): V | undefined { return this.pinned.get(key) ?? this.lru.peek(key); }
+  set(key: string, value: V): void { this.pinned.delete(key); this.lru.set(key, value); }
+  delete(key: string): void { this.pinned.delete(key); this.lru.delete(key); }
+  /** The entry's claims all settled: if it was evicted, it goes now. */
+  settled(key: string, value: V): void { if (value.inFlight === 0 && this.pinned.get(key) === value) this.pinned.delete(key); }
+  get size(): number { return this.lru.size + this.pinned.size; }
+}
+
+const userKey = (templateId: string, userId: string): string => `${templateId} ${userId}`;
+const windowOf = (template: CouponTemplate) => ({ claimStartsAt: template.claimStartsAt.getTime(), claimEndsAt: template.claimEndsAt.getTime() });
+
 export class MemoryClaimGate implements ClaimGate {
   readonly kind = 'memory';
-  private readonly counters = new Map<string, Counters>();
-  private readonly loading = new Map<string, Promise<void>>();
+  private readonly events: SettledLru<OpenEvent>;
+  private readonly users: SettledLru<UserHoldings>;
+  // Both hold one entry per claim waiting on it at most: bounded by maxInFlight.
+  private readonly opening = new Map<string, Promise<void>>();
+  private readonly userLoads = new Map<string, Promise<void>>();
   private queue: Waiting[] = [];
+  private inProgress = 0;
+  private nextEpoch = 1;
   private flushing = false;
   private timer: NodeJS.Timeout | undefined;
 
@@ -49,45 +115,107 @@ export class MemoryClaimGate implements ClaimGate {
     private readonly metrics: Metrics,
     private readonly clock: () => Date,
     private readonly options: GroupCommitOptions,
-  ) {}
+  ) {
+    this.events = new SettledLru(options.cachedEvents ?? DEFAULT_CACHED_EVENTS);
+    this.users = new SettledLru(options.cachedUsers ?? DEFAULT_CACHED_USERS);
+  }
 
   async claim(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult> {
-    let counters = this.counters.get(template.id);
-    // Re-read after loading: a resync may have replaced the counters in the meantime.
-    while (!counters) {
-      await this.load(template);
-      counters = this.counters.get(template.id);
+    // Outside the window nothing is opened, read or marked live.
+    const outside = windowRefusal(windowOf(template), this.clock().getTime());
+    if (outside !== undefined) return { refusal: outside };
+    if (this.inProgress >= (this.options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT)) {
+      throw new AppError('SERVICE_UNAVAILABLE', 'Too many claims are waiting for their commit; retry shortly.');
     }
-    // From here to the enqueue nothing awaits: the decision and the reservation are one step.
-    const now = this.clock();
-    const held = counters.held.get(userId) ?? 0;
-    const refusal = claimRefusal({
-      totalQuantity: template.totalQuantity,
-      perUserLimit: template.perUserLimit,
-      claimStartsAt: template.claimStartsAt.getTime(),
-      claimEndsAt: template.claimEndsAt.getTime(),
-      issued: counters.issued,
-    }, held, now.getTime());
-    if (refusal !== undefined) return { refusal };
-    counters.issued += 1;
-    counters.slot += 1;
-    counters.held.set(userId, held + 1);
-    const issued: IssuedClaim = { slot: counters.slot, seq: held + 1, issuedAt: now, issuedCount: counters.issued };
-    const coupon: ClaimedCoupon = { id: couponId, userId, slot: issued.slot, seq: issued.seq, issuedAt: now };
-    return { issued: await new Promise<IssuedClaim>((resolve, reject) => this.enqueue({ template, coupon, issued, resolve, reject })) };
+    this.inProgress += 1;
+    try {
+      return await this.decide(template, couponId, userId);
+    } finally {
+      this.inProgress -= 1;
+    }
   }
 
   async issuedCount(template: CouponTemplate): Promise<number | undefined> {
-    return this.counters.get(template.id)?.issued;
+    return this.events.peek(template.id)?.issued;
   }
 
-  private load(template: CouponTemplate): Promise<void> {
-    let loading = this.loading.get(template.id);
+  /** Cached entries (for tests and measurements): bounded by the options whatever the events' size. */
+  cacheSizes(): { events: number; users: number; queued: number } {
+    return { events: this.events.size, users: this.users.size, queued: this.queue.length };
+  }
+
+  private async decide(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult> {
+    const key = userKey(template.id, userId);
+    for (let round = 0; round < MAX_ROUNDS; round += 1) {
+      const event = this.events.get(template.id);
+      if (!event) {
+        await this.open(template);
+        continue;
+      }
+      if (event.resyncing) {
+        await event.resyncing;
+        continue;
+      }
+      const now = this.clock();
+      const counters = {
+        totalQuantity: template.totalQuantity,
+        perUserLimit: template.perUserLimit,
+        ...windowOf(template),
+        issued: event.issued,
+      };
+      const user = this.users.get(key);
+      if (!user || user.epoch !== event.epoch) {
+        // Sold out (or closed meanwhile) answers every user alike: no lookup once the stock is gone.
+        const early = windowRefusal(counters, now.getTime()) ?? (soldOut(counters) ? ClaimRefusal.SoldOut : undefined);
+        if (early !== undefined) return { refusal: early };
+        await this.loadUser(event, key, userId);
+        continue;
+      }
+      // From here to the enqueue nothing awaits: the decision and the reservation are one step.
+      const refusal = claimRefusal(counters, user.held, now.getTime());
+      if (refusal !== undefined) return { refusal };
+      event.issued += 1;
+      event.slot += 1;
+      event.inFlight += 1;
+      user.held += 1;
+      user.inFlight += 1;
+      const issued: IssuedClaim = { slot: event.slot, seq: user.held, issuedAt: now, issuedCount: event.issued };
+      const coupon: ClaimedCoupon = { id: couponId, userId, slot: issued.slot, seq: issued.seq, issuedAt: now };
+      return { issued: await new Promise<IssuedClaim>((resolve, reject) => this.enqueue({ event, user, userKey: key, coupon, issued, resolve, reject })) };
+    }
+    throw new AppError('SERVICE_UNAVAILABLE', 'The claim state kept changing while it was loaded; retry.');
+  }
+
+  /** Opens the event once at a time: marks it live in PostgreSQL and reads its two counters. */
+  private open(template: CouponTemplate): Promise<void> {
+    let opening = this.opening.get(template.id);
+    if (!opening) {
+      opening = openClaimEvent(this.db, template.id).then((counters) => {
+        if (this.events.peek(template.id)) return;
+        this.events.set(template.id, {
+          template, issued: counters.issuedCount, slot: counters.maxSlot, inFlight: 0, epoch: this.nextEpoch++, resyncing: undefined,
+        });
+      }).finally(() => this.opening.delete(template.id));
+      this.opening.set(template.id, opening);
+    }
+    return opening;
+  }
+
+  /**
+   * Reads one user's holdings. Exact at whatever moment it reads: a user without a current entry
+   * has no claim in flight (entries with claims in flight are never dropped, and a resync renews
+   * every user with claims queued), and nothing but this gate writes into an opened event.
+   */
+  private loadUser(event: OpenEvent, key: string, userId: string): Promise<void> {
+    let loading = this.userLoads.get(key);
     if (!loading) {
-      loading = readGateSnapshot(this.db, template.id).then((snapshot) => {
-        this.counters.set(template.id, countersFrom(template, snapshot));
-      }).finally(() => this.loading.delete(template.id));
-      this.loading.set(template.id, loading);
+      loading = heldCounts(this.db, event.template.id, [userId]).then((counts) => {
+        if (this.events.peek(event.template.id) !== event || event.resyncing) return; // the caller reads again
+        const current = this.users.peek(key);
+        if (current && current.epoch === event.epoch) return;
+        this.users.set(key, { held: counts.get(userId) ?? 0, inFlight: 0, epoch: event.epoch });
+      }).finally(() => this.userLoads.delete(key));
+      this.userLoads.set(key, loading);
     }
     return loading;
   }
@@ -105,13 +233,13 @@ export class MemoryClaimGate implements ClaimGate {
     this.flushing = true;
     try {
       const batch = this.queue.splice(0, this.options.maxBatch);
-      const byTemplate = new Map<string, Waiting[]>();
+      const byEvent = new Map<OpenEvent, Waiting[]>();
       for (const waiting of batch) {
-        const group = byTemplate.get(waiting.template.id);
+        const group = byEvent.get(waiting.event);
         if (group) group.push(waiting);
-        else byTemplate.set(waiting.template.id, [waiting]);
+        else byEvent.set(waiting.event, [waiting]);
       }
-      await Promise.all([...byTemplate.values()].map((group) => this.commit(group)));
+      await Promise.all([...byEvent.values()].map((group) => this.commit(group)));
     } finally {
       this.flushing = false;
       // Claims that arrived during the commit have waited long enough: flush them now.
@@ -120,7 +248,8 @@ export class MemoryClaimGate implements ClaimGate {
   }
 
   private async commit(group: Waiting[]): Promise<void> {
-    const template = group[0]!.template;
+    const { event } = group[0]!;
+    const { template } = event;
     const started = performance.now();
     let inserted: Set<string>;
     try {
@@ -128,51 +257,65 @@ export class MemoryClaimGate implements ClaimGate {
       inserted = await withRetry(() => insertClaimedCoupons(this.db, template, group.map((w) => w.coupon)));
     } catch (error) {
       this.logger.error({ err: error, templateId: template.id, claims: group.length }, 'claim group commit failed');
-      const unavailable = new AppError('SERVICE_UNAVAILABLE');
-      for (const waiting of group) waiting.reject(unavailable);
-      await this.resync(template, isRetryableConflict(error) ? 'retries exhausted' : 'commit failed');
+      // Claims wait from now on: none may be decided with counters that count these failed ones.
+      const resync = this.resync(event, isRetryableConflict(error) ? 'retries exhausted' : 'commit failed');
+      this.settle(group, new Set(), () => new AppError('SERVICE_UNAVAILABLE'));
+      await resync;
       return;
     }
     this.metrics.claimBatchSize.observe({ gate: this.kind }, group.length);
     this.metrics.claimBatchCommitDuration.observe({ gate: this.kind }, (performance.now() - started) / 1000);
-    let refused = 0;
-    for (const waiting of group) {
-      if (inserted.has(waiting.coupon.id)) waiting.resolve(waiting.issued);
-      else {
-        refused += 1;
-        waiting.reject(new AppError('SERVICE_UNAVAILABLE', 'The claim conflicted with a coupon already in the database; retry.'));
-      }
-    }
+    const refused = group.filter((waiting) => !inserted.has(waiting.coupon.id)).length;
     // A slot or (user, seq) already taken means the counters drifted from PostgreSQL.
-    if (refused > 0) await this.resync(template, `${refused} claims refused by database constraints`);
+    const resync = refused > 0 ? this.resync(event, `${refused} claims refused by database constraints`) : undefined;
+    this.settle(group, inserted, () => new AppError('SERVICE_UNAVAILABLE', 'The claim conflicted with a coupon already in the database; retry.'));
+    await resync;
+  }
+
+  /** Answers a committed group and releases what its claims held in the caches. */
+  private settle(group: Waiting[], inserted: Set<string>, refusal: () => AppError): void {
+    for (const waiting of group) {
+      waiting.user.inFlight -= 1;
+      waiting.event.inFlight -= 1;
+      this.users.settled(waiting.userKey, waiting.user);
+      if (inserted.has(waiting.coupon.id)) waiting.resolve(waiting.issued);
+      else waiting.reject(refusal());
+    }
+    const { event } = group[0]!;
+    this.events.settled(event.template.id, event);
   }
 
   /**
-   * Rebuilds a template's counters from PostgreSQL plus the claims still queued. It runs inside a
-   * flush, so no other commit is in flight and the result is exact.
+   * Rebuilds an event's counters from PostgreSQL plus the claims still queued, with the event's
+   * claims held back meanwhile. It runs inside a flush, so no other commit of the event is in
+   * flight and the result is exact. Users with claims queued are read again at once; every other
+   * cached user of the event is read again on its next claim (a new epoch).
    */
-  private async resync(template: CouponTemplate, reason: string): Promise<void> {
-    try {
-      const snapshot = await readGateSnapshot(this.db, template.id);
-      const counters = countersFrom(template, snapshot);
-      for (const waiting of this.queue) {
-        if (waiting.template.id !== template.id) continue;
-        counters.issued += 1;
-        counters.slot = Math.max(counters.slot, waiting.coupon.slot);
-        counters.held.set(waiting.coupon.userId, (counters.held.get(waiting.coupon.userId) ?? 0) + 1);
+  private resync(event: OpenEvent, reason: string): Promise<void> {
+    const { template } = event;
+    const run = async () => {
+      try {
+        const counters = await eventCounters(this.db, template.id);
+        const queued = this.queue.filter((waiting) => waiting.event === event);
+        const held = await heldCounts(this.db, template.id, [...new Set(queued.map((waiting) => waiting.coupon.userId))]);
+        event.issued = counters.issuedCount + queued.length;
+        event.slot = Math.max(counters.maxSlot, ...queued.map((waiting) => waiting.coupon.slot));
+        event.epoch = this.nextEpoch++;
+        for (const waiting of queued) {
+          waiting.user.epoch = event.epoch;
+          waiting.user.held = held.get(waiting.coupon.userId) ?? 0;
+        }
+        for (const waiting of queued) waiting.user.held += 1;
+        this.logger.warn({ templateId: template.id, reason, issued: event.issued }, 'claim counters resynchronised from PostgreSQL');
+      } catch (error) {
+        // Forget the event: the next claim opens it afresh.
+        if (this.events.peek(template.id) === event) this.events.delete(template.id);
+        this.logger.error({ err: error, templateId: template.id }, 'claim counters could not be resynchronised');
+      } finally {
+        event.resyncing = undefined;
       }
-      this.counters.set(template.id, counters);
-      this.logger.warn({ templateId: template.id, reason, issued: counters.issued }, 'claim counters resynchronised from PostgreSQL');
-    } catch (error) {
-      // Forget the counters: the next claim loads them afresh.
-      this.counters.delete(template.id);
-      this.logger.error({ err: error, templateId: template.id }, 'claim counters could not be resynchronised');
-    }
+    };
+    event.resyncing = run();
+    return event.resyncing;
   }
-}
-
-function countersFrom(template: CouponTemplate, snapshot: GateSnapshot): Counters {
-  const held = new Map<string, number>();
-  for (const [userId, couponIds] of snapshot.holdings) held.set(userId, couponIds.length);
-  return { template, issued: snapshot.issuedCount, slot: snapshot.maxSlot, held };
 }

@@ -1,28 +1,36 @@
 // The distributed claim gate: one EVALSHA of claim-4.lua per claim. The script records the claim
 // in Redis (AOF) and appends it to the template's stream; the claim persister writes it to
-// PostgreSQL. State is loaded from PostgreSQL the first time a template is claimed here.
-import { randomUUID } from 'node:crypto';
+// PostgreSQL. Nothing is loaded per holder up front: a claim inside the window opens the event
+// (two counters), and a user's holdings are loaded on the user's first claim, so an event's Redis
+// state grows with its claimers, not its holders, and expires after the event.
+import { LRUCache } from 'lru-cache';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
+import { AppError } from '../errors.ts';
 import type { Db } from '../infra/db.ts';
 import { loadLuaScript, runLuaScript } from '../infra/lua.ts';
 import type { Redis } from '../infra/redis.ts';
+import { CLAIM_EVENT_SETTLE_MS } from './claim-event.ts';
 import { ClaimRefusal, isAnsweredRefusal, type ClaimGate, type ClaimResult } from './claim-gate.ts';
-import { readGateSnapshot } from './claim-repository.ts';
-import { ACTIVE_TEMPLATES_KEY, partnerActiveTemplatesKey, stagingUsersKey, templateClaimKeys, type TemplateClaimKeys } from './redis-keys.ts';
+import { openClaimEvent, userCouponIds } from './claim-repository.ts';
+import { ACTIVE_TEMPLATES_KEY, partnerActiveTemplatesKey, templateClaimKeys, type TemplateClaimKeys } from './redis-keys.ts';
 
 const CLAIM = loadLuaScript(new URL('./claim-4.lua', import.meta.url));
-const LOAD_TEMPLATE = loadLuaScript(new URL('./load-template-3.lua', import.meta.url));
+const LOAD_TEMPLATE = loadLuaScript(new URL('./load-template-2.lua', import.meta.url));
+const LOAD_USER = loadLuaScript(new URL('./load-user-2.lua', import.meta.url));
 
-const STAGING_CHUNK = 1_000;
-/** Far beyond any clock skew between API hosts and Redis. */
-const FINISHED_MARGIN_MS = 60_000;
-/** A loader that dies half-way leaves its staging hash behind; it expires on its own. */
-const STAGING_TTL_SECONDS = 600;
+/** An event's state and holdings outlive its window by the hour reconcile watches it, plus a margin. */
+export const CLAIM_STATE_RETENTION_MS = CLAIM_EVENT_SETTLE_MS + 600_000;
+/** A claim loads at most the event and then its user; more rounds mean the state keeps vanishing. */
+const MAX_ROUNDS = 4;
+/** Loads in flight (one per distinct user or event being loaded); beyond, claims answer 503. */
+const MAX_LOADS = 10_000;
+
+export const claimStateExpiresAt = (template: CouponTemplate): number => template.claimEndsAt.getTime() + CLAIM_STATE_RETENTION_MS;
 
 export class RedisClaimGate implements ClaimGate {
   readonly kind = 'redis';
-  private readonly keys = new Map<string, TemplateClaimKeys>();
-  private readonly loading = new Map<string, Promise<void>>();
+  private readonly keys = new LRUCache<string, TemplateClaimKeys>({ max: 10_000 });
+  private readonly loading = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly redis: Redis,
@@ -31,19 +39,17 @@ export class RedisClaimGate implements ClaimGate {
 
   async claim(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult> {
     const keys = this.keysOf(template.id).claimScriptKeys;
-    let reply = await runLuaScript(this.redis, CLAIM, keys, [couponId, userId]) as number[];
-    if (reply[0] === ClaimRefusal.NotLoaded) {
-      // A long-finished event's state has expired: answer without reloading every holder into Redis.
-      if (Date.now() > template.claimEndsAt.getTime() + FINISHED_MARGIN_MS) return { refusal: ClaimRefusal.Closed };
-      await this.load(template);
-      reply = await runLuaScript(this.redis, CLAIM, keys, [couponId, userId]) as number[];
+    const args = [couponId, userId, String(template.claimStartsAt.getTime()), String(template.claimEndsAt.getTime())];
+    for (let round = 0; round < MAX_ROUNDS; round += 1) {
+      const reply = await runLuaScript(this.redis, CLAIM, keys, args) as number[];
+      const [first, seq, issuedAtMs, issuedCount] = reply;
+      if (reply.length > 1) return { issued: { slot: first!, seq: seq!, issuedAt: new Date(issuedAtMs!), issuedCount: issuedCount! } };
+      if (first === ClaimRefusal.NotLoaded) await this.once(`event ${template.id}`, () => loadTemplateState(this.redis, this.db, template));
+      else if (first === ClaimRefusal.UserNotLoaded) await this.once(`user ${template.id} ${userId}`, () => loadUserHoldings(this.redis, this.db, template, userId));
+      else if (isAnsweredRefusal(first!)) return { refusal: first };
+      else throw new Error(`claim-4.lua answered ${first} for template ${template.id}`);
     }
-    const [first, seq, issuedAtMs, issuedCount] = reply;
-    if (reply.length === 1) {
-      if (isAnsweredRefusal(first!)) return { refusal: first };
-      throw new Error(`claim-4.lua answered ${first} for template ${template.id} right after loading it`);
-    }
-    return { issued: { slot: first!, seq: seq!, issuedAt: new Date(issuedAtMs!), issuedCount: issuedCount! } };
+    throw new AppError('SERVICE_UNAVAILABLE', 'The claim state kept vanishing while it was loaded; retry.');
   }
 
   async issuedCount(template: CouponTemplate): Promise<number | undefined> {
@@ -51,12 +57,13 @@ export class RedisClaimGate implements ClaimGate {
     return issued === null ? undefined : Number(issued);
   }
 
-  /** Loads the template's state once per process at a time; the script keeps it set-if-absent. */
-  load(template: CouponTemplate): Promise<void> {
-    let loading = this.loading.get(template.id);
+  /** One load per key at a time in this process (the scripts keep them set-if-absent across processes). */
+  private once(key: string, load: () => Promise<unknown>): Promise<unknown> {
+    let loading = this.loading.get(key);
     if (!loading) {
-      loading = loadTemplateState(this.redis, this.db, template).then(() => undefined).finally(() => this.loading.delete(template.id));
-      this.loading.set(template.id, loading);
+      if (this.loading.size >= MAX_LOADS) throw new AppError('SERVICE_UNAVAILABLE', 'Too many claim states are loading; retry shortly.');
+      loading = load().finally(() => this.loading.delete(key));
+      this.loading.set(key, loading);
     }
     return loading;
   }
@@ -64,7 +71,6 @@ export class RedisClaimGate implements ClaimGate {
   private keysOf(templateId: string): TemplateClaimKeys {
     let keys = this.keys.get(templateId);
     if (!keys) {
-      if (this.keys.size >= 10_000) this.keys.clear();
       keys = templateClaimKeys(templateId);
       this.keys.set(templateId, keys);
     }
@@ -73,31 +79,30 @@ export class RedisClaimGate implements ClaimGate {
 }
 
 /**
- * Loads a template's claim state from PostgreSQL (remaining = total − issued, every user's
- * coupons) unless Redis already holds live state. Returns whether this call loaded it.
- * The template is registered in the index sets first, so the persister and read-your-writes
- * know of it before the first claim can exist.
+ * Opens a template's claim event in Redis unless it holds live state: marks it live in PostgreSQL
+ * and reads its two counters (claim-event.ts), then sets them if absent. Returns whether this call
+ * loaded it. The template is registered in the index sets first, so the persister and
+ * read-your-writes know of it before the first claim can exist.
  */
 export async function loadTemplateState(redis: Redis, db: Db, template: CouponTemplate): Promise<boolean> {
   await redis.sAdd(ACTIVE_TEMPLATES_KEY, template.id);
   await redis.sAdd(partnerActiveTemplatesKey(template.partnerId), template.id);
   const keys = templateClaimKeys(template.id);
   if (await redis.exists(keys.state)) return false;
-
-  const snapshot = await readGateSnapshot(db, template.id);
-  const staging = stagingUsersKey(template.id, randomUUID());
-  const holdings = [...snapshot.holdings].map(([userId, couponIds]) => [userId, couponIds.join(' ')] as const);
-  for (let start = 0; start < holdings.length; start += STAGING_CHUNK) {
-    await redis.hSet(staging, Object.fromEntries(holdings.slice(start, start + STAGING_CHUNK)));
-    await redis.expire(staging, STAGING_TTL_SECONDS);
-  }
-  const loaded = await runLuaScript(redis, LOAD_TEMPLATE, [keys.state, keys.users, staging], [
+  const counters = await openClaimEvent(db, template.id);
+  const loaded = await runLuaScript(redis, LOAD_TEMPLATE, [keys.state, keys.users], [
     String(template.totalQuantity ?? -1),
     String(template.perUserLimit),
-    String(template.claimStartsAt.getTime()),
-    String(template.claimEndsAt.getTime()),
-    String(snapshot.issuedCount),
-    String(snapshot.maxSlot),
+    String(counters.issuedCount),
+    String(counters.maxSlot),
+    String(claimStateExpiresAt(template)),
   ]);
   return loaded === 1;
+}
+
+/** Loads one user's coupon ids of an opened event from PostgreSQL, if Redis does not hold them yet. */
+export async function loadUserHoldings(redis: Redis, db: Db, template: CouponTemplate, userId: string): Promise<number> {
+  const keys = templateClaimKeys(template.id);
+  const couponIds = await userCouponIds(db, template.id, userId);
+  return await runLuaScript(redis, LOAD_USER, [keys.state, keys.users], [userId, couponIds.join(' '), String(claimStateExpiresAt(template))]) as number;
 }

@@ -104,8 +104,8 @@ describe('claim path in distributed mode', () => {
     await stampede(t.app, partner.headers, templateId, 4, 1);
     // A loader that read PostgreSQL (issued 0) before those claims arrives late:
     const keys = templateClaimKeys(templateId);
-    const late = await runLuaScript(redis(), loadLuaScript(new URL('./load-template-3.lua', import.meta.url)),
-      [keys.state, keys.users, `stampede:{tpl:${templateId}}:staging:late`], ['10', '1', '0', String(Date.now() + 3_600_000), '0', '0']);
+    const late = await runLuaScript(redis(), loadLuaScript(new URL('./load-template-2.lua', import.meta.url)),
+      [keys.state, keys.users], ['10', '1', '0', '0', String(Date.now() + 3_600_000)]);
     expect(late).toBe(0);
     expect(await loadTemplateState(redis(), t.ctx.db, template)).toBe(false);
     expect(await redis().hGet(keys.state, 'issued')).toBe('4');

@@ -15,8 +15,6 @@ export function templateClaimKeys(templateId: string): TemplateClaimKeys {
   return { ...keys, claimScriptKeys: [keys.state, keys.users, keys.claims, keys.stream] };
 }
 
-export const stagingUsersKey = (templateId: string, nonce: string): string => `stampede:{tpl:${templateId}}:staging:${nonce}`;
-
 /** Templates whose claim stream the persister reads. */
 export const ACTIVE_TEMPLATES_KEY = 'stampede:claims:active-templates';
 

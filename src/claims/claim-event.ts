@@ -33,8 +33,16 @@ export async function holdOffGateOpening(tx: Tx, templateId: string): Promise<vo
   await tx.query(`SELECT pg_advisory_xact_lock_shared(${TEMPLATE_LOCK})`, [templateId]);
 }
 
-/** A gate loading the template: waits for running chunks, then marks the template opened. */
-export async function markGateOpened(tx: Tx, templateId: string): Promise<void> {
-  await tx.query(`SELECT pg_advisory_xact_lock(${TEMPLATE_LOCK})`, [templateId]);
-  await tx.query('UPDATE coupon_templates SET gate_opened_at = coalesce(gate_opened_at, now()) WHERE id = $1', [templateId]);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A gate opening the template, as statements of one simple query (one round trip) inside the
+ * caller's transaction: waits for running chunks, then marks the template opened. Each statement
+ * of a simple query takes its own snapshot (READ COMMITTED), so the statements after these see
+ * every chunk that committed before the lock was granted.
+ */
+export function markGateOpenedStatements(templateId: string): string {
+  if (!UUID.test(templateId)) throw new Error(`not a template id: ${JSON.stringify(templateId)}`);
+  return `SELECT pg_advisory_xact_lock(${LOCK_SPACE}, hashtext('${templateId}'));
+    UPDATE coupon_templates SET gate_opened_at = coalesce(gate_opened_at, now()) WHERE id = '${templateId}';`;
 }

@@ -98,8 +98,8 @@ describe('claim path in distributed mode', () => {
     const partner = await createPartner(t.app);
     const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 10 });
     const template = (await t.ctx.claimTemplates.get(templateId))!;
-    const loaded = await Promise.all(Array.from({ length: 5 }, () => loadTemplateState(redis(), t.ctx.db, template)));
-    expect(loaded.filter(Boolean)).toHaveLength(1);
+    const loaded = await Promise.all(Array.from({ length: 5 }, () => loadTemplateState(redis(), t.ctx.db, template, 'opener')));
+    expect(loaded.filter((opening) => opening.loaded)).toHaveLength(1);
 
     await stampede(t.app, partner.headers, templateId, 4, 1);
     // A loader that read PostgreSQL (issued 0) before those claims arrives late:
@@ -107,7 +107,7 @@ describe('claim path in distributed mode', () => {
     const late = await runLuaScript(redis(), loadLuaScript(new URL('./load-template-2.lua', import.meta.url)),
       [keys.state, keys.users], ['10', '1', '0', '0', String(Date.now() + 3_600_000)]);
     expect(late).toBe(0);
-    expect(await loadTemplateState(redis(), t.ctx.db, template)).toBe(false);
+    expect((await loadTemplateState(redis(), t.ctx.db, template, 'opener')).loaded).toBe(false);
     expect(await redis().hGet(keys.state, 'issued')).toBe('4');
     expect(await redis().hLen(keys.users)).toBe(4);
     const answers = await stampede(t.app, partner.headers, templateId, 10, 1, 'later');

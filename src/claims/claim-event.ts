@@ -1,5 +1,5 @@
-// Whether a template's claim event is live: a claim gate has loaded it (coupon_templates.
-// gate_opened_at) and its window closed less than CLAIM_EVENT_SETTLE_MS ago (or not at all). Bulk
+// Whether a template's claim event is live: a claim gate has opened it (coupon_templates.
+// gate_opened_at: by a claim inside the window; one outside it opens nothing) and its window closed less than CLAIM_EVENT_SETTLE_MS ago (or not at all). Bulk
 // distribution must not write into such a template: it would raise issued_count and take (user,
 // seq) pairs behind the gate's back, so the gate could acknowledge claims that PostgreSQL then
 // refuses; and while the scheduled reconcile still watches the event (reconcile.ts), its rows would
@@ -7,9 +7,10 @@
 //
 // Gate and distribution exclude each other through an advisory lock per template. A distribution
 // chunk holds it shared for its transaction (chunks still run side by side) and checks the mark
-// first; a gate loading the template holds it exclusively while it sets the mark and reads its
-// snapshot, in one transaction. So a chunk either committed before the snapshot was read (and is
-// in it), or takes the lock after the mark was committed (and sees it, and writes nothing).
+// first; a gate opening the template holds it exclusively while it sets the mark and reads its
+// counters, in one transaction. So a chunk either committed before the counters were read (and is
+// in them), or takes the lock after the mark was committed (and sees it, and writes nothing); and
+// every user's holdings, read later on the user's first claim, include every chunk.
 import type { AppContext } from '../context.ts';
 import type { Queryable, Tx } from '../infra/db.ts';
 

@@ -6,7 +6,9 @@
 -- told SOLD_OUT once the stock is gone (no load for a sold-out stampede).
 --
 -- KEYS[1]  stampede:{tpl:<id>}:state   hash: total (-1 = unlimited), limit, issued (coupons given so
---                                       far), slot (last slot number given); see load-template-2.lua
+--                                       far), slot (last slot number given), expires (epoch ms: when
+--                                       this state expires, and the users hash with it); see
+--                                       load-template-2.lua
 -- KEYS[2]  stampede:{tpl:<id>}:users   hash: userId -> the user's coupon ids, separated by one space
 --                                       ("" when loaded holding none; absent: not loaded yet)
 -- KEYS[3]  stampede:{tpl:<id>}:claims  hash: couponId -> "slot seq issuedAtMs userId", until persisted
@@ -15,6 +17,10 @@
 -- ARGV[2]  user id: printable ASCII without spaces
 -- ARGV[3]  claim window start, epoch ms
 -- ARGV[4]  claim window end, epoch ms
+-- ARGV[5]  optional, on a retry after -6 (or after opening the event): the user's coupon ids read
+--          from PostgreSQL, separated by one space ("" for none). Used only while the users hash
+--          lacks the user: once there, Redis is the truth (claims since the read may be there).
+--          Exact because nothing but the gate writes into an opened event.
 -- returns  {slot, seq, issuedAtMs, issued} when a coupon is issued, otherwise {code} with
 --          -1 event not opened, -2 window not open yet, -3 window closed, -4 per-user limit reached,
 --          -5 sold out, -6 user's holdings not loaded (ClaimRefusal in claim-gate.ts)
@@ -23,19 +29,33 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 if now < tonumber(ARGV[3]) then return {-2} end
 if now >= tonumber(ARGV[4]) then return {-3} end
 
-local state = redis.call('HMGET', KEYS[1], 'total', 'limit', 'issued')
+local state = redis.call('HMGET', KEYS[1], 'total', 'limit', 'issued', 'expires')
 if not state[3] then return {-1} end
 local total = tonumber(state[1])
 local soldOut = total >= 0 and tonumber(state[3]) >= total
 
 local owned = redis.call('HGET', KEYS[2], ARGV[2])
+local loading = false
 if not owned then
   if soldOut then return {-5} end
-  return {-6}
+  if not ARGV[5] then return {-6} end
+  owned = ARGV[5]
+  loading = true
+end
+-- The users hash expires with the state (state loaded by an older gate has no expiry field).
+local function expireUsers()
+  if state[4] then redis.call('PEXPIREAT', KEYS[2], state[4]) end
 end
 local held = 0
 if owned ~= '' then held = (string.len(owned) + 1) / 37 end
-if held >= tonumber(state[2]) then return {-4} end
+if held >= tonumber(state[2]) then
+  -- A user loaded by this call is kept even when refused: the next claim reads nothing.
+  if loading then
+    redis.call('HSET', KEYS[2], ARGV[2], owned)
+    expireUsers()
+  end
+  return {-4}
+end
 if soldOut then return {-5} end
 
 local issued = redis.call('HINCRBY', KEYS[1], 'issued', 1)
@@ -46,6 +66,7 @@ if held > 0 then
 else
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
 end
+if loading then expireUsers() end
 redis.call('HSET', KEYS[3], ARGV[1], slot .. ' ' .. seq .. ' ' .. now .. ' ' .. ARGV[2])
 redis.call('XADD', KEYS[4], '*', 'c', ARGV[1], 'u', ARGV[2], 's', slot, 'q', seq, 't', now)
 return {slot, seq, now, issued}

@@ -1,5 +1,5 @@
-// Whether a template's claim event is live: a claim gate has loaded it (coupon_templates.
-// gate_opened_at) and its window closed less than CLAIM_EVENT_SETTLE_MS ago (or not at all). Bulk
+// Whether a template's claim event is live: a claim gate has opened it (coupon_templates.
+// gate_opened_at: by a claim inside the window; one outside it opens nothing) and its window closed less than CLAIM_EVENT_SETTLE_MS ago (or not at all). Bulk
 // distribution must not write into such a template: it would raise issued_count and take (user,
 // seq) pairs behind the gate's back, so the gate could acknowledge claims that PostgreSQL then
 // refuses; and while the scheduled reconcile still watches the event (reconcile.ts), its rows would
@@ -7,9 +7,10 @@
 //
 // Gate and distribution exclude each other through an advisory lock per template. A distribution
 // chunk holds it shared for its transaction (chunks still run side by side) and checks the mark
-// first; a gate loading the template holds it exclusively while it sets the mark and reads its
-// snapshot, in one transaction. So a chunk either committed before the snapshot was read (and is
-// in it), or takes the lock after the mark was committed (and sees it, and writes nothing).
+// first; a gate opening the template holds it exclusively while it sets the mark and reads its
+// counters, in one transaction. So a chunk either committed before the counters were read (and is
+// in them), or takes the lock after the mark was committed (and sees it, and writes nothing); and
+// every user's holdings, read later on the user's first claim, include every chunk.
 import type { AppContext } from '../context.ts';
 import type { Queryable, Tx } from '../infra/db.ts';
 
@@ -33,8 +34,16 @@ export async function holdOffGateOpening(tx: Tx, templateId: string): Promise<vo
   await tx.query(`SELECT pg_advisory_xact_lock_shared(${TEMPLATE_LOCK})`, [templateId]);
 }
 
-/** A gate loading the template: waits for running chunks, then marks the template opened. */
-export async function markGateOpened(tx: Tx, templateId: string): Promise<void> {
-  await tx.query(`SELECT pg_advisory_xact_lock(${TEMPLATE_LOCK})`, [templateId]);
-  await tx.query('UPDATE coupon_templates SET gate_opened_at = coalesce(gate_opened_at, now()) WHERE id = $1', [templateId]);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A gate opening the template, as statements of one simple query (one round trip) inside the
+ * caller's transaction: waits for running chunks, then marks the template opened. Each statement
+ * of a simple query takes its own snapshot (READ COMMITTED), so the statements after these see
+ * every chunk that committed before the lock was granted.
+ */
+export function markGateOpenedStatements(templateId: string): string {
+  if (!UUID.test(templateId)) throw new Error(`not a template id: ${JSON.stringify(templateId)}`);
+  return `SELECT pg_advisory_xact_lock(${LOCK_SPACE}, hashtext('${templateId}'));
+    UPDATE coupon_templates SET gate_opened_at = coalesce(gate_opened_at, now()) WHERE id = '${templateId}';`;
 }

@@ -7,7 +7,7 @@ import type { CouponTemplate } from '../coupons/template-repository.ts';
 import { couponValidity } from '../coupons/validity.ts';
 import type { Db, Queryable } from '../infra/db.ts';
 import { withTransaction } from '../infra/db.ts';
-import { markGateOpened } from './claim-event.ts';
+import { markGateOpenedStatements } from './claim-event.ts';
 
 /** A coupon as the gate issued it; everything else about the row follows from its template. */
 export interface ClaimedCoupon {
@@ -77,20 +77,42 @@ export interface EventCounters {
   readonly maxSlot: number;
 }
 
+/** The counters, and the coupon ids of the user whose claim opens the event (in seq order). */
+export interface OpenedEvent extends EventCounters {
+  readonly userCouponIds: string[];
+}
+
 const EVENT_COUNTERS = `SELECT t.issued_count,
          coalesce((SELECT max(slot) FROM coupons c WHERE c.template_id = t.id AND c.slot IS NOT NULL), 0) AS max_slot
     FROM coupon_templates t WHERE t.id = $1`;
 
 /**
  * Marks the template opened to claims (claim-event.ts: after every distribution chunk of it has
- * committed, and before any other starts) and reads its counters, in one transaction. Two indexed
- * reads whatever the number of holders: users are looked up one by one, on their first claim.
+ * committed, and before any other starts) and reads its counters and the opening user's coupons:
+ * indexed reads whatever the number of holders (other users are read on their first claim), in
+ * one transaction sent as one simple query, so the first claim of an event pays one round trip.
  */
-export async function openClaimEvent(db: Db, templateId: string): Promise<EventCounters> {
-  return withTransaction(db, async (tx) => {
-    await markGateOpened(tx, templateId);
-    return eventCounters(tx, templateId);
-  });
+export async function openClaimEvent(db: Db, templateId: string, userId: string): Promise<OpenedEvent> {
+  const client = await db.connect();
+  try {
+    const id = client.escapeLiteral(templateId);
+    const results = await client.query(`BEGIN;
+      ${markGateOpenedStatements(templateId)}
+      SELECT t.issued_count,
+             coalesce((SELECT max(slot) FROM coupons c WHERE c.template_id = t.id AND c.slot IS NOT NULL), 0) AS max_slot,
+             ARRAY(SELECT c.id::text FROM coupons c WHERE c.template_id = t.id AND c.user_id = ${client.escapeLiteral(userId)} ORDER BY c.seq) AS user_coupon_ids
+        FROM coupon_templates t WHERE t.id = ${id};
+      COMMIT`) as unknown as Array<{ rows: Array<{ issued_count: number; max_slot: number; user_coupon_ids: string[] }> }>;
+    const row = results[results.length - 2]!.rows[0];
+    if (!row) throw new Error(`template ${templateId} not found`);
+    return { issuedCount: row.issued_count, maxSlot: row.max_slot, userCouponIds: row.user_coupon_ids };
+  } catch (error) {
+    // A failed statement leaves the transaction open and aborted on this connection.
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
 }
 
 /** The counters alone, for a gate that already opened the event and resynchronises. */
@@ -100,13 +122,16 @@ export async function eventCounters(db: Queryable, templateId: string): Promise<
 }
 
 /**
- * One user's coupon ids of a template, in seq order (the unique (template_id, user_id, seq) index).
- * Exact for a gate once the event is opened: nothing but the gate's own claims writes into it then.
+ * These users' coupon ids of a template, in seq order (the unique (template_id, user_id, seq)
+ * index); a user holding none is absent. Exact for a gate once the event is opened: nothing but the
+ * gate's own claims writes into it then.
  */
-export async function userCouponIds(db: Queryable, templateId: string, userId: string): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>(
-    'SELECT id::text FROM coupons WHERE template_id = $1 AND user_id = $2 ORDER BY seq', [templateId, userId]);
-  return rows.map((row) => row.id);
+export async function usersCouponIds(db: Queryable, templateId: string, userIds: readonly string[]): Promise<Map<string, string[]>> {
+  if (userIds.length === 0) return new Map();
+  const { rows } = await db.query<{ user_id: string; ids: string[] }>(
+    `SELECT user_id, array_agg(id::text ORDER BY seq) AS ids FROM coupons
+      WHERE template_id = $1 AND user_id = ANY($2::text[]) GROUP BY user_id`, [templateId, userIds]);
+  return new Map(rows.map((row) => [row.user_id, row.ids]));
 }
 
 /** How many coupons of a template each of these users holds (absent: none). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ClaimRefusal } from './claim-gate.ts';
-import { claimRefusal, type ClaimCounters } from './claim-rules.ts';
+import { claimRefusal, soldOut, windowRefusal, type ClaimCounters } from './claim-rules.ts';
 
 describe('claimRefusal', () => {
   const counters: ClaimCounters = { totalQuantity: 10, perUserLimit: 2, claimStartsAt: 1_000, claimEndsAt: 2_000, issued: 3 };
@@ -25,5 +25,17 @@ describe('claimRefusal', () => {
 
   it('never sells out an unlimited event', () => {
     expect(claimRefusal({ ...counters, totalQuantity: null, issued: 1_000_000 }, 0, 1_500)).toBeUndefined();
+  });
+
+  it('decides the window alone, before any state exists (what a gate checks before opening an event)', () => {
+    expect(windowRefusal(counters, 999)).toBe(ClaimRefusal.NotOpen);
+    expect(windowRefusal(counters, 1_000)).toBeUndefined();
+    expect(windowRefusal(counters, 2_000)).toBe(ClaimRefusal.Closed);
+  });
+
+  it('is sold out only at the total, never when unlimited', () => {
+    expect(soldOut({ totalQuantity: 10, issued: 9 })).toBe(false);
+    expect(soldOut({ totalQuantity: 10, issued: 10 })).toBe(true);
+    expect(soldOut({ totalQuantity: null, issued: 1_000_000 })).toBe(false);
   });
 });

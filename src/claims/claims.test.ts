@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { claimOnce, couponRows, drainClaims, issuedCountInDb, stampede } from '../../test/harness/claims.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { templateClaimKeys } from './redis-keys.ts';
 
 describe.each([
   ['embedded (in-process gate)', false],
@@ -84,6 +85,33 @@ describe.each([
     await drainClaims(t.ctx, future);
     expect(await couponRows(t.ctx.db, future)).toEqual([]);
     expect(await couponRows(t.ctx.db, past)).toEqual([]);
+  });
+
+  it('a claim outside the window opens nothing: the event stays distributable and no gate state exists', async () => {
+    const partner = await createPartner(t.app);
+    const now = Date.now();
+    const early = await createTemplate(t.app, partner.headers, {
+      claimStartsAt: new Date(now + 3_600_000).toISOString(), claimEndsAt: new Date(now + 7_200_000).toISOString(),
+    });
+    const late = await createTemplate(t.app, partner.headers, {
+      claimStartsAt: new Date(now - 7_200_000).toISOString(), claimEndsAt: new Date(now - 5_000).toISOString(),
+    });
+    expect(await claimOnce(t.app, partner.headers, early, 'u1')).toMatchObject({ status: 409, code: 'CLAIM_NOT_OPEN' });
+    expect(await claimOnce(t.app, partner.headers, late, 'u1')).toMatchObject({ status: 409, code: 'CLAIM_CLOSED' });
+    const { rows } = await t.ctx.db.query<{ opened: number }>(
+      'SELECT count(*)::int AS opened FROM coupon_templates WHERE id = ANY($1::uuid[]) AND gate_opened_at IS NOT NULL', [[early, late]]);
+    expect(rows[0]!.opened).toBe(0);
+    const distribution = await t.app.inject({
+      method: 'POST', url: `/v1/coupon-templates/${early}/distributions`, headers: partner.headers, payload: { userIds: ['bulk-1'] },
+    });
+    expect(distribution.statusCode).toBe(202);
+    if (t.ctx.redis) {
+      for (const templateId of [early, late]) {
+        const keys = templateClaimKeys(templateId);
+        expect(await t.ctx.redis.exists([keys.state, keys.users, keys.claims, keys.stream])).toBe(0);
+      }
+    }
+    expect(await t.ctx.claimGate.issuedCount((await t.ctx.claimTemplates.get(early))!)).toBeUndefined();
   });
 
   it('answers 404 TEMPLATE_NOT_FOUND for another partner’s template and an unknown id, and issues nothing', async () => {

@@ -1,5 +1,5 @@
--- Opens a template's claim event in Redis: its counters only (no holder: users are loaded one by
--- one by load-user-2.lua), and only if no live state exists, so two loaders racing, or a loader
+-- Opens a template's claim event in Redis: its counters only (no holder: each user's coupons are
+-- read on the user's first claim and handed to claim-4.lua), and only if no live state exists, so two loaders racing, or a loader
 -- that read PostgreSQL before claims started flowing, never overwrite a live counter. The state
 -- expires after the event (window end plus the hour reconcile still watches it).
 --
@@ -13,6 +13,6 @@
 -- returns  1 when loaded, 0 when live state already existed (then nothing changes)
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], 'total', ARGV[1], 'limit', ARGV[2], 'issued', ARGV[3], 'slot', ARGV[4])
+redis.call('HSET', KEYS[1], 'total', ARGV[1], 'limit', ARGV[2], 'issued', ARGV[3], 'slot', ARGV[4], 'expires', ARGV[5])
 redis.call('PEXPIREAT', KEYS[1], ARGV[5])
 return 1

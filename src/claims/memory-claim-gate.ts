@@ -18,6 +18,7 @@ import type { Logger } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
 import { ClaimRefusal, type ClaimGate, type ClaimResult, type IssuedClaim } from './claim-gate.ts';
 import { claimRefusal, soldOut, windowRefusal } from './claim-rules.ts';
+import { HoldingsLookup } from './holdings-lookup.ts';
 import { eventCounters, heldCounts, insertClaimedCoupons, openClaimEvent, type ClaimedCoupon } from './claim-repository.ts';
 
 export interface GroupCommitOptions {
@@ -57,6 +58,12 @@ interface UserHoldings {
   held: number;
   inFlight: number;
   epoch: number;
+}
+
+/** A load that claims wait for: `waiters` of them, each pinning what it resolves with. */
+interface Opening<T> {
+  waiters: number;
+  done: Promise<T>;
 }
 
 interface Waiting {
@@ -101,8 +108,9 @@ export class MemoryClaimGate implements ClaimGate {
   private readonly events: SettledLru<OpenEvent>;
   private readonly users: SettledLru<UserHoldings>;
   // Both hold one entry per claim waiting on it at most: bounded by maxInFlight.
-  private readonly opening = new Map<string, Promise<void>>();
-  private readonly userLoads = new Map<string, Promise<void>>();
+  private readonly opening = new Map<string, Opening<OpenEvent>>();
+  private readonly userLoads = new Map<string, Opening<UserHoldings | undefined>>();
+  private readonly holdings: HoldingsLookup<number>;
   private queue: Waiting[] = [];
   private inProgress = 0;
   private nextEpoch = 1;
@@ -118,6 +126,7 @@ export class MemoryClaimGate implements ClaimGate {
   ) {
     this.events = new SettledLru(options.cachedEvents ?? DEFAULT_CACHED_EVENTS);
     this.users = new SettledLru(options.cachedUsers ?? DEFAULT_CACHED_USERS);
+    this.holdings = new HoldingsLookup((templateId, userIds) => heldCounts(db, templateId, userIds));
   }
 
   async claim(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult> {
@@ -146,78 +155,142 @@ export class MemoryClaimGate implements ClaimGate {
 
   private async decide(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult> {
     const key = userKey(template.id, userId);
-    for (let round = 0; round < MAX_ROUNDS; round += 1) {
-      const event = this.events.get(template.id);
-      if (!event) {
-        await this.open(template);
-        continue;
+    // The entries this claim keeps from eviction while it awaits (one inFlight count on each),
+    // given back on every way out; a coupon taken keeps them as the claim's own in-flight counts.
+    // Without them, caches smaller than the claimers at once would evict an entry between its
+    // load and its use, again and again.
+    let pinnedEvent: OpenEvent | undefined;
+    let pinnedUser: UserHoldings | undefined;
+    const unpinEvent = () => {
+      if (pinnedEvent) this.release(this.events, template.id, pinnedEvent);
+      pinnedEvent = undefined;
+    };
+    const unpinUser = () => {
+      if (pinnedUser) this.release(this.users, key, pinnedUser);
+      pinnedUser = undefined;
+    };
+    try {
+      for (let round = 0; round < MAX_ROUNDS; round += 1) {
+        const event = this.events.get(template.id);
+        if (!event) {
+          unpinEvent();
+          pinnedEvent = await this.open(template, key, userId);
+          continue;
+        }
+        if (pinnedEvent !== event) {
+          unpinEvent();
+          event.inFlight += 1;
+          pinnedEvent = event;
+        }
+        if (event.resyncing) {
+          await event.resyncing;
+          continue;
+        }
+        const now = this.clock();
+        const counters = {
+          totalQuantity: template.totalQuantity,
+          perUserLimit: template.perUserLimit,
+          ...windowOf(template),
+          issued: event.issued,
+        };
+        const user = this.users.get(key);
+        if (!user || user.epoch !== event.epoch) {
+          // Sold out (or closed meanwhile) answers every user alike: no lookup once the stock is gone.
+          const early = windowRefusal(counters, now.getTime()) ?? (soldOut(counters) ? ClaimRefusal.SoldOut : undefined);
+          if (early !== undefined) return { refusal: early };
+          unpinUser();
+          pinnedUser = await this.loadUser(event, key, userId);
+          continue;
+        }
+        if (pinnedUser !== user) {
+          unpinUser();
+          user.inFlight += 1;
+          pinnedUser = user;
+        }
+        // From here to the enqueue nothing awaits: the decision and the reservation are one step.
+        const refusal = claimRefusal(counters, user.held, now.getTime());
+        if (refusal !== undefined) return { refusal };
+        pinnedEvent = undefined; // now this claim's in-flight counts, released when its group commits
+        pinnedUser = undefined;
+        event.issued += 1;
+        event.slot += 1;
+        user.held += 1;
+        const issued: IssuedClaim = { slot: event.slot, seq: user.held, issuedAt: now, issuedCount: event.issued };
+        const coupon: ClaimedCoupon = { id: couponId, userId, slot: issued.slot, seq: issued.seq, issuedAt: now };
+        return { issued: await new Promise<IssuedClaim>((resolve, reject) => this.enqueue({ event, user, userKey: key, coupon, issued, resolve, reject })) };
       }
-      if (event.resyncing) {
-        await event.resyncing;
-        continue;
-      }
-      const now = this.clock();
-      const counters = {
-        totalQuantity: template.totalQuantity,
-        perUserLimit: template.perUserLimit,
-        ...windowOf(template),
-        issued: event.issued,
-      };
-      const user = this.users.get(key);
-      if (!user || user.epoch !== event.epoch) {
-        // Sold out (or closed meanwhile) answers every user alike: no lookup once the stock is gone.
-        const early = windowRefusal(counters, now.getTime()) ?? (soldOut(counters) ? ClaimRefusal.SoldOut : undefined);
-        if (early !== undefined) return { refusal: early };
-        await this.loadUser(event, key, userId);
-        continue;
-      }
-      // From here to the enqueue nothing awaits: the decision and the reservation are one step.
-      const refusal = claimRefusal(counters, user.held, now.getTime());
-      if (refusal !== undefined) return { refusal };
-      event.issued += 1;
-      event.slot += 1;
-      event.inFlight += 1;
-      user.held += 1;
-      user.inFlight += 1;
-      const issued: IssuedClaim = { slot: event.slot, seq: user.held, issuedAt: now, issuedCount: event.issued };
-      const coupon: ClaimedCoupon = { id: couponId, userId, slot: issued.slot, seq: issued.seq, issuedAt: now };
-      return { issued: await new Promise<IssuedClaim>((resolve, reject) => this.enqueue({ event, user, userKey: key, coupon, issued, resolve, reject })) };
+      throw new AppError('SERVICE_UNAVAILABLE', 'The claim state kept changing while it was loaded; retry.');
+    } finally {
+      unpinEvent();
+      unpinUser();
     }
-    throw new AppError('SERVICE_UNAVAILABLE', 'The claim state kept changing while it was loaded; retry.');
   }
 
-  /** Opens the event once at a time: marks it live in PostgreSQL and reads its two counters. */
-  private open(template: CouponTemplate): Promise<void> {
-    let opening = this.opening.get(template.id);
-    if (!opening) {
-      opening = openClaimEvent(this.db, template.id).then((counters) => {
-        if (this.events.peek(template.id)) return;
-        this.events.set(template.id, {
-          template, issued: counters.issuedCount, slot: counters.maxSlot, inFlight: 0, epoch: this.nextEpoch++, resyncing: undefined,
-        });
-      }).finally(() => this.opening.delete(template.id));
-      this.opening.set(template.id, opening);
-    }
-    return opening;
+  private release<V extends { inFlight: number }>(cache: SettledLru<V>, key: string, entry: V): void {
+    entry.inFlight -= 1;
+    cache.settled(key, entry);
   }
 
   /**
-   * Reads one user's holdings. Exact at whatever moment it reads: a user without a current entry
-   * has no claim in flight (entries with claims in flight are never dropped, and a resync renews
-   * every user with claims queued), and nothing but this gate writes into an opened event.
+   * Opens the event once at a time: marks it live in PostgreSQL and reads its two counters, and
+   * the holdings of the user whose claim opens it (same round trip). Resolves with the event
+   * pinned once for every claim that waited for it.
    */
-  private loadUser(event: OpenEvent, key: string, userId: string): Promise<void> {
+  private open(template: CouponTemplate, key: string, userId: string): Promise<OpenEvent> {
+    let opening = this.opening.get(template.id);
+    if (!opening) {
+      const started: Opening<OpenEvent> = { waiters: 0, done: Promise.resolve(undefined as unknown as OpenEvent) };
+      started.done = openClaimEvent(this.db, template.id, userId).then((opened) => {
+        this.opening.delete(template.id);
+        let event = this.events.peek(template.id);
+        if (!event) {
+          event = { template, issued: opened.issuedCount, slot: opened.maxSlot, inFlight: 0, epoch: this.nextEpoch++, resyncing: undefined };
+          this.events.set(template.id, event);
+          this.users.set(key, { held: opened.userCouponIds.length, inFlight: 0, epoch: event.epoch });
+        }
+        event.inFlight += started.waiters;
+        return event;
+      }, (error: unknown) => {
+        this.opening.delete(template.id);
+        throw error;
+      });
+      opening = started;
+      this.opening.set(template.id, opening);
+    }
+    opening.waiters += 1;
+    return opening.done;
+  }
+
+  /**
+   * Reads one user's holdings (batched with other users'). Exact at whatever moment it reads: a
+   * user without a current entry has no claim in flight (entries with claims in flight are never
+   * dropped, and a resync renews every user with claims queued), and nothing but this gate writes
+   * into an opened event. Resolves with the entry pinned once for every claim that waited for it
+   * (undefined when the event changed meanwhile: the claims read again).
+   */
+  private loadUser(event: OpenEvent, key: string, userId: string): Promise<UserHoldings | undefined> {
     let loading = this.userLoads.get(key);
     if (!loading) {
-      loading = heldCounts(this.db, event.template.id, [userId]).then((counts) => {
-        if (this.events.peek(event.template.id) !== event || event.resyncing) return; // the caller reads again
-        const current = this.users.peek(key);
-        if (current && current.epoch === event.epoch) return;
-        this.users.set(key, { held: counts.get(userId) ?? 0, inFlight: 0, epoch: event.epoch });
-      }).finally(() => this.userLoads.delete(key));
+      const started: Opening<UserHoldings | undefined> = { waiters: 0, done: Promise.resolve(undefined) };
+      started.done = this.holdings.get(event.template.id, userId).then((held = 0) => {
+        this.userLoads.delete(key);
+        if (this.events.peek(event.template.id) !== event || event.resyncing) return undefined;
+        let user = this.users.peek(key);
+        if (!user || user.epoch !== event.epoch) {
+          user = { held, inFlight: 0, epoch: event.epoch };
+          this.users.set(key, user);
+        }
+        user.inFlight += started.waiters;
+        return user;
+      }, (error: unknown) => {
+        this.userLoads.delete(key);
+        throw error;
+      });
+      loading = started;
       this.userLoads.set(key, loading);
     }
-    return loading;
+    loading.waiters += 1;
+    return loading.done;
   }
 
   private enqueue(waiting: Waiting): void {

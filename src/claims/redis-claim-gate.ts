@@ -11,12 +11,12 @@ import { loadLuaScript, runLuaScript } from '../infra/lua.ts';
 import type { Redis } from '../infra/redis.ts';
 import { CLAIM_EVENT_SETTLE_MS } from './claim-event.ts';
 import { ClaimRefusal, isAnsweredRefusal, type ClaimGate, type ClaimResult } from './claim-gate.ts';
-import { openClaimEvent, userCouponIds } from './claim-repository.ts';
+import { openClaimEvent, usersCouponIds } from './claim-repository.ts';
+import { HoldingsLookup } from './holdings-lookup.ts';
 import { ACTIVE_TEMPLATES_KEY, partnerActiveTemplatesKey, templateClaimKeys, type TemplateClaimKeys } from './redis-keys.ts';
 
 const CLAIM = loadLuaScript(new URL('./claim-4.lua', import.meta.url));
 const LOAD_TEMPLATE = loadLuaScript(new URL('./load-template-2.lua', import.meta.url));
-const LOAD_USER = loadLuaScript(new URL('./load-user-2.lua', import.meta.url));
 
 /** An event's state and holdings outlive its window by the hour reconcile watches it, plus a margin. */
 export const CLAIM_STATE_RETENTION_MS = CLAIM_EVENT_SETTLE_MS + 600_000;
@@ -31,23 +31,35 @@ export class RedisClaimGate implements ClaimGate {
   readonly kind = 'redis';
   private readonly keys = new LRUCache<string, TemplateClaimKeys>({ max: 10_000 });
   private readonly loading = new Map<string, Promise<unknown>>();
+  private readonly holdings: HoldingsLookup<string[]>;
 
   constructor(
     private readonly redis: Redis,
     private readonly db: Db,
-  ) {}
+  ) {
+    this.holdings = new HoldingsLookup((templateId, userIds) => usersCouponIds(db, templateId, userIds));
+  }
 
   async claim(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult> {
     const keys = this.keysOf(template.id).claimScriptKeys;
     const args = [couponId, userId, String(template.claimStartsAt.getTime()), String(template.claimEndsAt.getTime())];
+    // The user's coupon ids read from PostgreSQL, once claim-4.lua asked for them (-6).
+    let userCoupons: string[] | undefined;
     for (let round = 0; round < MAX_ROUNDS; round += 1) {
-      const reply = await runLuaScript(this.redis, CLAIM, keys, args) as number[];
+      const reply = await runLuaScript(this.redis, CLAIM, keys, userCoupons ? [...args, userCoupons.join(' ')] : args) as number[];
       const [first, seq, issuedAtMs, issuedCount] = reply;
       if (reply.length > 1) return { issued: { slot: first!, seq: seq!, issuedAt: new Date(issuedAtMs!), issuedCount: issuedCount! } };
-      if (first === ClaimRefusal.NotLoaded) await this.once(`event ${template.id}`, () => loadTemplateState(this.redis, this.db, template));
-      else if (first === ClaimRefusal.UserNotLoaded) await this.once(`user ${template.id} ${userId}`, () => loadUserHoldings(this.redis, this.db, template, userId));
-      else if (isAnsweredRefusal(first!)) return { refusal: first };
-      else throw new Error(`claim-4.lua answered ${first} for template ${template.id}`);
+      if (first === ClaimRefusal.NotLoaded) {
+        // The opening reads the opener's coupons in its transaction: the retry needs no other read.
+        const opened = await this.once(`event ${template.id}`, () => loadTemplateState(this.redis, this.db, template, userId)) as OpeningResult;
+        if (opened.userId === userId && opened.userCouponIds) userCoupons = opened.userCouponIds;
+      } else if (first === ClaimRefusal.UserNotLoaded) {
+        userCoupons = (await this.once(`user ${template.id} ${userId}`, () => this.holdings.get(template.id, userId)) as string[] | undefined) ?? [];
+      } else if (isAnsweredRefusal(first!)) {
+        return { refusal: first };
+      } else {
+        throw new Error(`claim-4.lua answered ${first} for template ${template.id}`);
+      }
     }
     throw new AppError('SERVICE_UNAVAILABLE', 'The claim state kept vanishing while it was loaded; retry.');
   }
@@ -78,31 +90,36 @@ export class RedisClaimGate implements ClaimGate {
   }
 }
 
+export interface OpeningResult {
+  /** Whether this call loaded the state (false: live state existed, nothing changed). */
+  readonly loaded: boolean;
+  readonly userId: string;
+  /** The opening user's coupon ids, read in the opening transaction; undefined when state existed. */
+  readonly userCouponIds: string[] | undefined;
+}
+
 /**
  * Opens a template's claim event in Redis unless it holds live state: marks it live in PostgreSQL
- * and reads its two counters (claim-event.ts), then sets them if absent. Returns whether this call
- * loaded it. The template is registered in the index sets first, so the persister and
+ * and reads its two counters (claim-event.ts) with the opening user's coupons, then sets the
+ * counters if absent. The template is registered in the index sets first, so the persister and
  * read-your-writes know of it before the first claim can exist.
  */
-export async function loadTemplateState(redis: Redis, db: Db, template: CouponTemplate): Promise<boolean> {
-  await redis.sAdd(ACTIVE_TEMPLATES_KEY, template.id);
-  await redis.sAdd(partnerActiveTemplatesKey(template.partnerId), template.id);
+export async function loadTemplateState(redis: Redis, db: Db, template: CouponTemplate, userId: string): Promise<OpeningResult> {
   const keys = templateClaimKeys(template.id);
-  if (await redis.exists(keys.state)) return false;
-  const counters = await openClaimEvent(db, template.id);
+  // Sent together (node-redis pipelines commands issued in one tick); the sets are in other slots.
+  const [, , exists] = await Promise.all([
+    redis.sAdd(ACTIVE_TEMPLATES_KEY, template.id),
+    redis.sAdd(partnerActiveTemplatesKey(template.partnerId), template.id),
+    redis.exists(keys.state),
+  ]);
+  if (exists) return { loaded: false, userId, userCouponIds: undefined };
+  const opened = await openClaimEvent(db, template.id, userId);
   const loaded = await runLuaScript(redis, LOAD_TEMPLATE, [keys.state, keys.users], [
     String(template.totalQuantity ?? -1),
     String(template.perUserLimit),
-    String(counters.issuedCount),
-    String(counters.maxSlot),
+    String(opened.issuedCount),
+    String(opened.maxSlot),
     String(claimStateExpiresAt(template)),
   ]);
-  return loaded === 1;
-}
-
-/** Loads one user's coupon ids of an opened event from PostgreSQL, if Redis does not hold them yet. */
-export async function loadUserHoldings(redis: Redis, db: Db, template: CouponTemplate, userId: string): Promise<number> {
-  const keys = templateClaimKeys(template.id);
-  const couponIds = await userCouponIds(db, template.id, userId);
-  return await runLuaScript(redis, LOAD_USER, [keys.state, keys.users], [userId, couponIds.join(' '), String(claimStateExpiresAt(template))]) as number;
+  return { loaded: loaded === 1, userId, userCouponIds: opened.userCouponIds };
 }

@@ -3,7 +3,7 @@
 // rebuilding Redis state from PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimOnce, couponRows, drainClaims, issuedCountInDb, stampede, waitFor } from '../../test/harness/claims.ts';
-import { createTemplate } from '../../test/harness/issue-coupons.ts';
+import { createTemplate, issueCoupon } from '../../test/harness/issue-coupons.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
 import { loadLuaScript, runLuaScript } from '../infra/lua.ts';
 import { startClaimPersister } from './claim-persister.ts';
@@ -98,8 +98,8 @@ describe('claim path in distributed mode', () => {
     const partner = await createPartner(t.app);
     const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 10 });
     const template = (await t.ctx.claimTemplates.get(templateId))!;
-    const loaded = await Promise.all(Array.from({ length: 5 }, () => loadTemplateState(redis(), t.ctx.db, template)));
-    expect(loaded.filter(Boolean)).toHaveLength(1);
+    const loaded = await Promise.all(Array.from({ length: 5 }, () => loadTemplateState(redis(), t.ctx.db, template, 'opener')));
+    expect(loaded.filter((opening) => opening.loaded)).toHaveLength(1);
 
     await stampede(t.app, partner.headers, templateId, 4, 1);
     // A loader that read PostgreSQL (issued 0) before those claims arrives late:
@@ -107,7 +107,7 @@ describe('claim path in distributed mode', () => {
     const late = await runLuaScript(redis(), loadLuaScript(new URL('./load-template-2.lua', import.meta.url)),
       [keys.state, keys.users], ['10', '1', '0', '0', String(Date.now() + 3_600_000)]);
     expect(late).toBe(0);
-    expect(await loadTemplateState(redis(), t.ctx.db, template)).toBe(false);
+    expect((await loadTemplateState(redis(), t.ctx.db, template, 'opener')).loaded).toBe(false);
     expect(await redis().hGet(keys.state, 'issued')).toBe('4');
     expect(await redis().hLen(keys.users)).toBe(4);
     const answers = await stampede(t.app, partner.headers, templateId, 10, 1, 'later');
@@ -130,6 +130,36 @@ describe('claim path in distributed mode', () => {
     const rows = await couponRows(t.ctx.db, templateId);
     expect(rows.map((row) => row.slot)).toEqual([1, 2, 3, 4, 5]);
     expect(await issuedCountInDb(t.ctx.db, templateId)).toBe(5);
+  });
+
+  it('opens an event with its counters only, loads each user on the first claim, and expires the state after the event', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 3, perUserLimit: 1 });
+    const template = (await t.ctx.claimTemplates.get(templateId))!;
+    await issueCoupon(t.ctx.db, { partnerId: partner.id, templateId, userId: 'holder', validFrom: new Date(), validUntil: new Date(Date.now() + 86_400_000) });
+    await t.ctx.db.query('UPDATE coupon_templates SET issued_count = issued_count + 1 WHERE id = $1', [templateId]);
+    const keys = templateClaimKeys(templateId);
+
+    expect(await claimOnce(t.app, partner.headers, templateId, 'holder')).toMatchObject({ status: 409, code: 'CLAIM_LIMIT_REACHED' });
+    expect(await redis().hGetAll(keys.users)).toEqual({ holder: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    expect((await claimOnce(t.app, partner.headers, templateId, 'first')).status).toBe(201);
+    expect((await claimOnce(t.app, partner.headers, templateId, 'second')).status).toBe(201);
+    // Sold out: a user never seen is answered without reading PostgreSQL or growing the hash.
+    expect(await claimOnce(t.app, partner.headers, templateId, 'late')).toMatchObject({ status: 409, code: 'SOLD_OUT' });
+    expect(await redis().hLen(keys.users)).toBe(3);
+
+    // A user's coupons read from PostgreSQL before their claims reached Redis never overwrite Redis.
+    const stale = await runLuaScript(redis(), loadLuaScript(new URL('./claim-4.lua', import.meta.url)), keys.claimScriptKeys,
+      ['0190a000-0000-7000-8000-000000000001', 'first', String(template.claimStartsAt.getTime()), String(template.claimEndsAt.getTime()), '']);
+    expect(stale).toEqual([-4]);
+
+    // State and holdings expire together, an hour and ten minutes after the window.
+    const expiresAt = template.claimEndsAt.getTime() + 70 * 60_000;
+    for (const key of [keys.state, keys.users]) {
+      expect(Math.abs(Date.now() + (await redis().pTTL(key)) - expiresAt)).toBeLessThan(60_000);
+    }
+    await drainClaims(t.ctx, templateId);
+    expect(await issuedCountInDb(t.ctx.db, templateId)).toBe(3);
   });
 
   it('GET template shows the live count before the persister has written anything', async () => {

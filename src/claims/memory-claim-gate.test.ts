@@ -1,0 +1,62 @@
+// The in-process gate's bounds (issue 15): caches far smaller than the events stay exact, because
+// an entry is dropped only when nothing of it is in flight; and claims beyond the in-flight bound
+// are refused at once with 503 instead of queueing without limit.
+import { v7 as uuidv7 } from 'uuid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { couponRows, issuedCountInDb } from '../../test/harness/claims.ts';
+import { createTemplate } from '../../test/harness/issue-coupons.ts';
+import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { AppError } from '../errors.ts';
+import type { CouponTemplate } from '../coupons/template-repository.ts';
+import { MemoryClaimGate, type GroupCommitOptions } from './memory-claim-gate.ts';
+
+describe('in-process claim gate bounds', () => {
+  let t: TestApp;
+  beforeAll(async () => { t = await createTestApp(); });
+  afterAll(async () => { await t.close(); });
+
+  const gateWith = (options: Partial<GroupCommitOptions>) =>
+    new MemoryClaimGate(t.ctx.db, t.ctx.logger, t.ctx.metrics, () => new Date(), { lingerMs: 2, maxBatch: 50, ...options });
+  const template = async (partner: { headers: Record<string, string> }, body: Record<string, unknown>): Promise<CouponTemplate> =>
+    (await t.ctx.claimTemplates.get(await createTemplate(t.app, partner.headers, body)))!;
+
+  it('3 cached users and 1 cached event for 60 users × 4 concurrent clicks on two events: exact, and no claim refused by PostgreSQL', async () => {
+    const partner = await createPartner(t.app);
+    const events = [await template(partner, { totalQuantity: 200, perUserLimit: 3 }), await template(partner, { totalQuantity: 200, perUserLimit: 3 })];
+    const gate = gateWith({ cachedUsers: 3, cachedEvents: 1 });
+    const answers = await Promise.all(Array.from({ length: 60 }, (_, u) => Array.from({ length: 4 }, (_, click) =>
+      gate.claim(events[(u + click) % 2]!, uuidv7(), `user-${u}`).then(
+        (result) => ('issued' in result ? 'issued' : result.refusal),
+        (error: unknown) => (error instanceof AppError ? error.code : String(error)),
+      ))).flat());
+    // Every click is issued (60 users × 4 clicks over two events of 200, at most 2 per user and event + limit 3).
+    expect(answers.filter((answer) => answer !== 'issued')).toEqual([]);
+    for (const event of events) {
+      const rows = await couponRows(t.ctx.db, event.id);
+      expect(rows).toHaveLength(120);
+      expect(await issuedCountInDb(t.ctx.db, event.id)).toBe(120);
+      expect(rows.map((row) => row.slot)).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
+    }
+    expect(gate.cacheSizes()).toEqual({ events: 1, users: 3, queued: 0 });
+
+    // Users evicted long ago are read again from PostgreSQL: the limit holds across evictions.
+    const again = await Promise.all(Array.from({ length: 60 }, (_, u) => gate.claim(events[u % 2]!, uuidv7(), `user-${u}`)));
+    expect(again.filter((result) => 'issued' in result)).toHaveLength(60); // each user's third coupon of one event
+    const limited = await Promise.all(Array.from({ length: 60 }, (_, u) => gate.claim(events[u % 2]!, uuidv7(), `user-${u}`)));
+    expect(limited.map((result) => ('refusal' in result ? result.refusal : 'issued'))).toEqual(Array(60).fill(-4));
+  });
+
+  it('refuses claims beyond the in-flight bound with 503 and issues the rest exactly', async () => {
+    const partner = await createPartner(t.app);
+    const event = await template(partner, { totalQuantity: 100 });
+    const gate = gateWith({ maxInFlight: 5, lingerMs: 50 });
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, u) => gate.claim(event, uuidv7(), `user-${u}`).then(
+      (result) => ('issued' in result ? 'issued' : String(result.refusal)),
+      (error: unknown) => (error instanceof AppError ? error.code : String(error)),
+    )));
+    expect(answers.filter((answer) => answer === 'issued')).toHaveLength(5);
+    expect(answers.filter((answer) => answer === 'SERVICE_UNAVAILABLE')).toHaveLength(15);
+    expect(await issuedCountInDb(t.ctx.db, event.id)).toBe(5);
+    expect((await gate.claim(event, uuidv7(), 'after'))).toHaveProperty('issued');
+  });
+});

@@ -33,7 +33,7 @@
 --      expires_at > now) — one lot per EARN.
 --   5. UPDATE point_wallets SET balance = balance + Σ amounts of the wallet's new EARNs.
 --
--- IDEMPOTENCY (Stripe semantics, DESIGN.md section 3): ONE key space per partner, shared by the
+-- IDEMPOTENCY (Stripe semantics, docs/architecture.md): ONE key space per partner, shared by the
 -- Idempotency-Key header of every mutating points call and the idempotencyKey of bulk accrual
 -- items. The row is written in the same transaction as the effect, so a visible row always means
 -- "applied" (or "refused", for a stored 409), never "half done". request_hash is the SHA-256 of

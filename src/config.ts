@@ -1,8 +1,11 @@
 // Configuration is read once from the environment, validated, typed and frozen. Every bad key is
 // reported at once so an operator fixes them in one go. Names are part of the public contract
-// (DESIGN.md section 6); new ones are STAMPEDE_-prefixed.
+// (docs/configuration.md; .env.example lists the same, a test keeps them equal to what this file
+// reads); new ones are STAMPEDE_-prefixed.
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { parseCronItem } from 'graphile-worker';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -112,6 +115,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
     return raw;
   };
+  // Checked here, not when the schedule first fires: a typo would otherwise surface hours later.
+  const cron = (name: string, fallback: string): string => {
+    const raw = env[name] || fallback;
+    try {
+      parseCronItem({ task: 'check', match: raw });
+    } catch (error) {
+      problems.push(`${name}=${JSON.stringify(raw)}: not a cron schedule (minute hour day-of-month month day-of-week): ${(error as Error).message}`);
+      return fallback;
+    }
+    return raw;
+  };
 
   const logLevel = (env.LOG_LEVEL ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL=${JSON.stringify(env.LOG_LEVEL)}: expected one of ${LOG_LEVELS.join(', ')}`);
@@ -122,9 +136,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
   const redisUrl = url('REDIS_URL', ['redis:', 'rediss:']);
 
+  // Embedded mode is for one machine: its admin API stays on loopback unless HOST opens it.
+  const host = env.HOST || (databaseUrl === undefined ? '127.0.0.1' : '0.0.0.0');
+  if (isIP(host) === 0 && !/^[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*$/i.test(host)) problems.push(`HOST=${JSON.stringify(host)}: expected an IP address or a host name`);
+
   const config: Config = {
     port: int('PORT', 3000, 0, 65535),
-    host: env.HOST || '0.0.0.0',
+    host,
     databaseUrl,
     redisUrl,
     adminToken,
@@ -141,8 +159,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: int('STAMPEDE_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     idleTimeoutMs: int('STAMPEDE_IDLE_TIMEOUT_MS', 120_000, 1_000, 3_600_000),
     sourceDatabaseUrl: url('STAMPEDE_SOURCE_DATABASE_URL', ['postgres:', 'postgresql:']),
-    pointsExpirySchedule: env.STAMPEDE_POINTS_EXPIRY_SCHEDULE || '0 * * * *',
-    reconcileSchedule: env.STAMPEDE_RECONCILE_SCHEDULE || '* * * * *',
+    pointsExpirySchedule: cron('STAMPEDE_POINTS_EXPIRY_SCHEDULE', '0 * * * *'),
+    reconcileSchedule: cron('STAMPEDE_RECONCILE_SCHEDULE', '* * * * *'),
     shutdownTimeoutMs: int('STAMPEDE_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     metricsPort: env.STAMPEDE_METRICS_PORT ? int('STAMPEDE_METRICS_PORT', 0, 0, 65535) : undefined,
     claimBatchSize: int('STAMPEDE_CLAIM_BATCH_SIZE', 1_000, 1, 10_000),

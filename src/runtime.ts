@@ -71,24 +71,37 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
 
 /**
  * The admin token: STAMPEDE_ADMIN_TOKEN, or in embedded mode one generated on first start and kept
- * in the data directory (printed when created, so the operator can copy it once).
+ * in a 0600 file in the data directory. It is never printed: logs and terminals are read by others.
  */
-export async function resolveAdminToken(config: Config, logger: Logger): Promise<string | undefined> {
-  if (config.adminToken) return config.adminToken;
+export async function resolveAdminToken(config: Config, logger: Logger): Promise<{ token: string | undefined; file?: string; created?: boolean }> {
+  if (config.adminToken) return { token: config.adminToken };
   if (isDistributed(config) || config.databaseUrl !== undefined) {
     logger.warn('STAMPEDE_ADMIN_TOKEN is not set: the admin API is disabled');
-    return undefined;
+    return { token: undefined };
   }
   const file = path.join(config.dataDir, 'admin-token');
   try {
     const token = (await readFile(file, 'utf8')).trim();
     logger.info({ file }, 'admin token loaded from the data directory');
-    return token;
+    return { token, file, created: false };
   } catch {
     const token = randomBytes(24).toString('base64url');
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-    await writeFile(file, token, { mode: 0o600 });
-    process.stdout.write(`\n  Stampede admin token (shown once, kept in ${file}):\n  ${token}\n\n`);
-    return token;
+    await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+    logger.info({ file }, 'admin token generated in the data directory');
+    return { token, file, created: true };
   }
+}
+
+/** What the first start tells a person: where it listens, the docs, the token file, what to run next. */
+export function firstStartBanner(url: string, tokenFile: string): string {
+  return [
+    '',
+    `  Stampede is running at ${url}`,
+    `  API reference:   ${url}/docs`,
+    `  Admin token:     in ${tokenFile} (readable by this user only)`,
+    '  Next:            npx stampede partner create "My shop"   (prints the shop\'s API key)',
+    '',
+    '',
+  ].join('\n');
 }

@@ -5,7 +5,7 @@ import { buildApp } from './app.ts';
 import type { Config } from './config.ts';
 import { opsRoutes, type OpsOptions } from './http/ops-routes.ts';
 import type { Logger } from './infra/logger.ts';
-import { openRuntime, resolveAdminToken, type Runtime } from './runtime.ts';
+import { firstStartBanner, openRuntime, resolveAdminToken, type Runtime } from './runtime.ts';
 import { startWorkers } from './workers.ts';
 
 export interface RunningServer {
@@ -27,12 +27,14 @@ export async function startServer(config: Config, logger: Logger, roles: { api: 
   try {
     if (roles.workers) stopWorkers = await startWorkers(runtime.ctx);
     if (roles.api) {
+      const admin = await resolveAdminToken(config, logger);
       app = await buildApp(runtime.ctx, {
-        adminToken: await resolveAdminToken(config, logger),
+        adminToken: admin.token,
         logRequests: config.logLevel === 'debug' || config.logLevel === 'trace',
         ...(options.metricsText ? { metricsText: options.metricsText } : {}),
       });
       await app.listen({ port: config.port, host: config.host });
+      if (admin.created) process.stderr.write(firstStartBanner(listeningUrl(app), admin.file!));
     } else if (config.metricsPort !== undefined && !options.preparedByPrimary) {
       // A workers-only process (`stampede worker`) is scraped too: jobs and persistence live here.
       // (A cluster's workers fork is not: the primary aggregates it into the API processes' /metrics.)
@@ -57,6 +59,13 @@ export async function startServer(config: Config, logger: Logger, roles: { api: 
     return closing;
   };
   return { app, runtime, close };
+}
+
+function listeningUrl(app: FastifyInstance): string {
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') return String(address);
+  const host = address.address === '0.0.0.0' || address.address === '::' ? 'localhost' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
 }
 
 /** Closes on SIGTERM/SIGINT; a second signal or the timeout forces the exit. */

@@ -1,4 +1,4 @@
-// The baseline every claim benchmark is measured against (DESIGN.md section 2): the synchronous
+// The baseline every claim benchmark is measured against (docs/architecture.md, "Claims"): the synchronous
 // design most teams start with. One transaction per claim: lock the template row
 // (SELECT … FOR UPDATE), check window and stock, count the user's coupons, INSERT the coupon,
 // raise issued_count, COMMIT, then answer. Correct, but every claim of an event queues on one

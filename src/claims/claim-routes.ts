@@ -1,4 +1,4 @@
-// POST /v1/coupon-templates/{id}/claims: the first-come-first-served claim (DESIGN.md section 2).
+// POST /v1/coupon-templates/{id}/claims: the first-come-first-served claim (docs/architecture.md, "Claims").
 // The hot path: template from the in-process cache (no PostgreSQL), a UUIDv7 made here so the
 // answer already carries the id the row will have, one gate call. Refusals are the common answer
 // under a stampede, so they are sent straight from the catalog instead of thrown.

@@ -2,22 +2,22 @@
 // What a claim reads of a template (partner, quantity, limit, window, validity) never changes
 // after creation (there is no template update); issuedCount here is stale by design, the gate
 // holds the live count. Unknown ids are remembered briefly so a flood of bad ids does not reach
-// PostgreSQL either.
+// PostgreSQL either. Both maps are bounded LRUs: a flood of ids evicts the least recently used
+// entries one by one, never every hot template at once (which sent a live event's claims back to
+// PostgreSQL together).
 import { LRUCache } from 'lru-cache';
-import type { Db } from '../infra/db.ts';
+import type { Queryable } from '../infra/db.ts';
 import { findTemplateById, type CouponTemplate } from '../coupons/template-repository.ts';
 
 const MAX_ENTRIES = 10_000;
 const MISSING_TTL_MS = 1_000;
 
 export class ClaimTemplates {
-  // Least recently used entries go first: a flood of ids never evicts the events being claimed.
   private readonly found = new LRUCache<string, CouponTemplate>({ max: MAX_ENTRIES });
   private readonly missing = new LRUCache<string, true>({ max: MAX_ENTRIES, ttl: MISSING_TTL_MS });
-  // One entry per look-up in flight (each awaited by a request): bounded by the requests in flight.
   private readonly loading = new Map<string, Promise<CouponTemplate | undefined>>();
 
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Queryable) {}
 
   /** The template if it exists and belongs to the partner (tenancy: otherwise undefined). */
   async forPartner(partnerId: string, templateId: string): Promise<CouponTemplate | undefined> {

@@ -1,4 +1,4 @@
-// Read-your-writes for claims (DESIGN.md section 2). A coupon acknowledged with 201 may not be in
+// Read-your-writes for claims (docs/architecture.md, "Claims"). A coupon acknowledged with 201 may not be in
 // PostgreSQL yet when the claim gate persists asynchronously (Redis stream + worker). Readers and
 // redemption call this first so such a coupon is inserted from its claim record before they look
 // at the coupons table. Inserting is idempotent (same id, ON CONFLICT DO NOTHING), so the worker

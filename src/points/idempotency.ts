@@ -1,4 +1,4 @@
-// Idempotency keys for mutating points calls (Stripe semantics, DESIGN.md section 3) and the
+// Idempotency keys for mutating points calls (Stripe semantics, docs/architecture.md) and the
 // fingerprints that decide whether a repeated key carries the same request.
 //
 // One key space per partner, shared with bulk accrual items (migration 030 explains the contract):

@@ -1,4 +1,4 @@
-// Partner routes of the points ledger (DESIGN.md section 6). Mutations require Idempotency-Key
+// Partner routes of the points ledger (docs/architecture.md). Mutations require Idempotency-Key
 // and run through the group commit (group-commit.ts); reads take pointType as a query parameter.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';

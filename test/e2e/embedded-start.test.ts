@@ -1,6 +1,6 @@
 // `npm start` with no configuration: embedded PostgreSQL, generated admin token, the curl
 // walk-through of the README, graceful stop, and a second start that reuses the data.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,12 +28,20 @@ describe('stampede serve with no configuration', () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stampede-e2e-'));
     dirs.push(dataDir);
     const port = await freePort();
-    const env = { STAMPEDE_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' };
+    const env = { STAMPEDE_DATA_DIR: dataDir, PORT: String(port) }; // no HOST: embedded mode binds 127.0.0.1 by default
     const base = `http://127.0.0.1:${port}`;
 
     const first = spawnStampede(['serve'], env);
-    const [, adminToken] = await first.waitForOutput(/admin token[^\n]*\n\s+(\S+)/, 90_000);
     await first.waitForOutput(/Server listening/, 90_000);
+    // The first start says where it listens and where the token is, never the token itself.
+    const tokenFile = path.join(dataDir, 'admin-token');
+    await first.waitForOutput(/Next: +npx stampede partner create/, 10_000);
+    expect(first.output()).toContain(`Stampede is running at ${base}`);
+    expect(first.output()).toContain(`Admin token:     in ${tokenFile}`);
+    const adminToken = readFileSync(tokenFile, 'utf8').trim();
+    expect(adminToken.length).toBeGreaterThanOrEqual(32);
+    expect(first.output()).not.toContain(adminToken);
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
     expect((await fetch(`${base}/health/ready`)).status).toBe(200);
 
     const partner = await (await fetch(`${base}/v1/partners`, {
@@ -51,7 +59,7 @@ describe('stampede serve with no configuration', () => {
     const second = spawnStampede(['serve'], env);
     try {
       await second.waitForOutput(/Server listening/, 90_000);
-      expect(second.output()).not.toMatch(/shown once/);
+      expect(second.output()).not.toMatch(/Stampede is running at/);
       const read = await fetch(`${base}/v1/coupon-templates/${template.id}`, { headers: { 'x-api-key': partner.apiKey } });
       expect(read.status).toBe(200);
     } finally {

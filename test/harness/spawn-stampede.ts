@@ -12,28 +12,36 @@ export interface StampedeProcess {
   readonly child: ChildProcess;
   /** Everything printed so far (stdout and stderr). */
   output(): string;
+  /** What was printed on each stream alone. */
+  stdout(): string;
+  stderr(): string;
   waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** Resolves with the exit code (or signal name). */
   exited: Promise<number | string>;
 }
 
-export function spawnStampede(args: string[], env: Record<string, string | undefined>): StampedeProcess {
+export function spawnStampede(args: string[], env: Record<string, string | undefined>, options: { cwd?: string } = {}): StampedeProcess {
   const child = spawn(process.execPath, [...STAMPEDE_COMMAND, ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.cwd ? { cwd: options.cwd } : {}),
   });
   let text = '';
+  const streams = { stdout: '', stderr: '' };
   const waiters = new Set<() => void>();
-  const onData = (chunk: Buffer) => {
+  const onData = (stream: keyof typeof streams) => (chunk: Buffer) => {
     text += chunk.toString('utf8');
+    streams[stream] += chunk.toString('utf8');
     for (const waiter of waiters) waiter();
   };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
+  child.stdout!.on('data', onData('stdout'));
+  child.stderr!.on('data', onData('stderr'));
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   return {
     child,
     output: () => text,
+    stdout: () => streams.stdout,
+    stderr: () => streams.stderr,
     exited,
     waitForOutput: (pattern, timeoutMs = 60_000) =>
       new Promise((resolve, reject) => {

@@ -28,6 +28,7 @@ const SECURITY: Record<Access, Array<Record<string, string[]>>> = {
 };
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const FRAMEWORK_STATUSES = [408, 414, 431];
 
 const codesOf = (status: number) => (Object.keys(ERROR_CATALOG) as ErrorCode[]).filter((code) => ERROR_CATALOG[code].status === status);
 
@@ -61,6 +62,9 @@ export function documentRoutes(scope: FastifyInstance, access: Access): void {
       add(415, ['UNSUPPORTED_MEDIA_TYPE']);
     }
     if (access === 'partner') add(429, ['RATE_LIMITED']);
+    // Refusals of the HTTP layer itself (a request line or headers too long, a slow client), where
+    // the catalog has codes for them.
+    for (const status of FRAMEWORK_STATUSES) if (codesOf(status).length > 0) add(status);
     if (access !== 'public') {
       add(500, ['INTERNAL_ERROR']);
       add(503, ['SERVICE_UNAVAILABLE']);

@@ -126,11 +126,48 @@ export function swaggerOptions(): SwaggerOptions {
       if (!('openapiObject' in document)) return document.swaggerObject;
       const { openapiObject } = document;
       for (const item of Object.values(openapiObject.paths ?? {})) {
-        for (const operation of Object.values(item ?? {}) as Array<{ operationId?: string; requestBody?: { required?: boolean } }>) {
+        for (const operation of Object.values(item ?? {}) as OperationShape[]) {
           if (operation?.requestBody && optionalBodies.has(String(operation.operationId))) operation.requestBody.required = false;
+          for (const response of Object.values(operation?.responses ?? {})) shareErrorSchema(response);
         }
       }
+      openapiObject.components = { ...openapiObject.components, schemas: { ...openapiObject.components?.schemas, Error: ERROR_SCHEMA } };
       return openapiObject;
     },
   };
+}
+
+interface OperationShape {
+  operationId?: string;
+  requestBody?: { required?: boolean };
+  responses?: Record<string, { description?: string; content?: Record<string, { schema?: { properties?: Record<string, unknown> } | { $ref: string } }> }>;
+}
+
+/** The error envelope, once, as components.schemas.Error: clients get one named type with the catalog's codes. */
+const ERROR_SCHEMA = {
+  type: 'object' as const,
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object' as const,
+      required: ['code', 'message'],
+      properties: {
+        code: { type: 'string' as const, enum: Object.keys(ERROR_CATALOG), description: 'Stable; see docs/errors.md.' },
+        message: { type: 'string' as const, description: 'For people; may change.' },
+        details: { description: 'For VALIDATION_FAILED: the fields at fault, as [{field, message}].' },
+      },
+    },
+  },
+};
+
+/** Replaces an inline error envelope by a reference to components.schemas.Error. */
+function shareErrorSchema(response: NonNullable<OperationShape['responses']>[string]): void {
+  const media = response.content?.['application/json'];
+  const schema = media?.schema;
+  if (!media || !schema || !('properties' in schema) || !schema.properties) return;
+  // Exactly the envelope: a job, say, has an `error` field of its own.
+  const error = schema.properties.error as { properties?: Record<string, unknown> } | undefined;
+  if (Object.keys(schema.properties).length !== 1 || !error?.properties?.code || !error.properties.message) return;
+  media.schema = { $ref: '#/components/schemas/Error' };
+  if (response.description === 'Default Response') response.description = 'Refused: the error envelope with a code of docs/errors.md.';
 }

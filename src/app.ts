@@ -9,6 +9,7 @@ import type { AppContext } from './context.ts';
 import { AppError } from './errors.ts';
 import { adminAuthHook, partnerAuthHook } from './http/auth.ts';
 import { installErrorHandling } from './http/error-handler.ts';
+import { documentRoutes, swaggerOptions } from './http/openapi.ts';
 import { opsRoutes, type OpsOptions } from './http/ops-routes.ts';
 import { registerRateLimit } from './http/rate-limit.ts';
 import { partnerAdminRoutes } from './partners/routes.ts';
@@ -59,22 +60,16 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     if (reply.statusCode >= 500) request.log.error({ statusCode: reply.statusCode, method: request.method, url: request.url, responseTimeMs: reply.elapsedTime }, 'request failed');
   });
 
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'Stampede', version: '1.0.0', description: 'Flash-crowd coupons, redemption, points ledger and bulk jobs.' },
-      components: {
-        securitySchemes: {
-          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
-          admin: { type: 'http', scheme: 'bearer' },
-        },
-      },
-    },
-  });
+  await app.register(swagger, swaggerOptions());
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  await app.register(opsRoutes(ctx, options));
+  await app.register(async (ops) => {
+    documentRoutes(ops, 'public');
+    await ops.register(opsRoutes(ctx, options));
+  });
 
   await app.register(async (admin) => {
+    documentRoutes(admin, 'admin');
     const token = options.adminToken;
     admin.addHook('onRequest', token ? adminAuthHook(token) : async () => {
       throw new AppError('ADMIN_TOKEN_INVALID', 'The admin API is disabled: STAMPEDE_ADMIN_TOKEN is not set.');
@@ -84,6 +79,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   });
 
   await app.register(async (partner) => {
+    documentRoutes(partner, 'partner');
     partner.addHook('onRequest', partnerAuthHook(ctx));
     await registerRateLimit(partner, ctx);
     await partner.register(templateRoutes(ctx));

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { v7 as uuidv7 } from 'uuid';
+import { createStampedeClient } from '../../clients/typescript/src/index.ts';
 import { insertTemplate } from '../../src/coupons/template-repository.ts';
 import type { TemplateDraft } from '../../src/coupons/template-rules.ts';
 import { STAMPEDE_COMMAND } from '../../test/harness/spawn-stampede.ts';
@@ -105,14 +106,16 @@ export async function startServer(setting: ServerSetting, services: BenchService
   };
   try {
     const base = `http://127.0.0.1:${port}`;
-    const partner = await postJson<{ apiKey: string }>(`${base}/v1/partners`, { authorization: `Bearer ${ADMIN_TOKEN}` }, { name: `bench ${label}` });
+    // Through the typed client (clients/typescript), so the contract cannot drift from what the benchmark calls.
+    const partner = await created(createStampedeClient({ baseUrl: base, adminToken: ADMIN_TOKEN }).POST('/v1/partners', { body: { name: `bench ${label}` } }));
+    const api = createStampedeClient({ baseUrl: base, apiKey: partner.apiKey });
     const headers = { 'x-api-key': partner.apiKey };
     return {
       process: server,
       headers,
       pids: [server.pid],
       stop,
-      openEvent: async (totalQuantity) => (await postJson<{ id: string }>(`${base}/v1/coupon-templates`, headers, eventDraft(totalQuantity))).id,
+      openEvent: async (totalQuantity) => (await created(api.POST('/v1/coupon-templates', { body: eventDraft(totalQuantity) }))).id,
     };
   } catch (error) {
     await stop();
@@ -120,9 +123,8 @@ export async function startServer(setting: ServerSetting, services: BenchService
   }
 }
 
-async function postJson<T>(url: string, headers: Record<string, string>, body: unknown): Promise<T> {
-  const response = await fetch(url, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const text = await response.text();
-  if (response.status !== 201) throw new Error(`POST ${url} answered ${response.status}: ${text}`);
-  return JSON.parse(text) as T;
+async function created<T>(call: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
+  const { data, error, response } = await call;
+  if (data === undefined) throw new Error(`${response.url} answered ${response.status}: ${JSON.stringify(error)}`);
+  return data;
 }

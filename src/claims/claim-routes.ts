@@ -28,7 +28,7 @@ export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.post('/v1/coupon-templates/:id/claims', {
       schema: {
-        tags: ['claims'],
+        operationId: 'claimCoupon', tags: ['claims'],
         summary: 'Claim one coupon of an event, first come first served',
         params: IdParams,
         body: ClaimBody,

@@ -81,7 +81,7 @@ function redemptionResponse(redemption: Redemption): Static<typeof RedemptionRes
 export function couponRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get('/v1/coupons/:couponId', {
-      schema: { tags: ['coupons'], params: CouponParams, querystring: CouponQuery, response: { 200: CouponDetailResponse, 404: ErrorResponse } },
+      schema: { operationId: 'getCoupon', summary: 'Read a coupon, optionally quoting an order amount', tags: ['coupons'], params: CouponParams, querystring: CouponQuery, response: { 200: CouponDetailResponse, 404: ErrorResponse } },
     }, async (request) => {
       const now = ctx.clock();
       const coupon = await readCoupon(ctx, request.principal.partnerId, request.params.couponId);
@@ -100,7 +100,7 @@ export function couponRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.get('/v1/users/:userId/coupons', {
-      schema: { tags: ['coupons'], params: UserParams, querystring: UserCouponsQuery, response: { 200: Page(CouponResponse), 400: ErrorResponse } },
+      schema: { operationId: 'listUserCoupons', summary: 'List a user\'s coupons', tags: ['coupons'], params: UserParams, querystring: UserCouponsQuery, response: { 200: Page(CouponResponse), 400: ErrorResponse } },
     }, async (request) => {
       const now = ctx.clock();
       const { partnerId } = request.principal;
@@ -114,7 +114,7 @@ export function couponRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
 
     app.post('/v1/coupons/:couponId/redeem', {
       schema: {
-        tags: ['coupons'], params: CouponParams, body: RedeemBody,
+        operationId: 'redeemCoupon', summary: 'Redeem a coupon on an order', tags: ['coupons'], params: CouponParams, body: RedeemBody,
         response: { 200: RedemptionResponse, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 422: ErrorResponse },
       },
     }, async (request) => {
@@ -124,7 +124,7 @@ export function couponRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
 
     app.post('/v1/coupons/:couponId/cancel-redemption', {
       schema: {
-        tags: ['coupons'], params: CouponParams, body: CancelBody,
+        operationId: 'cancelRedemption', summary: 'Cancel a redemption (the order was cancelled)', tags: ['coupons'], params: CouponParams, body: CancelBody,
         response: { 200: CouponResponse, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
       },
     }, async (request) => {

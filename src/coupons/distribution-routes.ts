@@ -34,6 +34,11 @@ const DistributionBody = Type.Union([
 ]);
 type DistributionBody = Static<typeof DistributionBody>;
 
+const CsvUpload = {
+  type: 'string',
+  description: `A CSV file (RFC 4180) of any size up to ${MAX_UPLOAD_BYTES} bytes, streamed: one user id per row, in the column named by \`column\` when the file has several.`,
+};
+
 const DistributionQuery = Type.Object({
   header: Type.Optional(Type.Boolean({ description: 'text/csv: whether the first row is a header (default: yes for several columns; for one, detected from its name)' })),
   column: Type.Optional(Type.String({
@@ -53,8 +58,10 @@ export function distributionRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
 
     app.post('/v1/coupon-templates/:id/distributions', {
       bodyLimit: JSON_BODY_LIMIT_BYTES,
+      // Read as a stream by the handler, so no schema validates it: declared for the document only.
+      config: { documentedBodies: { 'text/csv': { schema: CsvUpload }, 'text/plain': { schema: CsvUpload } } },
       schema: {
-        tags: ['jobs'],
+        operationId: 'createDistribution', summary: 'Give a template to many users as a bulk job', tags: ['jobs'],
         params: IdParams,
         querystring: DistributionQuery,
         body: { content: { 'application/json': { schema: DistributionBody } } },

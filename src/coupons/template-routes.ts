@@ -85,7 +85,7 @@ async function withLiveIssuedCount(ctx: AppContext, template: CouponTemplate): P
 export function templateRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.post('/v1/coupon-templates', {
-      schema: { tags: ['coupons'], body: CreateTemplateBody, response: { 201: TemplateResponse, 400: ErrorResponse } },
+      schema: { operationId: 'createCouponTemplate', summary: 'Create a coupon template (a claim event)', tags: ['coupons'], body: CreateTemplateBody, response: { 201: TemplateResponse, 400: ErrorResponse } },
     }, async (request, reply) => {
       const body = request.body;
       const draft = { ...body, minOrderAmount: body.minOrderAmount ?? 0, perUserLimit: body.perUserLimit ?? 1 };
@@ -96,7 +96,7 @@ export function templateRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.get('/v1/coupon-templates/:id', {
-      schema: { tags: ['coupons'], params: IdParams, response: { 200: TemplateResponse, 404: ErrorResponse } },
+      schema: { operationId: 'getCouponTemplate', summary: 'Read a coupon template with its live issued count', tags: ['coupons'], params: IdParams, response: { 200: TemplateResponse, 404: ErrorResponse } },
     }, async (request) => {
       const template = await findTemplate(ctx.db, request.principal.partnerId, request.params.id);
       if (!template) throw new AppError('TEMPLATE_NOT_FOUND');
@@ -104,7 +104,7 @@ export function templateRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.get('/v1/coupon-templates', {
-      schema: { tags: ['coupons'], querystring: PageQuery, response: { 200: Page(TemplateResponse), 400: ErrorResponse } },
+      schema: { operationId: 'listCouponTemplates', summary: 'List the partner\'s coupon templates, newest first', tags: ['coupons'], querystring: PageQuery, response: { 200: Page(TemplateResponse), 400: ErrorResponse } },
     }, async (request) => {
       const limit = request.query.limit ?? DEFAULT_PAGE_SIZE;
       const before = decodeCursor(request.query.cursor, isUuidString);

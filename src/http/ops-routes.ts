@@ -12,13 +12,13 @@ export interface OpsOptions {
 
 export function opsRoutes(ctx: AppContext, options: OpsOptions = {}): FastifyPluginAsyncTypebox {
   return async (app) => {
-    app.get('/health/live', { schema: { tags: ['ops'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({
+    app.get('/health/live', { schema: { operationId: 'getLiveness', summary: 'Liveness: the process answers', tags: ['ops'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({
       status: 'ok' as const,
     }));
 
     app.get('/health/ready', {
       schema: {
-        tags: ['ops'],
+        operationId: 'getReadiness', summary: 'Readiness: PostgreSQL (and Redis, when configured) answer', tags: ['ops'],
         response: {
           200: Type.Object({ status: Type.String(), checks: Type.Record(Type.String(), Check) }),
           503: Type.Object({ status: Type.String(), checks: Type.Record(Type.String(), Check) }),

@@ -70,11 +70,11 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     };
 
     app.get('/v1/jobs/:id', {
-      schema: { tags: ['jobs'], params: IdParams, response: { 200: JobResponse, 404: ErrorResponse } },
+      schema: { operationId: 'getJob', summary: 'Read a bulk job\'s progress', tags: ['jobs'], params: IdParams, response: { 200: JobResponse, 404: ErrorResponse } },
     }, async (request) => jobView(await mustFind(request.principal.partnerId, request.params.id)));
 
     app.get('/v1/jobs/:id/failures', {
-      schema: { tags: ['jobs'], params: IdParams, querystring: PageQuery, response: { 200: Page(FailureResponse), 400: ErrorResponse, 404: ErrorResponse } },
+      schema: { operationId: 'listJobFailures', summary: 'List a job\'s item failures', tags: ['jobs'], params: IdParams, querystring: PageQuery, response: { 200: Page(FailureResponse), 400: ErrorResponse, 404: ErrorResponse } },
     }, async (request) => {
       const job = await mustFind(request.principal.partnerId, request.params.id);
       const limit = request.query.limit ?? DEFAULT_PAGE_SIZE;
@@ -84,7 +84,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.get('/v1/jobs/:id/webhook-deliveries', {
-      schema: { tags: ['jobs'], params: IdParams, querystring: PageQuery, response: { 200: Page(DeliveryResponse), 400: ErrorResponse, 404: ErrorResponse } },
+      schema: { operationId: 'listJobWebhookDeliveries', summary: 'List the webhook deliveries of a job', tags: ['jobs'], params: IdParams, querystring: PageQuery, response: { 200: Page(DeliveryResponse), 400: ErrorResponse, 404: ErrorResponse } },
     }, async (request) => {
       const job = await mustFind(request.principal.partnerId, request.params.id);
       const limit = request.query.limit ?? DEFAULT_PAGE_SIZE;
@@ -93,7 +93,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.post('/v1/jobs/:id/cancel', {
-      schema: { tags: ['jobs'], params: IdParams, response: { 200: JobResponse, 404: ErrorResponse, 409: ErrorResponse } },
+      schema: { operationId: 'cancelJob', summary: 'Cancel a queued or running job', tags: ['jobs'], params: IdParams, response: { 200: JobResponse, 404: ErrorResponse, 409: ErrorResponse } },
     }, async (request) => {
       const partnerId = request.principal.partnerId;
       await ensureQueueSchema(ctx.db, ctx.logger);
@@ -113,7 +113,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.post('/v1/webhooks', {
-      schema: { tags: ['jobs'], body: CreateWebhookBody, response: { 201: WebhookResponse, 400: ErrorResponse, 409: ErrorResponse } },
+      schema: { operationId: 'createWebhook', summary: 'Register a webhook for job events', tags: ['jobs'], body: CreateWebhookBody, response: { 201: WebhookResponse, 400: ErrorResponse, 409: ErrorResponse } },
     }, async (request, reply) => {
       await assertAllowedReceiver(ctx.config, request.body.url);
       const hook = await withTransaction(ctx.db, (tx) => insertWebhook(tx, uuidv7(), request.principal.partnerId, request.body, MAX_WEBHOOKS_PER_PARTNER));
@@ -122,7 +122,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.get('/v1/webhooks', {
-      schema: { tags: ['jobs'], querystring: PageQuery, response: { 200: Page(WebhookResponse), 400: ErrorResponse } },
+      schema: { operationId: 'listWebhooks', summary: 'List the partner\'s webhooks', tags: ['jobs'], querystring: PageQuery, response: { 200: Page(WebhookResponse), 400: ErrorResponse } },
     }, async (request) => {
       const limit = request.query.limit ?? DEFAULT_PAGE_SIZE;
       const after = decodeCursor(request.query.cursor, isUuidString);
@@ -130,7 +130,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.delete('/v1/webhooks/:id', {
-      schema: { tags: ['jobs'], params: IdParams, response: { 204: Type.Null(), 404: ErrorResponse } },
+      schema: { operationId: 'deleteWebhook', summary: 'Delete a webhook', tags: ['jobs'], params: IdParams, response: { 204: Type.Null(), 404: ErrorResponse } },
     }, async (request, reply) => {
       if (!(await deleteWebhook(ctx.db, request.principal.partnerId, request.params.id))) throw new AppError('WEBHOOK_NOT_FOUND');
       return reply.code(204).send(null);

@@ -19,7 +19,7 @@ export function partnerAdminRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.post('/v1/partners', {
       schema: {
-        tags: ['admin'],
+        operationId: 'createPartner', summary: 'Create a partner and its first API key', tags: ['admin'],
         body: Type.Object(
           { name: Type.String({ minLength: 1, maxLength: 200 }), rateLimitPerSecond: Type.Optional(RateLimit) },
           { additionalProperties: false },
@@ -38,7 +38,7 @@ export function partnerAdminRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
 
     app.patch('/v1/partners/:id', {
       schema: {
-        tags: ['admin'],
+        operationId: 'updatePartner', summary: 'Change a partner\'s rate limit', tags: ['admin'],
         params: IdParams,
         body: Type.Object({ rateLimitPerSecond: RateLimit }, { additionalProperties: false }),
         response: { 200: Partner, 404: ErrorResponse },
@@ -51,7 +51,7 @@ export function partnerAdminRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.post('/v1/partners/:id/api-keys', {
-      schema: { tags: ['admin'], params: IdParams, response: { 201: ApiKeyCreated, 404: ErrorResponse } },
+      schema: { operationId: 'createApiKey', summary: 'Issue another API key for a partner', tags: ['admin'], params: IdParams, response: { 201: ApiKeyCreated, 404: ErrorResponse } },
     }, async (request, reply) => {
       const key = generateApiKey();
       const id = uuidv7();
@@ -65,7 +65,7 @@ export function partnerAdminRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.delete('/v1/api-keys/:id', {
-      schema: { tags: ['admin'], params: IdParams, response: { 204: Type.Null(), 404: ErrorResponse } },
+      schema: { operationId: 'revokeApiKey', summary: 'Revoke an API key', tags: ['admin'], params: IdParams, response: { 204: Type.Null(), 404: ErrorResponse } },
     }, async (request, reply) => {
       const hash = await revokeApiKey(ctx.db, request.params.id);
       if (!hash) throw new AppError('API_KEY_NOT_FOUND');

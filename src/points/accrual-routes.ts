@@ -113,7 +113,7 @@ export function accrualRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
         }
       },
       schema: {
-        tags: ['points'],
+        operationId: 'createAccrual', summary: 'Earn up to 10,000 items as one bulk job', tags: ['points'],
         body: AccrualBody,
         response: { 202: Type.Object({ jobId: Uuid }), 400: ErrorResponse, 413: ErrorResponse },
       },

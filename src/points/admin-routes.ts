@@ -9,7 +9,7 @@ export function pointsAdminRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.post('/v1/admin/points/expire', {
       schema: {
-        tags: ['admin'],
+        operationId: 'expirePoints', summary: 'Run the points expiry sweep now', tags: ['admin'],
         response: {
           200: Type.Object({ expiredLots: Type.Integer(), expiredPoints: Type.Integer(), prunedIdempotencyRecords: Type.Integer() }),
           401: ErrorResponse,

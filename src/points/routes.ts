@@ -97,7 +97,7 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
 
   return async (app) => {
     app.post('/v1/points/earn', {
-      schema: { tags: ['points'], headers: IdempotencyHeaders, body: EarnBody, response: { 201: EarnResponse, ...refusals } },
+      schema: { operationId: 'earnPoints', summary: 'Credit points to a user', tags: ['points'], headers: IdempotencyHeaders, body: EarnBody, response: { 201: EarnResponse, ...refusals } },
     }, async (request, reply) => {
       const key = idempotencyKeyOf(request.headers);
       const body = request.body;
@@ -115,7 +115,7 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.post('/v1/points/use', {
-      schema: { tags: ['points'], headers: IdempotencyHeaders, body: UseBody, response: { 201: UseResponse, ...refusals } },
+      schema: { operationId: 'usePoints', summary: 'Spend a user\'s points, soonest-expiring first', tags: ['points'], headers: IdempotencyHeaders, body: UseBody, response: { 201: UseResponse, ...refusals } },
     }, async (request, reply) => {
       const key = idempotencyKeyOf(request.headers);
       const input = { ...request.body, pointType: request.body.pointType ?? DEFAULT_POINT_TYPE };
@@ -128,8 +128,9 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.post('/v1/points/transactions/:txId/cancel', {
+      config: { optionalBody: CancelBody },
       schema: {
-        tags: ['points'], headers: IdempotencyHeaders,
+        operationId: 'cancelPointsTransaction', summary: 'Cancel an earn or a use', tags: ['points'], headers: IdempotencyHeaders,
         params: Type.Object({ txId: Uuid }, { additionalProperties: false }),
         body: Type.Union([CancelBody, Type.Null(), Type.Undefined()], { description: 'optional' }),
         response: { 201: CancelResponse, ...refusals },
@@ -146,7 +147,7 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.post('/v1/points/transfer', {
-      schema: { tags: ['points'], headers: IdempotencyHeaders, body: TransferBody, response: { 201: TransferResponse, ...refusals } },
+      schema: { operationId: 'transferPoints', summary: 'Move points between two users', tags: ['points'], headers: IdempotencyHeaders, body: TransferBody, response: { 201: TransferResponse, ...refusals } },
     }, async (request, reply) => {
       const key = idempotencyKeyOf(request.headers);
       const input = { ...request.body, pointType: request.body.pointType ?? DEFAULT_POINT_TYPE };
@@ -160,7 +161,7 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.get('/v1/users/:userId/points', {
-      schema: { tags: ['points'], params: UserParams, querystring: PointsQuery, response: { 200: BalanceResponse, 400: ErrorResponse } },
+      schema: { operationId: 'getPointsBalance', summary: 'Read a user\'s balance and next expiries', tags: ['points'], params: UserParams, querystring: PointsQuery, response: { 200: BalanceResponse, 400: ErrorResponse } },
     }, async (request) => {
       const wallet = await readBalance(ctx.db, request.principal.partnerId, request.params.userId,
         request.query.pointType ?? DEFAULT_POINT_TYPE, ctx.clock(), EXPIRING_LIMIT);
@@ -168,7 +169,7 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.get('/v1/users/:userId/points/transactions', {
-      schema: { tags: ['points'], params: UserParams, querystring: TransactionsQuery, response: { 200: Page(TransactionItem), 400: ErrorResponse } },
+      schema: { operationId: 'listPointsTransactions', summary: 'List a user\'s point transactions, newest first', tags: ['points'], params: UserParams, querystring: TransactionsQuery, response: { 200: Page(TransactionItem), 400: ErrorResponse } },
     }, async (request) => {
       const limit = request.query.limit ?? DEFAULT_PAGE_SIZE;
       const before = decodeCursor(request.query.cursor, isSeq);

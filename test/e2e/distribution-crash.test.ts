@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
 import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
-import { templateBody } from '../harness/test-app.ts';
+import { createStampedeClient, expectData, templateDraft } from '../harness/api-client.ts';
 
 const ADMIN = 'crash-test-admin-token-0123456789';
 const USERS = 150_000;
@@ -37,20 +37,14 @@ describe('distribution after a crash', () => {
     };
 
     const first = await start();
-    const { apiKey } = await (await fetch(`${base}/v1/partners`, {
-      method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Crash' }),
-    })).json() as { apiKey: string };
-    const headers = { 'x-api-key': apiKey };
-    const template = await (await fetch(`${base}/v1/coupon-templates`, {
-      method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(templateBody({ totalQuantity: null })),
-    })).json() as { id: string };
+    const { apiKey } = expectData(await createStampedeClient({ baseUrl: base, adminToken: ADMIN }).POST('/v1/partners', { body: { name: 'Crash' } }));
+    const api = createStampedeClient({ baseUrl: base, apiKey });
+    const template = expectData(await api.POST('/v1/coupon-templates', { body: templateDraft({ totalQuantity: null }) }));
     const csv = Array.from({ length: USERS }, (_, i) => `crash-user-${i}`).join('\n');
-    const accepted = await fetch(`${base}/v1/coupon-templates/${template.id}/distributions`, {
-      method: 'POST', headers: { ...headers, 'content-type': 'text/csv' }, body: csv,
-    });
-    expect(accepted.status).toBe(202);
-    const { jobId } = await accepted.json() as { jobId: string };
-    const job = async () => (await fetch(`${base}/v1/jobs/${jobId}`, { headers })).json() as Promise<{ status: string; processed: number; succeeded: number; skipped: number; failed: number }>;
+    const { jobId } = expectData(await api.POST('/v1/coupon-templates/{id}/distributions', {
+      params: { path: { id: template.id } }, body: csv, bodySerializer: (body) => body as string, headers: { 'content-type': 'text/csv' },
+    }));
+    const job = async () => expectData(await api.GET('/v1/jobs/{id}', { params: { path: { id: jobId } } }));
 
     for (let state = await job(); state.processed === 0; state = await job()) await new Promise((resolve) => setTimeout(resolve, 50));
     first.child.kill('SIGKILL');

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
 import { spawnStampede, STAMPEDE_COMMAND } from '../harness/spawn-stampede.ts';
-import { templateBody } from '../harness/test-app.ts';
+import { createStampedeClient, expectData, templateDraft } from '../harness/api-client.ts';
 
 describe('stampede serve with no configuration', () => {
   const dirs: string[] = [];
@@ -44,14 +44,11 @@ describe('stampede serve with no configuration', () => {
     expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
     expect((await fetch(`${base}/health/ready`)).status).toBe(200);
 
-    const partner = await (await fetch(`${base}/v1/partners`, {
-      method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Acme' }),
-    })).json() as { apiKey: string };
-    const created = await fetch(`${base}/v1/coupon-templates`, {
-      method: 'POST', headers: { 'x-api-key': partner.apiKey, 'content-type': 'application/json' }, body: JSON.stringify(templateBody()),
-    });
-    expect(created.status).toBe(201);
-    const template = await created.json() as { id: string };
+    const partner = expectData(await createStampedeClient({ baseUrl: base, adminToken }).POST('/v1/partners', { body: { name: 'Acme' } }));
+    const api = createStampedeClient({ baseUrl: base, apiKey: partner.apiKey });
+    const created = await api.POST('/v1/coupon-templates', { body: templateDraft() });
+    expect(created.response.status).toBe(201);
+    const template = expectData(created);
 
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
@@ -60,8 +57,8 @@ describe('stampede serve with no configuration', () => {
     try {
       await second.waitForOutput(/Server listening/, 90_000);
       expect(second.output()).not.toMatch(/Stampede is running at/);
-      const read = await fetch(`${base}/v1/coupon-templates/${template.id}`, { headers: { 'x-api-key': partner.apiKey } });
-      expect(read.status).toBe(200);
+      const read = await api.GET('/v1/coupon-templates/{id}', { params: { path: { id: template.id } } });
+      expect(read.response.status).toBe(200);
     } finally {
       second.child.kill('SIGTERM');
       expect(await second.exited).toBe(0);

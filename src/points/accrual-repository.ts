@@ -11,6 +11,7 @@
 // on the primary key (no ON CONFLICT: speculative insertion costs a WAL record and a second index
 // visit per item); the caller then rolls the chunk back and runs it again (it will see that record).
 import type { Queryable, Tx } from '../infra/db.ts';
+import { MAX_BALANCE } from './ledger.ts';
 
 export interface AccrualChunkParams {
   jobId: string;
@@ -84,6 +85,8 @@ export interface AccrualChunkCounts {
   recorded: number;
   reused: number;
   expired: number;
+  /** items that would take their wallet past MAX_BALANCE */
+  overLimit: number;
 }
 
 /**
@@ -131,14 +134,20 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
      ), default_expiry AS MATERIALIZED (
        SELECT e.at, to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS iso
          FROM (SELECT $4::timestamptz + make_interval(secs => p.points_expiry_days * 86400) AS at FROM partners p WHERE p.id = $2) e
-     ), fresh AS MATERIALIZED (
-       -- new_balance: the wallet's balance once the chunk is applied (what each item's record answers)
-       SELECT items.*,
-              items.old_balance + sum(items.amount) OVER (PARTITION BY items.wallet_id) AS new_balance,
-              coalesce(items.expires_at, (SELECT at FROM default_expiry)) AS lot_expires_at,
-              coalesce(items.expires_iso, (SELECT iso FROM default_expiry)) AS lot_expires_iso
+     ), applicable AS MATERIALIZED (
+       -- running_balance: the wallet's balance up to this item, in request order; from the first item
+       -- that takes it past $5 (MAX_BALANCE) on, the wallet's items fail
+       SELECT items.*, items.old_balance + sum(items.amount) OVER (PARTITION BY items.wallet_id ORDER BY items.position) AS running_balance
          FROM items
         WHERE items.stored_hash IS NULL AND (items.expires_at IS NULL OR items.expires_at > $4)
+     ), fresh AS MATERIALIZED (
+       -- new_balance: the wallet's balance once the chunk is applied (what each item's record answers)
+       SELECT a.*,
+              a.old_balance + sum(a.amount) OVER (PARTITION BY a.wallet_id) AS new_balance,
+              coalesce(a.expires_at, (SELECT at FROM default_expiry)) AS lot_expires_at,
+              coalesce(a.expires_iso, (SELECT iso FROM default_expiry)) AS lot_expires_iso
+         FROM applicable a
+        WHERE a.running_balance <= $5
      ), balances AS (
        UPDATE point_wallets w SET balance = w.balance + t.total
          FROM (SELECT wallet_id, sum(amount) AS total FROM fresh GROUP BY wallet_id) t
@@ -162,9 +171,11 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
        RETURNING 1
      ), failures AS (
        INSERT INTO job_failures (job_id, position, item, reason)
-       SELECT $1, position, key, CASE WHEN stored_hash IS NOT NULL THEN 'IDEMPOTENCY_KEY_REUSED' ELSE 'EXPIRED_BEFORE_APPLIED' END
+       SELECT $1::uuid, position, key, CASE WHEN stored_hash IS NOT NULL THEN 'IDEMPOTENCY_KEY_REUSED' ELSE 'EXPIRED_BEFORE_APPLIED' END
          FROM items
         WHERE (stored_hash IS NOT NULL AND stored_hash <> hash) OR (stored_hash IS NULL AND expires_at <= $4)
+       UNION ALL
+       SELECT $1::uuid, position, key, 'BALANCE_LIMIT_REACHED' FROM applicable WHERE running_balance > $5
        ON CONFLICT DO NOTHING
      )
      SELECT (SELECT missing FROM gate) AS missing,
@@ -173,8 +184,9 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
             (SELECT count(*) FROM fresh)::int AS fresh,
             (SELECT count(*) FROM records)::int AS recorded,
             (SELECT count(*) FROM items WHERE stored_hash IS NOT NULL AND stored_hash <> hash)::int AS reused,
-            (SELECT count(*) FROM items WHERE stored_hash IS NULL AND expires_at <= $4)::int AS expired`,
-    [p.jobId, p.partnerId, p.pointType, p.now],
+            (SELECT count(*) FROM items WHERE stored_hash IS NULL AND expires_at <= $4)::int AS expired,
+            (SELECT count(*) FROM applicable WHERE running_balance > $5)::int AS "overLimit"`,
+    [p.jobId, p.partnerId, p.pointType, p.now, MAX_BALANCE],
   );
   const { missing, due, ...counts } = rows[0]!;
   return { missingWallets: missing, dueWallets: due.map(Number), counts }; // int8[] arrives as strings

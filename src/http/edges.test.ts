@@ -180,3 +180,17 @@ describe('refusals of the HTTP parser and the router, on a real socket', () => {
     expect(fits.status).toBe(200);
   });
 });
+
+describe('readiness', () => {
+  it('reports a failed probe with a catalogued reason, not the driver error text', async () => {
+    const down = await createTestApp({ env: { DATABASE_URL: 'postgres://stampede:secret@127.0.0.1:1/nowhere' } });
+    try {
+      const ready = await down.app.inject({ url: '/health/ready' });
+      expect(ready.statusCode).toBe(503);
+      expect(ready.json().checks.database).toEqual({ status: 'down', error: 'SERVICE_UNAVAILABLE: A backing service is unavailable; retry shortly.' });
+      expect(ready.body).not.toMatch(/ECONNREFUSED|127\.0\.0\.1/);
+    } finally {
+      await down.close();
+    }
+  });
+});

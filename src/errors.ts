@@ -86,6 +86,6 @@ export const isAppError = (error: unknown): error is AppError => error instanceo
  * catalog, never an unexpected error's own text (SQL, hosts, stack details stay in the log).
  */
 export function catalogReason(error: unknown, fallback: ErrorCode = 'INTERNAL_ERROR'): string {
-  if (error instanceof AppError) return `${error.code}: ${error.message}`;
+  if (error instanceof AppError) return error.message.startsWith(`${error.code}: `) ? error.message : `${error.code}: ${error.message}`;
   return `${fallback}: ${ERROR_CATALOG[fallback].message}`;
 }

@@ -36,10 +36,12 @@ export async function loadChunkItems(tx: Tx, p: AccrualChunkParams): Promise<voi
     transaction_id uuid)
     ON COMMIT DELETE ROWS`);
   // Chunks staged before items carried their transaction id (t) get a random one. An item's
-  // expiry (e) is staged as Date#toISOString, the text the EARN answer shows.
+  // expiry (e) is staged as Date#toISOString, the text the EARN answer shows: 24 characters for the
+  // years 0000-9999. Any other length (a six-digit year, +010000-…, staged before timestamps were
+  // bounded) is not read as a time: the item fails alone (MALFORMED_EXPIRY) instead of its chunk.
   await tx.query(
     `INSERT INTO accrual_chunk_items
-     SELECT i.p, i.u, i.a, i.e::timestamptz, i.e, i.k, decode(i.h, 'hex'), coalesce(i.t, gen_random_uuid())
+     SELECT i.p, i.u, i.a, CASE WHEN length(i.e) = 24 THEN i.e::timestamptz END, i.e, i.k, decode(i.h, 'hex'), coalesce(i.t, gen_random_uuid())
        FROM job_chunks c CROSS JOIN json_to_recordset(c.payload::json) AS i (p bigint, u text, a bigint, e text, k text, h text, t uuid)
       WHERE c.job_id = $1 AND c.chunk_no = $2`,
     [p.jobId, p.chunkNo],
@@ -87,6 +89,8 @@ export interface AccrualChunkCounts {
   expired: number;
   /** items that would take their wallet past MAX_BALANCE */
   overLimit: number;
+  /** items whose staged expiry PostgreSQL cannot read */
+  malformed: number;
 }
 
 /**
@@ -139,7 +143,7 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
        -- that takes it past $5 (MAX_BALANCE) on, the wallet's items fail
        SELECT items.*, items.old_balance + sum(items.amount) OVER (PARTITION BY items.wallet_id ORDER BY items.position) AS running_balance
          FROM items
-        WHERE items.stored_hash IS NULL AND (items.expires_at IS NULL OR items.expires_at > $4)
+        WHERE items.stored_hash IS NULL AND (items.expires_at > $4 OR (items.expires_at IS NULL AND items.expires_iso IS NULL))
      ), fresh AS MATERIALIZED (
        -- new_balance: the wallet's balance once the chunk is applied (what each item's record answers)
        SELECT a.*,
@@ -176,6 +180,8 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
         WHERE (stored_hash IS NOT NULL AND stored_hash <> hash) OR (stored_hash IS NULL AND expires_at <= $4)
        UNION ALL
        SELECT $1::uuid, position, key, 'BALANCE_LIMIT_REACHED' FROM applicable WHERE running_balance > $5
+       UNION ALL
+       SELECT $1::uuid, position, key, 'MALFORMED_EXPIRY' FROM items WHERE stored_hash IS NULL AND expires_iso IS NOT NULL AND expires_at IS NULL
        ON CONFLICT DO NOTHING
      )
      SELECT (SELECT missing FROM gate) AS missing,
@@ -185,7 +191,8 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
             (SELECT count(*) FROM records)::int AS recorded,
             (SELECT count(*) FROM items WHERE stored_hash IS NOT NULL AND stored_hash <> hash)::int AS reused,
             (SELECT count(*) FROM items WHERE stored_hash IS NULL AND expires_at <= $4)::int AS expired,
-            (SELECT count(*) FROM applicable WHERE running_balance > $5)::int AS "overLimit"`,
+            (SELECT count(*) FROM applicable WHERE running_balance > $5)::int AS "overLimit",
+            (SELECT count(*) FROM items WHERE stored_hash IS NULL AND expires_iso IS NOT NULL AND expires_at IS NULL)::int AS malformed`,
     [p.jobId, p.partnerId, p.pointType, p.now, MAX_BALANCE],
   );
   const { missing, due, ...counts } = rows[0]!;

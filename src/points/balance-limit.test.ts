@@ -1,7 +1,8 @@
 // Balances stay exact end to end: a wallet never holds more than 2^53 − 1 points (MAX_BALANCE), so
 // the INT8 read back as a JavaScript number is never rounded. Past it, an earn or a transfer is
 // refused (409 BALANCE_LIMIT_REACHED) and a bulk accrual item is an item failure while the rest of
-// its job is applied. A job that fails records a catalogued reason, not the database's text.
+// its job is applied, as is an item whose staged expiry cannot be read. A job that fails records a
+// catalogued reason, not the database's text.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acceptJob } from '../jobs/accept-job.ts';
 import { startJobQueue } from '../jobs/job-queue-worker.ts';
@@ -77,17 +78,39 @@ describe('balance limit', () => {
   });
 });
 
-describe('job failure reasons', () => {
-  it('records a catalogued reason, never the database error text, when a chunk cannot be applied', async () => {
-    const partner = await createPartner(t.app);
+describe('invalid items of a staged job', () => {
+  /** Accepts an accrual job whose staged chunks are then rewritten by `corrupt` (as an older version might have staged them). */
+  async function stagedJob(partnerId: string, items: Array<{ userId: string; amount: number; expiresAt?: string; idempotencyKey: string }>, corrupt: string[]) {
     const jobId = crypto.randomUUID();
-    const expiresAt = new Date(Date.now() + 86_400_000).toISOString();
-    // A chunk staged by an older version, before timestamps were bounded: PostgreSQL cannot read its expiry.
-    await acceptJob(t.ctx, { id: jobId, partnerId: partner.id, type: 'POINT_ACCRUAL', staged: true, params: { pointType: 'default' } }, async (tx) => {
-      const chunkCount = await stageAccrualItems(tx, jobId, 'default', [{ userId: 'u', amount: 1, expiresAt, idempotencyKey: 'old-1' }]);
-      await tx.query('UPDATE job_chunks SET payload = replace(payload, $2, $3) WHERE job_id = $1', [jobId, expiresAt, '+010000-01-01T23:58:59.000Z']);
-      return { chunkCount, total: 1 };
+    await acceptJob(t.ctx, { id: jobId, partnerId, type: 'POINT_ACCRUAL', staged: true, params: { pointType: 'default' } }, async (tx) => {
+      const chunkCount = await stageAccrualItems(tx, jobId, 'default', items);
+      await tx.query('UPDATE job_chunks SET payload = replace(payload, $2, $3) WHERE job_id = $1', [jobId, ...corrupt]);
+      return { chunkCount, total: items.length };
     });
+    return jobId;
+  }
+
+  it('fails an item whose staged expiry PostgreSQL cannot read, and applies the rest', async () => {
+    const partner = await createPartner(t.app);
+    const expiresAt = new Date(Date.now() + 86_400_000).toISOString();
+    // Main once accepted 9999-12-31T23:59:59-23:59 and staged it as year 10000, which PostgreSQL cannot read.
+    const jobId = await stagedJob(partner.id, [
+      { userId: 'a', amount: 1, idempotencyKey: 'ok-1' },
+      { userId: 'b', amount: 2, expiresAt, idempotencyKey: 'bad-1' },
+      { userId: 'c', amount: 3, expiresAt: new Date(Date.now() + 2 * 86_400_000).toISOString(), idempotencyKey: 'ok-2' },
+    ], [`"${expiresAt}"`, '"+010000-01-01T23:58:59.000Z"']);
+    const job = await waitForJob(partner.headers, jobId);
+    expect(job).toMatchObject({ status: 'SUCCEEDED', processed: 3, succeeded: 2, failed: 1, error: null });
+    const failures = (await t.app.inject({ url: `/v1/jobs/${jobId}/failures`, headers: partner.headers })).json();
+    expect(failures.items).toEqual([{ position: 1, item: 'bad-1', reason: 'MALFORMED_EXPIRY' }]);
+    const balance = async (userId: string) => (await t.app.inject({ url: `/v1/users/${userId}/points`, headers: partner.headers })).json().balance;
+    expect([await balance('a'), await balance('b'), await balance('c')]).toEqual([1, 0, 3]);
+    expect((await checkPointsInvariants(t.ctx.db, { partnerId: partner.id })).violations).toEqual([]);
+  });
+
+  it('records a catalogued reason, never the database error text, when a chunk cannot be applied at all', async () => {
+    const partner = await createPartner(t.app);
+    const jobId = await stagedJob(partner.id, [{ userId: 'u', amount: 1, idempotencyKey: 'k-1' }], ['[', '{not json']);
     const job = await waitForJob(partner.headers, jobId);
     expect(job.status).toBe('FAILED');
     expect(job.error).toBe('INTERNAL_ERROR: Internal server error.');

@@ -3,15 +3,17 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { TypeBoxValidatorCompiler, registerAjvFormats, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { v7 as uuidv7 } from 'uuid';
 import type { AppContext } from './context.ts';
 import { AppError } from './errors.ts';
 import { adminAuthHook, partnerAuthHook } from './http/auth.ts';
-import { installErrorHandling } from './http/error-handler.ts';
 import { documentRoutes, swaggerOptions } from './http/openapi.ts';
+import { MAX_PARAM_LENGTH, clientErrorHandler, frameworkErrors, installErrorHandling } from './http/error-handler.ts';
+import { installJsonParser } from './http/json-body.ts';
 import { opsRoutes, type OpsOptions } from './http/ops-routes.ts';
 import { registerRateLimit } from './http/rate-limit.ts';
+import { registerFormats } from './http/schemas.ts';
 import { partnerAdminRoutes } from './partners/routes.ts';
 import { templateRoutes } from './coupons/template-routes.ts';
 import { pointsAdminRoutes } from './points/admin-routes.ts';
@@ -29,7 +31,7 @@ export interface AppOptions extends OpsOptions {
   readonly logRequests?: boolean;
 }
 
-registerAjvFormats();
+registerFormats();
 
 export async function buildApp(ctx: AppContext, options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
@@ -45,10 +47,14 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     },
     requestIdHeader: false,
     return503OnClosing: true,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors,
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   app.addHook('onSend', async (request, reply) => { void reply.header('X-Request-Id', request.id); });
   installErrorHandling(app);
+  installJsonParser(app);
 
   app.addHook('onResponse', async (request, reply) => {
     ctx.metrics.httpRequestDuration.observe(

@@ -58,6 +58,14 @@ export const ERROR_CATALOG = {
   CSV_COLUMN_NOT_FOUND: { status: 400, message: 'The CSV has no such column.' },
   CSV_MALFORMED: { status: 400, message: 'The body is not valid CSV.' },
   DATABASE_BUSY: { status: 503, message: 'All database connections are busy; retry shortly.' },
+  // edges (issue 16): refusals made by the HTTP parser and the framework before any handler, and limits
+  MALFORMED_REQUEST: { status: 400, message: 'The HTTP request could not be read (malformed request line, header or URL encoding).' },
+  MALFORMED_JSON: { status: 400, message: 'The body is not valid JSON, or is nested too deeply.' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'The route does not accept this method.' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request did not arrive in time.' },
+  URI_TOO_LONG: { status: 414, message: 'The URL or one of its path parameters is too long.' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'The request line or headers are too large.' },
+  BALANCE_LIMIT_REACHED: { status: 409, message: 'The wallet would hold more than 9007199254740991 points.' },
   // server side
   SERVICE_UNAVAILABLE: { status: 503, message: 'A backing service is unavailable; retry shortly.' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error.' },
@@ -80,3 +88,12 @@ export class AppError extends Error {
 }
 
 export const isAppError = (error: unknown): error is AppError => error instanceof AppError;
+
+/**
+ * What a job, a webhook or a health probe may say about an error: `CODE: message` from this
+ * catalog, never an unexpected error's own text (SQL, hosts, stack details stay in the log).
+ */
+export function catalogReason(error: unknown, fallback: ErrorCode = 'INTERNAL_ERROR'): string {
+  if (error instanceof AppError) return error.message.startsWith(`${error.code}: `) ? error.message : `${error.code}: ${error.message}`;
+  return `${fallback}: ${ERROR_CATALOG[fallback].message}`;
+}

@@ -11,7 +11,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { claimEventIsLive } from '../claims/claim-event.ts';
 import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
-import { ErrorResponse, IdParams, UserId, Uuid } from '../http/schemas.ts';
+import { ErrorResponse, IdParams, Text, UserId, Uuid } from '../http/schemas.ts';
 import { acceptJob } from '../jobs/accept-job.ts';
 import { ChunkCopyWriter } from '../jobs/chunk-staging.ts';
 import { UploadSlots, UploadSpool } from '../http/upload-spool.ts';
@@ -29,7 +29,7 @@ const MAX_UPLOAD_BYTES = 4 * 1024 ** 3;
 const DistributionBody = Type.Union([
   Type.Object({ userIds: Type.Array(UserId, { minItems: 1, maxItems: MAX_LIST_USER_IDS }) }, { additionalProperties: false }),
   Type.Object({
-    source: Type.Object({ type: Type.Literal('sql'), query: Type.String({ minLength: 1, maxLength: 10_000 }) }, { additionalProperties: false }),
+    source: Type.Object({ type: Type.Literal('sql'), query: Text(10_000, { multiLine: true }) }, { additionalProperties: false }),
   }, { additionalProperties: false }),
 ]);
 type DistributionBody = Static<typeof DistributionBody>;

@@ -5,7 +5,7 @@ import { v7 as uuidv7 } from 'uuid';
 import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { DEFAULT_PAGE_SIZE, decodeCursor, isUuidString, toPage } from '../http/pagination.ts';
-import { Amount, ErrorResponse, IdParams, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
+import { Amount, ErrorResponse, IdParams, Page, PageQuery, Text, Timestamp, Uuid } from '../http/schemas.ts';
 import { findTemplate, insertTemplate, listTemplates, type CouponTemplate } from './template-repository.ts';
 import { templateDraftProblems } from './template-rules.ts';
 
@@ -23,7 +23,7 @@ const Validity = Type.Union([
 
 export const CreateTemplateBody = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 200 }),
+    name: Text(200),
     discount: Discount,
     minOrderAmount: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000_000 })),
     totalQuantity: Type.Union([Type.Integer({ minimum: 1, maximum: 100_000_000 }), Type.Null()], {

@@ -85,6 +85,6 @@ describe('coupon templates', () => {
       method: 'POST', url: '/v1/coupon-templates', headers: { ...partner.headers, 'content-type': 'application/json' }, payload: '{"name":',
     });
     expect(malformed.statusCode).toBe(400);
-    expect(malformed.json().error.code).toBe('VALIDATION_FAILED');
+    expect(malformed.json().error.code).toBe('MALFORMED_JSON');
   });
 });

@@ -24,3 +24,36 @@ describe('error mapping', () => {
     await app.close();
   });
 });
+
+describe('HTTP parser refusals', () => {
+  it('answers a request whose headers do not arrive in time with 408 REQUEST_TIMEOUT in the catalog shape', async () => {
+    const { createServer } = await import('node:http');
+    const net = await import('node:net');
+    const { clientErrorHandler } = await import('./error-handler.ts');
+    // Node checks request deadlines every connectionsCheckingInterval; both are short here.
+    const app = Fastify({
+      serverFactory: (handler) => createServer({ requestTimeout: 300, headersTimeout: 200, connectionsCheckingInterval: 50 }, handler),
+      clientErrorHandler,
+    });
+    app.get('/', async () => 'ok');
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const { port } = app.server.address() as import('node:net').AddressInfo;
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1');
+        let data = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => { data += chunk; });
+        socket.on('error', reject);
+        socket.on('close', () => resolve(data));
+        socket.write('GET / HTTP/1.1\r\nHost: x\r\n'); // and never the blank line
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+      expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
+        error: { code: 'REQUEST_TIMEOUT', message: 'The request did not arrive in time.' },
+      });
+    } finally {
+      await app.close();
+    }
+  });
+});

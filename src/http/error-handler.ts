@@ -1,5 +1,9 @@
 // The one edge where errors become HTTP. Domain errors carry their catalog code; framework errors
-// are mapped to catalog codes; anything else is a 500 whose details stay in the log.
+// are mapped to catalog codes; anything else is a 500 whose details stay in the log. Refusals made
+// before any route runs (router, HTTP parser) answer the same `{error: {code, message}}` shape:
+// `frameworkErrors` and `clientErrorHandler` are Fastify options, set by app.ts.
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   ClientClosedError, ClientOfflineError, ConnectionTimeoutError, DisconnectsClientError, ErrorReply, ReconnectStrategyError,
@@ -12,6 +16,7 @@ import { isPoolExhausted } from '../infra/db.ts';
 const RETRY_AFTER_SECONDS: Partial<Record<ErrorCode, number>> = {
   BULK_UPLOAD_LIMIT_REACHED: 5, BULK_UPLOADS_BUSY: 5, DATABASE_BUSY: 1, SERVICE_UNAVAILABLE: 1,
 };
+import { patternMeaning } from './schemas.ts';
 
 interface FieldProblem {
   field: string;
@@ -22,9 +27,60 @@ export function errorBody(code: ErrorCode, message?: string, details?: unknown) 
   return { error: { code, message: message ?? ERROR_CATALOG[code].message, ...(details === undefined ? {} : { details }) } };
 }
 
+/** Router refusals (Fastify's `frameworkErrors` option): a bad percent-encoding, an over-long path parameter. */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    void reply.code(414).send(errorBody('URI_TOO_LONG', `A path parameter is longer than ${MAX_PARAM_LENGTH} characters.`));
+  } else if (error.code === 'FST_ERR_BAD_URL') {
+    void reply.code(400).send(errorBody('MALFORMED_REQUEST', 'The URL is not valid percent-encoding.'));
+  } else {
+    request.log.error({ err: error }, 'router error');
+    void reply.code(500).send(errorBody('INTERNAL_ERROR'));
+  }
+}
+
+/**
+ * The longest raw path parameter the router accepts (Fastify's default is 100): a 128-character
+ * user id may be percent-encoded to three times its length. Longer is 414 URI_TOO_LONG.
+ */
+export const MAX_PARAM_LENGTH = 3 * 128;
+
+/**
+ * Node's HTTP parser refused the request before Fastify saw it (Fastify's `clientErrorHandler`
+ * option): headers or request line over Node's 16 KB, a malformed request, a request that did not
+ * arrive in time. No reply object exists, so the answer is written on the socket, then it is closed.
+ */
+export function clientErrorHandler(this: FastifyInstance, error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const code: ErrorCode = error.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE'
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'MALFORMED_REQUEST';
+  this.log.debug({ err: error }, 'client error');
+  const status = ERROR_CATALOG[code].status;
+  const body = JSON.stringify(errorBody(code));
+  if (socket.writable) {
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n`
+      + `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  } else {
+    socket.destroy();
+  }
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
+  // Which methods each route pattern answers, so a known path with another method is a 405.
+  const routes: Array<{ pattern: RegExp; method: string }> = [];
+  app.addHook('onRoute', (route) => {
+    const pattern = new RegExp(`^${route.url.split('/').map((part) => (part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/')}$`);
+    for (const method of [route.method].flat()) routes.push({ pattern, method });
+  });
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
-    void reply.code(404).send(errorBody('ROUTE_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`));
+    const path = request.url.split('?')[0]!;
+    const allowed = [...new Set(routes.filter((route) => route.pattern.test(path)).map((route) => route.method))];
+    if (allowed.length > 0) {
+      void reply.code(405).header('Allow', allowed.join(', '))
+        .send(errorBody('METHOD_NOT_ALLOWED', `${request.method} is not allowed here; use ${allowed.join(', ')}.`));
+      return;
+    }
+    void reply.code(404).send(errorBody('ROUTE_NOT_FOUND', `No route ${request.method} ${path.slice(0, 200)}`));
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
@@ -43,6 +99,11 @@ export function installErrorHandling(app: FastifyInstance): void {
         return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE'));
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return reply.code(415).send(errorBody('UNSUPPORTED_MEDIA_TYPE'));
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return reply.code(400).send(errorBody('MALFORMED_JSON', error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? 'The JSON body is empty.' : undefined));
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return reply.code(400).send(errorBody('MALFORMED_REQUEST', 'The Content-Length does not match the body.'));
     }
     if (isPoolExhausted(error)) {
       request.log.warn({ err: error }, 'database pool exhausted');
@@ -53,8 +114,9 @@ export function installErrorHandling(app: FastifyInstance): void {
       return reply.code(503).header('Retry-After', '1').send(errorBody('SERVICE_UNAVAILABLE'));
     }
     if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      // Malformed JSON, empty bodies and similar framework-level refusals.
-      return reply.code(400).send(errorBody('VALIDATION_FAILED', error.message));
+      // Other framework-level refusals of the request's form; their own text is not shown.
+      request.log.debug({ err: error }, 'request refused by the framework');
+      return reply.code(400).send(errorBody('VALIDATION_FAILED'));
     }
     request.log.error({ err: error }, 'unhandled error');
     return reply.code(500).send(errorBody('INTERNAL_ERROR'));
@@ -70,7 +132,7 @@ function toFieldProblem(context: string, issue: NonNullable<FastifyError['valida
   const extra = params?.additionalProperties ?? params?.additionalProperty;
   if (Array.isArray(extra) && extra.length > 0) path.push(String(extra[0]));
   else if (typeof extra === 'string') path.push(extra);
-  return { field: [context, ...path].join('.'), message: issue.message ?? 'is not valid' };
+  return { field: [context, ...path].join('.'), message: patternMeaning(params?.pattern) ?? issue.message ?? 'is not valid' };
 }
 
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '53300']);

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { AppContext } from '../context.ts';
+import { catalogReason } from '../errors.ts';
 
 const Check = Type.Object({ status: Type.Union([Type.Literal('ok'), Type.Literal('down')]), error: Type.Optional(Type.String()) });
 
@@ -26,11 +27,11 @@ export function opsRoutes(ctx: AppContext, options: OpsOptions = {}): FastifyPlu
       },
     }, async (_request, reply) => {
       const checks: Record<string, { status: 'ok' | 'down'; error?: string }> = {
-        database: await probe(async () => { await ctx.db.query('SELECT 1'); }),
+        database: await probe(ctx, 'database', async () => { await ctx.db.query('SELECT 1'); }),
       };
       if (ctx.redis) {
         const redis = ctx.redis;
-        checks.redis = await probe(async () => { await redis.ping(); });
+        checks.redis = await probe(ctx, 'redis', async () => { await redis.ping(); });
       }
       const ready = Object.values(checks).every((check) => check.status === 'ok');
       return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
@@ -47,7 +48,8 @@ export function opsRoutes(ctx: AppContext, options: OpsOptions = {}): FastifyPlu
 
 const PROBE_TIMEOUT_MS = 2_000;
 
-async function probe(check: () => Promise<void>): Promise<{ status: 'ok' | 'down'; error?: string }> {
+/** A failed probe answers a catalogued reason; what went wrong (hosts, SQL) goes to the log only. */
+async function probe(ctx: AppContext, name: string, check: () => Promise<void>): Promise<{ status: 'ok' | 'down'; error?: string }> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
@@ -56,7 +58,8 @@ async function probe(check: () => Promise<void>): Promise<{ status: 'ok' | 'down
     ]);
     return { status: 'ok' };
   } catch (error) {
-    return { status: 'down', error: error instanceof Error ? error.message : String(error) };
+    ctx.logger.warn({ err: error, check: name }, 'readiness probe failed');
+    return { status: 'down', error: catalogReason(error, 'SERVICE_UNAVAILABLE') };
   } finally {
     clearTimeout(timer);
   }

@@ -7,6 +7,7 @@
 // committed. The connection holds the job's advisory lock for the whole run (see queue.ts).
 import type pg from 'pg';
 import type { AppContext } from '../context.ts';
+import { catalogReason } from '../errors.ts';
 import { withRetry, type Tx } from '../infra/db.ts';
 import {
   claimChunk, FINISHED_STATUSES, finishJob, lockJob, markRunning, readJob, recordChunk, recordClaimedChunk, setStagedInput,
@@ -68,7 +69,10 @@ export function makeQueueTasks(handlers: JobHandlers) {
   return (ctx: AppContext): QueueTasks => ({
     runJob: (jobId, attempt, shouldStop) => runJob(ctx, handlers, jobId, attempt, shouldStop),
     deliverWebhook: (deliveryId, attempt) => deliverWebhook(ctx, deliveryId, attempt),
-    abandonJob: async (jobId, reason) => { await failJob(ctx, jobId, reason); },
+    abandonJob: async (jobId, reason) => {
+      ctx.logger.error({ jobId, reason }, 'bulk job abandoned');
+      await failJob(ctx, jobId, catalogReason(undefined));
+    },
   });
 }
 
@@ -112,7 +116,7 @@ export async function runJob(
     broken = isTransient(error);
     if (broken && !attempt.last) throw error; // the queue retries with backoff
     ctx.logger.error({ err: error, jobId }, 'bulk job failed');
-    await failJob(ctx, jobId, error instanceof Error ? error.message : String(error));
+    await failJob(ctx, jobId, catalogReason(error, broken ? 'SERVICE_UNAVAILABLE' : 'INTERNAL_ERROR'));
   } finally {
     if (locked && !broken) await client.query(`SELECT pg_advisory_unlock(${JOB_LOCK_KEY_SQL})`, [jobId]).catch(() => { broken = true; });
     // A connection in doubt is destroyed, which also drops its advisory lock.

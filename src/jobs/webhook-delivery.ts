@@ -5,6 +5,7 @@
 // name may have been re-pointed.
 import { fetch } from 'undici';
 import type { AppContext } from '../context.ts';
+import { AppError, catalogReason } from '../errors.ts';
 import { assertAllowedReceiver, receiverDispatcher } from './webhook-address.ts';
 import { renderWebhookMessage } from './webhook-messages.ts';
 import { findPendingDelivery, recordDeliveryAttempt } from './webhook-repository.ts';
@@ -37,6 +38,7 @@ export async function deliverWebhook(ctx: AppContext, deliveryId: string, attemp
     if (!response.ok) error = `receiver answered HTTP ${response.status}`;
   } catch (failure) {
     error = describe(failure);
+    if (error.startsWith('could not reach')) ctx.logger.warn({ err: failure, deliveryId }, 'webhook delivery attempt failed');
   }
   const status = error === null ? 'DELIVERED' : attempt.last ? 'FAILED' : 'PENDING';
   await recordDeliveryAttempt(ctx.db, deliveryId, { status, responseStatus, error, now: ctx.clock() });
@@ -46,9 +48,16 @@ export async function deliverWebhook(ctx: AppContext, deliveryId: string, attemp
   }
 }
 
-/** fetch reports a failed connection as "fetch failed" with the reason as its cause. */
+/**
+ * What the partner may read about a failed attempt (GET /v1/jobs/{id}/webhook-deliveries): a refused
+ * address, a timeout, or the connection error's code; any other error's text stays in the log.
+ */
 function describe(failure: unknown): string {
-  if (!(failure instanceof Error)) return String(failure);
-  const cause = failure.cause instanceof Error ? ` (${failure.cause.message})` : '';
-  return `${failure.name}: ${failure.message}${cause}`;
+  if (failure instanceof AppError) return catalogReason(failure);
+  if (failure instanceof Error && (failure.name === 'TimeoutError' || failure.name === 'AbortError')) {
+    return `the receiver did not answer within ${DELIVERY_TIMEOUT_MS / 1000} s`;
+  }
+  // fetch reports a failed connection as "fetch failed" with the reason (ECONNREFUSED, ENOTFOUND, …) as its cause.
+  const code = failure instanceof Error ? (failure.cause as { code?: unknown } | undefined)?.code : undefined;
+  return typeof code === 'string' && /^[A-Z_]{1,40}$/.test(code) ? `could not reach the receiver (${code})` : 'could not reach the receiver';
 }

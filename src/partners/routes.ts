@@ -5,7 +5,7 @@ import { v7 as uuidv7 } from 'uuid';
 import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { withTransaction } from '../infra/db.ts';
-import { ErrorResponse, IdParams, Uuid } from '../http/schemas.ts';
+import { ErrorResponse, IdParams, Text, Uuid } from '../http/schemas.ts';
 import { generateApiKey } from './api-key.ts';
 import { insertApiKey, insertPartner, revokeApiKey, updatePartnerRateLimit } from './repository.ts';
 
@@ -21,7 +21,7 @@ export function partnerAdminRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       schema: {
         operationId: 'createPartner', summary: 'Create a partner and its first API key', tags: ['admin'],
         body: Type.Object(
-          { name: Type.String({ minLength: 1, maxLength: 200 }), rateLimitPerSecond: Type.Optional(RateLimit) },
+          { name: Text(200), rateLimitPerSecond: Type.Optional(RateLimit) },
           { additionalProperties: false },
         ),
         response: { 201: Type.Intersect([Partner, Type.Object({ apiKey: Type.String() })]), 400: ErrorResponse },

@@ -11,6 +11,7 @@
 // on the primary key (no ON CONFLICT: speculative insertion costs a WAL record and a second index
 // visit per item); the caller then rolls the chunk back and runs it again (it will see that record).
 import type { Queryable, Tx } from '../infra/db.ts';
+import { MAX_BALANCE } from './ledger.ts';
 
 export interface AccrualChunkParams {
   jobId: string;
@@ -35,10 +36,12 @@ export async function loadChunkItems(tx: Tx, p: AccrualChunkParams): Promise<voi
     transaction_id uuid)
     ON COMMIT DELETE ROWS`);
   // Chunks staged before items carried their transaction id (t) get a random one. An item's
-  // expiry (e) is staged as Date#toISOString, the text the EARN answer shows.
+  // expiry (e) is staged as Date#toISOString, the text the EARN answer shows: 24 characters for the
+  // years 0000-9999. Any other length (a six-digit year, +010000-…, staged before timestamps were
+  // bounded) is not read as a time: the item fails alone (MALFORMED_EXPIRY) instead of its chunk.
   await tx.query(
     `INSERT INTO accrual_chunk_items
-     SELECT i.p, i.u, i.a, i.e::timestamptz, i.e, i.k, decode(i.h, 'hex'), coalesce(i.t, gen_random_uuid())
+     SELECT i.p, i.u, i.a, CASE WHEN length(i.e) = 24 THEN i.e::timestamptz END, i.e, i.k, decode(i.h, 'hex'), coalesce(i.t, gen_random_uuid())
        FROM job_chunks c CROSS JOIN json_to_recordset(c.payload::json) AS i (p bigint, u text, a bigint, e text, k text, h text, t uuid)
       WHERE c.job_id = $1 AND c.chunk_no = $2`,
     [p.jobId, p.chunkNo],
@@ -84,6 +87,10 @@ export interface AccrualChunkCounts {
   recorded: number;
   reused: number;
   expired: number;
+  /** items that would take their wallet past MAX_BALANCE */
+  overLimit: number;
+  /** items whose staged expiry PostgreSQL cannot read */
+  malformed: number;
 }
 
 /**
@@ -131,14 +138,20 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
      ), default_expiry AS MATERIALIZED (
        SELECT e.at, to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS iso
          FROM (SELECT $4::timestamptz + make_interval(secs => p.points_expiry_days * 86400) AS at FROM partners p WHERE p.id = $2) e
+     ), applicable AS MATERIALIZED (
+       -- running_balance: the wallet's balance up to this item, in request order; from the first item
+       -- that takes it past $5 (MAX_BALANCE) on, the wallet's items fail
+       SELECT items.*, items.old_balance + sum(items.amount) OVER (PARTITION BY items.wallet_id ORDER BY items.position) AS running_balance
+         FROM items
+        WHERE items.stored_hash IS NULL AND (items.expires_at > $4 OR (items.expires_at IS NULL AND items.expires_iso IS NULL))
      ), fresh AS MATERIALIZED (
        -- new_balance: the wallet's balance once the chunk is applied (what each item's record answers)
-       SELECT items.*,
-              items.old_balance + sum(items.amount) OVER (PARTITION BY items.wallet_id) AS new_balance,
-              coalesce(items.expires_at, (SELECT at FROM default_expiry)) AS lot_expires_at,
-              coalesce(items.expires_iso, (SELECT iso FROM default_expiry)) AS lot_expires_iso
-         FROM items
-        WHERE items.stored_hash IS NULL AND (items.expires_at IS NULL OR items.expires_at > $4)
+       SELECT a.*,
+              a.old_balance + sum(a.amount) OVER (PARTITION BY a.wallet_id) AS new_balance,
+              coalesce(a.expires_at, (SELECT at FROM default_expiry)) AS lot_expires_at,
+              coalesce(a.expires_iso, (SELECT iso FROM default_expiry)) AS lot_expires_iso
+         FROM applicable a
+        WHERE a.running_balance <= $5
      ), balances AS (
        UPDATE point_wallets w SET balance = w.balance + t.total
          FROM (SELECT wallet_id, sum(amount) AS total FROM fresh GROUP BY wallet_id) t
@@ -162,9 +175,13 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
        RETURNING 1
      ), failures AS (
        INSERT INTO job_failures (job_id, position, item, reason)
-       SELECT $1, position, key, CASE WHEN stored_hash IS NOT NULL THEN 'IDEMPOTENCY_KEY_REUSED' ELSE 'EXPIRED_BEFORE_APPLIED' END
+       SELECT $1::uuid, position, key, CASE WHEN stored_hash IS NOT NULL THEN 'IDEMPOTENCY_KEY_REUSED' ELSE 'EXPIRED_BEFORE_APPLIED' END
          FROM items
         WHERE (stored_hash IS NOT NULL AND stored_hash <> hash) OR (stored_hash IS NULL AND expires_at <= $4)
+       UNION ALL
+       SELECT $1::uuid, position, key, 'BALANCE_LIMIT_REACHED' FROM applicable WHERE running_balance > $5
+       UNION ALL
+       SELECT $1::uuid, position, key, 'MALFORMED_EXPIRY' FROM items WHERE stored_hash IS NULL AND expires_iso IS NOT NULL AND expires_at IS NULL
        ON CONFLICT DO NOTHING
      )
      SELECT (SELECT missing FROM gate) AS missing,
@@ -173,8 +190,10 @@ export async function applyAccrualChunk(tx: Queryable, p: AccrualChunkParams): P
             (SELECT count(*) FROM fresh)::int AS fresh,
             (SELECT count(*) FROM records)::int AS recorded,
             (SELECT count(*) FROM items WHERE stored_hash IS NOT NULL AND stored_hash <> hash)::int AS reused,
-            (SELECT count(*) FROM items WHERE stored_hash IS NULL AND expires_at <= $4)::int AS expired`,
-    [p.jobId, p.partnerId, p.pointType, p.now],
+            (SELECT count(*) FROM items WHERE stored_hash IS NULL AND expires_at <= $4)::int AS expired,
+            (SELECT count(*) FROM applicable WHERE running_balance > $5)::int AS "overLimit",
+            (SELECT count(*) FROM items WHERE stored_hash IS NULL AND expires_iso IS NOT NULL AND expires_at IS NULL)::int AS malformed`,
+    [p.jobId, p.partnerId, p.pointType, p.now, MAX_BALANCE],
   );
   const { missing, due, ...counts } = rows[0]!;
   return { missingWallets: missing, dueWallets: due.map(Number), counts }; // int8[] arrives as strings

@@ -10,7 +10,7 @@ import { Type } from 'typebox';
 import { v7 as uuidv7 } from 'uuid';
 import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
-import { Amount, ErrorResponse, Timestamp, UserId, Uuid } from '../http/schemas.ts';
+import { Amount, ErrorResponse, Timestamp, UserId, Uuid, patternMeaning } from '../http/schemas.ts';
 import { acceptJob } from '../jobs/accept-job.ts';
 import { MAX_ACCRUAL_ITEMS, stageAccrualItems, type AccrualParams } from './accrual.ts';
 import { DEFAULT_POINT_TYPE, PointType } from './routes.ts';
@@ -70,11 +70,11 @@ const invalid = (problems: ItemProblem[]) => new AppError('VALIDATION_FAILED', `
 function schemaProblems(error: FastifyError): ItemProblem[] {
   return (error.validation ?? []).map((issue) => {
     const path = issue.instancePath.split('/').filter(Boolean);
-    const params = issue.params as { requiredProperties?: string[]; additionalProperties?: string[] } | undefined;
+    const params = issue.params as { requiredProperties?: string[]; additionalProperties?: string[]; pattern?: string } | undefined;
     const extra = params?.requiredProperties?.[0] ?? params?.additionalProperties?.[0];
     if (extra) path.push(extra);
     const index = path[0] === 'items' && path[1] !== undefined ? Number(path[1]) : undefined;
-    return { field: ['body', ...path].join('.'), message: issue.message ?? 'is not valid', ...(index === undefined ? {} : { index }) };
+    return { field: ['body', ...path].join('.'), message: patternMeaning(params?.pattern) ?? issue.message ?? 'is not valid', ...(index === undefined ? {} : { index }) };
   });
 }
 

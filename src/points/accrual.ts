@@ -92,7 +92,7 @@ export const accrualHandler: JobHandler = {
     // but a chunk that wrote nothing must not be counted as applied: run it again.
     if (result.missingWallets || result.dueWallets.length > 0) throw new ChunkRaceError('the chunk\'s wallets changed while it was applied');
     const { counts } = result;
-    const failed = counts.reused + counts.expired;
+    const failed = counts.reused + counts.expired + counts.overLimit + counts.malformed;
     return { processed: counts.items, succeeded: counts.recorded, skipped: counts.items - counts.fresh - failed, failed, notServed: 0 };
   },
 };

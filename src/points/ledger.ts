@@ -14,6 +14,19 @@ import {
   type LockedWallet, type WalletRequest,
 } from './repository.ts';
 
+/**
+ * A wallet never holds more points than this, so every balance read back from PostgreSQL's INT8
+ * (parsed as a JavaScript number) is exact: docs/decisions/050-exact-amounts.md.
+ */
+export const MAX_BALANCE = Number.MAX_SAFE_INTEGER;
+
+/** The wallet's balance once `write` is applied; refused when past MAX_BALANCE. */
+function balanceAfter(wallet: { readonly id: number; readonly balance: number }, write: LedgerWrite): number {
+  const balance = wallet.balance + write.deltaOf(wallet.id);
+  if (balance > MAX_BALANCE) throw new AppError('BALANCE_LIMIT_REACHED');
+  return balance;
+}
+
 export interface EarnInput {
   readonly userId: string;
   readonly amount: number;
@@ -61,7 +74,7 @@ export function decideEarn(partnerId: string, input: EarnInput, wallets: LockedW
   const transactionId = write.credit(wallet.id, 'EARN', [{ amount: input.amount, expiresAt }], details(input));
   return {
     status: 201, transactionId, write,
-    body: { transactionId, type: 'EARN', amount: input.amount, balance: wallet.balance + write.deltaOf(wallet.id), expiresAt: expiresAt.toISOString() },
+    body: { transactionId, type: 'EARN', amount: input.amount, balance: balanceAfter(wallet, write), expiresAt: expiresAt.toISOString() },
   };
 }
 
@@ -114,7 +127,7 @@ export async function decideCancel(tx: Tx, partnerId: string, input: CancelInput
     status: 201, transactionId, write,
     body: {
       transactionId, type: cancel.type, amount: Math.abs(cancel.amount),
-      balance: wallet.balance + write.deltaOf(wallet.id), cancelledTransactionId: target.id,
+      balance: balanceAfter(wallet, write), cancelledTransactionId: target.id,
     },
   };
 }
@@ -142,7 +155,7 @@ export function decideTransfer(partnerId: string, input: TransferInput, wallets:
     { relatedTransactionId: transactionId, ...reason });
   return {
     status: 201, transactionId, write,
-    body: { transactionId, fromBalance: from.balance + write.deltaOf(from.id), toBalance: to.balance + write.deltaOf(to.id) },
+    body: { transactionId, fromBalance: from.balance + write.deltaOf(from.id), toBalance: balanceAfter(to, write) },
   };
 }
 

@@ -6,7 +6,7 @@ import { Type } from 'typebox';
 import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../http/pagination.ts';
-import { Amount, ErrorResponse, Page, Timestamp, UserId, Uuid } from '../http/schemas.ts';
+import { Amount, ErrorResponse, Page, Text, Timestamp, UserId, Uuid } from '../http/schemas.ts';
 import { PointsGroupCommit } from './group-commit.ts';
 import { earnFingerprint, idempotencyKeyOf, requestFingerprint, type IdempotentCall } from './idempotency.ts';
 import { decideCancel, decideEarn, decideTransfer, decideUse, walletsForEarn, walletsForTransfer, walletsForUse } from './ledger.ts';
@@ -14,8 +14,8 @@ import { listTransactions, readBalance, type TransactionRow } from './repository
 
 export const DEFAULT_POINT_TYPE = 'default';
 export const PointType = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', maxLength: 64, description: `Defaults to "${DEFAULT_POINT_TYPE}"; types never mix.` });
-const Reason = Type.String({ minLength: 1, maxLength: 500 });
-const OrderId = Type.String({ minLength: 1, maxLength: 128 });
+const Reason = Text(500);
+const OrderId = Text(128);
 const MAX_EXPIRY_DAYS = 36_500;
 /** How many upcoming expiry instants the balance read lists. */
 const EXPIRING_LIMIT = 10;

@@ -81,49 +81,6 @@ const ODD_BODIES: ReadonlyArray<[string, string | undefined, string | undefined]
   ['CSV', 'text/csv', 'user_id,email\r\nu100,a@example.com\r\n'], ['JSON charset latin1', 'application/json; charset=latin1', '{}'],
 ];
 
-/**
- * KNOWN FAILURES, found by this suite and fixed on another branch (h-edges: free-text schema,
- * timestamps, maxParamLength, framework refusals). The lead removes this list on merging; until
- * then a known failure that stops happening fails the suite too, so the list cannot go stale.
- */
-const KNOWN_FAILURES: ReadonlyArray<{ readonly why: string; readonly matches: (p: Problem) => boolean }> = [
-  {
-    why: 'NUL in a free-text field answers 500 (PostgreSQL refuses the byte)',
-    matches: (p) => /^body (name|reason|orderId): NUL$/.test(p.mutation) && p.problem.startsWith('500 '),
-  },
-  {
-    why: 'a lone UTF-16 surrogate in reason/orderId of earn, use and transfer answers 500',
-    matches: (p) => /^(earnPoints|usePoints|transferPoints)$/.test(p.operation) && /^body (reason|orderId): lone surrogate$/.test(p.mutation)
-      && p.problem.startsWith('500 '),
-  },
-  {
-    why: 'timestamps that pass the schema (leap second, year 0, offset past 9999) answer 500 on templates and accrual scheduledAt',
-    matches: (p) => /^(createCouponTemplate|createAccrual)$/.test(p.operation) && /: (leap second|year 0|far offset)$/.test(p.mutation)
-      && p.problem.startsWith('500 '),
-  },
-  {
-    why: 'a path parameter over Fastify\'s maxParamLength (100) answers 414 FST_ERR_MAX_PARAM_LENGTH, off the catalog',
-    matches: (p) => /^path \w+: (101|128|5,000) chars$/.test(p.mutation) && p.problem.startsWith('status 414 is not documented'),
-  },
-  {
-    why: 'a malformed percent-escape in the path answers 400 FST_ERR_BAD_URL in Fastify\'s shape',
-    matches: (p) => /^path \w+: (malformed escape|lone percent)$/.test(p.mutation)
-      && (p.problem.startsWith('400 body does not match') || p.problem.startsWith('400 code undefined')),
-  },
-  {
-    why: 'a 100 kB query string answers 431 in Node\'s shape (clientErrorHandler)',
-    matches: (p) => /^query \w+: 100,000 chars$/.test(p.mutation) && p.problem.startsWith('status 431 is not documented'),
-  },
-];
-
-/**
- * KNOWN HANGS, not sent: an accrual item whose expiresAt passes the schema but not `new Date()`
- * (leap second, year 0, an offset past 9999) throws while its COPY is open, and the request never
- * answers: it keeps the accrual staging slot, so every later accrual waits (h-edges refuses these
- * timestamps at the schema). Remove with KNOWN_FAILURES.
- */
-const KNOWN_HANGS = (c: Case) => c.operation === 'createAccrual' && /^body items\.0\.expiresAt: (leap second|year 0|far offset)$/.test(c.mutation);
-
 const ajv = new Ajv2020({ strict: false, allErrors: false });
 (addFormatsModule as unknown as (ajv: Ajv2020) => void)(ajv);
 
@@ -153,8 +110,7 @@ describe('bad input, from the OpenAPI document', () => {
     const missing = operations.filter(({ op }) => !valid[op.operationId]).map(({ op }) => op.operationId);
     expect(missing, 'operations of the document without a valid request here').toEqual([]);
 
-    const cases = operations.flatMap(({ path, method, op }) => casesFor(path, method, op, valid[op.operationId]!, fixtures))
-      .filter((c) => !KNOWN_HANGS(c));
+    const cases = operations.flatMap(({ path, method, op }) => casesFor(path, method, op, valid[op.operationId]!, fixtures));
     const problems: Problem[] = [];
     const statuses = new Map<string, number>();
     const validators = new Map<string, ValidateFunction>();
@@ -205,19 +161,15 @@ describe('bad input, from the OpenAPI document', () => {
     }
     const seconds = (performance.now() - started) / 1000;
 
-    const known = problems.filter((p) => KNOWN_FAILURES.some((k) => k.matches(p)));
-    const unexplained = problems.filter((p) => !known.includes(p));
-    const stale = KNOWN_FAILURES.filter((k) => !problems.some((p) => k.matches(p))).map((k) => k.why);
     const byStatus = [...statuses].sort(([a], [b]) => a.localeCompare(b)).map(([s, n]) => `${s}: ${n}`).join(', ');
     console.log(`bad-input: ${cases.length} requests to ${operations.length} operations in ${seconds.toFixed(1)} s; ${byStatus}; `
-      + `${problems.length} problems (${known.length} known, fixed elsewhere)`);
+      + `${problems.length} problems`);
     if (process.env.BAD_INPUT_REPORT) {
       writeFileSync(process.env.BAD_INPUT_REPORT, JSON.stringify({ problems, slowest: durations.sort(([a], [b]) => b - a).slice(0, 30) }, null, 1));
     }
-    for (const p of unexplained.slice(0, 60)) console.log(`  ${p.operation} [${p.mutation}]: ${p.problem}`);
+    for (const p of problems.slice(0, 60)) console.log(`  ${p.operation} [${p.mutation}]: ${p.problem}`);
 
-    expect(unexplained.map((p) => `${p.operation} [${p.mutation}]: ${p.problem.slice(0, 160)}`)).toEqual([]);
-    expect(stale, 'known failures that no longer happen: remove them from KNOWN_FAILURES').toEqual([]);
+    expect(problems.map((p) => `${p.operation} [${p.mutation}]: ${p.problem.slice(0, 160)}`)).toEqual([]);
 
     expect((await t.app.inject({ url: '/health/ready' })).statusCode).toBe(200);
     expect(await snapshot(t, fixtures)).toEqual(kept);

@@ -80,4 +80,18 @@ describe('stampede serve stopped while a job stages its SQL source', () => {
       await sourceDb.end();
     }
   }, 180_000);
+
+  it('stops PostgreSQL even when the shutdown is forced (its budget spent)', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stampede-e2e-forced-'));
+    dirs.push(dataDir);
+    const port = await freePort();
+    // A budget of 0: the forced exit comes before the graceful close can stop anything.
+    const server = spawnStampede(['serve'], { STAMPEDE_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', STAMPEDE_SHUTDOWN_TIMEOUT_MS: '0' });
+    started.push(server);
+    await server.waitForOutput(/Server listening/, 90_000);
+    const postmasterPid = Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(1);
+    await waitFor(async () => !isAlive(postmasterPid), 10_000, 'the embedded PostgreSQL to stop');
+  }, 120_000);
 });

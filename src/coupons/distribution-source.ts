@@ -73,6 +73,12 @@ function sourceFailure(error: unknown, where: string): AppError {
   return new AppError('SOURCE_QUERY_FAILED', `The source query failed ${where} (SQLSTATE ${state}).`, { sqlstate: state });
 }
 
+class BatchFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super('the batch callback failed');
+  }
+}
+
 interface SourceConnection {
   readonly client: pg.Client;
   readonly pid: number;
@@ -239,10 +245,16 @@ export async function readSource(
       rows += batch.length;
       if (rows > ctx.config.sourceMaxRows) throw new AppError('SOURCE_ROW_LIMIT', `The source query returned more than ${ctx.config.sourceMaxRows} rows.`);
       signal.throwIfAborted();
-      await onBatch(batch.map((row) => (row[0] === null || row[0] === undefined ? null : String(row[0]))));
+      try {
+        await onBatch(batch.map((row) => (row[0] === null || row[0] === undefined ? null : String(row[0]))));
+      } catch (error) {
+        throw new BatchFailure(error);
+      }
     }
   } catch (error) {
     signal.throwIfAborted();
+    // The caller's own failure (writing to Stampede's database) is not the source's.
+    if (error instanceof BatchFailure) throw error.cause;
     throw sourceFailure(error, rows === 0 ? 'before its first row' : `after row ${rows}`);
   } finally {
     signal.removeEventListener('abort', onAbort);

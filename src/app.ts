@@ -15,6 +15,7 @@ import { opsRoutes, type OpsOptions } from './http/ops-routes.ts';
 import { registerRateLimit } from './http/rate-limit.ts';
 import { registerFormats } from './http/schemas.ts';
 import { partnerAdminRoutes } from './partners/routes.ts';
+import { sqlSourceAdminRoutes } from './partners/sql-source-routes.ts';
 import { templateRoutes } from './coupons/template-routes.ts';
 import { pointsAdminRoutes } from './points/admin-routes.ts';
 import { pointsRoutes } from './points/routes.ts';
@@ -81,6 +82,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       throw new AppError('ADMIN_TOKEN_INVALID', 'The admin API is disabled: STAMPEDE_ADMIN_TOKEN is not set.');
     });
     await admin.register(partnerAdminRoutes(ctx));
+    await admin.register(sqlSourceAdminRoutes(ctx));
     await admin.register(pointsAdminRoutes(ctx));
   });
 

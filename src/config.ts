@@ -36,8 +36,19 @@ export interface Config {
   readonly bodyLimitBytes: number;
   /** A connection that sends and receives nothing for this long is closed (a stalled upload too). */
   readonly idleTimeoutMs: number;
-  /** Read-only database that bulk distributions may read user ids from. */
-  readonly sourceDatabaseUrl: string | undefined;
+  /**
+   * Key of the AES-256-GCM seal on stored secrets (partners' SQL source URLs). Unset in embedded
+   * mode: generated once and kept in the data directory (runtime.ts).
+   */
+  readonly secretKey: string | undefined;
+  /** A partner's source query: each statement (FETCH) must answer within this time. */
+  readonly sourceStatementTimeoutMs: number;
+  /** Most rows a job reads from a partner's SQL source. */
+  readonly sourceMaxRows: number;
+  /** Most unfinished (queued or running) jobs per partner. */
+  readonly partnerMaxQueuedJobs: number;
+  /** Most bytes of staged input over a partner's unfinished jobs. */
+  readonly partnerMaxStagedBytes: number;
   /** Cron schedule (graphile-worker crontab syntax) of the point expiry job. */
   readonly pointsExpirySchedule: string;
   /** Cron schedule of the claim reconcile that feeds stampede_reconcile_drift (distributed mode). */
@@ -133,6 +144,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const adminToken = env.STAMPEDE_ADMIN_TOKEN || undefined;
   if (adminToken !== undefined && adminToken.length < 16) problems.push('STAMPEDE_ADMIN_TOKEN: must be at least 16 characters');
 
+  const secretKey = env.STAMPEDE_SECRET_KEY || undefined;
+  if (secretKey !== undefined && secretKey.length < 32) problems.push('STAMPEDE_SECRET_KEY: must be at least 32 characters (e.g. openssl rand -base64 32)');
+  // Removed (issue 15): one source for every partner let any partner read what that URL could read.
+  if (env.STAMPEDE_SOURCE_DATABASE_URL) problems.push('STAMPEDE_SOURCE_DATABASE_URL: no longer supported; register each partner\'s own source with PUT /v1/partners/{id}/sql-source');
+
   const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
   const redisUrl = url('REDIS_URL', ['redis:', 'rediss:']);
 
@@ -158,7 +174,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeyCacheMs: int('STAMPEDE_API_KEY_CACHE_MS', 500, 0, 60_000),
     bodyLimitBytes: int('STAMPEDE_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     idleTimeoutMs: int('STAMPEDE_IDLE_TIMEOUT_MS', 120_000, 1_000, 3_600_000),
-    sourceDatabaseUrl: url('STAMPEDE_SOURCE_DATABASE_URL', ['postgres:', 'postgresql:']),
+    secretKey,
+    sourceStatementTimeoutMs: int('STAMPEDE_SOURCE_STATEMENT_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    sourceMaxRows: int('STAMPEDE_SOURCE_MAX_ROWS', 10_000_000, 1, 1_000_000_000),
+    partnerMaxQueuedJobs: int('STAMPEDE_PARTNER_MAX_QUEUED_JOBS', 50, 1, 100_000),
+    partnerMaxStagedBytes: int('STAMPEDE_PARTNER_MAX_STAGED_BYTES', 8 * 1024 ** 3, 1_024, Number.MAX_SAFE_INTEGER),
     pointsExpirySchedule: cron('STAMPEDE_POINTS_EXPIRY_SCHEDULE', '0 * * * *'),
     reconcileSchedule: cron('STAMPEDE_RECONCILE_SCHEDULE', '* * * * *'),
     shutdownTimeoutMs: int('STAMPEDE_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),

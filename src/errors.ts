@@ -48,7 +48,6 @@ export const ERROR_CATALOG = {
   WEBHOOK_URL_NOT_ALLOWED: { status: 400, message: 'Webhook receivers must be public addresses.' },
   WEBHOOK_LIMIT_REACHED: { status: 409, message: 'The partner has as many webhooks as it may have.' },
   TOO_MANY_ITEMS: { status: 413, message: 'Too many items in one request.' },
-  SOURCE_NOT_CONFIGURED: { status: 400, message: 'No source database is configured (STAMPEDE_SOURCE_DATABASE_URL).' },
   SOURCE_QUERY_REJECTED: { status: 400, message: 'Only a single read-only SELECT is accepted as a source query.' },
   // uploads, bulk staging slots and database capacity (h-uploads: issues 15, 16)
   BULK_UPLOAD_LIMIT_REACHED: { status: 429, message: 'This partner has as many bulk uploads in progress as it may have; retry later.' },
@@ -66,6 +65,19 @@ export const ERROR_CATALOG = {
   URI_TOO_LONG: { status: 414, message: 'The URL or one of its path parameters is too long.' },
   HEADERS_TOO_LARGE: { status: 431, message: 'The request line or headers are too large.' },
   BALANCE_LIMIT_REACHED: { status: 409, message: 'The wallet would hold more than 9007199254740991 points.' },
+  // bulk jobs that cannot wedge, SQL sources that cannot cross tenants (issue 15: jobs and sources)
+  SOURCE_NOT_CONFIGURED: { status: 400, message: 'No SQL source is registered for this partner (PUT /v1/partners/{id}/sql-source).' },
+  SQL_SOURCE_NOT_FOUND: { status: 404, message: 'The partner has no SQL source registered.' },
+  SOURCE_NOT_ALLOWED: { status: 400, message: 'A SQL source must connect as an ordinary role (not a superuser, no server file access) to a database other than Stampede\'s own.' },
+  SOURCE_UNREACHABLE: { status: 400, message: 'The SQL source could not be reached or refused the connection.' },
+  SOURCE_QUERY_FAILED: { status: 400, message: 'The source query failed while it was read.' },
+  SOURCE_TIMEOUT: { status: 400, message: 'The source query ran past its statement timeout.' },
+  SOURCE_ROW_LIMIT: { status: 400, message: 'The source query returned more rows than a job may read.' },
+  SECRET_KEY_NOT_CONFIGURED: { status: 503, message: 'STAMPEDE_SECRET_KEY is not set: SQL sources cannot be stored or read.' },
+  JOB_QUEUE_FULL: { status: 429, message: 'The partner has as many unfinished jobs as it may have; retry when one has finished.' },
+  JOB_STAGED_BYTES_LIMIT: { status: 429, message: 'The partner\'s unfinished jobs hold as much staged input as they may; retry when one has finished.' },
+  JOB_FAILED: { status: 500, message: 'The job failed on the server; the operator\'s logs have the details.' },
+  JOB_ABANDONED: { status: 500, message: 'The job queue gave up on the job after repeated failures.' },
   // server side
   SERVICE_UNAVAILABLE: { status: 503, message: 'A backing service is unavailable; retry shortly.' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error.' },

@@ -25,7 +25,8 @@ export interface RuntimeOptions {
   readonly runMigrations: boolean;
 }
 
-export async function openRuntime(config: Config, logger: Logger, options: RuntimeOptions): Promise<Runtime> {
+export async function openRuntime(givenConfig: Config, logger: Logger, options: RuntimeOptions): Promise<Runtime> {
+  let config = givenConfig;
   const closers: Array<() => Promise<void>> = [];
   const close = async () => {
     for (const closer of closers.reverse()) await closer().catch((error: unknown) => logger.warn({ err: error }, 'close failed'));
@@ -34,8 +35,15 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     let databaseUrl = config.databaseUrl;
     if (databaseUrl === undefined) {
       const embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPgPort, logger });
-      closers.push(() => embedded.stop());
+      // Whatever ends this process (a shutdown past its timeout, a crash), PostgreSQL stops too.
+      const stopAtExit = () => embedded.stopAtExit();
+      process.once('exit', stopAtExit);
+      closers.push(async () => {
+        process.off('exit', stopAtExit);
+        await embedded.stop();
+      });
       databaseUrl = embedded.url;
+      if (config.secretKey === undefined) config = Object.freeze({ ...config, secretKey: await loadOrCreateSecretKey(config.dataDir) });
     }
     const acquireTimeoutMs = config.dbAcquireTimeoutMs;
     const db = createPool(databaseUrl, config.dbPoolSize, logger, { acquireTimeoutMs });
@@ -104,4 +112,20 @@ export function firstStartBanner(url: string, tokenFile: string): string {
     '',
     '',
   ].join('\n');
+/**
+ * Embedded mode's STAMPEDE_SECRET_KEY (the seal on partners' SQL source URLs): generated on first
+ * start and kept in the data directory beside the admin token, never printed.
+ */
+async function loadOrCreateSecretKey(dataDir: string): Promise<string> {
+  const file = path.join(dataDir, 'secret-key');
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    const key = randomBytes(32).toString('base64url');
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    await writeFile(file, key, { mode: 0o600, flag: 'wx' }).catch(async (error: unknown) => {
+      if ((error as { code?: string }).code !== 'EEXIST') throw error;
+    });
+    return (await readFile(file, 'utf8')).trim();
+  }
 }

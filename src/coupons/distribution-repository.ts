@@ -89,6 +89,11 @@ interface ChunkLines {
  * Every other line is trimmed when staged (uploads and sources alike), so one space is no user's.
  */
 export const MISSING_USER_ID_LINE = ' ';
+/**
+ * The staged line of a SQL source row that is not a valid user id: reported MALFORMED_USER_ID
+ * without the row's text, which belongs to the partner's database and may not be an id at all.
+ */
+export const MALFORMED_SOURCE_LINE = '  ';
 
 // WHY here and not in SQL (what this was: string_to_array, unnest, a regex per line, then a sort):
 // a 10,000-line chunk cost 19–24 ms of backend CPU that way; here it is one read of the payload
@@ -112,7 +117,7 @@ async function readChunkLines(tx: Queryable, jobId: string, chunkNo: number): Pr
     } else {
       const missing = line === MISSING_USER_ID_LINE;
       failed.positions.push(first + n);
-      failed.items.push(missing ? '' : line);
+      failed.items.push(missing || line === MALFORMED_SOURCE_LINE ? '' : line);
       failed.reasons.push(missing ? 'MISSING_USER_ID' : 'MALFORMED_USER_ID');
     }
   }

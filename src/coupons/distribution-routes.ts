@@ -87,10 +87,8 @@ export function distributionRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
           const userIds = body.userIds;
           await acceptJob(ctx, job({ kind: 'list' }, true), async (tx) => ({ chunkCount: await stageUserIdList(tx, jobId, userIds), total: userIds.length }));
         } else {
-          const url = ctx.config.sourceDatabaseUrl;
-          if (!url) throw new AppError('SOURCE_NOT_CONFIGURED');
           const query = normaliseSourceQuery(body.source.query);
-          await probeSourceQuery(url, query);
+          await probeSourceQuery(ctx, partnerId, query);
           await acceptJob(ctx, job({ kind: 'sql', query }, false));
         }
       } else {

@@ -8,7 +8,8 @@ import { insertJob, readJob, setStagedInput } from '../jobs/job-repository.ts';
 import { ChunkRaceError } from '../jobs/job-runner.ts';
 import { enqueueJobRun } from '../jobs/queue.ts';
 import { distributionHandler, stageUserIdList } from './distribution.ts';
-import { createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
+import { createSourceDatabase } from '../../test/harness/sql-source.ts';
+import { adminHeaders, createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
 
 type Headers = Record<string, string>;
 
@@ -32,7 +33,7 @@ describe('coupon distribution', () => {
   let t: TestApp;
   let stopQueue: () => Promise<void>;
   beforeAll(async () => {
-    t = await createTestApp({ env: { STAMPEDE_SOURCE_DATABASE_URL: inject('databaseUrl') } });
+    t = await createTestApp();
     stopQueue = await startJobQueue(t.ctx);
   });
   afterAll(async () => {
@@ -226,12 +227,16 @@ describe('coupon distribution', () => {
     expect(rows.map((r) => r.user_id)).toEqual(['race-a', 'race-b', 'race-c', 'race-d', 'race-e']);
   });
 
-  it('reads targets from the configured SQL source and refuses anything but a single SELECT', async () => {
+  it('reads targets from the partner\'s SQL source and refuses anything but a single SELECT', async () => {
     const partner = await createPartner(t.app);
     const templateId = await createTemplate(t, partner.headers);
-    const table = `source_users_${partner.id.replaceAll('-', '')}`;
-    await t.ctx.db.query(`CREATE TABLE ${table} AS SELECT 'src-' || g AS id FROM generate_series(1, 25000) g`);
-    await t.ctx.db.query(`INSERT INTO ${table} VALUES ('bad id'), (NULL)`);
+    const source = await createSourceDatabase(inject('databaseUrl'));
+    const table = 'source_users';
+    await source.admin(`CREATE TABLE ${table} AS SELECT 'src-' || g AS id FROM generate_series(1, 25000) g`);
+    await source.admin(`INSERT INTO ${table} VALUES ('bad id'), (NULL)`);
+    await source.admin(`GRANT SELECT ON ${table} TO ${source.role}`);
+    const registered = await t.app.inject({ method: 'PUT', url: `/v1/partners/${partner.id}/sql-source`, headers: adminHeaders, payload: { url: source.url } });
+    expect(registered.statusCode, registered.body).toBe(200);
     const post = (source: unknown) => t.app.inject({
       method: 'POST', url: `/v1/coupon-templates/${templateId}/distributions`, headers: partner.headers, payload: { source },
     });
@@ -243,7 +248,7 @@ describe('coupon distribution', () => {
     expect(await waitForJob(t, partner.headers, jobId)).toMatchObject({ status: 'SUCCEEDED', total: 25_002, processed: 25_002, succeeded: 25_000, failed: 2 });
     const failures = (await t.app.inject({ url: `/v1/jobs/${jobId}/failures`, headers: partner.headers })).json();
     expect(failures.items).toEqual([
-      { position: 25_001, item: 'bad id', reason: 'MALFORMED_USER_ID' },
+      { position: 25_001, item: '', reason: 'MALFORMED_USER_ID' }, // a source row's text is never shown
       { position: 25_002, item: '', reason: 'MISSING_USER_ID' }, // the NULL row
     ]);
     // announced once read from the source, with its total
@@ -255,9 +260,9 @@ describe('coupon distribution', () => {
       expect(refused.statusCode, query).toBe(400);
       expect(refused.json().error.code, query).toBe('SOURCE_QUERY_REJECTED');
     }
-    const { rows: [left] } = await t.ctx.db.query(`SELECT count(*)::int AS n FROM ${table}`);
+    const { rows: [left] } = await source.admin(`SELECT count(*)::int AS n FROM ${table}`);
     expect(left!.n).toBe(25_002);
-    await t.ctx.db.query(`DROP TABLE ${table}`);
+    await source.drop();
   });
 
   it('refuses bad requests without creating a job', async () => {
@@ -278,18 +283,13 @@ describe('coupon distribution', () => {
     expect(jobs!.n).toBe(0);
   });
 
-  it('says when no source database is configured', async () => {
-    const bare = await createTestApp();
-    try {
-      const partner = await createPartner(bare.app);
-      const templateId = await createTemplate(bare, partner.headers);
-      const response = await bare.app.inject({
-        method: 'POST', url: `/v1/coupon-templates/${templateId}/distributions`, headers: partner.headers,
-        payload: { source: { type: 'sql', query: 'SELECT 1' } },
-      });
-      expect(response.json().error.code).toBe('SOURCE_NOT_CONFIGURED');
-    } finally {
-      await bare.close();
-    }
+  it('says when the partner has no SQL source', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t, partner.headers);
+    const response = await t.app.inject({
+      method: 'POST', url: `/v1/coupon-templates/${templateId}/distributions`, headers: partner.headers,
+      payload: { source: { type: 'sql', query: 'SELECT 1' } },
+    });
+    expect(response.json().error.code).toBe('SOURCE_NOT_CONFIGURED');
   });
 });

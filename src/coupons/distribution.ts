@@ -8,9 +8,10 @@ import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { isUniqueViolation, type Tx } from '../infra/db.ts';
 import { ChunkCopyWriter, DISTRIBUTION_CHUNK_LINES, escapeCopyText } from '../jobs/chunk-staging.ts';
-import type { Job } from '../jobs/job-repository.ts';
+import { insertChunk, type Job } from '../jobs/job-repository.ts';
+import { isUserId } from '../http/schemas.ts';
 import { ChunkRaceError, type ChunkOutcome, type JobHandler } from '../jobs/job-runner.ts';
-import { addIssued, couponIdPrefix, decideChunk, lockRemainingStock, MISSING_USER_ID_LINE, othersHold, writeCoupons } from './distribution-repository.ts';
+import { addIssued, couponIdPrefix, decideChunk, lockRemainingStock, MALFORMED_SOURCE_LINE, MISSING_USER_ID_LINE, othersHold, writeCoupons } from './distribution-repository.ts';
 import { readSource } from './distribution-source.ts';
 import { findTemplate, type CouponTemplate } from './template-repository.ts';
 import { couponValidity } from './validity.ts';
@@ -38,23 +39,31 @@ export async function stageUserIdList(tx: Tx, jobId: string, userIds: readonly s
 const oneEachUnlimited = (template: CouponTemplate) => template.perUserLimit === 1 && template.totalQuantity === null;
 
 export const distributionHandler: JobHandler = {
-  async stage(ctx: AppContext, tx: Tx, job: Job) {
+  // Source rows are staged with one plain INSERT per batch, never a COPY: a COPY left open by a
+  // source that fails mid-stream wedged the connection, and the ROLLBACK behind it waited forever.
+  async stage(ctx: AppContext, tx: Tx, job: Job, signal: AbortSignal) {
     const { input } = job.params as unknown as DistributionParams;
     if (input.kind !== 'sql') throw new Error(`distribution input ${input.kind} is staged when the job is accepted`);
-    const url = ctx.config.sourceDatabaseUrl;
-    if (!url) throw new Error('STAMPEDE_SOURCE_DATABASE_URL is not configured on this worker');
-    const writer = new ChunkCopyWriter(tx, job.id);
+    let chunkCount = 0;
     let total = 0;
+    let bytes = 0;
     let position = 1;
-    await readSource(url, input.query, async (values) => {
-      // A NULL row is an item without a user id: reported as a failure by its chunk.
-      const lines = values.map((value) => (value === null ? MISSING_USER_ID_LINE : escapeCopyText(value.trim().slice(0, 200))));
+    await readSource(ctx, tx, job.partnerId, input.query, signal, async (values) => {
+      // A NULL row is an item without a user id, a row that is no user id a malformed item: both
+      // reported by their chunk with their row number, never with the row's text.
+      const lines = values.map((value) => {
+        if (value === null) return MISSING_USER_ID_LINE;
+        const line = value.trim();
+        return line === '' || isUserId(line) ? line : MALFORMED_SOURCE_LINE;
+      });
       const items = lines.filter((line) => line !== '').length;
-      await writer.write(position, items, lines.join('\\n'));
+      const payload = lines.join('\n');
+      await insertChunk(tx, { jobId: job.id, chunkNo: chunkCount++, firstPosition: position, itemCount: items, payload });
       total += items;
+      bytes += Buffer.byteLength(payload);
       position += lines.length;
     });
-    return { chunkCount: await writer.finish(), total };
+    return { chunkCount, total, bytes };
   },
 
   // Chunks insert in user id order: no deadlock between chunks running side by side.

@@ -31,6 +31,12 @@ for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
 export interface EmbeddedPostgresHandle {
   readonly url: string;
   stop(): Promise<void>;
+  /**
+   * For process.on('exit'), where nothing can be awaited: asks the postmaster for a fast shutdown
+   * (SIGINT), which it completes on its own, unless stop() has already run. A forced exit (a
+   * shutdown that timed out, a crash) then never leaves PostgreSQL running.
+   */
+  stopAtExit(): void;
 }
 
 export interface EmbeddedPostgresOptions {
@@ -62,10 +68,11 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const urlFor = (port: number) => `postgres://postgres:${password}@${encodeURIComponent(SOCKET_DIR)}:${port}/${DATABASE}`;
 
   // A previous run that was killed leaves its postmaster running: reuse it rather than fail.
-  const orphanPort = await runningPostmasterPort(pgDir);
-  if (orphanPort !== undefined) {
-    options.logger.warn({ port: orphanPort }, 'reusing the embedded PostgreSQL left running by a previous process');
-    return { url: urlFor(orphanPort), stop: async () => undefined };
+  const orphan = await runningPostmaster(pgDir);
+  if (orphan !== undefined) {
+    options.logger.warn({ port: orphan.port }, 'reusing the embedded PostgreSQL left running by a previous process');
+    // This process owns it now: it stops it like one it started.
+    return { url: urlFor(orphan.port), ...stopByPid(orphan.pid, async () => undefined) };
   }
 
   const port = options.port || (await freePort());
@@ -114,8 +121,46 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     await admin.end();
   }
   options.logger.info({ port, dir: pgDir }, 'embedded PostgreSQL ready');
-  return { url: urlFor(port), stop: () => server.stop() };
+  const started = await runningPostmaster(pgDir);
+  return { url: urlFor(port), ...stopByPid(started?.pid, () => server.stop()) };
 }
+
+function stopByPid(pid: number | undefined, stop: () => Promise<void>): Pick<EmbeddedPostgresHandle, 'stop' | 'stopAtExit'> {
+  let stopped = false;
+  const signal = () => {
+    if (pid === undefined) return;
+    try {
+      process.kill(pid, 'SIGINT'); // fast shutdown: running transactions roll back, then it exits
+    } catch {
+      // already gone
+    }
+  };
+  return {
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      await stop();
+      if (pid === undefined || !isAlive(pid)) return;
+      signal();
+      const deadline = Date.now() + 30_000;
+      while (isAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    },
+    stopAtExit: () => {
+      if (stopped) return;
+      stopped = true;
+      signal();
+    },
+  };
+}
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 async function loadOrCreatePassword(file: string): Promise<string> {
   try {
@@ -127,8 +172,8 @@ async function loadOrCreatePassword(file: string): Promise<string> {
   }
 }
 
-/** Port of a live postmaster that owns `pgDir`, read from postmaster.pid, if any. */
-async function runningPostmasterPort(pgDir: string): Promise<number | undefined> {
+/** Pid and port of a live postmaster that owns `pgDir`, read from postmaster.pid, if any. */
+async function runningPostmaster(pgDir: string): Promise<{ pid: number; port: number } | undefined> {
   let lines: string[];
   try {
     lines = (await readFile(path.join(pgDir, 'postmaster.pid'), 'utf8')).split('\n');
@@ -138,12 +183,8 @@ async function runningPostmasterPort(pgDir: string): Promise<number | undefined>
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
   if (!Number.isInteger(pid) || !Number.isInteger(port)) return undefined;
-  try {
-    process.kill(pid, 0);
-    return port;
-  } catch {
-    return undefined; // stale file: PostgreSQL removes it on its own start
-  }
+  // A stale file (PostgreSQL removes it on its own start) names a dead process.
+  return isAlive(pid) ? { pid, port } : undefined;
 }
 
 /** The first folder of `dir`'s path (itself included) that users other than its owner cannot enter. */

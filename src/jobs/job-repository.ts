@@ -91,6 +91,52 @@ export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
   );
 }
 
+/** One chunk row written with a plain INSERT (a source's batch); `payload` is newline-separated, unescaped. */
+export async function insertChunk(db: Queryable, chunk: { jobId: string; chunkNo: number; firstPosition: number; itemCount: number; payload: string }): Promise<void> {
+  await db.query(
+    'INSERT INTO job_chunks (job_id, chunk_no, first_position, item_count, payload) VALUES ($1, $2, $3, $4, $5)',
+    [chunk.jobId, chunk.chunkNo, chunk.firstPosition, chunk.itemCount, chunk.payload],
+  );
+}
+
+/**
+ * Records what a run staged from an external source, if the job is still RUNNING and unstaged
+ * (undefined otherwise: cancelled meanwhile, and the caller rolls its chunks back).
+ */
+export async function markStagedFromSource(db: Queryable, jobId: string, input: { chunkCount: number; total: number; bytes: number }): Promise<Job | undefined> {
+  const { rows } = await db.query<JobRow>(
+    `UPDATE jobs SET staged = true, chunk_count = $2, total = $3, staged_bytes = $4
+      WHERE id = $1 AND status = 'RUNNING' AND NOT staged RETURNING *`,
+    [jobId, input.chunkCount, input.total, input.bytes],
+  );
+  return rows[0] && toJob(rows[0]);
+}
+
+/** Records the bytes staged for a job accepted with its input (the payloads' sizes, read without detoasting). */
+export async function recordStagedBytes(db: Queryable, jobId: string): Promise<void> {
+  await db.query('UPDATE jobs SET staged_bytes = (SELECT coalesce(sum(octet_length(payload)), 0) FROM job_chunks WHERE job_id = $1) WHERE id = $1', [jobId]);
+}
+
+/**
+ * A partner's unfinished jobs and their staged bytes, read under a transaction lock on the partner
+ * that every quota check takes: two jobs accepted at once are counted one after the other.
+ */
+export async function lockPartnerJobUsage(db: Queryable, partnerId: string): Promise<{ jobs: number; stagedBytes: number }> {
+  await db.query(`SELECT pg_advisory_xact_lock(hashtextextended('stampede-partner-jobs:' || $1, 0))`, [partnerId]);
+  const { rows } = await db.query<{ jobs: number; staged_bytes: number }>(
+    `SELECT count(*)::int AS jobs, coalesce(sum(staged_bytes), 0)::bigint AS staged_bytes
+       FROM jobs WHERE partner_id = $1 AND status IN ('QUEUED', 'RUNNING')`,
+    [partnerId],
+  );
+  return { jobs: rows[0]!.jobs, stagedBytes: rows[0]!.staged_bytes };
+}
+
+/** Unfinished jobs of the partner, without a lock (the early, cheap refusal before staging). */
+export async function countUnfinishedJobs(db: Queryable, partnerId: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM jobs WHERE partner_id = $1 AND status IN ('QUEUED', 'RUNNING')`, [partnerId]);
+  return rows[0]!.n;
+}
+
 /** Records what staging wrote: the number of chunks and of items. */
 export async function setStagedInput(db: Queryable, jobId: string, chunkCount: number, total: number): Promise<Job> {
   const { rows } = await db.query<JobRow>('UPDATE jobs SET staged = true, chunk_count = $2, total = $3 WHERE id = $1 RETURNING *', [jobId, chunkCount, total]);

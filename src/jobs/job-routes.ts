@@ -9,7 +9,7 @@ import { DEFAULT_PAGE_SIZE, decodeCursor, isUuidString, toPage } from '../http/p
 import { ErrorResponse, IdParams, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
 import { cancelJob, findJob, listFailures } from './job-repository.ts';
 import { jobView } from './job-view.ts';
-import { ensureQueueSchema, removeJobRun } from './queue.ts';
+import { ensureQueueSchema, interruptJobRun, removeJobRun } from './queue.ts';
 import { assertAllowedReceiver } from './webhook-address.ts';
 import { JOB_EVENTS } from './webhook-messages.ts';
 import { deleteWebhook, insertWebhook, listJobDeliveries, listWebhooks, type Webhook } from './webhook-repository.ts';
@@ -60,6 +60,9 @@ const isPosition = (value: unknown): value is number => typeof value === 'number
 
 /** Every job event is written once per subscribed webhook, in the transaction of the step it announces. */
 const MAX_WEBHOOKS_PER_PARTNER = 20;
+/** A cancel waits this long for the job row before interrupting the run that holds it. */
+const CANCEL_LOCK_WAIT_MS = 250;
+const CANCEL_ATTEMPTS = 8;
 
 export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
   return async (app) => {
@@ -97,12 +100,24 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     }, async (request) => {
       const partnerId = request.principal.partnerId;
       await ensureQueueSchema(ctx.db, ctx.logger);
-      // Waits for a running chunk to commit (it holds the job row); the runner stops before the next.
-      const cancelled = await withTransaction(ctx.db, async (tx) => {
-        const job = await cancelJob(tx, partnerId, request.params.id, ctx.clock());
-        if (job) await removeJobRun(tx, job.id);
-        return job;
-      });
+      // Answers at once whatever the run is doing: a chunk holding the job row longer than a moment
+      // (waiting on a lock) is interrupted (interruptJobRun), rolls back and hands over; the next
+      // run finds the job CANCELLED. A source being staged holds no row lock and stops by itself.
+      let cancelled;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          cancelled = await withTransaction(ctx.db, async (tx) => {
+            await tx.query(`SET LOCAL lock_timeout = ${CANCEL_LOCK_WAIT_MS}`);
+            const job = await cancelJob(tx, partnerId, request.params.id, ctx.clock());
+            if (job) await removeJobRun(tx, job.id);
+            return job;
+          });
+          break;
+        } catch (error) {
+          if ((error as { code?: string }).code !== '55P03' || attempt >= CANCEL_ATTEMPTS) throw error;
+          if (await findJob(ctx.db, partnerId, request.params.id)) await interruptJobRun(ctx.db, request.params.id);
+        }
+      }
       if (cancelled) {
         ctx.metrics.jobs.inc({ type: cancelled.type, status: 'CANCELLED' });
         return jobView(cancelled);

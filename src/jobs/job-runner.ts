@@ -9,11 +9,12 @@ import type pg from 'pg';
 import type { AppContext } from '../context.ts';
 import { catalogReason } from '../errors.ts';
 import { withRetry, type Tx } from '../infra/db.ts';
+import { AppError, ERROR_CATALOG } from '../errors.ts';
 import {
-  claimChunk, FINISHED_STATUSES, finishJob, lockJob, markRunning, readJob, recordChunk, recordClaimedChunk, setStagedInput,
+  claimChunk, FINISHED_STATUSES, finishJob, lockJob, lockPartnerJobUsage, markRunning, markStagedFromSource, readJob, recordChunk, recordClaimedChunk,
   type ItemCounts, type Job, type JobType,
 } from './job-repository.ts';
-import { enqueueJobRun, JOB_LOCK_KEY_SQL, type QueueTasks } from './queue.ts';
+import { enqueueJobRun, interruptJobRun, JOB_LOCK_KEY_SQL, type QueueTasks } from './queue.ts';
 import { deliverWebhook } from './webhook-delivery.ts';
 import { announceJobEvent } from './webhook-repository.ts';
 
@@ -24,8 +25,12 @@ export interface ChunkOutcome extends ItemCounts {
 
 /** One kind of bulk job; both functions run inside the caller's transaction. */
 export interface JobHandler {
-  /** Reads an external source into job_chunks (jobs created with staged = false). */
-  stage?(ctx: AppContext, tx: Tx, job: Job): Promise<{ chunkCount: number; total: number }>;
+  /**
+   * Reads an external source into job_chunks (jobs created with staged = false), in the caller's
+   * transaction, without the job row locked (cancel does not wait for it). `signal` aborts when
+   * the job is cancelled or the worker stops: the read must then stop at once and reject.
+   */
+  stage?(ctx: AppContext, tx: Tx, job: Job, signal: AbortSignal): Promise<{ chunkCount: number; total: number; bytes: number }>;
   /** Applies staged chunk `chunkNo`: its rows and its failures; the runner records the progress. */
   processChunk(ctx: AppContext, tx: Tx, job: Job, chunkNo: number): Promise<ChunkOutcome>;
   /**
@@ -54,6 +59,10 @@ const isTransient = (error: unknown): boolean => {
   return TRANSIENT_CODES.has(code) || code.startsWith('08') || /Connection terminated|Client has encountered a connection error/.test(String(error));
 };
 const RUN_AGAIN_WHEN_BUSY_MS = 5_000;
+/** How often a run that stages a source looks whether its job was cancelled or its worker stops. */
+const STAGING_WATCH_MS = 200;
+/** query_canceled: interruptJobRun (pg_cancel_backend) reached the run's statement. */
+const isInterrupted = (error: unknown): boolean => (error as { code?: unknown })?.code === '57014';
 /**
  * Connections that apply independent chunks side by side. Inserting is CPU in the PostgreSQL
  * backend (index entries, foreign-key checks), so one connection uses one core: two on the
@@ -69,11 +78,17 @@ export function makeQueueTasks(handlers: JobHandlers) {
   return (ctx: AppContext): QueueTasks => ({
     runJob: (jobId, attempt, shouldStop) => runJob(ctx, handlers, jobId, attempt, shouldStop),
     deliverWebhook: (deliveryId, attempt) => deliverWebhook(ctx, deliveryId, attempt),
-    abandonJob: async (jobId, reason) => {
-      ctx.logger.error({ jobId, reason }, 'bulk job abandoned');
-      await failJob(ctx, jobId, catalogReason(undefined));
-    },
+    interruptJob: (jobId) => interruptJobRun(ctx.db, jobId),
+    abandonJob: async (jobId) => { await failJob(ctx, jobId, catalogReason(undefined, 'JOB_ABANDONED')); },
   });
+}
+
+/**
+ * What job.error says (and the job.failed webhook): a catalogued code and our own words only. A
+ * raw error may quote a partner's source rows or another table's data: it goes to the log.
+ */
+export function jobFailureReason(error: unknown): string {
+  return catalogReason(error, 'JOB_FAILED');
 }
 
 export async function runJob(
@@ -96,14 +111,16 @@ export async function runJob(
         await enqueueJobRun(ctx.db, jobId);
         return;
       }
-      if (!lanesTried) {
-        const job = await readJob(client, jobId);
-        if (job?.status === 'RUNNING' && job.staged) {
-          lanesTried = true;
-          const handler = handlers[job.type];
-          if (job.nextChunk < job.chunkCount && (await handler.chunksIndependent?.(ctx, job))) await runLanes(ctx, handler, job, shouldStop);
-          continue;
-        }
+      const job = await readJob(client, jobId);
+      if (job?.status === 'RUNNING' && !job.staged) {
+        await stageFromSource(ctx, handlers[job.type], client, job, shouldStop);
+        continue;
+      }
+      if (!lanesTried && job?.status === 'RUNNING' && job.staged) {
+        lanesTried = true;
+        const handler = handlers[job.type];
+        if (job.nextChunk < job.chunkCount && (await handler.chunksIndependent?.(ctx, job))) await runLanes(ctx, handler, job, shouldStop);
+        continue;
       }
       const result = await withRetry(() => transact(client, () => step(ctx, handlers, client, jobId)));
       if (result.state === 'finished') {
@@ -113,10 +130,17 @@ export async function runJob(
       if (result.chunk) countItems(ctx, result.chunk.job.type, result.chunk.counts);
     }
   } catch (error) {
+    if (isInterrupted(error)) {
+      // interruptJobRun: a cancel (the job is CANCELLED by now, and the next run sees it) or a
+      // shutdown. Hand over; never mark the job FAILED for it.
+      ctx.logger.info({ jobId }, 'bulk job run interrupted; handing over');
+      await enqueueJobRun(ctx.db, jobId).catch((enqueueError: unknown) => ctx.logger.warn({ err: enqueueError, jobId }, 'could not queue the interrupted job again'));
+      return;
+    }
     broken = isTransient(error);
     if (broken && !attempt.last) throw error; // the queue retries with backoff
     ctx.logger.error({ err: error, jobId }, 'bulk job failed');
-    await failJob(ctx, jobId, catalogReason(error, broken ? 'SERVICE_UNAVAILABLE' : 'INTERNAL_ERROR'));
+    await failJob(ctx, jobId, catalogReason(error, broken ? 'SERVICE_UNAVAILABLE' : 'JOB_FAILED'));
   } finally {
     if (locked && !broken) await client.query(`SELECT pg_advisory_unlock(${JOB_LOCK_KEY_SQL})`, [jobId]).catch(() => { broken = true; });
     // A connection in doubt is destroyed, which also drops its advisory lock.
@@ -167,6 +191,48 @@ async function runLanes(ctx: AppContext, handler: JobHandler, job: Job, shouldSt
   if (failed) throw failed.reason;
 }
 
+/**
+ * Stages a job's external source in one transaction on the run's connection, without locking the
+ * job row: a cancel answers at once, and the watcher below aborts the read when it sees the job
+ * CANCELLED or the worker stopping. The chunks are kept only if the job is still RUNNING when they
+ * are recorded; otherwise they are rolled back, and the caller's loop sees why.
+ */
+async function stageFromSource(ctx: AppContext, handler: JobHandler, client: pg.PoolClient, job: Job, shouldStop: () => boolean): Promise<void> {
+  const abort = new AbortController();
+  let reading = false;
+  const watcher = setInterval(() => {
+    if (shouldStop()) abort.abort(new Error('the worker is stopping'));
+    if (abort.signal.aborted || reading) return;
+    reading = true;
+    readJob(ctx.db, job.id).then(
+      (current) => { if (current?.status !== 'RUNNING') abort.abort(new Error('the job is no longer running')); },
+      () => undefined,
+    ).finally(() => { reading = false; });
+  }, STAGING_WATCH_MS);
+  try {
+    await transact(client, async () => {
+      const input = await handler.stage!(ctx, client, job, abort.signal);
+      abort.signal.throwIfAborted();
+      // The staged bytes count against the partner's bound like an upload's.
+      const usage = await lockPartnerJobUsage(client, job.partnerId);
+      if (usage.stagedBytes + input.bytes > ctx.config.partnerMaxStagedBytes) {
+        throw new AppError('JOB_STAGED_BYTES_LIMIT', `The source's ${input.bytes} bytes exceed what the partner's unfinished jobs may hold (${ctx.config.partnerMaxStagedBytes}).`);
+      }
+      const staged = await markStagedFromSource(client, job.id, input);
+      if (!staged) {
+        // Cancelled meanwhile: roll the chunks back (the transaction fails; the abort marks it expected).
+        abort.abort(new Error('the job is no longer running'));
+        abort.signal.throwIfAborted();
+      }
+      await announceJobEvent(client, staged!, 'job.started', ctx.clock());
+    });
+  } catch (error) {
+    if (!abort.signal.aborted) throw error;
+  } finally {
+    clearInterval(watcher);
+  }
+}
+
 async function step(ctx: AppContext, handlers: JobHandlers, tx: Tx, jobId: string): Promise<StepResult> {
   const job = await lockJob(tx, jobId);
   if (!job || FINISHED_STATUSES.includes(job.status)) return { state: 'finished' };
@@ -178,11 +244,7 @@ async function step(ctx: AppContext, handlers: JobHandlers, tx: Tx, jobId: strin
     return { state: 'continue' };
   }
   const handler = handlers[job.type];
-  if (!job.staged) {
-    const { chunkCount, total } = await handler.stage!(ctx, tx, job);
-    await announceJobEvent(tx, await setStagedInput(tx, job.id, chunkCount, total), 'job.started', now);
-    return { state: 'continue' };
-  }
+  if (!job.staged) return { state: 'continue' }; // staged by stageFromSource, outside the row lock
   if (job.nextChunk >= job.chunkCount) {
     const done = await finishJob(tx, job.id, 'SUCCEEDED', now);
     await announceJobEvent(tx, done, 'job.succeeded', now);

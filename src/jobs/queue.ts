@@ -32,6 +32,8 @@ const SWEEP_INTERVAL_MS = 5_000;
 /** A live runner takes its advisory lock within milliseconds of being handed its queue entry. */
 const ORPHAN_AFTER_SECONDS = 10;
 const SCHEMA_LOCK_ID = 0x5741_4d51;
+/** How long a stopping worker lets its runs reach their next step before interrupting them. */
+const HAND_OVER_MS = 2_000;
 
 const schemaReady = new WeakMap<Db, Promise<void>>();
 
@@ -58,11 +60,38 @@ export function ensureQueueSchema(db: Db, logger: Logger): Promise<void> {
   return ready;
 }
 
-/** Queues a run of the job (now, or at `runAt`); replaces a waiting entry, never a running one. */
+/**
+ * Queues a run of the job (now, or at `runAt`); replaces a waiting entry, never a running one.
+ *
+ * Fair share between partners: each partner's runs share one named queue, which graphile-worker
+ * runs one entry at a time (at most one running job per partner), and an entry's priority is the
+ * number of the partner's unfinished jobs older than it, so the workers take every partner's first
+ * job before anyone's second (round robin by rank; lower priority runs first, then run_at).
+ */
 export async function enqueueJobRun(tx: Queryable, jobId: string, runAt?: Date): Promise<void> {
   await tx.query(
-    `SELECT graphile_worker.add_job($1, json_build_object('jobId', $2::text), run_at := $3, job_key := $4, max_attempts := $5)`,
+    `SELECT graphile_worker.add_job($1, json_build_object('jobId', $2::text), queue_name := 'stampede-partner:' || j.partner_id,
+              run_at := $3, job_key := $4, max_attempts := $5,
+              priority := least((SELECT count(*) FROM jobs o WHERE o.partner_id = j.partner_id AND o.id < j.id
+                                   AND o.status IN ('QUEUED', 'RUNNING')), 32767)::int)
+       FROM jobs j WHERE j.id = $2::uuid`,
     [RUN_JOB_TASK, jobId, runAt ?? null, queueKeyOf(jobId), JOB_MAX_ATTEMPTS],
+  );
+}
+
+/**
+ * Interrupts the statement that the run of a job is executing, wherever it runs (the session that
+ * holds the job's advisory lock, see the header): the run rolls back what it was doing, releasing
+ * the job row, and hands over (job-runner.ts). For a cancel that must not wait for a chunk stuck on
+ * a lock, and for a shutdown that must not wait at all.
+ */
+export async function interruptJobRun(db: Queryable, jobId: string): Promise<void> {
+  await db.query(
+    `SELECT pg_cancel_backend(l.pid) FROM pg_locks l
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND ((l.classid::bigint << 32) | l.objid::bigint) = ${JOB_LOCK_KEY_SQL}`,
+    [jobId],
   );
 }
 
@@ -73,9 +102,11 @@ export async function removeJobRun(tx: Queryable, jobId: string): Promise<void> 
 
 export interface QueueTasks {
   runJob(jobId: string, attempt: { number: number; last: boolean }, shouldStop: () => boolean): Promise<void>;
+  /** Interrupts a run of this process that did not hand over in time (shutdown). */
+  interruptJob(jobId: string): Promise<void>;
   deliverWebhook(deliveryId: string, attempt: { number: number; last: boolean }): Promise<void>;
   /** Called by the sweeper for unfinished jobs whose queue entry is gone or gave up. */
-  abandonJob(jobId: string, reason: string): Promise<void>;
+  abandonJob(jobId: string): Promise<void>;
 }
 
 /** Runs both queue runners and the sweeper; stopping lets running jobs hand over at a chunk boundary. */
@@ -85,8 +116,15 @@ export function jobQueueWorker(makeTasks: (ctx: AppContext) => QueueTasks): Work
     const tasks = makeTasks(ctx);
     let stopping = false;
     const attemptOf = (helpers: Parameters<Task>[1]) => ({ number: helpers.job.attempts, last: helpers.job.attempts >= helpers.job.max_attempts });
+    const running = new Set<string>();
     const runJobTask: Task = async (payload, helpers) => {
-      await tasks.runJob((payload as { jobId: string }).jobId, attemptOf(helpers), () => stopping);
+      const { jobId } = payload as { jobId: string };
+      running.add(jobId);
+      try {
+        await tasks.runJob(jobId, attemptOf(helpers), () => stopping);
+      } finally {
+        running.delete(jobId);
+      }
     };
     const deliverTask: Task = async (payload, helpers) => {
       await tasks.deliverWebhook((payload as { deliveryId: string }).deliveryId, attemptOf(helpers));
@@ -113,7 +151,17 @@ export function jobQueueWorker(makeTasks: (ctx: AppContext) => QueueTasks): Work
       stopping = true;
       clearInterval(timer);
       await sweeping;
-      await Promise.all(runners.map((runner) => runner.stop()));
+      // Runs hand over at their next step; one stuck in a statement (a chunk waiting on a lock) is
+      // interrupted after a while, so shutdown never waits on it (and PostgreSQL is stopped after).
+      const stopped = Promise.all(runners.map((runner) => runner.stop()));
+      const interrupter = setTimeout(() => {
+        for (const jobId of running) void tasks.interruptJob(jobId).catch(() => undefined);
+      }, HAND_OVER_MS);
+      try {
+        await stopped;
+      } finally {
+        clearTimeout(interrupter);
+      }
     };
   };
 }
@@ -152,7 +200,11 @@ async function sweepQueue(ctx: AppContext, tasks: QueueTasks): Promise<void> {
         AND NOT EXISTS (SELECT 1 FROM graphile_worker.jobs g
                          WHERE g.key = 'stampede-job:' || j.id AND (g.attempts < g.max_attempts OR g.locked_at IS NOT NULL))`,
   );
-  for (const job of lost) await tasks.abandonJob(job.id, `the job queue gave up: ${job.last_error ?? 'no queue entry left'}`);
+  for (const job of lost) {
+    // The queue's last error is the operator's (logged), never the partner's: it may quote a source.
+    ctx.logger.warn({ jobId: job.id, lastError: job.last_error }, 'the job queue gave up on a job');
+    await tasks.abandonJob(job.id);
+  }
 }
 
 /** graphile-worker logs through pino; its routine chatter goes to debug. */

@@ -67,7 +67,9 @@ describe('bulk point accrual', () => {
     await running(firstId);
     const second = await post();
     expect(second.statusCode).toBe(202);
-    await running(second.json().jobId);
+    // At most one running job per partner (fair share, src/jobs/queue.ts): the second waits its turn.
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // a worker poll, in which it must not start
+    expect(await jobState(t, partner.headers, second.json().jobId)).toMatchObject({ status: 'QUEUED' });
     expect(await jobState(t, partner.headers, firstId)).toMatchObject({ status: 'RUNNING', processed: 0 });
     await holder.query('COMMIT');
     holder.release();

@@ -12,6 +12,12 @@ import { createMetrics } from '../../src/infra/metrics.ts';
 import { connectRedis } from '../../src/infra/redis.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+/**
+ * Every test process seals and opens partners' SQL sources with the same key, and reads them with
+ * the same statement timeout: any test file's job queue may run any file's job.
+ */
+export const TEST_SECRET_KEY = 'test-secret-key-0123456789abcdefghijklmnop';
+export const TEST_SOURCE_STATEMENT_TIMEOUT_MS = '2000';
 
 export interface TestApp {
   readonly app: FastifyInstance;
@@ -33,6 +39,8 @@ export function testConfig(options: TestAppOptions = {}): Config {
     DATABASE_URL: inject('databaseUrl'),
     ...(options.distributed ? { REDIS_URL: options.redisUrl ?? inject('redisUrl') } : {}),
     STAMPEDE_ADMIN_TOKEN: ADMIN_TOKEN,
+    STAMPEDE_SECRET_KEY: TEST_SECRET_KEY,
+    STAMPEDE_SOURCE_STATEMENT_TIMEOUT_MS: TEST_SOURCE_STATEMENT_TIMEOUT_MS,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
     ...options.env,
   });

@@ -1,0 +1,65 @@
+// POST /v1/jobs/{id}/cancel answers at once whatever the run is doing: here a chunk that waits on a
+// wallet another transaction holds (it holds the job row while it waits). The run is interrupted,
+// rolls its chunk back and hands over; the job stays CANCELLED with nothing applied.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../test/harness/claims.ts';
+import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { startJobQueue } from './job-queue-worker.ts';
+
+describe('cancel of a running job', () => {
+  let t: TestApp;
+  let stopQueue: () => Promise<void>;
+  beforeAll(async () => {
+    t = await createTestApp();
+    stopQueue = await startJobQueue(t.ctx);
+  });
+  afterAll(async () => {
+    await stopQueue();
+    await t.close();
+  });
+
+  it('answers at once while a chunk waits on a lock, and the run lets go of the job', async () => {
+    const partner = await createPartner(t.app);
+    const earn = await t.app.inject({
+      method: 'POST', url: '/v1/points/earn', headers: { ...partner.headers, 'idempotency-key': 'before-bulk' }, payload: { userId: 'held-0', amount: 1 },
+    });
+    expect(earn.statusCode, earn.body).toBe(201);
+    const holder = await t.ctx.db.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM point_wallets WHERE partner_id = $1 AND user_id = 'held-0' FOR UPDATE`, [partner.id]);
+      const items = Array.from({ length: 2_000 }, (_, i) => ({ userId: `held-${i % 100}`, amount: 1, idempotencyKey: `cancel-${i}` }));
+      const accrual = await t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload: { items } });
+      expect(accrual.statusCode, accrual.body).toBe(202);
+      const { jobId } = accrual.json<{ jobId: string }>();
+      await waitFor(async () => {
+        const { rows } = await t.ctx.db.query(
+          `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%accrual_chunk_items%' AND pid <> pg_backend_pid()`);
+        return rows.length > 0;
+      }, 30_000, 'the first chunk to wait on the locked wallet');
+
+      const asked = Date.now();
+      const cancelled = await t.app.inject({ method: 'POST', url: `/v1/jobs/${jobId}/cancel`, headers: partner.headers });
+      expect(Date.now() - asked).toBeLessThan(2_000);
+      expect(cancelled.statusCode, cancelled.body).toBe(200);
+      expect(cancelled.json()).toMatchObject({ status: 'CANCELLED', processed: 0 });
+      // The interrupted run no longer waits on the wallet, while the wallet is still held.
+      await waitFor(async () => {
+        const { rows } = await t.ctx.db.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%accrual_chunk_items%' AND pid <> pg_backend_pid()`);
+        return rows.length === 0;
+      }, 5_000, 'the run to stop waiting');
+      await holder.query('COMMIT');
+      await waitFor(async () => {
+        const { rows } = await t.ctx.db.query(`SELECT 1 FROM graphile_worker.jobs WHERE key = $1`, [`stampede-job:${jobId}`]);
+        return rows.length === 0;
+      }, 15_000, 'the job to leave the queue');
+      const job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
+      expect(job).toMatchObject({ status: 'CANCELLED', processed: 0, succeeded: 0 });
+      const { rows: [ledger] } = await t.ctx.db.query(`SELECT count(*)::int AS earns FROM point_transactions WHERE partner_id = $1`, [partner.id]);
+      expect(ledger!.earns).toBe(1);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+    }
+  });
+});

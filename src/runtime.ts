@@ -112,6 +112,8 @@ export function firstStartBanner(url: string, tokenFile: string): string {
     '',
     '',
   ].join('\n');
+}
+
 /**
  * Embedded mode's STAMPEDE_SECRET_KEY (the seal on partners' SQL source URLs): generated on first
  * start and kept in the data directory beside the admin token, never printed.

@@ -27,7 +27,7 @@ const view = (row: SqlSourceRow) => ({ configured: true as const, host: row.host
 export function sqlSourceAdminRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.put('/v1/partners/:id/sql-source', {
-      schema: { tags: ['admin'], params: IdParams, body: SqlSourceBody, response: { 200: SqlSourceResponse, 400: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse } },
+      schema: { operationId: 'putSqlSource', summary: 'Register or replace a partner\'s SQL source (checked, stored sealed, never shown again)', tags: ['admin'], params: IdParams, body: SqlSourceBody, response: { 200: SqlSourceResponse, 400: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse } },
     }, async (request) => {
       const secretKey = ctx.config.secretKey;
       if (!secretKey) throw new AppError('SECRET_KEY_NOT_CONFIGURED');
@@ -46,7 +46,7 @@ export function sqlSourceAdminRoutes(ctx: AppContext): FastifyPluginAsyncTypebox
     });
 
     app.get('/v1/partners/:id/sql-source', {
-      schema: { tags: ['admin'], params: IdParams, response: { 200: SqlSourceResponse, 404: ErrorResponse } },
+      schema: { operationId: 'getSqlSource', summary: 'Where a partner\'s SQL source points (host, database, user; never the password)', tags: ['admin'], params: IdParams, response: { 200: SqlSourceResponse, 404: ErrorResponse } },
     }, async (request) => {
       const row = await findSqlSource(ctx.db, request.params.id);
       if (!row) throw new AppError('SQL_SOURCE_NOT_FOUND');
@@ -54,7 +54,7 @@ export function sqlSourceAdminRoutes(ctx: AppContext): FastifyPluginAsyncTypebox
     });
 
     app.delete('/v1/partners/:id/sql-source', {
-      schema: { tags: ['admin'], params: IdParams, response: { 204: Type.Null(), 404: ErrorResponse } },
+      schema: { operationId: 'deleteSqlSource', summary: 'Remove a partner\'s SQL source', tags: ['admin'], params: IdParams, response: { 204: Type.Null(), 404: ErrorResponse } },
     }, async (request, reply) => {
       if (!(await deleteSqlSource(ctx.db, request.params.id))) throw new AppError('SQL_SOURCE_NOT_FOUND');
       return reply.code(204).send(null);

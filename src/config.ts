@@ -56,6 +56,11 @@ export interface Config {
   readonly bulkJobConcurrency: number;
   /** Finished jobs, with their failures and webhook deliveries, are deleted this long after they finish. */
   readonly jobRetentionDays: number;
+  // --- auth, durability and process hardening (h-auth) ---
+  /** Look-ups of API keys that do not exist one client address may make per minute (per process). */
+  readonly unknownKeyLookupsPerMinute: number;
+  /** Points calls waiting for a ledger transaction in one process beyond which new ones get 503. */
+  readonly pointsQueueLimit: number;
 }
 
 export class ConfigError extends Error {
@@ -139,6 +144,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pointsBatchesInFlight: int('STAMPEDE_POINTS_BATCHES_IN_FLIGHT', 4, 1, 100),
     bulkJobConcurrency: int('STAMPEDE_BULK_JOB_CONCURRENCY', 2, 1, 64),
     jobRetentionDays: int('STAMPEDE_JOB_RETENTION_DAYS', 30, 1, 3650),
+    // --- auth, durability and process hardening (h-auth) ---
+    unknownKeyLookupsPerMinute: int('STAMPEDE_UNKNOWN_KEY_LOOKUPS_PER_MINUTE', 60, 1, 1_000_000),
+    pointsQueueLimit: int('STAMPEDE_POINTS_QUEUE_LIMIT', 20_000, 1, 10_000_000),
   };
 
   // The embedded claim gate lives in one process; N processes would each sell the whole stock.

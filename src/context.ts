@@ -52,7 +52,7 @@ export function createContext(parts: {
   const clock = parts.clock ?? (() => new Date());
   return {
     ...parts,
-    keys: new KeyAuthenticator(parts.db, parts.redis, keyCacheMs),
+    keys: new KeyAuthenticator(parts.db, parts.redis, { localTtlMs: keyCacheMs, unknownKeyLookupsPerMinute: parts.config.unknownKeyLookupsPerMinute }),
     clock,
     ...createClaimParts({ ...parts, clock }),
   };

@@ -50,6 +50,9 @@ export const ERROR_CATALOG = {
   TOO_MANY_ITEMS: { status: 413, message: 'Too many items in one request.' },
   SOURCE_NOT_CONFIGURED: { status: 400, message: 'No source database is configured (STAMPEDE_SOURCE_DATABASE_URL).' },
   SOURCE_QUERY_REJECTED: { status: 400, message: 'Only a single read-only SELECT is accepted as a source query.' },
+  // auth, durability, process and webhook hardening (issue 15/16, h-auth)
+  API_KEY_LOOKUPS_LIMITED: { status: 429, message: 'Too many look-ups of unknown API keys from this address; retry later.' },
+  POINTS_QUEUE_FULL: { status: 503, message: 'Too many points calls are waiting to be written; retry shortly.' },
   // server side
   SERVICE_UNAVAILABLE: { status: 503, message: 'A backing service is unavailable; retry shortly.' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error.' },

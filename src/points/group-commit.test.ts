@@ -203,12 +203,12 @@ describe('points group commit', () => {
     const first = ledger.run(earnCall(a, 'cap-0', earn('cap-u0'), () => held));
     await nextTurn(); // the first call holds the only slot; the rest wait in the queue
     const queued = [ledger.run(earnCall(a, 'cap-1', earn('cap-u1'))), ledger.run(earnCall(a, 'cap-2', earn('cap-u2')))];
-    const perPartner = await ledger.run(earnCall(a, 'cap-3', earn('cap-u3'))).catch((error: unknown) => error);
+    const perPartner = ledger.run(earnCall(a, 'cap-3', earn('cap-u3'))).then((outcome) => outcome.kind, (error: unknown) => error);
     queued.push(ledger.run(earnCall(b, 'cap-4', earn('cap-u4'))), ledger.run(earnCall(b, 'cap-5', earn('cap-u5'))));
-    const total = await ledger.run(earnCall(c, 'cap-6', earn('cap-u6'))).catch((error: unknown) => error);
-    expect(perPartner).toMatchObject({ code: 'POINTS_QUEUE_FULL', status: 503 });
-    expect(total).toMatchObject({ code: 'POINTS_QUEUE_FULL', status: 503 });
+    const total = ledger.run(earnCall(c, 'cap-6', earn('cap-u6'))).then((outcome) => outcome.kind, (error: unknown) => error);
     release();
+    expect(await perPartner).toMatchObject({ code: 'POINTS_QUEUE_FULL', status: 503 });
+    expect(await total).toMatchObject({ code: 'POINTS_QUEUE_FULL', status: 503 });
     expect((await Promise.all([first, ...queued])).map((outcome) => outcome.kind)).toEqual(['applied', 'applied', 'applied', 'applied', 'applied']);
     // Drained: the partner that was refused is served again.
     expect((await ledger.run(earnCall(c, 'cap-7', earn('cap-u7')))).kind).toBe('applied');

@@ -1,11 +1,11 @@
 -- Owner: jobs (src/jobs/webhook-delivery.ts), signed webhooks (issue 16).
 -- Each webhook's signing secret, shown once at registration. Kept as is, not hashed: signing needs
 -- the secret itself (docs/decisions/041-signed-webhooks.md says why it is not encrypted).
--- Webhooks registered before this migration get a secret nobody has seen: their deliveries are
--- signed from now on, and the partner registers the webhook again to learn a secret.
-ALTER TABLE webhooks ADD COLUMN secret text;
-UPDATE webhooks SET secret = 'whsec_' || encode(sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text, 'UTF8')), 'hex');
-ALTER TABLE webhooks ALTER COLUMN secret SET NOT NULL;
+-- The default (random, per row) gives webhooks registered before this migration a secret nobody
+-- has seen: their deliveries are signed from now on, and the partner registers the webhook again
+-- to learn a secret. The API always writes its own.
+ALTER TABLE webhooks ADD COLUMN secret text NOT NULL
+  DEFAULT ('whsec_' || encode(sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text, 'UTF8')), 'hex'));
 
 -- job.cancelled is announced too.
 ALTER TABLE webhooks DROP CONSTRAINT webhooks_events_check;

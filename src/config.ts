@@ -83,6 +83,11 @@ export interface Config {
   readonly dbAcquireTimeoutMs: number;
   /** Connections of the pool reserved for API key look-ups, so auth never waits behind other work. */
   readonly dbAuthPoolSize: number;
+  // --- auth, durability and process hardening (h-auth) ---
+  /** Look-ups of API keys that do not exist one client address may make per minute (per process). */
+  readonly unknownKeyLookupsPerMinute: number;
+  /** Points calls waiting for a ledger transaction in one process beyond which new ones get 503. */
+  readonly pointsQueueLimit: number;
 }
 
 export class ConfigError extends Error {
@@ -197,6 +202,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     uploadDir: path.resolve(env.STAMPEDE_UPLOAD_DIR || path.join(os.tmpdir(), 'stampede-uploads')),
     dbAcquireTimeoutMs: int('STAMPEDE_DB_ACQUIRE_TIMEOUT_MS', 5_000, 100, 600_000),
     dbAuthPoolSize: int('STAMPEDE_DB_AUTH_POOL_SIZE', 4, 1, 100),
+    // --- auth, durability and process hardening (h-auth) ---
+    unknownKeyLookupsPerMinute: int('STAMPEDE_UNKNOWN_KEY_LOOKUPS_PER_MINUTE', 60, 1, 1_000_000),
+    pointsQueueLimit: int('STAMPEDE_POINTS_QUEUE_LIMIT', 20_000, 1, 10_000_000),
   };
 
   // The embedded claim gate lives in one process; N processes would each sell the whole stock.

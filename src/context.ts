@@ -58,7 +58,7 @@ export function createContext(parts: {
   const clock = parts.clock ?? (() => new Date());
   return {
     ...parts,
-    keys: new KeyAuthenticator(parts.authDb, parts.redis, keyCacheMs),
+    keys: new KeyAuthenticator(parts.authDb, parts.redis, { localTtlMs: keyCacheMs, unknownKeyLookupsPerMinute: parts.config.unknownKeyLookupsPerMinute }),
     clock,
     ...createClaimParts({ ...parts, clock }),
   };

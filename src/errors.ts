@@ -78,6 +78,9 @@ export const ERROR_CATALOG = {
   JOB_STAGED_BYTES_LIMIT: { status: 429, message: 'The partner\'s unfinished jobs hold as much staged input as they may; retry when one has finished.' },
   JOB_FAILED: { status: 500, message: 'The job failed on the server; the operator\'s logs have the details.' },
   JOB_ABANDONED: { status: 500, message: 'The job queue gave up on the job after repeated failures.' },
+  // auth, durability, process and webhook hardening (issue 15/16, h-auth)
+  API_KEY_LOOKUPS_LIMITED: { status: 429, message: 'Too many look-ups of unknown API keys from this address; retry later.' },
+  POINTS_QUEUE_FULL: { status: 503, message: 'Too many points calls are waiting to be written; retry shortly.' },
   // server side
   SERVICE_UNAVAILABLE: { status: 503, message: 'A backing service is unavailable; retry shortly.' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error.' },

@@ -65,7 +65,9 @@ export async function openRuntime(givenConfig: Config, logger: Logger, options: 
           throw new Error(`Redis is not safe for the claim gate: ${problems.join('; ')}. ` +
             'Fix its configuration, or set STAMPEDE_ALLOW_UNSAFE_REDIS=true to run anyway (acknowledged claims may be lost).');
         }
-        if (problems.length > 0) logger.warn({ problems }, 'running on an unsafe Redis because STAMPEDE_ALLOW_UNSAFE_REDIS is set');
+        if (problems.length > 0) {
+          logger.warn({ problems }, 'running on an unsafe Redis because STAMPEDE_ALLOW_UNSAFE_REDIS is set: claims answered 201 can be lost (see problems)');
+        }
       }
     }
 

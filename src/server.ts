@@ -68,26 +68,44 @@ function listeningUrl(app: FastifyInstance): string {
   return `http://${host}:${address.port}`;
 }
 
-/** Closes on SIGTERM/SIGINT; a second signal or the timeout forces the exit. */
+/**
+ * Closes on SIGTERM/SIGINT; a second signal or the timeout forces the exit. A bug that escapes
+ * everything (an unhandled rejection, an uncaught exception) is logged and closes the process the
+ * same way, draining what is in flight, then exits 1 so a supervisor (or the cluster primary)
+ * starts a fresh one: the process state after such a bug is not to be trusted for long.
+ */
 export function closeOnSignals(server: { close(): Promise<void> }, logger: Logger, timeoutMs: number): void {
-  let signalled = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (signalled) process.exit(1);
-    signalled = true;
-    logger.info({ signal }, 'shutting down');
+  let exitCode: number | undefined;
+  const shutDown = (code: number) => {
+    exitCode = code;
     const timer = setTimeout(() => {
       logger.error({ timeoutMs }, 'graceful shutdown timed out');
       process.exit(1);
     }, timeoutMs);
     timer.unref();
     server.close().then(
-      () => process.exit(0),
+      () => {
+        if (exitCode !== 0) logger.fatal({ exitCode }, 'drained after a crash; exiting');
+        process.exit(exitCode);
+      },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
       },
     );
   };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (exitCode !== undefined) process.exit(1);
+    logger.info({ signal }, 'shutting down');
+    shutDown(0);
+  };
+  const onCrash = (origin: 'unhandledRejection' | 'uncaughtException') => (error: unknown) => {
+    logger.fatal({ err: error, origin }, `${origin}: a bug escaped its handler; draining and exiting 1`);
+    if (exitCode === undefined) shutDown(1);
+    else exitCode = 1; // a crash while draining: the drain goes on, bounded by its timeout
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  process.on('unhandledRejection', onCrash('unhandledRejection'));
+  process.on('uncaughtException', onCrash('uncaughtException'));
 }

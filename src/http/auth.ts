@@ -1,8 +1,8 @@
 // Request authentication: partner calls carry X-API-Key, admin calls a bearer token.
 import { timingSafeEqual, createHash } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.ts';
-import { AppError } from '../errors.ts';
+import { AppError, isAppError } from '../errors.ts';
 import type { Principal } from '../partners/key-authenticator.ts';
 
 declare module 'fastify' {
@@ -13,11 +13,18 @@ declare module 'fastify' {
 }
 
 export function partnerAuthHook(ctx: AppContext) {
-  return async (request: FastifyRequest): Promise<void> => {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = request.headers['x-api-key'];
     const apiKey = Array.isArray(header) ? header[0] : header;
     if (!apiKey) throw new AppError('API_KEY_MISSING');
-    const principal = await ctx.keys.authenticate(apiKey);
+    // Unknown-key look-ups are limited per client address (request.ip, the peer's address: clients
+    // behind one proxy share its budget; only look-ups of keys that do not exist spend it).
+    const principal = await ctx.keys.authenticate(apiKey, request.ip).catch((error: unknown) => {
+      if (isAppError(error) && error.code === 'API_KEY_LOOKUPS_LIMITED') {
+        void reply.header('Retry-After', String((error.details as { retryAfterSeconds: number }).retryAfterSeconds));
+      }
+      throw error;
+    });
     if (!principal) throw new AppError('API_KEY_INVALID');
     request.principal = principal;
   };

@@ -85,7 +85,7 @@ export function installErrorHandling(app: FastifyInstance): void {
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof AppError) {
-      const retryAfter = RETRY_AFTER_SECONDS[error.code];
+      const retryAfter = RETRY_AFTER_SECONDS[error.code] ?? (error.status === 503 ? 1 : undefined);
       if (retryAfter !== undefined && !reply.hasHeader('retry-after')) void reply.header('Retry-After', String(retryAfter));
       return reply.code(error.status).send(errorBody(error.code, error.message, error.details));
     }

@@ -112,7 +112,7 @@ export function createMetrics() {
     }),
     pointsOperations: new client.Counter({
       name: 'stampede_points_operations_total',
-      help: 'Points calls by operation (earn, use, cancel, transfer, expire) and outcome (ok, replayed, refused, retried).',
+      help: 'Points calls by operation (earn, use, cancel, transfer, expire) and outcome (ok, replayed, refused, retried, queue_full).',
       labelNames: ['operation', 'outcome'] as const,
       registers,
     }),

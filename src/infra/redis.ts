@@ -30,13 +30,20 @@ export async function connectRedis(url: string, logger: Logger): Promise<Redis> 
 
 /**
  * Problems that make Redis unsafe as the claim gate: keys evicted under memory pressure would
- * forget issued slots, and without AOF a restart forgets acknowledged claims.
+ * forget issued slots, without AOF a restart forgets acknowledged claims, and unless every write
+ * is fsynced before Redis replies (`appendfsync always`) a crash of Redis or its host loses the
+ * claims answered 201 in the last second or so (`everysec`) or more (`no`).
  */
 export async function redisDurabilityProblems(redis: Redis): Promise<string[]> {
   const policy = (await redis.configGet('maxmemory-policy'))['maxmemory-policy'];
   const aof = (await redis.configGet('appendonly'))['appendonly'];
+  const fsync = (await redis.configGet('appendfsync'))['appendfsync'];
   const problems: string[] = [];
   if (policy !== 'noeviction') problems.push(`maxmemory-policy is "${policy}", must be "noeviction"`);
   if (aof !== 'yes') problems.push('appendonly is "no", must be "yes" (AOF on)');
+  if (fsync !== 'always') {
+    problems.push(`appendfsync is "${fsync}", must be "always": a crash of Redis or its host loses the claims ` +
+      `answered 201 since the last fsync (${fsync === 'everysec' ? 'about the last second of them' : 'up to the last 30 s of them'}) before they reach PostgreSQL`);
+  }
   return problems;
 }

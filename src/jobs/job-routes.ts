@@ -12,7 +12,8 @@ import { jobView } from './job-view.ts';
 import { ensureQueueSchema, interruptJobRun, removeJobRun } from './queue.ts';
 import { assertAllowedReceiver } from './webhook-address.ts';
 import { JOB_EVENTS } from './webhook-messages.ts';
-import { deleteWebhook, insertWebhook, listJobDeliveries, listWebhooks, type Webhook } from './webhook-repository.ts';
+import { announceJobEvent, deleteWebhook, insertWebhook, listJobDeliveries, listWebhooks, type Webhook } from './webhook-repository.ts';
+import { newWebhookSecret, SIGNATURE_HEADER } from './webhook-signature.ts';
 
 const JobResponse = Type.Object({
   id: Uuid,
@@ -55,6 +56,9 @@ const CreateWebhookBody = Type.Object({
 
 const WebhookResponse = Type.Object({ id: Uuid, url: Type.String(), kind: Type.String(), events: Type.Array(Type.String()), createdAt: Timestamp });
 const webhookResponse = (hook: Webhook) => ({ id: hook.id, url: hook.url, kind: hook.kind, events: hook.events, createdAt: hook.createdAt.toISOString() });
+const WebhookCreated = Type.Intersect([WebhookResponse, Type.Object({
+  secret: Type.String({ description: `Signs every delivery (${SIGNATURE_HEADER} header, see README). Shown once; store it now.` }),
+})]);
 
 const isPosition = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value);
 
@@ -110,6 +114,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
             await tx.query(`SET LOCAL lock_timeout = ${CANCEL_LOCK_WAIT_MS}`);
             const job = await cancelJob(tx, partnerId, request.params.id, ctx.clock());
             if (job) await removeJobRun(tx, job.id);
+            if (job) await announceJobEvent(tx, job, 'job.cancelled', ctx.clock());
             return job;
           });
           break;
@@ -128,12 +133,14 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.post('/v1/webhooks', {
-      schema: { operationId: 'createWebhook', summary: 'Register a webhook for job events', tags: ['jobs'], body: CreateWebhookBody, response: { 201: WebhookResponse, 400: ErrorResponse, 409: ErrorResponse } },
+      schema: { operationId: 'createWebhook', summary: 'Register a webhook for job events', tags: ['jobs'], body: CreateWebhookBody, response: { 201: WebhookCreated, 400: ErrorResponse, 409: ErrorResponse } },
     }, async (request, reply) => {
       await assertAllowedReceiver(ctx.config, request.body.url);
-      const hook = await withTransaction(ctx.db, (tx) => insertWebhook(tx, uuidv7(), request.principal.partnerId, request.body, MAX_WEBHOOKS_PER_PARTNER));
+      const secret = newWebhookSecret();
+      const hook = await withTransaction(ctx.db, (tx) =>
+        insertWebhook(tx, uuidv7(), request.principal.partnerId, { ...request.body, secret }, MAX_WEBHOOKS_PER_PARTNER));
       if (!hook) throw new AppError('WEBHOOK_LIMIT_REACHED', `A partner has at most ${MAX_WEBHOOKS_PER_PARTNER} webhooks.`);
-      return reply.code(201).send(webhookResponse(hook));
+      return reply.code(201).send({ ...webhookResponse(hook), secret });
     });
 
     app.get('/v1/webhooks', {

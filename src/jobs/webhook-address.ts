@@ -7,6 +7,7 @@
 import dns from 'node:dns';
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { Agent, type Dispatcher } from 'undici';
 import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
@@ -20,13 +21,34 @@ for (const [network, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe8
   NOT_PUBLIC.addSubnet(network, prefix, 'ipv6');
 }
 
+// IPv6 forms that carry an IPv4 address a gateway may forward to: the IPv4 address decides.
+//   ::ffff:a.b.c.d (IPv4-mapped), ::a.b.c.d (IPv4-compatible, deprecated), 64:ff9b::a.b.c.d (NAT64,
+//   RFC 6052) and 2002:aabb:ccdd::/48 (6to4, RFC 3056).
+const EMBEDS_IPV4_AT: ReadonlyArray<{ prefix: string; bits: number; offset: number }> = [
+  { prefix: '::ffff:0:0', bits: 96, offset: 12 },
+  { prefix: '::', bits: 96, offset: 12 },
+  { prefix: '64:ff9b::', bits: 96, offset: 12 },
+  { prefix: '2002::', bits: 16, offset: 2 },
+];
+// Translation and tunnelling ranges that cannot be checked by what they embed: NAT64 for local use
+// (RFC 8215) and Teredo (2001::/32, its IPv4 address obfuscated); no receiver needs them.
+const UNCHECKABLE_IPV6 = new BlockList();
+UNCHECKABLE_IPV6.addSubnet('64:ff9b:1::', 48, 'ipv6');
+UNCHECKABLE_IPV6.addSubnet('2001::', 32, 'ipv6');
+
 /** Whether an IP address is outside the public internet (loopback, private, link-local, …). */
 export function isNonPublicAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return true;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address); // IPv4-mapped IPv6
-  if (mapped) return NOT_PUBLIC.check(mapped[1]!, 'ipv4');
-  return NOT_PUBLIC.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  if (family === 4) return NOT_PUBLIC.check(address, 'ipv4');
+  if (NOT_PUBLIC.check(address, 'ipv6') || UNCHECKABLE_IPV6.check(address, 'ipv6')) return true;
+  const parsed = ipaddr.IPv6.parse(address);
+  for (const form of EMBEDS_IPV4_AT) {
+    if (parsed.match(ipaddr.IPv6.parse(form.prefix), form.bits)) {
+      return NOT_PUBLIC.check(parsed.toByteArray().slice(form.offset, form.offset + 4).join('.'), 'ipv4');
+    }
+  }
+  return false;
 }
 
 /**
@@ -34,8 +56,11 @@ export function isNonPublicAddress(address: string): boolean {
  * unless the operator allows private receivers.
  */
 export async function assertAllowedReceiver(config: Pick<Config, 'webhookAllowPrivate'>, url: string): Promise<void> {
+  const parsed = new URL(url);
+  // fetch refuses such URLs (and would echo the credentials in its error): refused at registration.
+  if (parsed.username || parsed.password) throw new AppError('WEBHOOK_URL_NOT_ALLOWED', 'Webhook URLs cannot carry user info; put a token in the path or query.');
   if (config.webhookAllowPrivate) return;
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  const host = parsed.hostname.replace(/^\[|\]$/g, '');
   let addresses: string[];
   try {
     addresses = isIP(host) ? [host] : (await lookup(host, { all: true, verbatim: true })).map((entry) => entry.address);

@@ -9,6 +9,7 @@ import { AppError, catalogReason } from '../errors.ts';
 import { assertAllowedReceiver, receiverDispatcher } from './webhook-address.ts';
 import { renderWebhookMessage } from './webhook-messages.ts';
 import { findPendingDelivery, recordDeliveryAttempt } from './webhook-repository.ts';
+import { SIGNATURE_HEADER, signatureHeader } from './webhook-signature.ts';
 
 const DELIVERY_TIMEOUT_MS = 10_000;
 
@@ -19,6 +20,7 @@ export async function deliverWebhook(ctx: AppContext, deliveryId: string, attemp
   let error: string | null = null;
   try {
     await assertAllowedReceiver(ctx.config, delivery.url);
+    const body = JSON.stringify(renderWebhookMessage(delivery.kind, delivery.payload));
     const response = await fetch(delivery.url, {
       method: 'POST',
       headers: {
@@ -26,8 +28,10 @@ export async function deliverWebhook(ctx: AppContext, deliveryId: string, attemp
         'user-agent': 'stampede-webhooks/1',
         'x-stampede-event': delivery.event,
         'x-stampede-delivery': delivery.id,
+        // Signed at each attempt, so a retry carries a fresh timestamp.
+        [SIGNATURE_HEADER]: signatureHeader(delivery.secret, body, Math.floor(Date.now() / 1000)),
       },
-      body: JSON.stringify(renderWebhookMessage(delivery.kind, delivery.payload)),
+      body,
       // A receiver that redirects is misconfigured; following would send the payload elsewhere.
       redirect: 'manual',
       signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
@@ -38,19 +42,32 @@ export async function deliverWebhook(ctx: AppContext, deliveryId: string, attemp
     if (!response.ok) error = `receiver answered HTTP ${response.status}`;
   } catch (failure) {
     error = describe(failure);
-    if (error.startsWith('could not reach')) ctx.logger.warn({ err: failure, deliveryId }, 'webhook delivery attempt failed');
+    // The receiver by its origin only: Slack and Discord URLs carry their secret in the path.
+    if (error.startsWith('could not reach')) ctx.logger.warn({ deliveryId, receiver: receiverOrigin(delivery.url), reason: error }, 'webhook delivery attempt failed');
   }
   const status = error === null ? 'DELIVERED' : attempt.last ? 'FAILED' : 'PENDING';
   await recordDeliveryAttempt(ctx.db, deliveryId, { status, responseStatus, error, now: ctx.clock() });
   if (error !== null) {
-    ctx.logger.warn({ deliveryId, url: delivery.url, error, final: attempt.last }, 'webhook delivery failed');
+    ctx.logger.warn({ deliveryId, receiver: receiverOrigin(delivery.url), error, final: attempt.last }, 'webhook delivery failed');
     if (!attempt.last) throw new Error(error);
   }
 }
 
 /**
+ * The receiver's scheme, host and port only: Slack and Discord webhook URLs carry their secret in
+ * the path (and others in the query or user info), and logs are read by more people than the DB.
+ */
+export function receiverOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
+/**
  * What the partner may read about a failed attempt (GET /v1/jobs/{id}/webhook-deliveries): a refused
- * address, a timeout, or the connection error's code; any other error's text stays in the log.
+ * address, a timeout, or the connection error's code; any other error's text stays out of it.
  */
 function describe(failure: unknown): string {
   if (failure instanceof AppError) return catalogReason(failure);

@@ -4,7 +4,7 @@ import type { Job } from './job-repository.ts';
 import { jobView, type JobView } from './job-view.ts';
 
 export type WebhookKind = 'slack' | 'discord' | 'json';
-export const JOB_EVENTS = ['job.started', 'job.succeeded', 'job.failed'] as const;
+export const JOB_EVENTS = ['job.started', 'job.succeeded', 'job.failed', 'job.cancelled'] as const;
 export type JobEvent = (typeof JOB_EVENTS)[number];
 
 /** What is stored in the outbox and sent as-is to `json` webhooks. */
@@ -27,9 +27,9 @@ export function jobEventPayload(event: JobEvent, job: Job, now: Date): JobEventP
 }
 
 const TYPE_NAMES: Record<Job['type'], string> = { COUPON_DISTRIBUTION: 'Coupon distribution', POINT_ACCRUAL: 'Point accrual' };
-const VERBS: Record<JobEvent, string> = { 'job.started': 'started', 'job.succeeded': 'succeeded', 'job.failed': 'failed' };
-// Discord embed colours: blue, green, red.
-const COLOURS: Record<JobEvent, number> = { 'job.started': 0x3b82f6, 'job.succeeded': 0x22c55e, 'job.failed': 0xef4444 };
+const VERBS: Record<JobEvent, string> = { 'job.started': 'started', 'job.succeeded': 'succeeded', 'job.failed': 'failed', 'job.cancelled': 'cancelled' };
+// Discord embed colours: blue, green, red, grey.
+const COLOURS: Record<JobEvent, number> = { 'job.started': 0x3b82f6, 'job.succeeded': 0x22c55e, 'job.failed': 0xef4444, 'job.cancelled': 0x6b7280 };
 
 const formatCount = (n: number) => n.toLocaleString('en-US');
 const formatDuration = (ms: number) => (ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);

@@ -18,6 +18,7 @@ interface WebhookRow {
   kind: WebhookKind;
   events: JobEvent[];
   created_at: Date;
+  secret: string;
 }
 
 const toWebhook = (row: WebhookRow): Webhook => ({ id: row.id, url: row.url, kind: row.kind, events: row.events, createdAt: row.created_at });
@@ -28,14 +29,14 @@ const toWebhook = (row: WebhookRow): Webhook => ({ id: row.id, url: row.url, kin
  * blocked), so the count, read by the next statement, sees every registration committed before.
  */
 export async function insertWebhook(
-  tx: Tx, id: string, partnerId: string, hook: Pick<Webhook, 'url' | 'kind' | 'events'>, limit: number,
+  tx: Tx, id: string, partnerId: string, hook: Pick<Webhook, 'url' | 'kind' | 'events'> & { secret: string }, limit: number,
 ): Promise<Webhook | undefined> {
   await tx.query('SELECT 1 FROM partners WHERE id = $1 FOR NO KEY UPDATE', [partnerId]);
   const { rows } = await tx.query<WebhookRow>(
-    `INSERT INTO webhooks (id, partner_id, url, kind, events)
-     SELECT $1, $2, $3, $4, $5 WHERE (SELECT count(*) FROM webhooks WHERE partner_id = $2) < $6
+    `INSERT INTO webhooks (id, partner_id, url, kind, events, secret)
+     SELECT $1, $2, $3, $4, $5, $7 WHERE (SELECT count(*) FROM webhooks WHERE partner_id = $2) < $6
      RETURNING *`,
-    [id, partnerId, hook.url, hook.kind, hook.events, limit],
+    [id, partnerId, hook.url, hook.kind, hook.events, limit, hook.secret],
   );
   return rows[0] && toWebhook(rows[0]);
 }
@@ -71,6 +72,8 @@ export async function announceJobEvent(tx: Queryable, job: Job, event: JobEvent,
 export interface PendingDelivery {
   id: string;
   url: string;
+  /** The webhook's signing secret. */
+  secret: string;
   kind: WebhookKind;
   event: JobEvent;
   payload: JobEventPayload;
@@ -79,7 +82,7 @@ export interface PendingDelivery {
 /** A delivery still to be sent (undefined once delivered, failed for good, or its webhook deleted). */
 export async function findPendingDelivery(db: Queryable, id: string): Promise<PendingDelivery | undefined> {
   const { rows } = await db.query<PendingDelivery>(
-    `SELECT d.id, w.url, w.kind, d.event, d.payload FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+    `SELECT d.id, w.url, w.secret, w.kind, d.event, d.payload FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
       WHERE d.id = $1 AND d.status = 'PENDING'`,
     [id],
   );

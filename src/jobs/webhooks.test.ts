@@ -5,11 +5,14 @@ import { createPartner, createTestApp, templateBody, type TestApp } from '../../
 import { startJobQueue } from './job-queue-worker.ts';
 import { jobEventPayload, renderWebhookMessage } from './webhook-messages.ts';
 import type { Job } from './job-repository.ts';
+import { signatureHeader, verifySignature } from './webhook-signature.ts';
 
 interface Received {
   path: string;
   event: string | undefined;
   body: Record<string, unknown>;
+  raw: string;
+  signature: string | undefined;
 }
 
 describe('job webhooks', () => {
@@ -24,7 +27,10 @@ describe('job webhooks', () => {
       let text = '';
       request.on('data', (chunk: Buffer) => { text += chunk.toString(); });
       request.on('end', () => {
-        received.push({ path: request.url ?? '', event: request.headers['x-stampede-event'] as string | undefined, body: JSON.parse(text) });
+        received.push({
+          path: request.url ?? '', event: request.headers['x-stampede-event'] as string | undefined, body: JSON.parse(text),
+          raw: text, signature: request.headers['stampede-signature'] as string | undefined,
+        });
         response.writeHead(request.url === '/broken' ? 500 : 200).end();
       });
     });
@@ -46,8 +52,11 @@ describe('job webhooks', () => {
       method: 'POST', url: '/v1/webhooks', headers: partner.headers,
       payload: { url: `${base}${path}`, kind, events: ['job.started', 'job.succeeded', 'job.failed'] },
     });
+    const secrets = new Map<string, string>();
     for (const [path, kind] of [['/slack', 'slack'], ['/discord', 'discord'], ['/json', 'json'], ['/broken', 'json']] as const) {
-      expect((await hook(path, kind)).statusCode).toBe(201);
+      const created = await hook(path, kind);
+      expect(created.statusCode).toBe(201);
+      secrets.set(path, created.json().secret);
     }
     const template = (await t.app.inject({ method: 'POST', url: '/v1/coupon-templates', headers: partner.headers, payload: templateBody({ totalQuantity: null }) })).json();
     const accepted = await t.app.inject({
@@ -64,6 +73,16 @@ describe('job webhooks', () => {
     }
     const job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
     expect(job).toMatchObject({ status: 'SUCCEEDED', succeeded: 3, skipped: 1 });
+
+    // Every delivery is signed with its own webhook's secret, over the exact body sent.
+    const mine = received.filter((r) => r.raw.includes(jobId));
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    for (const delivery of mine) {
+      expect(delivery.signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+      expect(verifySignature(secrets.get(delivery.path)!, delivery.raw, delivery.signature!, nowSeconds), delivery.path).toBe(true);
+      expect(verifySignature(secrets.get(delivery.path === '/json' ? '/slack' : '/json')!, delivery.raw, delivery.signature!, nowSeconds)).toBe(false);
+      expect(verifySignature(secrets.get(delivery.path)!, `${delivery.raw} `, delivery.signature!, nowSeconds)).toBe(false);
+    }
 
     const slack = got('/slack', 'job.succeeded')!.body as { text: string; blocks: Array<{ type: string }> };
     expect(slack.text).toContain('Coupon distribution succeeded');
@@ -97,7 +116,9 @@ describe('job webhooks', () => {
     expect((await post({ url: 'https://example.com/x', kind: 'teams', events: ['job.failed'] })).statusCode).toBe(400);
     expect((await post({ url: 'https://example.com/x', kind: 'json', events: [] })).statusCode).toBe(400);
     expect((await post({ url: 'https://example.com/x', kind: 'json', events: ['job.exploded'] })).statusCode).toBe(400);
-    const created = (await post({ url: 'https://example.com/x', kind: 'slack', events: ['job.failed'] })).json();
+    const { secret, ...created } = (await post({ url: 'https://example.com/x', kind: 'slack', events: ['job.failed'] })).json();
+    expect(secret).toMatch(/^whsec_[\w-]{43}$/);
+    // The secret is shown once: never listed.
     expect((await t.app.inject({ url: '/v1/webhooks', headers: partner.headers })).json().items).toEqual([created]);
     const more = await Promise.all(Array.from({ length: 21 }, (_, i) => post({ url: `https://example.com/${i}`, kind: 'json', events: ['job.failed'] })));
     expect(more.filter((r) => r.statusCode === 201)).toHaveLength(19); // 20 per partner, even when registered at once
@@ -109,6 +130,36 @@ describe('job webhooks', () => {
     expect((await t.app.inject({ method: 'DELETE', url: `/v1/webhooks/${created.id}`, headers: other.headers })).statusCode).toBe(404);
     expect((await t.app.inject({ method: 'DELETE', url: `/v1/webhooks/${created.id}`, headers: partner.headers })).statusCode).toBe(204);
     expect((await t.app.inject({ method: 'DELETE', url: `/v1/webhooks/${created.id}`, headers: partner.headers })).json().error.code).toBe('WEBHOOK_NOT_FOUND');
+  });
+
+  it('announces a cancelled job', async () => {
+    const partner = await createPartner(t.app);
+    const registered = await t.app.inject({
+      method: 'POST', url: '/v1/webhooks', headers: partner.headers, payload: { url: `${base}/cancelled`, kind: 'json', events: ['job.cancelled'] },
+    });
+    expect(registered.statusCode).toBe(201);
+    const accepted = await t.app.inject({
+      method: 'POST', url: '/v1/points/accruals', headers: partner.headers,
+      payload: { scheduledAt: new Date(Date.now() + 3_600_000).toISOString(), pointType: 'staff', items: [{ userId: 'u1', amount: 100, idempotencyKey: 'k1' }] },
+    });
+    const { jobId } = accepted.json();
+    expect((await t.app.inject({ method: 'POST', url: `/v1/jobs/${jobId}/cancel`, headers: partner.headers })).json().status).toBe('CANCELLED');
+    const deadline = Date.now() + 30_000;
+    let announcement: Received | undefined;
+    while (!(announcement = received.find((r) => r.path === '/cancelled' && r.raw.includes(jobId)))) {
+      if (Date.now() > deadline) throw new Error('job.cancelled was not delivered');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(announcement.event).toBe('job.cancelled');
+    expect(announcement.body).toMatchObject({ event: 'job.cancelled', job: { id: jobId, status: 'CANCELLED' } });
+    expect(verifySignature(registered.json().secret, announcement.raw, announcement.signature!, Math.floor(Date.now() / 1000))).toBe(true);
+  });
+
+  it('signs Stripe-style: t=<unix>,v1=HMAC-SHA256(secret, "t.body"), refusing stale timestamps', () => {
+    // A vector computed independently: printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac whsec_test
+    expect(signatureHeader('whsec_test', '{"a":1}', 1_700_000_000)).toBe('t=1700000000,v1=38877139021993b830af32feea6e18a8da83eb2f6e49ee50bd9e4cf4ca4d3789');
+    expect(verifySignature('whsec_test', '{"a":1}', 't=1700000000,v1=38877139021993b830af32feea6e18a8da83eb2f6e49ee50bd9e4cf4ca4d3789', 1_700_000_100)).toBe(true);
+    expect(verifySignature('whsec_test', '{"a":1}', 't=1700000000,v1=38877139021993b830af32feea6e18a8da83eb2f6e49ee50bd9e4cf4ca4d3789', 1_700_000_400)).toBe(false);
   });
 
   it('renders a failure with its error', () => {

@@ -1,9 +1,17 @@
 // Resolves an X-API-Key to its partner without touching PostgreSQL in steady state:
-//   in-process map (TTL `localTtlMs`) → Redis cache-aside (distributed mode) → PostgreSQL.
+//   in-process LRU (TTL `localTtlMs`) → Redis cache-aside (distributed mode) → PostgreSQL.
 // Revocation writes a tombstone to Redis and drops the local entry, so every process sees it once
 // its local entry expires: `localTtlMs` (default 500 ms) bounds how late that is. Without Redis
 // there is one API process, which drops its own entry at once, so the local TTL can be long.
+// A look-up racing a revocation never brings the key back: the Redis write is refused over a
+// tombstone (cache-key-1.lua), and a look-up that overlapped a revocation in this process resolves
+// again instead of caching what it read (docs/decisions/040-auth-cache-races.md).
+// Unknown keys are cached briefly in their own LRU (a flood of them cannot evict real keys), and
+// each client address may cost only so many unknown-key look-ups per minute (429 beyond).
+import { LRUCache } from 'lru-cache';
+import { AppError } from '../errors.ts';
 import type { Db } from '../infra/db.ts';
+import { loadLuaScript, runLuaScript } from '../infra/lua.ts';
 import type { Redis } from '../infra/redis.ts';
 import { hashApiKey, looksLikeApiKey } from './api-key.ts';
 import { findKeyPrincipal, keyHashesOfPartner } from './repository.ts';
@@ -16,69 +24,120 @@ export interface Principal {
 }
 
 interface LocalEntry {
+  /** null: the key exists and is revoked. */
   readonly principal: Principal | null;
-  readonly expiresAt: number;
   /** SHA-256 (hex) of the key, to find the entry again on invalidation. */
   readonly hashHex: string;
 }
 
+export interface KeyAuthenticatorOptions {
+  /** Lifetime of a known key in this process; 0 disables the local cache. */
+  readonly localTtlMs: number;
+  /** Unknown-key look-ups (those that found no key) one client address may make per minute. */
+  readonly unknownKeyLookupsPerMinute: number;
+}
+
+const CACHE_KEY = loadLuaScript(new URL('./cache-key-1.lua', import.meta.url));
 const REDIS_TTL_SECONDS = 600;
+// Longer than any cache entry lives, so no entry written before the revocation outlives it.
+const TOMBSTONE_TTL_SECONDS = 3_600;
 const REVOKED = 'revoked';
 const LOCAL_MAX_ENTRIES = 10_000;
+const UNKNOWN_MAX_ENTRIES = 10_000;
+/** An unknown key asked again within this time costs nothing (keys are random: none appears later). */
+const UNKNOWN_TTL_MS = 10_000;
+const ADDRESS_MAX_ENTRIES = 10_000;
+const ADDRESS_WINDOW_MS = 60_000;
+/** How long this process remembers a revocation to re-check look-ups that overlapped it. */
+const RECENT_INVALIDATION_MS = 60_000;
 
 export class KeyAuthenticator {
   // Keyed by the presented key itself, so a cache hit costs one map lookup and no SHA-256 (about
   // 4% of server CPU on the claim path when it hashed on every request). The raw keys live only
   // in this process's memory, as they do in every request's headers.
-  private readonly local = new Map<string, LocalEntry>();
+  private readonly local: LRUCache<string, LocalEntry> | undefined;
+  private readonly unknown = new LRUCache<string, true>({ max: UNKNOWN_MAX_ENTRIES, ttl: UNKNOWN_TTL_MS });
+  /** Unknown-key look-ups per client address in the current window (fixed window per address). */
+  private readonly misses = new LRUCache<string, { count: number }>({ max: ADDRESS_MAX_ENTRIES, ttl: ADDRESS_WINDOW_MS, noUpdateTTL: true });
+  /** Key hash → the invalidation sequence number that last dropped it. */
+  private readonly invalidated = new LRUCache<string, number>({ max: LOCAL_MAX_ENTRIES, ttl: RECENT_INVALIDATION_MS });
+  private sequence = 0;
 
   constructor(
     private readonly db: Db,
     private readonly redis: Redis | undefined,
-    private readonly localTtlMs: number,
-  ) {}
+    private readonly options: KeyAuthenticatorOptions,
+  ) {
+    if (options.localTtlMs > 0) this.local = new LRUCache({ max: LOCAL_MAX_ENTRIES, ttl: options.localTtlMs });
+  }
 
-  async authenticate(apiKey: string): Promise<Principal | null> {
-    const now = Date.now();
-    const cached = this.local.get(apiKey);
-    if (cached && cached.expiresAt > now) return cached.principal;
-    if (!looksLikeApiKey(apiKey)) return null;
+  /**
+   * The key's principal, or null for an unknown or revoked key. Throws API_KEY_LOOKUPS_LIMITED when
+   * `clientAddress` has used up its unknown-key look-ups and this key is not cached.
+   */
+  async authenticate(apiKey: string, clientAddress: string): Promise<Principal | null> {
+    const cached = this.local?.get(apiKey);
+    if (cached) return cached.principal;
+    if (!looksLikeApiKey(apiKey) || this.unknown.has(apiKey)) return null;
+    const spent = this.misses.get(clientAddress);
+    if (spent && spent.count >= this.options.unknownKeyLookupsPerMinute) {
+      throw new AppError('API_KEY_LOOKUPS_LIMITED', undefined, { retryAfterSeconds: this.retryAfterSeconds(clientAddress) });
+    }
 
     const hash = hashApiKey(apiKey);
     const hashHex = hash.toString('hex');
-    const principal = await this.lookupShared(hash, hashHex);
-    if (this.local.size >= LOCAL_MAX_ENTRIES) this.local.clear();
-    this.local.set(apiKey, { principal, expiresAt: now + this.localTtlMs, hashHex });
-    return principal;
+    for (;;) {
+      const startedAt = this.sequence;
+      const found = await this.lookupShared(hash, hashHex);
+      // A revocation of this key ran while we read: what we read may predate it, so read again
+      // (the tombstone is in Redis and the row revoked by now) rather than cache or accept it.
+      if ((this.invalidated.get(hashHex) ?? -1) >= startedAt) continue;
+      if (found === undefined) {
+        this.unknown.set(apiKey, true);
+        if (spent) spent.count += 1;
+        else this.misses.set(clientAddress, { count: 1 });
+        return null;
+      }
+      this.local?.set(apiKey, { principal: found, hashHex });
+      return found;
+    }
   }
 
   /** Called after a key was revoked (or its partner changed) in PostgreSQL. */
   async invalidate(hashes: Buffer[], revoked: boolean): Promise<void> {
     const ids = new Set(hashes.map((hash) => hash.toString('hex')));
-    for (const [apiKey, entry] of this.local) if (ids.has(entry.hashHex)) this.local.delete(apiKey);
-    for (const id of ids) {
-      if (this.redis) {
-        if (revoked) await this.redis.set(redisKey(id), REVOKED, { EX: REDIS_TTL_SECONDS });
-        else await this.redis.del(redisKey(id));
-      }
-    }
+    const sequence = this.sequence++;
+    for (const id of ids) this.invalidated.set(id, sequence);
+    if (this.local) for (const [apiKey, entry] of this.local.entries()) if (ids.has(entry.hashHex)) this.local.delete(apiKey);
+    if (!this.redis) return;
+    // Issued before any later look-up's GET on this one connection, so such a GET sees them.
+    await Promise.all([...ids].map((id) => (revoked
+      ? this.redis!.set(redisKey(id), REVOKED, { EX: TOMBSTONE_TTL_SECONDS })
+      : this.redis!.del(redisKey(id)))));
   }
 
   async invalidatePartner(partnerId: string): Promise<void> {
     await this.invalidate(await keyHashesOfPartner(this.db, partnerId), false);
   }
 
-  private async lookupShared(hash: Buffer, id: string): Promise<Principal | null> {
+  private retryAfterSeconds(clientAddress: string): number {
+    return Math.max(1, Math.ceil(this.misses.getRemainingTTL(clientAddress) / 1000));
+  }
+
+  /** The principal, null for a revoked key, undefined for a key that does not exist. */
+  private async lookupShared(hash: Buffer, id: string): Promise<Principal | null | undefined> {
     if (this.redis) {
       const hit = await this.redis.get(redisKey(id));
       if (hit === REVOKED) return null;
       if (hit) return JSON.parse(hit) as Principal;
     }
     const row = await findKeyPrincipal(this.db, hash);
-    const principal = row && !row.revoked ? { keyId: row.keyId, partnerId: row.partnerId, rateLimitPerSecond: row.rateLimitPerSecond } : null;
-    // Unknown keys are not written to Redis: a flood of random keys must not fill it.
-    if (this.redis && row) {
-      await this.redis.set(redisKey(id), principal ? JSON.stringify(principal) : REVOKED, { EX: REDIS_TTL_SECONDS });
+    if (!row) return undefined; // not written to Redis: a flood of random keys must not fill it
+    const principal = row.revoked ? null : { keyId: row.keyId, partnerId: row.partnerId, rateLimitPerSecond: row.rateLimitPerSecond };
+    if (this.redis) {
+      const written = await runLuaScript(this.redis, CACHE_KEY, [redisKey(id)], [principal ? JSON.stringify(principal) : REVOKED, String(REDIS_TTL_SECONDS)]);
+      // Refused: revoked while we read PostgreSQL.
+      if (written === 0) return null;
     }
     return principal;
   }

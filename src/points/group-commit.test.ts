@@ -194,4 +194,23 @@ describe('points group commit', () => {
     expect(results[2]).toMatchObject({ status: 201, body: stored });
     expect(await checkPointsInvariants(t.ctx.db, { partnerId })).toMatchObject({ wallets: 3, totalBalance: 30, violations: [] });
   });
+
+  it('refuses calls beyond its queue cap at once with 503 POINTS_QUEUE_FULL: half the cap per partner, the cap in total', async () => {
+    const [a, b, c] = [(await createPartner(t.app)).id, (await createPartner(t.app)).id, (await createPartner(t.app)).id];
+    const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 10, inFlight: 1, maxQueued: 4 });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    const first = ledger.run(earnCall(a, 'cap-0', earn('cap-u0'), () => held));
+    await nextTurn(); // the first call holds the only slot; the rest wait in the queue
+    const queued = [ledger.run(earnCall(a, 'cap-1', earn('cap-u1'))), ledger.run(earnCall(a, 'cap-2', earn('cap-u2')))];
+    const perPartner = ledger.run(earnCall(a, 'cap-3', earn('cap-u3'))).then((outcome) => outcome.kind, (error: unknown) => error);
+    queued.push(ledger.run(earnCall(b, 'cap-4', earn('cap-u4'))), ledger.run(earnCall(b, 'cap-5', earn('cap-u5'))));
+    const total = ledger.run(earnCall(c, 'cap-6', earn('cap-u6'))).then((outcome) => outcome.kind, (error: unknown) => error);
+    release();
+    expect(await perPartner).toMatchObject({ code: 'POINTS_QUEUE_FULL', status: 503 });
+    expect(await total).toMatchObject({ code: 'POINTS_QUEUE_FULL', status: 503 });
+    expect((await Promise.all([first, ...queued])).map((outcome) => outcome.kind)).toEqual(['applied', 'applied', 'applied', 'applied', 'applied']);
+    // Drained: the partner that was refused is served again.
+    expect((await ledger.run(earnCall(c, 'cap-7', earn('cap-u7')))).kind).toBe('applied');
+  });
 });

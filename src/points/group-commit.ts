@@ -47,6 +47,11 @@ export interface GroupCommitLimits {
    * later calls on them wait for it. Sooner, it only takes them when they happen to be free.
    */
   readonly reserveAfterMs?: number;
+  /**
+   * Most calls waiting in the queue, and half of it per partner; beyond, a call is refused at once
+   * with 503 POINTS_QUEUE_FULL: each waiting call holds its request and its memory.
+   */
+  readonly maxQueued?: number;
 }
 
 /** Long enough that a transfer usually finds its wallets free by itself, short enough to bound its wait. */
@@ -74,6 +79,8 @@ type Settled = { readonly outcome: Outcome } | { readonly error: unknown };
 export class PointsGroupCommit {
   private readonly queue: Queued[] = [];
   private readonly busy = new Set<string>();
+  /** Queued calls per partner. */
+  private readonly queuedOf = new Map<string, number>();
   private running = 0;
   private dispatchScheduled = false;
 
@@ -81,6 +88,13 @@ export class PointsGroupCommit {
 
   /** Runs a call once per (partner, key): applies it, replays its stored answer, or refuses. */
   run(call: IdempotentCall): Promise<Outcome> {
+    const maxQueued = this.limits.maxQueued ?? Infinity;
+    const ofPartner = this.queuedOf.get(call.partnerId) ?? 0;
+    if (this.queue.length >= maxQueued || ofPartner >= Math.max(1, Math.ceil(maxQueued / 2))) {
+      this.count(call, 'queue_full');
+      return Promise.reject(new AppError('POINTS_QUEUE_FULL'));
+    }
+    this.queuedOf.set(call.partnerId, ofPartner + 1);
     return new Promise((resolve, reject) => {
       const wallets = call.wallets?.users.map((user) => walletKey(call.partnerId, call.wallets!.pointType, user.userId)) ?? [];
       const shares = call.operation === 'earn' || call.operation === 'use';
@@ -142,6 +156,9 @@ export class PointsGroupCommit {
         continue;
       }
       this.queue.splice(i, 1);
+      const left = (this.queuedOf.get(queued.call.partnerId) ?? 1) - 1;
+      if (left > 0) this.queuedOf.set(queued.call.partnerId, left);
+      else this.queuedOf.delete(queued.call.partnerId);
       batch.push(queued);
       if (queued.alone) break;
       keys.add(queued.key);

@@ -85,7 +85,9 @@ const refusals = { 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 4
 const isSeq = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) > 0;
 
 export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
-  const ledger = new PointsGroupCommit(ctx, { maxBatch: ctx.config.pointsBatchSize, inFlight: ctx.config.pointsBatchesInFlight });
+  const ledger = new PointsGroupCommit(ctx, {
+    maxBatch: ctx.config.pointsBatchSize, inFlight: ctx.config.pointsBatchesInFlight, maxQueued: ctx.config.pointsQueueLimit,
+  });
   const mutate = async (
     reply: FastifyReply, call: Omit<IdempotentCall, 'partnerId'>, partnerId: string,
   ) => {

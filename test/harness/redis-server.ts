@@ -1,4 +1,5 @@
-// Starts a private redis-server (tests and benchmarks): free port, temp dir, AOF on, noeviction,
+// Starts a private redis-server (tests and benchmarks): free port, temp dir, AOF on (appendfsync
+// always by default: `serve` and `worker` refuse anything less), noeviction,
 // exactly as production must run it. Fails loudly when redis-server is not installed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -41,7 +42,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const launch = async () => {
     child = spawn('redis-server', [
       '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-      '--appendonly', 'yes', '--appendfsync', options.appendfsync ?? 'everysec',
+      '--appendonly', 'yes', '--appendfsync', options.appendfsync ?? 'always',
       '--maxmemory-policy', 'noeviction', '--save', '', '--daemonize', 'no', '--logfile', path.join(dir, 'redis.log'),
     ], { stdio: 'ignore' });
     await waitForPing(`redis://127.0.0.1:${port}`);

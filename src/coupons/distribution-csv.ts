@@ -76,7 +76,6 @@ export async function stageCsv(input: Readable, writer: ChunkCopyWriter, options
     trim: true,
     record_delimiter: ['\r\n', '\n'],
     max_record_size: MAX_RECORD_BYTES,
-    info: true,
   });
   input.on('error', (error) => parser.destroy(error));
   input.pipe(parser);
@@ -86,7 +85,6 @@ export async function stageCsv(input: Readable, writer: ChunkCopyWriter, options
   let chunkItems = 0;
   let items = 0;
   let firstLineOfChunk = 1;
-  let lastLine = 0;
   const flush = async () => {
     if (lines.length === 0) return;
     const first = firstLineOfChunk;
@@ -99,7 +97,7 @@ export async function stageCsv(input: Readable, writer: ChunkCopyWriter, options
   };
 
   try {
-    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+    for await (const record of parser as AsyncIterable<string[]>) {
       let value: string;
       if (selection === undefined) {
         selection = selectColumn(record, options);
@@ -112,9 +110,11 @@ export async function stageCsv(input: Readable, writer: ChunkCopyWriter, options
         chunkItems++;
       }
       lines.push(value);
-      // continuation lines of a record that spans several (a quoted newline)
-      for (let line = lastLine + 2; line <= info.lines; line++) lines.push('');
-      lastLine = info.lines;
+      // Continuation lines of a record that spans several: only a quoted field holds a line break.
+      // (Counted here: csv-parse's info.lines counts a quoted CRLF as two lines.)
+      for (const field of record) {
+        for (let at = field.indexOf('\n'); at >= 0; at = field.indexOf('\n', at + 1)) lines.push('');
+      }
       if (lines.length >= DISTRIBUTION_CHUNK_LINES) await flush();
     }
   } catch (error) {
@@ -143,8 +143,11 @@ function userIdOf(record: string[], selection: Selection): string {
   return escapeCopyText(clean(value));
 }
 
-/** COPY refuses NUL; the id is malformed either way. */
+/**
+ * COPY refuses NUL, and a staged chunk holds one id per line, so a quoted line break cannot stay
+ * either: both become U+FFFD (such an id is malformed anyway, and reported so).
+ */
 const clean = (value: string): string => {
   const kept = value.slice(0, MAX_KEPT_VALUE_CHARS);
-  return kept.includes('\0') ? kept.replaceAll('\0', '\uFFFD') : kept;
+  return /[\0\r\n]/.test(kept) ? kept.replace(/[\0\r\n]/g, '\uFFFD') : kept;
 };

@@ -44,6 +44,8 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     closers.push(() => ledgerDb.end());
     const authDb = createPool(databaseUrl, config.dbAuthPoolSize, logger, { acquireTimeoutMs });
     closers.push(() => authDb.end());
+    const workerDb = createPool(databaseUrl, config.dbPoolSize, logger);
+    closers.push(() => workerDb.end());
     if (options.runMigrations) await migrate(db, logger);
 
     let redis;
@@ -61,7 +63,7 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
       }
     }
 
-    const ctx = createContext({ config, logger, db, ledgerDb, authDb, redis, metrics: createMetrics() });
+    const ctx = createContext({ config, logger, db, ledgerDb, authDb, workerDb, redis, metrics: createMetrics() });
     return { ctx, databaseUrl, close };
   } catch (error) {
     await close();

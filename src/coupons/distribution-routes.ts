@@ -87,14 +87,20 @@ export function distributionRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
           await acceptJob(ctx, job({ kind: 'sql', query }, false));
         }
       } else {
-        const leave = slots.enter(partnerId);
+        // A refused or failed upload's body is not read on: answer, then close the connection.
+        const unread = (error: unknown): never => {
+          void reply.header('Connection', 'close');
+          throw error;
+        };
+        let leave: () => void;
+        try {
+          leave = slots.enter(partnerId);
+        } catch (error) {
+          return unread(error);
+        }
         try {
           const upload = await spool.receive(request.body as Readable, { maxBytes: MAX_UPLOAD_BYTES, deadlineMs: ctx.config.uploadDeadlineMs })
-            .catch((error: unknown) => {
-              // The rest of the body is not read: answer, then close the connection.
-              void reply.header('Connection', 'close');
-              throw error;
-            });
+            .catch(unread);
           try {
             await acceptJob(ctx, job({ kind: 'csv' }, true), async (tx) => {
               const writer = new ChunkCopyWriter(tx, jobId);

@@ -241,20 +241,32 @@ describe('CSV distributions are read as CSV', () => {
     '\r\n' +
     'f@example.com,u-4\r\n';
 
-  for (const column of ['user%20id', '2']) {
-    it(`picks the user id column by ${column === '2' ? '1-based index' : 'header name'}, and reports bad ids with their line numbers`, async () => {
-      const partner = await createPartner(t.app);
-      const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: null });
-      const accepted = await distribute(partner.headers, templateId, sheet, `?column=${column}`);
-      expect(accepted.statusCode, accepted.body).toBe(202);
-      const job = await waitForJob(t, partner.headers, accepted.json().jobId);
-      expect(job).toMatchObject({ status: 'SUCCEEDED', total: 6, processed: 6, succeeded: 4, failed: 2 });
-      expect(await holders(templateId)).toEqual(['u-1', 'u-2', 'u-3', 'u-4']);
-      expect(await failures(partner.headers, accepted.json().jobId)).toEqual([
-        { position: 6, item: 'bad id', reason: 'MALFORMED_USER_ID' }, // line 6: the record on lines 4–5 counts two
-        { position: 7, item: '', reason: 'MISSING_USER_ID' },
-      ]);
-    });
+  // The same without a quote (read by the quote-free reader): the multi-line record is one line.
+  const plainSheet = '\uFEFFemail,user id,note\r\n' +
+    'a@example.com,u-1,hello\r\n' +
+    'b@example.com, u-2 ,hi\r\n' +
+    'c@example.com,u-3,two\r\n' +
+    'd@example.com,bad id,x\r\n' +
+    'e@example.com,,x\r\n' +
+    '\r\n' +
+    'f@example.com,u-4';
+
+  for (const [shape, body, badLine] of [['quoted', sheet, 6], ['quote-free', plainSheet, 5]] as const) {
+    for (const column of ['user%20id', '2']) {
+      it(`picks the user id column of a ${shape} file by ${column === '2' ? '1-based index' : 'header name'}, and reports bad ids with their line numbers`, async () => {
+        const partner = await createPartner(t.app);
+        const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: null });
+        const accepted = await distribute(partner.headers, templateId, body, `?column=${column}`);
+        expect(accepted.statusCode, accepted.body).toBe(202);
+        const job = await waitForJob(t, partner.headers, accepted.json().jobId);
+        expect(job).toMatchObject({ status: 'SUCCEEDED', total: 6, processed: 6, succeeded: 4, failed: 2 });
+        expect(await holders(templateId)).toEqual(['u-1', 'u-2', 'u-3', 'u-4']);
+        expect(await failures(partner.headers, accepted.json().jobId)).toEqual([
+          { position: badLine, item: 'bad id', reason: 'MALFORMED_USER_ID' }, // quoted: the record on lines 4–5 counts two
+          { position: badLine + 1, item: '', reason: 'MISSING_USER_ID' },
+        ]);
+      });
+    }
   }
 
   it('refuses a file of several columns without ?column=, and a column it does not have, creating no job', async () => {

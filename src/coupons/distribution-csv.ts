@@ -1,5 +1,5 @@
-// A distribution's CSV upload, read as CSV (RFC 4180, by csv-parse, streaming: quoted fields with
-// commas, quotes and newlines, CRLF or LF, a UTF-8 BOM) and staged as job chunks. One column holds
+// A distribution's CSV upload, read as CSV (RFC 4180, streaming: quoted fields with commas, quotes
+// and newlines, CRLF or LF, a UTF-8 BOM; by csv-parse when a quote occurs) and staged as job chunks. One column holds
 // the user ids: `column` names it (header name, or 1-based index); a one-column file needs none; a
 // file of several columns without `column` is refused, never read by guess.
 import type { Readable } from 'node:stream';
@@ -31,7 +31,7 @@ export interface CsvStats {
 
 interface Selection {
   readonly index: number;
-  /** The first row has several fields: a row of another width is still read at `index`. */
+  /** `column` was given: a row of another width is still read at `index` (else such a row is malformed). */
   readonly chosen: boolean;
 }
 

@@ -40,10 +40,13 @@ const AccrualBody = Type.Object({
  */
 const STAGING_AT_ONCE = 1;
 
-/** How long a post may wait for the staging slot before it is refused (503, with Retry-After). */
-const STAGING_WAIT_MS = 5_000;
-/** Posts of one partner that may wait for the slot (beyond: 429), and of all partners together (beyond: 503). */
-const WAITING_PER_PARTNER = 1;
+/**
+ * How long a post may wait for the staging slot before it is refused (503, with Retry-After): room
+ * for the posts queued ahead of it to be staged (~1–5 s each for 10,000 items) on a busy machine.
+ */
+const STAGING_WAIT_MS = 20_000;
+/** Posts of one partner that may wait for the slot (beyond: 429; bench:bulk posts 4 at a time), and of all partners together (beyond: 503). */
+const WAITING_PER_PARTNER = 4;
 const WAITING_TOTAL = 64;
 /** Most time a body may take to arrive once its post holds the slot (also bounded by the idle timeout and the upload deadline). */
 const MAX_BODY_ARRIVAL_MS = 30_000;
@@ -69,7 +72,7 @@ function createGate(limit: number) {
       active++;
     } else {
       if ((waitingOf.get(partnerId) ?? 0) >= WAITING_PER_PARTNER) {
-        throw new AppError('BULK_UPLOAD_LIMIT_REACHED', 'This partner already has an accrual post waiting for staging.');
+        throw new AppError('BULK_UPLOAD_LIMIT_REACHED', `This partner already has ${WAITING_PER_PARTNER} accrual posts waiting for staging.`);
       }
       if (waiting.length >= WAITING_TOTAL) throw new AppError('BULK_UPLOADS_BUSY');
       await new Promise<void>((resolve, reject) => {

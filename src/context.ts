@@ -24,6 +24,11 @@ export interface AppContext {
    * uploads, jobs or a burst of reads hold in `db` (issue 15).
    */
   readonly authDb: Db;
+  /**
+   * Background work's pool (job queue, claim persister, schedules; src/workers.ts hands it to them
+   * as their `db`), so bulk jobs never take the connections requests need, nor the reverse.
+   */
+  readonly workerDb: Db;
   /** Present in distributed mode only. */
   readonly redis: Redis | undefined;
   readonly metrics: Metrics;
@@ -48,12 +53,13 @@ export function createContext(parts: {
   db: Db;
   ledgerDb: Db;
   authDb: Db;
+  workerDb: Db;
   redis: Redis | undefined;
   metrics: Metrics;
   clock?: () => Date;
 }): AppContext {
   const keyCacheMs = parts.redis ? parts.config.apiKeyCacheMs : EMBEDDED_KEY_CACHE_MS;
-  observeResources(parts.metrics, { general: parts.db, ledger: parts.ledgerDb, auth: parts.authDb }, parts.redis);
+  observeResources(parts.metrics, { general: parts.db, ledger: parts.ledgerDb, auth: parts.authDb, worker: parts.workerDb }, parts.redis);
   if (parts.redis) observeClaimBacklog(parts.metrics, parts.redis);
   const clock = parts.clock ?? (() => new Date());
   return {

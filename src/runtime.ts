@@ -52,6 +52,8 @@ export async function openRuntime(givenConfig: Config, logger: Logger, options: 
     closers.push(() => ledgerDb.end());
     const authDb = createPool(databaseUrl, config.dbAuthPoolSize, logger, { acquireTimeoutMs });
     closers.push(() => authDb.end());
+    const workerDb = createPool(databaseUrl, config.dbPoolSize, logger);
+    closers.push(() => workerDb.end());
     if (options.runMigrations) await migrate(db, logger);
 
     let redis;
@@ -71,7 +73,7 @@ export async function openRuntime(givenConfig: Config, logger: Logger, options: 
       }
     }
 
-    const ctx = createContext({ config, logger, db, ledgerDb, authDb, redis, metrics: createMetrics() });
+    const ctx = createContext({ config, logger, db, ledgerDb, authDb, workerDb, redis, metrics: createMetrics() });
     return { ctx, databaseUrl, close };
   } catch (error) {
     await close();

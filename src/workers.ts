@@ -22,10 +22,13 @@ const STARTERS: ReadonlyArray<{ name: string; start: WorkerStarter }> = [
 ];
 
 export async function startWorkers(ctx: AppContext): Promise<() => Promise<void>> {
+  // Background work runs on its own pool: a burst of bulk jobs cannot take the connections the
+  // API's requests need, and a burst of requests cannot stall the jobs (issue 15).
+  const workerCtx: AppContext = { ...ctx, db: ctx.workerDb };
   const stops: Array<() => Promise<void>> = [];
   try {
     for (const { name, start } of STARTERS) {
-      stops.push(await start(ctx));
+      stops.push(await start(workerCtx));
       ctx.logger.info({ worker: name }, 'worker started');
     }
   } catch (error) {

@@ -92,20 +92,28 @@ export function distributionRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
           await acceptJob(ctx, job({ kind: 'sql', query }, false));
         }
       } else {
-        const leave = slots.enter(partnerId);
+        // A refused or failed upload's body is not read on: answer, then close the connection.
+        const unread = (error: unknown): never => {
+          void reply.header('Connection', 'close');
+          throw error;
+        };
+        let leave: () => void;
         try {
-          const upload = await spool.receive(request.body as Readable, { maxBytes: MAX_UPLOAD_BYTES, deadlineMs: ctx.config.uploadDeadlineMs })
-            .catch((error: unknown) => {
-              // The rest of the body is not read: answer, then close the connection.
-              void reply.header('Connection', 'close');
-              throw error;
-            });
+          leave = slots.enter(partnerId);
+        } catch (error) {
+          return unread(error);
+        }
+        try {
+          let quoted = false; // no quote at all: the fast reader (distribution-csv.ts)
+          const upload = await spool.receive(request.body as Readable, {
+            maxBytes: MAX_UPLOAD_BYTES, deadlineMs: ctx.config.uploadDeadlineMs, observe: (chunk) => { quoted ||= chunk.includes(0x22); },
+          }).catch(unread);
           try {
             await acceptJob(ctx, job({ kind: 'csv' }, true), async (tx) => {
               const writer = new ChunkCopyWriter(tx, jobId);
               try {
                 const stats = await stageCsv(createReadStream(upload.file, { highWaterMark: 1_048_576 }), writer, {
-                  column: request.query.column, header: request.query.header,
+                  column: request.query.column, header: request.query.header, quoted,
                 });
                 await writer.finish();
                 if (stats.items === 0) throw new AppError('VALIDATION_FAILED', 'body: the upload holds no user ids', [{ field: 'body', message: 'holds no user ids' }]);

@@ -24,7 +24,7 @@ async function appWithCapturedLogs(options: { databaseUrl?: string; logRequests:
   const logger = pino({ level: 'info' }, sink);
   const config = testConfig();
   const db = createPool(options.databaseUrl ?? config.databaseUrl!, 2, logger);
-  const ctx = createContext({ config, logger, db, ledgerDb: db, authDb: db, redis: undefined, metrics: createMetrics() });
+  const ctx = createContext({ config, logger, db, ledgerDb: db, authDb: db, workerDb: db, redis: undefined, metrics: createMetrics() });
   const app = await buildApp(ctx, { adminToken: ADMIN_TOKEN, logRequests: options.logRequests });
   await app.ready();
   return { app, lines, close: async () => { await app.close(); await db.end(); } };

@@ -24,6 +24,8 @@ export interface ReceiveLimits {
   readonly maxBytes: number;
   /** The whole body must have arrived within this long, however steadily it trickles. */
   readonly deadlineMs: number;
+  /** Sees every piece of the body as it is written (e.g. to learn what the reader will need). */
+  readonly observe?: (chunk: Buffer) => void;
 }
 
 const isAlive = (pid: number): boolean => {
@@ -89,6 +91,7 @@ export class UploadSpool {
         const onData = (chunk: Buffer) => {
           bytes += chunk.length;
           if (bytes > limits.maxBytes) return settle(new AppError('PAYLOAD_TOO_LARGE', `An upload may hold at most ${limits.maxBytes} bytes.`));
+          limits.observe?.(chunk);
           if (!out.write(chunk)) {
             body.pause();
             out.once('drain', () => { if (!settled) body.resume(); });

@@ -10,11 +10,12 @@ import type { Redis } from './redis.ts';
 /** A scrape must answer within a second even when a dependency hangs. */
 export const DEPENDENCY_PROBE_TIMEOUT_MS = 500;
 
-/** The process's PostgreSQL pools: `general`, `ledger` (points calls, pipelined) and `auth` (API key look-ups). */
+/** The process's PostgreSQL pools: `general`, `ledger` (points calls, pipelined), `auth` (API key look-ups) and `worker` (background work). */
 export interface Pools {
   readonly general: Db;
   readonly ledger: Db;
   readonly auth: Db;
+  readonly worker: Db;
 }
 
 export function observeResources(metrics: Metrics, pools: Pools, redis: Redis | undefined): void {

@@ -40,20 +40,62 @@ const AccrualBody = Type.Object({
  */
 const STAGING_AT_ONCE = 1;
 
-/** A counting semaphore handing its slots over in arrival order; `leave` may be called more than once. */
+/**
+ * How long a post may wait for the staging slot before it is refused (503, with Retry-After): room
+ * for the posts queued ahead of it to be staged (~1–5 s each for 10,000 items) on a busy machine.
+ */
+const STAGING_WAIT_MS = 20_000;
+/** Posts of one partner that may wait for the slot (beyond: 429; bench:bulk posts 4 at a time), and of all partners together (beyond: 503). */
+const WAITING_PER_PARTNER = 4;
+const WAITING_TOTAL = 64;
+/** Most time a body may take to arrive once its post holds the slot (also bounded by the idle timeout and the upload deadline). */
+const MAX_BODY_ARRIVAL_MS = 30_000;
+
+/**
+ * A counting semaphore handing its slots over in arrival order. Waiting is bounded per partner and
+ * in total, and times out, so no partner can keep the others out by queueing posts behind a slow
+ * one (issue 15); with one waiter per partner, arrival order takes turns between partners.
+ */
 function createGate(limit: number) {
   let active = 0;
-  const waiting: Array<() => void> = [];
-  return async (): Promise<() => void> => {
-    if (active < limit) active++;
-    else await new Promise<void>((resolve) => waiting.push(resolve));
+  const waiting: Array<{ partnerId: string; admit: () => void }> = [];
+  const waitingOf = new Map<string, number>();
+  const dequeue = (entry: (typeof waiting)[number]) => {
+    const at = waiting.indexOf(entry);
+    if (at >= 0) waiting.splice(at, 1);
+    const rest = (waitingOf.get(entry.partnerId) ?? 1) - 1;
+    if (rest === 0) waitingOf.delete(entry.partnerId);
+    else waitingOf.set(entry.partnerId, rest);
+  };
+  return async (partnerId: string): Promise<() => void> => {
+    if (active < limit) {
+      active++;
+    } else {
+      if ((waitingOf.get(partnerId) ?? 0) >= WAITING_PER_PARTNER) {
+        throw new AppError('BULK_UPLOAD_LIMIT_REACHED', `This partner already has ${WAITING_PER_PARTNER} accrual posts waiting for staging.`);
+      }
+      if (waiting.length >= WAITING_TOTAL) throw new AppError('BULK_UPLOADS_BUSY');
+      await new Promise<void>((resolve, reject) => {
+        const entry = { partnerId, admit: () => { clearTimeout(timer); resolve(); } };
+        const timer = setTimeout(() => {
+          dequeue(entry);
+          reject(new AppError('BULK_UPLOADS_BUSY', `The accrual staging slot stayed busy for ${STAGING_WAIT_MS} ms.`));
+        }, STAGING_WAIT_MS);
+        waiting.push(entry);
+        waitingOf.set(partnerId, (waitingOf.get(partnerId) ?? 0) + 1);
+      });
+    }
     let left = false;
     return () => {
       if (left) return;
       left = true;
-      const next = waiting.shift();
-      if (next) next();
-      else active--;
+      const next = waiting[0];
+      if (next) {
+        dequeue(next);
+        next.admit();
+      } else {
+        active--;
+      }
     };
   };
 }
@@ -90,8 +132,7 @@ export function accrualRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
         // (Only a real socket has one: inject() hands routes a stand-in.)
         const socket = request.raw.socket instanceof net.Socket ? request.raw.socket : undefined;
         socket?.setTimeout(0);
-        const leave = await enterStaging();
-        socket?.setTimeout(ctx.config.idleTimeoutMs);
+        const leave = await enterStaging(request.principal.partnerId).finally(() => socket?.setTimeout(ctx.config.idleTimeoutMs));
         if (reply.raw.writableFinished || request.raw.socket?.destroyed) {
           leave();
           return;
@@ -99,8 +140,10 @@ export function accrualRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
         reply.raw.once('finish', leave);
         reply.raw.once('close', leave);
         // The slot is held while the body arrives: a body (at most 8 MB) that has not arrived within
-        // STAMPEDE_IDLE_TIMEOUT_MS of taking it is cut off, even from a client that keeps trickling.
-        const deadline = setTimeout(() => request.raw.destroy(), ctx.config.idleTimeoutMs);
+        // MAX_BODY_ARRIVAL_MS (or the idle timeout, or the upload deadline, if shorter) of taking it
+        // is cut off, even from a client that keeps trickling.
+        const arrivalMs = Math.min(MAX_BODY_ARRIVAL_MS, ctx.config.idleTimeoutMs, ctx.config.uploadDeadlineMs);
+        const deadline = setTimeout(() => request.raw.destroy(), arrivalMs);
         const stop = () => clearTimeout(deadline);
         request.raw.once('end', stop);
         reply.raw.once('close', stop);
@@ -115,7 +158,7 @@ export function accrualRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       schema: {
         operationId: 'createAccrual', summary: 'Earn up to 10,000 items as one bulk job', tags: ['points'],
         body: AccrualBody,
-        response: { 202: Type.Object({ jobId: Uuid }), 400: ErrorResponse, 413: ErrorResponse },
+        response: { 202: Type.Object({ jobId: Uuid }), 400: ErrorResponse, 413: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse },
       },
     }, async (request, reply) => {
       if (request.validationError) throw invalid(schemaProblems(request.validationError as FastifyError));

@@ -62,3 +62,68 @@ describe('accrual post from a stalled client', () => {
     }
   });
 });
+
+describe('accrual posts waiting for the staging slot', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // A silent client keeps the slot for up to 25 s here: longer than a post may wait for it (20 s).
+    t = await createTestApp({ env: { STAMPEDE_IDLE_TIMEOUT_MS: '25000' } });
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+  });
+  afterAll(async () => { await t.close(); });
+
+  const port = () => (t.app.server.address() as AddressInfo).port;
+  const post = (headers: Record<string, string>, key: string) => new Promise<{ status: number; code?: string; retryAfter?: string; ms: number }>((resolve, reject) => {
+    const started = Date.now();
+    const request = http.request(`http://127.0.0.1:${port()}/v1/points/accruals`, { method: 'POST', agent: false, headers: { ...headers, 'content-type': 'application/json' } }, (response) => {
+      let body = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => { body += chunk; }).on('end', () => {
+        const retryAfter = response.headers['retry-after'];
+        resolve({ status: response.statusCode ?? 0, code: (JSON.parse(body) as { error?: { code: string } }).error?.code, ms: Date.now() - started, ...(retryAfter ? { retryAfter } : {}) });
+      });
+    });
+    request.on('error', reject);
+    request.end(JSON.stringify({ items: [{ userId: 'u-2', amount: 5, idempotencyKey: key }] }));
+  });
+
+  it('bounds the waiters of one partner (429) and how long any post waits (503), both with Retry-After', async () => {
+    const holder = await createPartner(t.app);
+    const other = await createPartner(t.app);
+    const socket = net.connect(port(), '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(['POST /v1/points/accruals HTTP/1.1', 'host: stampede', `x-api-key: ${holder.apiKey}`,
+      'content-type: application/json', 'content-length: 100000', '', '{"items":['].join('\r\n'));
+    try {
+      // The stalled post takes the slot: posts of the same partner then wait, four at most.
+      const waiting: Array<Promise<Awaited<ReturnType<typeof post>>>> = [];
+      const deadline = Date.now() + 15_000;
+      for (let i = 0; ; i++) {
+        if (Date.now() > deadline) throw new Error('no post of the holder was ever refused for waiting');
+        const attempt = post(holder.headers, `holder-${i}`);
+        const answered = await Promise.race([attempt, new Promise<undefined>((resolve) => setTimeout(resolve, 300))]);
+        if (answered === undefined) {
+          waiting.push(attempt); // still waiting for the slot
+        } else if (answered.status === 429) {
+          expect(answered.code).toBe('BULK_UPLOAD_LIMIT_REACHED');
+          expect(Number(answered.retryAfter)).toBeGreaterThan(0);
+          break;
+        }
+      }
+      expect(waiting.length).toBe(4);
+      const timedOut = await post(other.headers, 'other-1');
+      expect(timedOut).toMatchObject({ status: 503, code: 'BULK_UPLOADS_BUSY' });
+      expect(Number(timedOut.retryAfter)).toBeGreaterThan(0);
+      expect(timedOut.ms).toBeGreaterThanOrEqual(19_500);
+      expect(timedOut.ms).toBeLessThan(25_000);
+      expect((await Promise.all(waiting)).map((answer) => answer.status)).toEqual([503, 503, 503, 503]);
+    } finally {
+      socket.destroy();
+    }
+    // the slot is given back with the holder's connection
+    const deadline = Date.now() + 10_000;
+    let next = await post(other.headers, 'other-2');
+    while (next.status !== 202 && Date.now() < deadline) next = await post(other.headers, 'other-2');
+    expect(next.status).toBe(202);
+  });
+});

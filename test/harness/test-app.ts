@@ -53,8 +53,9 @@ export async function testContext(options: TestAppOptions = {}): Promise<AppCont
   const db = createPool(config.databaseUrl!, config.dbPoolSize, logger, { acquireTimeoutMs });
   const ledgerDb = createPool(config.databaseUrl!, config.dbPoolSize, logger, { pipelined: true, indexPlans: true, acquireTimeoutMs });
   const authDb = createPool(config.databaseUrl!, config.dbAuthPoolSize, logger, { acquireTimeoutMs });
+  const workerDb = createPool(config.databaseUrl!, config.dbPoolSize, logger);
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
-  return createContext({ config, logger, db, ledgerDb, authDb, redis, metrics: createMetrics(), ...(options.clock ? { clock: options.clock } : {}) });
+  return createContext({ config, logger, db, ledgerDb, authDb, workerDb, redis, metrics: createMetrics(), ...(options.clock ? { clock: options.clock } : {}) });
 }
 
 export async function closeContext(ctx: AppContext): Promise<void> {
@@ -62,6 +63,7 @@ export async function closeContext(ctx: AppContext): Promise<void> {
   await ctx.db.end();
   await ctx.ledgerDb.end();
   await ctx.authDb.end();
+  await ctx.workerDb.end();
 }
 
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {

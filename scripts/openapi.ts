@@ -13,7 +13,7 @@ const config = loadConfig({ DATABASE_URL: 'postgres://openapi@127.0.0.1:9/unused
 const logger = createLogger(config.logLevel);
 const db = createPool(config.databaseUrl!, 1, logger);
 const ledgerDb = createPool(config.databaseUrl!, 1, logger);
-const ctx = createContext({ config, logger, db, ledgerDb, redis: undefined, metrics: createMetrics() });
+const ctx = createContext({ config, logger, db, ledgerDb, authDb: db, workerDb: db, redis: undefined, metrics: createMetrics() });
 const app = await buildApp(ctx, { adminToken: 'unused-unused-unused' });
 await app.ready();
 const target = new URL('../openapi.json', import.meta.url);

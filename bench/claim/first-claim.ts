@@ -40,7 +40,7 @@ const config = loadConfig({ DATABASE_URL: services.databaseUrl, REDIS_URL: servi
 const db = createPool(services.databaseUrl, 8, logger);
 const ledgerDb = createPool(services.databaseUrl, 2, logger);
 const redis = await connectRedis(services.redis.url, logger);
-const ctx = createContext({ config, logger, db, ledgerDb, redis, metrics: createMetrics() });
+const ctx = createContext({ config, logger, db, ledgerDb, authDb: db, workerDb: db, redis, metrics: createMetrics() });
 let failed = false;
 try {
   const partner = await insertPartner(db, { id: uuidv7(), name: 'bench first claim', rateLimitPerSecond: null });

@@ -37,7 +37,7 @@ describe('secrets in logs', () => {
     const db = createPool(config.databaseUrl!, 5, logger);
     const ledgerDb = createPool(config.databaseUrl!, 5, logger, { pipelined: true, indexPlans: true });
     const redis = await connectRedis(config.redisUrl!, logger);
-    ctx = createContext({ config, logger, db, ledgerDb, redis, metrics: createMetrics() });
+    ctx = createContext({ config, logger, db, ledgerDb, authDb: db, workerDb: db, redis, metrics: createMetrics() });
     app = await buildApp(ctx, { adminToken: ADMIN_TOKEN, logRequests: true });
     await app.ready();
     stopQueue = await startJobQueue(ctx);

@@ -7,9 +7,8 @@
 // committed. The connection holds the job's advisory lock for the whole run (see queue.ts).
 import type pg from 'pg';
 import type { AppContext } from '../context.ts';
-import { catalogReason } from '../errors.ts';
+import { AppError, catalogReason } from '../errors.ts';
 import { withRetry, type Tx } from '../infra/db.ts';
-import { AppError, ERROR_CATALOG } from '../errors.ts';
 import {
   claimChunk, FINISHED_STATUSES, finishJob, lockJob, lockPartnerJobUsage, markRunning, markStagedFromSource, readJob, recordChunk, recordClaimedChunk,
   type ItemCounts, type Job, type JobType,

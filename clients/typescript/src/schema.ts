@@ -102,6 +102,25 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/partners/{id}/sql-source": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Where a partner's SQL source points (host, database, user; never the password) */
+        get: operations["getSqlSource"];
+        /** Register or replace a partner's SQL source (checked, stored sealed, never shown again) */
+        put: operations["putSqlSource"];
+        post?: never;
+        /** Remove a partner's SQL source */
+        delete: operations["deleteSqlSource"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/points/expire": {
         parameters: {
             query?: never;
@@ -488,7 +507,7 @@ export interface components {
                  * @description Stable; see docs/errors.md.
                  * @enum {string}
                  */
-                code: "VALIDATION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "ROUTE_NOT_FOUND" | "API_KEY_MISSING" | "API_KEY_INVALID" | "ADMIN_TOKEN_INVALID" | "RATE_LIMITED" | "PARTNER_NOT_FOUND" | "API_KEY_NOT_FOUND" | "TEMPLATE_NOT_FOUND" | "SOLD_OUT" | "CLAIM_LIMIT_REACHED" | "CLAIM_NOT_OPEN" | "CLAIM_CLOSED" | "CLAIM_EVENT_LIVE" | "COUPON_NOT_FOUND" | "COUPON_ALREADY_USED" | "COUPON_EXPIRED" | "COUPON_NOT_YET_VALID" | "MIN_ORDER_AMOUNT_NOT_MET" | "ORDER_MISMATCH" | "INSUFFICIENT_POINTS" | "POINTS_ALREADY_USED" | "ALREADY_CANCELLED" | "TRANSACTION_NOT_FOUND" | "TRANSACTION_NOT_CANCELLABLE" | "SAME_WALLET_TRANSFER" | "IDEMPOTENCY_KEY_REQUIRED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "JOB_NOT_FOUND" | "JOB_NOT_CANCELLABLE" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_URL_NOT_ALLOWED" | "WEBHOOK_LIMIT_REACHED" | "TOO_MANY_ITEMS" | "SOURCE_NOT_CONFIGURED" | "SOURCE_QUERY_REJECTED" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
+                code: "VALIDATION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "ROUTE_NOT_FOUND" | "API_KEY_MISSING" | "API_KEY_INVALID" | "ADMIN_TOKEN_INVALID" | "RATE_LIMITED" | "PARTNER_NOT_FOUND" | "API_KEY_NOT_FOUND" | "TEMPLATE_NOT_FOUND" | "SOLD_OUT" | "CLAIM_LIMIT_REACHED" | "CLAIM_NOT_OPEN" | "CLAIM_CLOSED" | "CLAIM_EVENT_LIVE" | "COUPON_NOT_FOUND" | "COUPON_ALREADY_USED" | "COUPON_EXPIRED" | "COUPON_NOT_YET_VALID" | "MIN_ORDER_AMOUNT_NOT_MET" | "ORDER_MISMATCH" | "INSUFFICIENT_POINTS" | "POINTS_ALREADY_USED" | "ALREADY_CANCELLED" | "TRANSACTION_NOT_FOUND" | "TRANSACTION_NOT_CANCELLABLE" | "SAME_WALLET_TRANSFER" | "IDEMPOTENCY_KEY_REQUIRED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "JOB_NOT_FOUND" | "JOB_NOT_CANCELLABLE" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_URL_NOT_ALLOWED" | "WEBHOOK_LIMIT_REACHED" | "TOO_MANY_ITEMS" | "SOURCE_QUERY_REJECTED" | "BULK_UPLOAD_LIMIT_REACHED" | "BULK_UPLOADS_BUSY" | "UPLOAD_TIMEOUT" | "CSV_COLUMN_REQUIRED" | "CSV_COLUMN_NOT_FOUND" | "CSV_MALFORMED" | "DATABASE_BUSY" | "MALFORMED_REQUEST" | "MALFORMED_JSON" | "METHOD_NOT_ALLOWED" | "REQUEST_TIMEOUT" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "BALANCE_LIMIT_REACHED" | "SOURCE_NOT_CONFIGURED" | "SQL_SOURCE_NOT_FOUND" | "SOURCE_NOT_ALLOWED" | "SOURCE_UNREACHABLE" | "SOURCE_QUERY_FAILED" | "SOURCE_TIMEOUT" | "SOURCE_ROW_LIMIT" | "SECRET_KEY_NOT_CONFIGURED" | "JOB_QUEUE_FULL" | "JOB_STAGED_BYTES_LIMIT" | "JOB_FAILED" | "JOB_ABANDONED" | "API_KEY_LOOKUPS_LIMITED" | "POINTS_QUEUE_FULL" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
                 /** @description For people; may change. */
                 message: string;
                 /** @description For VALIDATION_FAILED: the fields at fault, as [{field, message}]. */
@@ -525,6 +544,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getReadiness: {
@@ -551,6 +597,33 @@ export interface operations {
                             };
                         };
                     };
+                };
+            };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Default Response */
@@ -623,6 +696,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
             413: {
                 headers: {
@@ -632,8 +714,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -693,7 +793,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_NOT_CONFIGURED`, `SOURCE_QUERY_REJECTED`. */
+            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_QUERY_REJECTED`, `CSV_COLUMN_REQUIRED`, `CSV_COLUMN_NOT_FOUND`, `CSV_MALFORMED`, `MALFORMED_REQUEST`, `MALFORMED_JSON`, `SOURCE_NOT_CONFIGURED`, `SOURCE_NOT_ALLOWED`, `SOURCE_UNREACHABLE`, `SOURCE_QUERY_FAILED`, `SOURCE_TIMEOUT`, `SOURCE_ROW_LIMIT`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -720,6 +820,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
             413: {
                 headers: {
@@ -729,8 +838,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -783,7 +910,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_NOT_CONFIGURED`, `SOURCE_QUERY_REJECTED`. */
+            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_QUERY_REJECTED`, `CSV_COLUMN_REQUIRED`, `CSV_COLUMN_NOT_FOUND`, `CSV_MALFORMED`, `MALFORMED_REQUEST`, `MALFORMED_JSON`, `SOURCE_NOT_CONFIGURED`, `SOURCE_NOT_ALLOWED`, `SOURCE_UNREACHABLE`, `SOURCE_QUERY_FAILED`, `SOURCE_TIMEOUT`, `SOURCE_ROW_LIMIT`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -810,6 +937,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
             413: {
                 headers: {
@@ -819,8 +955,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -866,7 +1020,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_NOT_CONFIGURED`, `SOURCE_QUERY_REJECTED`. */
+            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_QUERY_REJECTED`, `CSV_COLUMN_REQUIRED`, `CSV_COLUMN_NOT_FOUND`, `CSV_MALFORMED`, `MALFORMED_REQUEST`, `MALFORMED_JSON`, `SOURCE_NOT_CONFIGURED`, `SOURCE_NOT_ALLOWED`, `SOURCE_UNREACHABLE`, `SOURCE_QUERY_FAILED`, `SOURCE_TIMEOUT`, `SOURCE_ROW_LIMIT`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -893,6 +1047,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
             413: {
                 headers: {
@@ -902,8 +1065,365 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `INTERNAL_ERROR`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `SERVICE_UNAVAILABLE`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getSqlSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        configured: true;
+                        host: string;
+                        database: string;
+                        username: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_QUERY_REJECTED`, `CSV_COLUMN_REQUIRED`, `CSV_COLUMN_NOT_FOUND`, `CSV_MALFORMED`, `MALFORMED_REQUEST`, `MALFORMED_JSON`, `SOURCE_NOT_CONFIGURED`, `SOURCE_NOT_ALLOWED`, `SOURCE_UNREACHABLE`, `SOURCE_QUERY_FAILED`, `SOURCE_TIMEOUT`, `SOURCE_ROW_LIMIT`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `ADMIN_TOKEN_INVALID`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `INTERNAL_ERROR`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `SERVICE_UNAVAILABLE`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putSqlSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The partner's read-only PostgreSQL connection string; stored encrypted, never shown again. */
+                    url: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        configured: true;
+                        host: string;
+                        database: string;
+                        username: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `ADMIN_TOKEN_INVALID`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `INTERNAL_ERROR`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteSqlSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_QUERY_REJECTED`, `CSV_COLUMN_REQUIRED`, `CSV_COLUMN_NOT_FOUND`, `CSV_MALFORMED`, `MALFORMED_REQUEST`, `MALFORMED_JSON`, `SOURCE_NOT_CONFIGURED`, `SOURCE_NOT_ALLOWED`, `SOURCE_UNREACHABLE`, `SOURCE_QUERY_FAILED`, `SOURCE_TIMEOUT`, `SOURCE_ROW_LIMIT`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `ADMIN_TOKEN_INVALID`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -953,7 +1473,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_NOT_CONFIGURED`, `SOURCE_QUERY_REJECTED`. */
+            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_QUERY_REJECTED`, `CSV_COLUMN_REQUIRED`, `CSV_COLUMN_NOT_FOUND`, `CSV_MALFORMED`, `MALFORMED_REQUEST`, `MALFORMED_JSON`, `SOURCE_NOT_CONFIGURED`, `SOURCE_NOT_ALLOWED`, `SOURCE_UNREACHABLE`, `SOURCE_QUERY_FAILED`, `SOURCE_TIMEOUT`, `SOURCE_ROW_LIMIT`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -971,6 +1491,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
             413: {
                 headers: {
@@ -980,8 +1509,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1089,8 +1636,35 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1229,8 +1803,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1249,6 +1841,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1334,7 +1935,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_NOT_CONFIGURED`, `SOURCE_QUERY_REJECTED`. */
+            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_QUERY_REJECTED`, `CSV_COLUMN_REQUIRED`, `CSV_COLUMN_NOT_FOUND`, `CSV_MALFORMED`, `MALFORMED_REQUEST`, `MALFORMED_JSON`, `SOURCE_NOT_CONFIGURED`, `SOURCE_NOT_ALLOWED`, `SOURCE_UNREACHABLE`, `SOURCE_QUERY_FAILED`, `SOURCE_TIMEOUT`, `SOURCE_ROW_LIMIT`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1361,8 +1962,35 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1461,6 +2089,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused: the error envelope with a code of docs/errors.md. */
             409: {
                 headers: {
@@ -1472,6 +2109,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1499,6 +2145,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1592,6 +2247,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused: the error envelope with a code of docs/errors.md. */
             409: {
                 headers: {
@@ -1603,6 +2267,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1630,6 +2303,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1723,6 +2405,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused: the error envelope with a code of docs/errors.md. */
             409: {
                 headers: {
@@ -1734,6 +2425,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1761,6 +2461,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1852,6 +2561,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused: the error envelope with a code of docs/errors.md. */
             409: {
                 headers: {
@@ -1863,6 +2581,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1890,6 +2617,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1966,8 +2702,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Refused (docs/errors.md): `ROUTE_NOT_FOUND`, `PARTNER_NOT_FOUND`, `API_KEY_NOT_FOUND`, `TEMPLATE_NOT_FOUND`, `COUPON_NOT_FOUND`, `TRANSACTION_NOT_FOUND`, `JOB_NOT_FOUND`, `WEBHOOK_NOT_FOUND`. */
+            /** @description Refused (docs/errors.md): `ROUTE_NOT_FOUND`, `PARTNER_NOT_FOUND`, `API_KEY_NOT_FOUND`, `TEMPLATE_NOT_FOUND`, `COUPON_NOT_FOUND`, `TRANSACTION_NOT_FOUND`, `JOB_NOT_FOUND`, `WEBHOOK_NOT_FOUND`, `SQL_SOURCE_NOT_FOUND`. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1977,6 +2731,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2061,8 +2824,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Refused (docs/errors.md): `ROUTE_NOT_FOUND`, `PARTNER_NOT_FOUND`, `API_KEY_NOT_FOUND`, `TEMPLATE_NOT_FOUND`, `COUPON_NOT_FOUND`, `TRANSACTION_NOT_FOUND`, `JOB_NOT_FOUND`, `WEBHOOK_NOT_FOUND`. */
+            /** @description Refused (docs/errors.md): `ROUTE_NOT_FOUND`, `PARTNER_NOT_FOUND`, `API_KEY_NOT_FOUND`, `TEMPLATE_NOT_FOUND`, `COUPON_NOT_FOUND`, `TRANSACTION_NOT_FOUND`, `JOB_NOT_FOUND`, `WEBHOOK_NOT_FOUND`, `SQL_SOURCE_NOT_FOUND`. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2072,6 +2853,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2162,7 +2952,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_NOT_CONFIGURED`, `SOURCE_QUERY_REJECTED`. */
+            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_QUERY_REJECTED`, `CSV_COLUMN_REQUIRED`, `CSV_COLUMN_NOT_FOUND`, `CSV_MALFORMED`, `MALFORMED_REQUEST`, `MALFORMED_JSON`, `SOURCE_NOT_CONFIGURED`, `SOURCE_NOT_ALLOWED`, `SOURCE_UNREACHABLE`, `SOURCE_QUERY_FAILED`, `SOURCE_TIMEOUT`, `SOURCE_ROW_LIMIT`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2189,8 +2979,35 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2294,8 +3111,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Refused (docs/errors.md): `ROUTE_NOT_FOUND`, `PARTNER_NOT_FOUND`, `API_KEY_NOT_FOUND`, `TEMPLATE_NOT_FOUND`, `COUPON_NOT_FOUND`, `TRANSACTION_NOT_FOUND`, `JOB_NOT_FOUND`, `WEBHOOK_NOT_FOUND`. */
+            /** @description Refused (docs/errors.md): `ROUTE_NOT_FOUND`, `PARTNER_NOT_FOUND`, `API_KEY_NOT_FOUND`, `TEMPLATE_NOT_FOUND`, `COUPON_NOT_FOUND`, `TRANSACTION_NOT_FOUND`, `JOB_NOT_FOUND`, `WEBHOOK_NOT_FOUND`, `SQL_SOURCE_NOT_FOUND`. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2305,6 +3140,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2397,6 +3241,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused: the error envelope with a code of docs/errors.md. */
             409: {
                 headers: {
@@ -2408,6 +3261,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2435,6 +3297,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2546,6 +3417,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused: the error envelope with a code of docs/errors.md. */
             409: {
                 headers: {
@@ -2564,6 +3444,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
             415: {
                 headers: {
@@ -2575,6 +3464,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2667,6 +3565,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused: the error envelope with a code of docs/errors.md. */
             409: {
                 headers: {
@@ -2685,6 +3592,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
             415: {
                 headers: {
@@ -2696,6 +3612,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2726,8 +3651,10 @@ export interface operations {
     createDistribution: {
         parameters: {
             query?: {
-                /** @description text/csv: whether the first line is a header (default: detected from its name) */
+                /** @description text/csv: whether the first row is a header (default: yes for several columns; for one, detected from its name) */
                 header?: boolean;
+                /** @description text/csv: the column of user ids, by header name or 1-based index; required when the file has several columns */
+                column?: string;
             };
             header?: never;
             path: {
@@ -2791,6 +3718,15 @@ export interface operations {
                 };
             };
             /** @description Refused: the error envelope with a code of docs/errors.md. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2808,6 +3744,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
             415: {
                 headers: {
@@ -2817,8 +3762,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2835,7 +3789,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Refused (docs/errors.md): `SERVICE_UNAVAILABLE`. */
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2884,7 +3838,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_NOT_CONFIGURED`, `SOURCE_QUERY_REJECTED`. */
+            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_QUERY_REJECTED`, `CSV_COLUMN_REQUIRED`, `CSV_COLUMN_NOT_FOUND`, `CSV_MALFORMED`, `MALFORMED_REQUEST`, `MALFORMED_JSON`, `SOURCE_NOT_CONFIGURED`, `SOURCE_NOT_ALLOWED`, `SOURCE_UNREACHABLE`, `SOURCE_QUERY_FAILED`, `SOURCE_TIMEOUT`, `SOURCE_ROW_LIMIT`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2911,8 +3865,35 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2998,8 +3979,35 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3088,8 +4096,35 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3155,7 +4190,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_NOT_CONFIGURED`, `SOURCE_QUERY_REJECTED`. */
+            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_QUERY_REJECTED`, `CSV_COLUMN_REQUIRED`, `CSV_COLUMN_NOT_FOUND`, `CSV_MALFORMED`, `MALFORMED_REQUEST`, `MALFORMED_JSON`, `SOURCE_NOT_CONFIGURED`, `SOURCE_NOT_ALLOWED`, `SOURCE_UNREACHABLE`, `SOURCE_QUERY_FAILED`, `SOURCE_TIMEOUT`, `SOURCE_ROW_LIMIT`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3182,6 +4217,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused: the error envelope with a code of docs/errors.md. */
             409: {
                 headers: {
@@ -3200,6 +4244,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
             415: {
                 headers: {
@@ -3211,6 +4264,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3288,8 +4350,35 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3330,7 +4419,7 @@ export interface operations {
                     /** Format: uri */
                     url: string;
                     kind: "slack" | "discord" | "json";
-                    events: ("job.started" | "job.succeeded" | "job.failed")[];
+                    events: ("job.started" | "job.succeeded" | "job.failed" | "job.cancelled")[];
                 };
             };
         };
@@ -3349,6 +4438,9 @@ export interface operations {
                         events: string[];
                         /** Format: date-time */
                         createdAt: string;
+                    } & {
+                        /** @description Signs every delivery (Stampede-Signature header, see README). Shown once; store it now. */
+                        secret: string;
                     };
                 };
             };
@@ -3363,6 +4455,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `API_KEY_MISSING`, `API_KEY_INVALID`. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3388,6 +4489,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
             415: {
                 headers: {
@@ -3399,6 +4509,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3444,7 +4563,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_NOT_CONFIGURED`, `SOURCE_QUERY_REJECTED`. */
+            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_QUERY_REJECTED`, `CSV_COLUMN_REQUIRED`, `CSV_COLUMN_NOT_FOUND`, `CSV_MALFORMED`, `MALFORMED_REQUEST`, `MALFORMED_JSON`, `SOURCE_NOT_CONFIGURED`, `SOURCE_NOT_ALLOWED`, `SOURCE_UNREACHABLE`, `SOURCE_QUERY_FAILED`, `SOURCE_TIMEOUT`, `SOURCE_ROW_LIMIT`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3471,8 +4590,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3491,6 +4628,15 @@ export interface operations {
             };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3573,8 +4719,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused: the error envelope with a code of docs/errors.md. */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3591,8 +4755,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3609,7 +4782,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Refused (docs/errors.md): `SERVICE_UNAVAILABLE`. */
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
             503: {
                 headers: {
                     [name: string]: unknown;

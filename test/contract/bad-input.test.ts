@@ -11,8 +11,9 @@ import { writeFileSync } from 'node:fs';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { Pool } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ERROR_CATALOG } from '../../src/errors.ts';
+import { createSourceDatabase, type TestSourceDatabase } from '../harness/sql-source.ts';
 import { adminHeaders, createPartner, createTestApp, templateBody, type TestApp } from '../harness/test-app.ts';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -89,18 +90,21 @@ describe('bad input, from the OpenAPI document', () => {
   let http: Pool;
   let document: Document;
   let fixtures: Awaited<ReturnType<typeof createFixtures>>;
+  let source: TestSourceDatabase;
   beforeAll(async () => {
+    source = await createSourceDatabase(inject('databaseUrl'));
     t = await createTestApp();
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     const address = t.app.server.address();
     if (!address || typeof address === 'string') throw new Error('not listening');
     http = new Pool(`http://127.0.0.1:${address.port}`, { connections: 8, headersTimeout: 30_000, bodyTimeout: 30_000 });
     document = (await t.app.inject({ url: '/docs/json' })).json<Document>();
-    fixtures = await createFixtures(t);
+    fixtures = await createFixtures(t, source);
   });
   afterAll(async () => {
     await http?.close();
     await t?.close();
+    await source?.drop();
   });
 
   it('answers every mutation of every operation within the contract, and keeps earlier data', async () => {
@@ -177,7 +181,7 @@ describe('bad input, from the OpenAPI document', () => {
 });
 
 /** Everything the valid requests need: a partner and what it owns, and what the mutations must not change. */
-async function createFixtures(t: TestApp) {
+async function createFixtures(t: TestApp, source: TestSourceDatabase) {
   const inject = async (method: string, url: string, headers: Record<string, string>, payload?: object) => {
     const response = await t.app.inject({ method: method as 'POST', url, headers, ...(payload === undefined ? {} : { payload }) });
     if (response.statusCode >= 300) throw new Error(`${method} ${url}: ${response.statusCode} ${response.body}`);
@@ -202,9 +206,13 @@ async function createFixtures(t: TestApp) {
   const webhook = await inject('POST', '/v1/webhooks', h, { url: 'https://93.184.216.34/bad-input', kind: 'json', events: ['job.succeeded'] });
   const spareKey = await inject('POST', `/v1/partners/${partner.id}/api-keys`, adminHeaders);
   const patched = await createPartner(t.app);
+  // Two partners with the same registered source: one whose source is read, one whose is deleted.
+  const sourced = await createPartner(t.app);
+  const unsourced = await createPartner(t.app);
+  for (const p of [sourced, unsourced]) await inject('PUT', `/v1/partners/${p.id}/sql-source`, adminHeaders, { url: source.url });
   return {
     partner, other, claimTemplate, distributionTemplate, keptTemplate, otherTemplate, coupon, keptCoupon,
-    cancellable, job, keptJob, webhook, spareKey, patched,
+    cancellable, job, keptJob, webhook, spareKey, patched, sourced, unsourced, sourceUrl: source.url,
   };
 }
 
@@ -220,6 +228,9 @@ function validRequests(f: Fixtures): Record<string, Valid> {
     updatePartner: { params: { id: f.patched.id }, body: { rateLimitPerSecond: 1_000 } },
     createApiKey: { params: { id: f.patched.id } },
     revokeApiKey: { params: { id: f.spareKey.id! } },
+    putSqlSource: { params: { id: f.patched.id }, body: { url: f.sourceUrl } },
+    getSqlSource: { params: { id: f.sourced.id } },
+    deleteSqlSource: { params: { id: f.unsourced.id } },
     // It expires due points of every partner in the shared test database: only refusals are sent.
     expirePoints: { structuralOnly: 'the sweep would touch other test files\' partners' },
     createCouponTemplate: { body: templateBody({ name: 'bad-input made' }) as Json },

@@ -22,11 +22,11 @@ async function issueKeys(t: TestApp, partnerId: string, count: number) {
   return keys;
 }
 
-/** Counts this instance's finished api_keys queries (observes the real pool; changes nothing). */
+/** Counts this instance's finished api_keys queries on its auth pool (observes the real pool; changes nothing). */
 function countKeyQueries(t: TestApp): () => number {
   let finished = 0;
-  const original = t.ctx.db.query.bind(t.ctx.db) as (...args: unknown[]) => Promise<unknown>;
-  (t.ctx.db as unknown as { query: unknown }).query = (...args: unknown[]) => {
+  const original = t.ctx.authDb.query.bind(t.ctx.authDb) as (...args: unknown[]) => Promise<unknown>;
+  (t.ctx.authDb as unknown as { query: unknown }).query = (...args: unknown[]) => {
     const sql = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string }).text ?? '';
     const result = original(...args);
     if (sql.includes('FROM api_keys k')) void result.then(() => { finished += 1; }, () => undefined);

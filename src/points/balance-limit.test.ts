@@ -113,6 +113,6 @@ describe('invalid items of a staged job', () => {
     const jobId = await stagedJob(partner.id, [{ userId: 'u', amount: 1, idempotencyKey: 'k-1' }], ['[', '{not json']);
     const job = await waitForJob(partner.headers, jobId);
     expect(job.status).toBe('FAILED');
-    expect(job.error).toBe('INTERNAL_ERROR: Internal server error.');
+    expect(job.error).toBe('JOB_FAILED: The job failed on the server; the operator\'s logs have the details.');
   });
 });

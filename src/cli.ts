@@ -46,9 +46,8 @@ const COMMANDS: readonly Command[] = [
     positionals: [],
     run: async () => {
       const { config, logger } = await boot();
-      const { closeOnSignals, startServer } = await import('./server.ts');
-      const server = await startServer(config, logger, { api: false, workers: true });
-      closeOnSignals(server, logger, config.shutdownTimeoutMs);
+      const { startClosingOnSignals, startServer } = await import('./server.ts');
+      await startClosingOnSignals(startServer(config, logger, { api: false, workers: true }), logger, config.shutdownTimeoutMs);
       return undefined;
     },
   },

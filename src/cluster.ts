@@ -13,7 +13,7 @@ import type { Config } from './config.ts';
 import { answerClusterMetrics, clusterMetricsText, serveClusterMetrics } from './infra/cluster-metrics.ts';
 import type { Logger } from './infra/logger.ts';
 import { openRuntime } from './runtime.ts';
-import { closeOnSignals, startServer } from './server.ts';
+import { closeOnSignals, startClosingOnSignals, startServer } from './server.ts';
 
 type Role = 'api' | 'workers';
 
@@ -29,8 +29,7 @@ const FORK_SHUTDOWN_MARGIN_MS = 5_000;
 export async function serve(config: Config, logger: Logger): Promise<void> {
   if (cluster.isWorker) return runFork(config, logger);
   if (config.processes === 1) {
-    const server = await startServer(config, logger, { api: true, workers: config.workers });
-    closeOnSignals(server, logger, config.shutdownTimeoutMs);
+    await startClosingOnSignals(startServer(config, logger, { api: true, workers: config.workers }), logger, config.shutdownTimeoutMs);
     return;
   }
   const primary = await startPrimary(config, logger);
@@ -39,12 +38,11 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
 
 async function runFork(config: Config, logger: Logger): Promise<void> {
   const role = process.env[ROLE_ENV] as Role;
-  const server = await startServer(config, logger, { api: role === 'api', workers: role === 'workers' }, {
+  const server = await startClosingOnSignals(startServer(config, logger, { api: role === 'api', workers: role === 'workers' }, {
     preparedByPrimary: true,
     ...(role === 'api' ? { metricsText: clusterMetricsText() } : {}),
-  });
+  }), logger, config.shutdownTimeoutMs);
   answerClusterMetrics(server.runtime.ctx.metrics.registry);
-  closeOnSignals(server, logger, config.shutdownTimeoutMs);
   // Orphaned by a primary that died: stop rather than serve without supervision.
   process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
   process.send!({ type: READY });

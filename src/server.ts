@@ -74,6 +74,15 @@ function listeningUrl(app: FastifyInstance): string {
  * same way, draining what is in flight, then exits 1 so a supervisor (or the cluster primary)
  * starts a fresh one: the process state after such a bug is not to be trusted for long.
  */
+/**
+ * closeOnSignals, installed before the server starts: a SIGTERM that arrives while it starts (just
+ * after "Server listening", say) drains it once started instead of killing the process outright.
+ */
+export async function startClosingOnSignals<T extends { close(): Promise<void> }>(starting: Promise<T>, logger: Logger, timeoutMs: number): Promise<T> {
+  closeOnSignals({ close: async () => (await starting).close() }, logger, timeoutMs);
+  return starting;
+}
+
 export function closeOnSignals(server: { close(): Promise<void> }, logger: Logger, timeoutMs: number): void {
   let exitCode: number | undefined;
   const shutDown = (code: number) => {

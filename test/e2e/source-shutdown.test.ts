@@ -94,4 +94,18 @@ describe('stampede serve stopped while a job stages its SQL source', () => {
     expect(await server.exited).toBe(1);
     await waitFor(async () => !isAlive(postmasterPid), 10_000, 'the embedded PostgreSQL to stop');
   }, 120_000);
+
+  it('drains a SIGTERM that arrives while it starts (PostgreSQL up, migrations running), and stops PostgreSQL', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stampede-e2e-starting-'));
+    dirs.push(dataDir);
+    const port = await freePort();
+    const server = spawnStampede(['serve'], { STAMPEDE_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' });
+    started.push(server);
+    await server.waitForOutput(/embedded PostgreSQL ready/, 90_000);
+    const postmasterPid = Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    server.child.kill('SIGTERM');
+    // Killed by the signal itself (no handler yet), the process would leave PostgreSQL running.
+    expect(await server.exited).toBe(0);
+    await waitFor(async () => !isAlive(postmasterPid), 10_000, 'the embedded PostgreSQL to stop');
+  }, 120_000);
 });

@@ -11,12 +11,14 @@ import {
 } from 'redis';
 import { AppError, ERROR_CATALOG, type ErrorCode } from '../errors.ts';
 import { isPoolExhausted } from '../infra/db.ts';
+import { patternMeaning } from './schemas.ts';
 
 /** Refusals that pass with time say when to come back (unless the route said it already). */
 const RETRY_AFTER_SECONDS: Partial<Record<ErrorCode, number>> = {
   BULK_UPLOAD_LIMIT_REACHED: 5, BULK_UPLOADS_BUSY: 5, DATABASE_BUSY: 1, SERVICE_UNAVAILABLE: 1,
+  // A partner's quota frees when one of its jobs finishes: a guess, not a promise.
+  JOB_QUEUE_FULL: 30, JOB_STAGED_BYTES_LIMIT: 30,
 };
-import { patternMeaning } from './schemas.ts';
 
 interface FieldProblem {
   field: string;

@@ -94,10 +94,12 @@ describe('fair share of bulk jobs between partners', () => {
     const tooBig = await accrual(1_000, 'big'); // ≈ 60 KB staged
     expect(tooBig.statusCode, tooBig.body).toBe(429);
     expect(tooBig.json().error.code).toBe('JOB_STAGED_BYTES_LIMIT');
+    expect(tooBig.headers['retry-after']).toBe('30');
     // Five at once: one staging and four waiting for the staging slot, the most one partner may have queued there.
     const answers = await Promise.all(Array.from({ length: 5 }, (_, n) => accrual(2, `small-${n}`)));
     expect(answers.map((a) => a.statusCode).sort()).toEqual([202, 202, 202, 429, 429]);
     expect(answers.filter((a) => a.statusCode === 429).map((a) => a.json().error.code)).toEqual(['JOB_QUEUE_FULL', 'JOB_QUEUE_FULL']);
+    expect(answers.filter((a) => a.statusCode === 429).map((a) => a.headers['retry-after'])).toEqual(['30', '30']);
     const { rows: [count] } = await t.ctx.db.query(`SELECT count(*)::int AS n FROM jobs WHERE partner_id = $1`, [partner.id]);
     expect(count!.n).toBe(3);
     // another partner is not affected

@@ -79,7 +79,12 @@ async function main() {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const startProduct = async () => {
-    const p = spawnStampede(['serve'], { DATABASE_URL: services.databaseUrl, PORT: String(port), HOST: '127.0.0.1', STAMPEDE_ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'info' });
+    // One partner posts all 100 accrual requests at once: its quota of unfinished jobs (default 50)
+    // is raised to fit, as an operator would for such a load. One job per partner still runs at a time.
+    const p = spawnStampede(['serve'], {
+      DATABASE_URL: services.databaseUrl, PORT: String(port), HOST: '127.0.0.1', STAMPEDE_ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'info',
+      STAMPEDE_PARTNER_MAX_QUEUED_JOBS: '200',
+    });
     await p.waitForOutput(/Server listening/, 120_000);
     return p;
   };

@@ -23,7 +23,7 @@ describe('fair share of bulk jobs between partners', () => {
     return t;
   };
 
-  /** Distribution jobs of `users` users each, all due at `runAt` (none can start before all exist). */
+  /** Distribution jobs of `users` users each, due at `runAt`. */
   const queueJobs = async (t: TestApp, partnerId: string, templateId: string, count: number, runAt: Date, users = 2_000) => {
     await ensureQueueSchema(t.ctx.db, t.ctx.logger);
     const ids: string[] = [];
@@ -39,6 +39,11 @@ describe('fair share of bulk jobs between partners', () => {
     }
     return ids;
   };
+  /** Makes the jobs due together, in one commit, however long queueing them took (an hour ahead until then). */
+  const releaseJobs = (t: TestApp, ids: string[]) => withTransaction(t.ctx.db, async (tx) => {
+    for (const id of ids) await enqueueJobRun(tx, id);
+  });
+  const later = () => new Date(Date.now() + 3_600_000);
   const timings = async (t: TestApp, ids: string[]) => {
     const { rows } = await t.ctx.db.query<Timing>('SELECT id, partner_id, status, started_at, finished_at FROM jobs WHERE id = ANY($1::uuid[])', [ids]);
     return new Map(rows.map((row) => [row.id, row]));
@@ -54,9 +59,9 @@ describe('fair share of bulk jobs between partners', () => {
     const quiet = await createPartner(t.app);
     const busyTemplate = await createTemplate(t.app, busy.headers, { totalQuantity: null });
     const quietTemplate = await createTemplate(t.app, quiet.headers, { totalQuantity: null });
-    const runAt = new Date(Date.now() + 1_500);
-    const busyJobs = await queueJobs(t, busy.id, busyTemplate, 10, runAt);
-    const [quietJob] = await queueJobs(t, quiet.id, quietTemplate, 1, runAt);
+    const busyJobs = await queueJobs(t, busy.id, busyTemplate, 10, later());
+    const [quietJob] = await queueJobs(t, quiet.id, quietTemplate, 1, later());
+    await releaseJobs(t, [...busyJobs, quietJob!]);
     const stop = await startJobQueue(t.ctx);
     try {
       await allFinished(t, [...busyJobs, quietJob!]);
@@ -71,7 +76,8 @@ describe('fair share of bulk jobs between partners', () => {
     const t = await app({ STAMPEDE_BULK_JOB_CONCURRENCY: '3' });
     const partner = await createPartner(t.app);
     const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: null });
-    const jobs = await queueJobs(t, partner.id, templateId, 5, new Date(Date.now() + 1_000), 5_000);
+    const jobs = await queueJobs(t, partner.id, templateId, 5, later(), 5_000);
+    await releaseJobs(t, jobs);
     const stop = await startJobQueue(t.ctx);
     try {
       await allFinished(t, jobs);

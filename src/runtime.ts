@@ -91,18 +91,9 @@ export async function resolveAdminToken(config: Config, logger: Logger): Promise
     logger.warn('STAMPEDE_ADMIN_TOKEN is not set: the admin API is disabled');
     return { token: undefined };
   }
-  const file = path.join(config.dataDir, 'admin-token');
-  try {
-    const token = (await readFile(file, 'utf8')).trim();
-    logger.info({ file }, 'admin token loaded from the data directory');
-    return { token, file, created: false };
-  } catch {
-    const token = randomBytes(24).toString('base64url');
-    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-    await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
-    logger.info({ file }, 'admin token generated in the data directory');
-    return { token, file, created: true };
-  }
+  const { file, value: token, created } = await readOrCreateSecretFile(config.dataDir, 'admin-token', 24);
+  logger.info({ file }, created ? 'admin token generated in the data directory' : 'admin token loaded from the data directory');
+  return { token, file, created };
 }
 
 /** What the first start tells a person: where it listens, the docs, the token file, what to run next. */
@@ -123,15 +114,23 @@ export function firstStartBanner(url: string, tokenFile: string): string {
  * start and kept in the data directory beside the admin token, never printed.
  */
 async function loadOrCreateSecretKey(dataDir: string): Promise<string> {
-  const file = path.join(dataDir, 'secret-key');
+  return (await readOrCreateSecretFile(dataDir, 'secret-key', 32)).value;
+}
+
+/**
+ * A generated secret kept in a 0600 file of the data directory: read if it exists, else `bytes`
+ * random bytes written once (`wx`: of two processes starting at once, both read the winner's).
+ */
+async function readOrCreateSecretFile(dataDir: string, name: string, bytes: number): Promise<{ file: string; value: string; created: boolean }> {
+  const file = path.join(dataDir, name);
   try {
-    return (await readFile(file, 'utf8')).trim();
+    return { file, value: (await readFile(file, 'utf8')).trim(), created: false };
   } catch {
-    const key = randomBytes(32).toString('base64url');
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    await writeFile(file, key, { mode: 0o600, flag: 'wx' }).catch(async (error: unknown) => {
+    const created = await writeFile(file, `${randomBytes(bytes).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' }).then(() => true, (error: unknown) => {
       if ((error as { code?: string }).code !== 'EEXIST') throw error;
+      return false;
     });
-    return (await readFile(file, 'utf8')).trim();
+    return { file, value: (await readFile(file, 'utf8')).trim(), created };
   }
 }

@@ -82,14 +82,6 @@ export function makeQueueTasks(handlers: JobHandlers) {
   });
 }
 
-/**
- * What job.error says (and the job.failed webhook): a catalogued code and our own words only. A
- * raw error may quote a partner's source rows or another table's data: it goes to the log.
- */
-export function jobFailureReason(error: unknown): string {
-  return catalogReason(error, 'JOB_FAILED');
-}
-
 export async function runJob(
   ctx: AppContext, handlers: JobHandlers, jobId: string, attempt: { last: boolean }, shouldStop: () => boolean,
 ): Promise<void> {

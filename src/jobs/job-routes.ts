@@ -57,7 +57,7 @@ const CreateWebhookBody = Type.Object({
 const WebhookResponse = Type.Object({ id: Uuid, url: Type.String(), kind: Type.String(), events: Type.Array(Type.String()), createdAt: Timestamp });
 const webhookResponse = (hook: Webhook) => ({ id: hook.id, url: hook.url, kind: hook.kind, events: hook.events, createdAt: hook.createdAt.toISOString() });
 const WebhookCreated = Type.Intersect([WebhookResponse, Type.Object({
-  secret: Type.String({ description: `Signs every delivery (${SIGNATURE_HEADER} header, see README). Shown once; store it now.` }),
+  secret: Type.String({ description: `Signs every delivery (${SIGNATURE_HEADER} header, see docs/bulk-jobs.md). Shown once; store it now.` }),
 })]);
 
 const isPosition = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value);

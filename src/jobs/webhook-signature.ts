@@ -11,7 +11,7 @@ export function signatureHeader(secret: string, body: string, unixSeconds: numbe
   return `t=${unixSeconds},v1=${hmac(secret, unixSeconds, body)}`;
 }
 
-/** What a receiver does (README has the same in a snippet): true when a v1 signature matches and is fresh. */
+/** What a receiver does (docs/bulk-jobs.md has the same in a snippet): true when a v1 signature matches and is fresh. */
 export function verifySignature(secret: string, body: string, header: string, nowSeconds: number, toleranceSeconds = 300): boolean {
   const parts = header.split(',').map((part) => part.split('=', 2) as [string, string | undefined]);
   const t = Number(parts.find(([name]) => name === 't')?.[1]);

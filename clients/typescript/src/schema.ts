@@ -4439,7 +4439,7 @@ export interface operations {
                         /** Format: date-time */
                         createdAt: string;
                     } & {
-                        /** @description Signs every delivery (Stampede-Signature header, see README). Shown once; store it now. */
+                        /** @description Signs every delivery (Stampede-Signature header, see docs/bulk-jobs.md). Shown once; store it now. */
                         secret: string;
                     };
                 };

@@ -10,8 +10,8 @@ import type { Redis } from './infra/redis.ts';
 import { KeyAuthenticator } from './partners/key-authenticator.ts';
 import type { PendingCoupons } from './coupons/pending-coupons.ts';
 import type { ClaimGate } from './claims/claim-gate.ts';
-import type { ClaimTemplates } from './claims/template-cache.ts';
-import { createClaimParts } from './claims/wiring.ts';
+import type { ClaimTemplates } from './claims/claim-templates.ts';
+import { createClaimParts } from './claims/claim-wiring.ts';
 
 export interface AppContext {
   readonly config: Config;

@@ -7,7 +7,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import { insertTemplate } from '../../src/coupons/template-repository.ts';
 import { withTransaction, type Db } from '../../src/infra/db.ts';
-import { insertPartner } from '../../src/partners/repository.ts';
+import { insertPartner } from '../../src/partners/partner-repository.ts';
 import { eventDraft } from './servers.ts';
 
 const FILLER_EVENT_SIZE = 100_000;

@@ -22,7 +22,7 @@ import { createPool } from '../../src/infra/db.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { createMetrics } from '../../src/infra/metrics.ts';
 import { connectRedis } from '../../src/infra/redis.ts';
-import { insertPartner } from '../../src/partners/repository.ts';
+import { insertPartner } from '../../src/partners/partner-repository.ts';
 import { distributeToHolders, measureFirstClaims, type PhaseFigures } from '../../test/harness/first-claim.ts';
 import { startBenchServices } from '../lib/services.ts';
 import { eventDraft } from './servers.ts';

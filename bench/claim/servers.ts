@@ -11,7 +11,7 @@ import { insertTemplate } from '../../src/coupons/template-repository.ts';
 import type { TemplateDraft } from '../../src/coupons/template-rules.ts';
 import { STAMPEDE_COMMAND } from '../../test/harness/spawn-stampede.ts';
 import { freePort } from '../../src/infra/free-port.ts';
-import { insertPartner } from '../../src/partners/repository.ts';
+import { insertPartner } from '../../src/partners/partner-repository.ts';
 import { startServerProcess, type ServerProcess } from '../lib/server-process.ts';
 import type { BenchServices } from '../lib/services.ts';
 

@@ -5,7 +5,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Db } from '../../src/infra/db.ts';
 import { generateApiKey } from '../../src/partners/api-key.ts';
-import { insertApiKey, insertPartner } from '../../src/partners/repository.ts';
+import { insertApiKey, insertPartner } from '../../src/partners/partner-repository.ts';
 import { BASELINE_SCHEMA } from './baseline-points.ts';
 
 export async function createBenchPartner(db: Db): Promise<{ partnerId: string; apiKey: string }> {

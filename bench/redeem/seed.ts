@@ -5,7 +5,7 @@ import { insertTemplate } from '../../src/coupons/template-repository.ts';
 import type { Discount } from '../../src/coupons/template-rules.ts';
 import type { Db } from '../../src/infra/db.ts';
 import { generateApiKey } from '../../src/partners/api-key.ts';
-import { insertApiKey, insertPartner } from '../../src/partners/repository.ts';
+import { insertApiKey, insertPartner } from '../../src/partners/partner-repository.ts';
 import type { PlannedRedeem } from './load-generator.ts';
 
 export const BENCH_DISCOUNT: Discount = { type: 'PERCENT', value: 10, maxAmount: 5_000 };

@@ -12,7 +12,7 @@ import type { AppContext } from '../context.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
 import { createRedisClient, type Redis } from '../infra/redis.ts';
 import { claimFromStreamEntry } from './claim-record.ts';
-import { persistClaims } from './persist-claims.ts';
+import { persistClaims } from './claim-writer.ts';
 import { ACTIVE_TEMPLATES_KEY, PERSISTER_GROUP, partnerActiveTemplatesKey, templateClaimKeys, type TemplateClaimKeys } from './redis-keys.ts';
 
 const REFRESH_TEMPLATES_MS = 1_000;

@@ -8,7 +8,7 @@ import { createPartner, createTestApp, type TestApp } from '../../test/harness/t
 import { loadLuaScript, runLuaScript } from '../infra/lua.ts';
 import { startClaimPersister } from './claim-persister.ts';
 import { claimFromStreamEntry } from './claim-record.ts';
-import { persistClaims } from './persist-claims.ts';
+import { persistClaims } from './claim-writer.ts';
 import { loadTemplateState } from './redis-claim-gate.ts';
 import { PERSISTER_GROUP, templateClaimKeys } from './redis-keys.ts';
 

@@ -12,9 +12,9 @@ import type { Metrics } from '../infra/metrics.ts';
 import type { Redis } from '../infra/redis.ts';
 import { claimFromRecord } from './claim-record.ts';
 import type { ClaimedCoupon } from './claim-repository.ts';
-import { persistClaims } from './persist-claims.ts';
+import { persistClaims } from './claim-writer.ts';
 import { partnerActiveTemplatesKey, templateClaimKeys } from './redis-keys.ts';
-import type { ClaimTemplates } from './template-cache.ts';
+import type { ClaimTemplates } from './claim-templates.ts';
 
 const PENDING_USER_CLAIMS = loadLuaScript(new URL('./pending-user-claims-2.lua', import.meta.url));
 

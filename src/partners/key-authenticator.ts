@@ -14,7 +14,7 @@ import type { Db } from '../infra/db.ts';
 import { loadLuaScript, runLuaScript } from '../infra/lua.ts';
 import type { Redis } from '../infra/redis.ts';
 import { hashApiKey, looksLikeApiKey } from './api-key.ts';
-import { findKeyPrincipal, keyHashesOfPartner } from './repository.ts';
+import { findKeyPrincipal, keyHashesOfPartner } from './partner-repository.ts';
 
 export interface Principal {
   readonly keyId: string;

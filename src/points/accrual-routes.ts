@@ -13,7 +13,7 @@ import { AppError } from '../errors.ts';
 import { Amount, ErrorResponse, Timestamp, UserId, Uuid, patternMeaning } from '../http/schemas.ts';
 import { acceptJob } from '../jobs/accept-job.ts';
 import { MAX_ACCRUAL_ITEMS, stageAccrualItems, type AccrualParams } from './accrual.ts';
-import { DEFAULT_POINT_TYPE, PointType } from './routes.ts';
+import { DEFAULT_POINT_TYPE, PointType } from './ledger-routes.ts';
 
 /** 10,000 items of at most ~560 bytes of JSON each. */
 const ACCRUAL_BODY_LIMIT_BYTES = 8 * 1_048_576;

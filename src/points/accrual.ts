@@ -10,7 +10,7 @@ import type { Job } from '../jobs/job-repository.ts';
 import { ChunkRaceError, type ChunkOutcome, type JobHandler } from '../jobs/job-runner.ts';
 import { applyAccrualChunk, createMissingWallets, loadChunkItems, type AccrualChunkParams, type AccrualChunkResult } from './accrual-repository.ts';
 import { earnFingerprint } from './idempotency.ts';
-import { expireDueLots } from './repository.ts';
+import { expireDueLots } from './ledger-repository.ts';
 
 export const MAX_ACCRUAL_ITEMS = 10_000;
 const ACCRUAL_CHUNK_ITEMS = 2_000;

@@ -7,7 +7,7 @@ import { withRetry, withTransaction } from '../infra/db.ts';
 import { startCronTask } from '../infra/schedule.ts';
 import type { WorkerStarter } from '../workers.ts';
 import { IDEMPOTENCY_RETENTION_MS } from './idempotency.ts';
-import { expireDueLots, pruneIdempotencyRecords, walletsWithDueLots } from './repository.ts';
+import { expireDueLots, pruneIdempotencyRecords, walletsWithDueLots } from './ledger-repository.ts';
 
 /** Lots looked at per batch (their wallets are locked together, so keep it modest). */
 export const EXPIRY_BATCH_LOTS = 500;

@@ -35,7 +35,7 @@ import { replay, type IdempotentCall, type Outcome } from './idempotency.ts';
 import type { LedgerWrite } from './ledger-write.ts';
 import {
   claimKeysAndLockWallets, commitBatch, findIdempotencyRecord, walletKey, type IdempotencyRecordToStore, type LockedWallet,
-} from './repository.ts';
+} from './ledger-repository.ts';
 
 export interface GroupCommitLimits {
   /** Most calls in one transaction. */

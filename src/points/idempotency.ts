@@ -17,7 +17,7 @@ import { hash } from 'node:crypto';
 import { AppError } from '../errors.ts';
 import type { Tx } from '../infra/db.ts';
 import type { LedgerWrite } from './ledger-write.ts';
-import type { IdempotencyRecord, LockedWallet, WalletRequest } from './repository.ts';
+import type { IdempotencyRecord, LockedWallet, WalletRequest } from './ledger-repository.ts';
 
 /** Printable ASCII without spaces, 1–255 characters (the column CHECK says the same). */
 const KEY_PATTERN = /^[\x21-\x7E]{1,255}$/;

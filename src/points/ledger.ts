@@ -12,7 +12,7 @@ import { allocate, dueLots, earnExpiry, restore, spendableBalance, type Lot } fr
 import {
   allocationsOf, findTransaction, isCancelled, lockWalletById, lotCreatedBy, walletLots,
   type LockedWallet, type WalletRequest,
-} from './repository.ts';
+} from './ledger-repository.ts';
 
 /**
  * A wallet never holds more points than this, so every balance read back from PostgreSQL's INT8

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Queryable } from '../infra/db.ts';
 import { createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
-import { ClaimTemplates } from './template-cache.ts';
+import { ClaimTemplates } from './claim-templates.ts';
 
 describe('claim template cache', () => {
   let t: TestApp;

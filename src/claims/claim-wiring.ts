@@ -10,7 +10,7 @@ import type { ClaimGate } from './claim-gate.ts';
 import { MemoryClaimGate } from './memory-claim-gate.ts';
 import { RedisClaimGate } from './redis-claim-gate.ts';
 import { RedisPendingCoupons } from './redis-pending-coupons.ts';
-import { ClaimTemplates } from './template-cache.ts';
+import { ClaimTemplates } from './claim-templates.ts';
 
 export interface ClaimParts {
   readonly claimTemplates: ClaimTemplates;

@@ -10,7 +10,7 @@ import { Amount, ErrorResponse, Page, Text, Timestamp, UserId, Uuid } from '../h
 import { PointsGroupCommit } from './group-commit.ts';
 import { earnFingerprint, idempotencyKeyOf, requestFingerprint, type IdempotentCall } from './idempotency.ts';
 import { decideCancel, decideEarn, decideTransfer, decideUse, walletsForEarn, walletsForTransfer, walletsForUse } from './ledger.ts';
-import { listTransactions, readBalance, type TransactionRow } from './repository.ts';
+import { listTransactions, readBalance, type TransactionRow } from './ledger-repository.ts';
 
 export const DEFAULT_POINT_TYPE = 'default';
 export const PointType = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', maxLength: 64, description: `Defaults to "${DEFAULT_POINT_TYPE}"; types never mix.` });

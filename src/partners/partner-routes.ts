@@ -7,7 +7,7 @@ import { AppError } from '../errors.ts';
 import { withTransaction } from '../infra/db.ts';
 import { ErrorResponse, IdParams, Text, Uuid } from '../http/schemas.ts';
 import { generateApiKey } from './api-key.ts';
-import { insertApiKey, insertPartner, revokeApiKey, updatePartnerRateLimit } from './repository.ts';
+import { insertApiKey, insertPartner, revokeApiKey, updatePartnerRateLimit } from './partner-repository.ts';
 
 const RateLimit = Type.Union([Type.Integer({ minimum: 1, maximum: 10_000_000 }), Type.Null()], {
   description: 'Requests per second per API key; null means the service default.',

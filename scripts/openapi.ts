@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { buildApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
-import { createContext } from '../src/context.ts';
+import { createContext } from '../src/runtime.ts';
 import { createPool } from '../src/infra/db.ts';
 import { createLogger } from '../src/infra/logger.ts';
 import { createMetrics } from '../src/infra/metrics.ts';

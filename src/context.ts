@@ -1,17 +1,15 @@
-// Everything a process shares between its HTTP routes and workers, built once at boot and passed
-// explicitly (no module-level singletons, so tests can build several apps side by side).
+// Everything a process shares between its HTTP routes and workers, built once at boot by
+// runtime.ts's createContext and passed explicitly (no module-level singletons, so tests can build
+// several apps side by side). Types only: every domain imports this file, so it imports no code.
 import type { Config } from './config.ts';
 import type { Db } from './infra/db.ts';
 import type { Logger } from './infra/logger.ts';
 import type { Metrics } from './infra/metrics.ts';
-import { observeResources } from './infra/resource-metrics.ts';
-import { observeClaimBacklog } from './claims/claim-backlog.ts';
 import type { Redis } from './infra/redis.ts';
-import { KeyAuthenticator } from './partners/key-authenticator.ts';
+import type { KeyAuthenticator } from './partners/key-authenticator.ts';
 import type { PendingCoupons } from './coupons/pending-coupons.ts';
 import type { ClaimGate } from './claims/claim-gate.ts';
 import type { ClaimTemplates } from './claims/claim-templates.ts';
-import { createClaimParts } from './claims/claim-wiring.ts';
 
 export interface AppContext {
   readonly config: Config;
@@ -43,29 +41,5 @@ export interface AppContext {
   readonly claimTemplates: ClaimTemplates;
 }
 
-// Without Redis one process serves the API and drops revoked keys itself, so a long local cache
-// is safe; with Redis other processes learn of revocation through it within the local TTL.
-const EMBEDDED_KEY_CACHE_MS = 300_000;
-
-export function createContext(parts: {
-  config: Config;
-  logger: Logger;
-  db: Db;
-  ledgerDb: Db;
-  authDb: Db;
-  workerDb: Db;
-  redis: Redis | undefined;
-  metrics: Metrics;
-  clock?: () => Date;
-}): AppContext {
-  const keyCacheMs = parts.redis ? parts.config.apiKeyCacheMs : EMBEDDED_KEY_CACHE_MS;
-  observeResources(parts.metrics, { general: parts.db, ledger: parts.ledgerDb, auth: parts.authDb, worker: parts.workerDb }, parts.redis);
-  if (parts.redis) observeClaimBacklog(parts.metrics, parts.redis);
-  const clock = parts.clock ?? (() => new Date());
-  return {
-    ...parts,
-    keys: new KeyAuthenticator(parts.authDb, parts.redis, { localTtlMs: keyCacheMs, unknownKeyLookupsPerMinute: parts.config.unknownKeyLookupsPerMinute }),
-    clock,
-    ...createClaimParts({ ...parts, clock }),
-  };
-}
+/** Starts one kind of background work (src/workers.ts runs them); the returned function stops it after flushing. */
+export type WorkerStarter = (ctx: AppContext) => Promise<() => Promise<void>>;

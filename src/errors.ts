@@ -104,6 +104,11 @@ export class AppError extends Error {
 
 export const isAppError = (error: unknown): error is AppError => error instanceof AppError;
 
+/** The `{error: {code, message, details?}}` body every refusal answers, over HTTP or in a batch's records. */
+export function errorBody(code: ErrorCode, message?: string, details?: unknown) {
+  return { error: { code, message: message ?? ERROR_CATALOG[code].message, ...(details === undefined ? {} : { details }) } };
+}
+
 /**
  * What a job, a webhook or a health probe may say about an error: `CODE: message` from this
  * catalog, never an unexpected error's own text (SQL, hosts, stack details stay in the log).

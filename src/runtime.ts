@@ -5,8 +5,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isDistributed, type Config } from './config.ts';
-import { createContext, type AppContext } from './context.ts';
-import { createPool } from './infra/db.ts';
+import type { AppContext } from './context.ts';
+import { observeClaimBacklog } from './claims/claim-backlog.ts';
+import { createClaimParts } from './claims/claim-wiring.ts';
+import { observeResources } from './infra/resource-metrics.ts';
+import type { Metrics } from './infra/metrics.ts';
+import type { Redis } from './infra/redis.ts';
+import { KeyAuthenticator } from './partners/key-authenticator.ts';
+import { createPool, type Db } from './infra/db.ts';
 import { startEmbeddedPostgres } from './infra/embedded-postgres.ts';
 import type { Logger } from './infra/logger.ts';
 import { createMetrics } from './infra/metrics.ts';
@@ -133,4 +139,33 @@ async function readOrCreateSecretFile(dataDir: string, name: string, bytes: numb
     });
     return { file, value: (await readFile(file, 'utf8')).trim(), created };
   }
+}
+
+// The context every domain receives (its shape: context.ts).
+
+// Without Redis one process serves the API and drops revoked keys itself, so a long local cache
+// is safe; with Redis other processes learn of revocation through it within the local TTL.
+const EMBEDDED_KEY_CACHE_MS = 300_000;
+
+export function createContext(parts: {
+  config: Config;
+  logger: Logger;
+  db: Db;
+  ledgerDb: Db;
+  authDb: Db;
+  workerDb: Db;
+  redis: Redis | undefined;
+  metrics: Metrics;
+  clock?: () => Date;
+}): AppContext {
+  const keyCacheMs = parts.redis ? parts.config.apiKeyCacheMs : EMBEDDED_KEY_CACHE_MS;
+  observeResources(parts.metrics, { general: parts.db, ledger: parts.ledgerDb, auth: parts.authDb, worker: parts.workerDb }, parts.redis);
+  if (parts.redis) observeClaimBacklog(parts.metrics, parts.redis);
+  const clock = parts.clock ?? (() => new Date());
+  return {
+    ...parts,
+    keys: new KeyAuthenticator(parts.authDb, parts.redis, { localTtlMs: keyCacheMs, unknownKeyLookupsPerMinute: parts.config.unknownKeyLookupsPerMinute }),
+    clock,
+    ...createClaimParts({ ...parts, clock }),
+  };
 }

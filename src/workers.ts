@@ -1,16 +1,13 @@
 // Background work a process runs besides (or instead of) the API: claim persistence, the job
 // queue and schedules. Each domain contributes a starter; `serve` runs them unless
 // STAMPEDE_WORKERS=off and `stampede worker` runs only them.
-import type { AppContext } from './context.ts';
+import type { AppContext, WorkerStarter } from './context.ts';
 import { startPointsExpiry } from './points/expiry.ts';
 import { couponExpiryWorker } from './coupons/coupon-expiry.ts';
 import { startClaimPersister } from './claims/claim-persister.ts';
-import { startJobQueue } from './jobs/job-queue-worker.ts';
+import { startJobQueue } from './job-queue.ts';
 import { startJobRetention } from './jobs/job-retention.ts';
 import { startReconcileSchedule } from './claims/reconcile.ts';
-
-/** Starts one kind of background work; the returned function stops it after flushing. */
-export type WorkerStarter = (ctx: AppContext) => Promise<() => Promise<void>>;
 
 const STARTERS: ReadonlyArray<{ name: string; start: WorkerStarter }> = [
   { name: 'points-expiry', start: startPointsExpiry },

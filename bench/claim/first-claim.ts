@@ -16,7 +16,7 @@ import { reconcileTemplate } from '../../src/claims/reconcile.ts';
 import { RedisClaimGate } from '../../src/claims/redis-claim-gate.ts';
 import { templateClaimKeys } from '../../src/claims/redis-keys.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createContext } from '../../src/context.ts';
+import { createContext } from '../../src/runtime.ts';
 import { insertTemplate } from '../../src/coupons/template-repository.ts';
 import { createPool } from '../../src/infra/db.ts';
 import { createLogger } from '../../src/infra/logger.ts';

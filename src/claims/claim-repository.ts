@@ -7,7 +7,7 @@ import type { CouponTemplate } from '../coupons/template-repository.ts';
 import { couponValidity } from '../coupons/validity.ts';
 import type { Db, Queryable } from '../infra/db.ts';
 import { withTransaction } from '../infra/db.ts';
-import { markGateOpenedStatements } from './claim-event.ts';
+import { markGateOpenedStatements } from '../coupons/gate-lock.ts';
 
 /** A coupon as the gate issued it; everything else about the row follows from its template. */
 export interface ClaimedCoupon {
@@ -87,7 +87,7 @@ const EVENT_COUNTERS = `SELECT t.issued_count,
     FROM coupon_templates t WHERE t.id = $1`;
 
 /**
- * Marks the template opened to claims (claim-event.ts: after every distribution chunk of it has
+ * Marks the template opened to claims (coupons/gate-lock.ts: after every distribution chunk of it has
  * committed, and before any other starts) and reads its counters and the opening user's coupons:
  * indexed reads whatever the number of holders (other users are read on their first claim), in
  * one transaction sent as one simple query, so the first claim of an event pays one round trip.

@@ -7,8 +7,7 @@ import { Type } from 'typebox';
 import { v7 as uuidv7 } from 'uuid';
 import type { AppContext } from '../context.ts';
 import { couponValidity } from '../coupons/validity.ts';
-import { AppError, ERROR_CATALOG } from '../errors.ts';
-import { errorBody } from '../http/error-handler.ts';
+import { AppError, ERROR_CATALOG, errorBody } from '../errors.ts';
 import { ErrorResponse, IdParams, Timestamp, UserId, Uuid } from '../http/schemas.ts';
 import { REFUSALS } from './claim-gate.ts';
 

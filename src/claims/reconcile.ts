@@ -5,10 +5,9 @@
 // the stream, then one PostgreSQL snapshot; only claims up to the slot read are counted, and a
 // claim leaves the stream only after its row is committed, so each claim the gate counted is found
 // either as a row or as a stream entry.
-import type { AppContext } from '../context.ts';
+import type { AppContext, WorkerStarter } from '../context.ts';
 import { startCronTask } from '../infra/schedule.ts';
-import type { WorkerStarter } from '../workers.ts';
-import { CLAIM_EVENT_SETTLE_MS } from './claim-event.ts';
+import { CLAIM_EVENT_SETTLE_MS } from '../coupons/gate-lock.ts';
 import { claimFromStreamEntry } from './claim-record.ts';
 import { recentClaimEvents, reconcileSnapshot, templateCounts, type TemplateCounts } from './claim-repository.ts';
 import { templateClaimKeys } from './redis-keys.ts';

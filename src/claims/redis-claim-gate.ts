@@ -9,7 +9,7 @@ import { AppError } from '../errors.ts';
 import type { Db } from '../infra/db.ts';
 import { loadLuaScript, runLuaScript } from '../infra/lua.ts';
 import type { Redis } from '../infra/redis.ts';
-import { CLAIM_EVENT_SETTLE_MS } from './claim-event.ts';
+import { CLAIM_EVENT_SETTLE_MS } from '../coupons/gate-lock.ts';
 import { ClaimRefusal, isAnsweredRefusal, type ClaimGate, type ClaimResult } from './claim-gate.ts';
 import { openClaimEvent, usersCouponIds } from './claim-repository.ts';
 import { HoldingsLookup } from './holdings-lookup.ts';
@@ -100,7 +100,7 @@ export interface OpeningResult {
 
 /**
  * Opens a template's claim event in Redis unless it holds live state: marks it live in PostgreSQL
- * and reads its two counters (claim-event.ts) with the opening user's coupons, then sets the
+ * and reads its two counters (coupons/gate-lock.ts) with the opening user's coupons, then sets the
  * counters if absent. The template is registered in the index sets first, so the persister and
  * read-your-writes know of it before the first claim can exist.
  */

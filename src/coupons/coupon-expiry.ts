@@ -3,8 +3,7 @@
 // index of ISSUED coupons and reports honest. Each batch is its own statement and transaction,
 // so a killed process loses at most one uncommitted batch, which the next run redoes; several
 // processes may run it at once (SKIP LOCKED in expireCouponBatch).
-import type { AppContext } from '../context.ts';
-import type { WorkerStarter } from '../workers.ts';
+import type { AppContext, WorkerStarter } from '../context.ts';
 import { expireCouponBatch } from './coupon-repository.ts';
 
 export interface ExpiryOptions {

@@ -1,9 +1,9 @@
-// Bulk distribution refuses a template whose claim event is live (src/claims/claim-event.ts), in
+// Bulk distribution refuses a template whose claim event is live (src/coupons/gate-lock.ts), in
 // both modes, and accepts it before the gate served it and an hour after the window closed; a job
 // accepted before the event went live fails at its next chunk instead of writing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { holdOffGateOpening } from '../claims/claim-event.ts';
-import { startJobQueue } from '../jobs/job-queue-worker.ts';
+import { holdOffGateOpening } from './gate-lock.ts';
+import { startJobQueue } from '../job-queue.ts';
 import { claimOnce } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';

@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
-import { isUserId } from '../http/schemas.ts';
+import { isUserId } from '../user-id.ts';
 import type { Queryable, Tx } from '../infra/db.ts';
 
 export interface ChunkRules {

@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { v7 as uuidv7 } from 'uuid';
-import { claimEventIsLive } from '../claims/claim-event.ts';
+import { claimEventIsLive } from './gate-lock.ts';
 import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { ErrorResponse, IdParams, Text, UserId, Uuid } from '../http/schemas.ts';
@@ -17,7 +17,7 @@ import { ChunkCopyWriter } from '../jobs/chunk-staging.ts';
 import { UploadSlots, UploadSpool } from '../http/upload-spool.ts';
 import { stageCsv } from './distribution-csv.ts';
 import { stageUserIdList, type DistributionParams } from './distribution.ts';
-import { normaliseSourceQuery, probeSourceQuery } from './distribution-source.ts';
+import { normaliseSourceQuery, probeSourceQuery } from '../partners/sql-source.ts';
 import { findTemplate } from './template-repository.ts';
 
 const MAX_LIST_USER_IDS = 10_000;
@@ -74,7 +74,7 @@ export function distributionRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       const partnerId = request.principal.partnerId;
       const template = await findTemplate(ctx.db, partnerId, request.params.id);
       if (!template) throw new AppError('TEMPLATE_NOT_FOUND');
-      if (await claimEventIsLive(ctx, template)) throw new AppError('CLAIM_EVENT_LIVE');
+      if (await claimEventIsLive(ctx.db, ctx.clock(), template)) throw new AppError('CLAIM_EVENT_LIVE');
       const jobId = uuidv7();
       const job = (input: DistributionParams['input'], staged: boolean) => ({
         id: jobId, partnerId, type: 'COUPON_DISTRIBUTION' as const, staged,

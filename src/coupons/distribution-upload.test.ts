@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startJobQueue } from '../jobs/job-queue-worker.ts';
+import { startJobQueue } from '../job-queue.ts';
 import { claimOnce } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { pointsClient } from '../../test/harness/points-client.ts';

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { withTransaction } from '../infra/db.ts';
-import { startJobQueue } from '../jobs/job-queue-worker.ts';
+import { startJobQueue } from '../job-queue.ts';
 import { insertJob, readJob, setStagedInput } from '../jobs/job-repository.ts';
 import { ChunkRaceError } from '../jobs/job-runner.ts';
 import { enqueueJobRun } from '../jobs/queue.ts';

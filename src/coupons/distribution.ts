@@ -3,16 +3,16 @@
 // its coupons are decided (lines checked in Node, holdings looked up in SQL) and written by COPY
 // (distribution-repository.ts). A line is one grant: a user listed twice gets a second coupon only
 // if perUserLimit allows it, otherwise the line is skipped.
-import { claimEventIsLive, holdOffGateOpening } from '../claims/claim-event.ts';
+import { claimEventIsLive, holdOffGateOpening } from './gate-lock.ts';
 import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { isUniqueViolation, type Tx } from '../infra/db.ts';
 import { ChunkCopyWriter, DISTRIBUTION_CHUNK_LINES, escapeCopyText } from '../jobs/chunk-staging.ts';
 import { insertChunk, type Job } from '../jobs/job-repository.ts';
-import { isUserId } from '../http/schemas.ts';
+import { isUserId } from '../user-id.ts';
 import { ChunkRaceError, type ChunkOutcome, type JobHandler } from '../jobs/job-runner.ts';
 import { addIssued, couponIdPrefix, decideChunk, lockRemainingStock, MALFORMED_SOURCE_LINE, MISSING_USER_ID_LINE, othersHold, writeCoupons } from './distribution-repository.ts';
-import { readSource } from './distribution-source.ts';
+import { readSource } from '../partners/sql-source.ts';
 import { findTemplate, type CouponTemplate } from './template-repository.ts';
 import { couponValidity } from './validity.ts';
 
@@ -78,11 +78,11 @@ export const distributionHandler: JobHandler = {
     const template = await findTemplate(tx, job.partnerId, templateId);
     if (!template) throw new Error(`template ${templateId} no longer exists`);
     // Checked when the job was accepted, and again by every chunk, under the lock that keeps a gate
-    // from opening the event until this chunk has committed (claim-event.ts): a job queued behind
+    // from opening the event until this chunk has committed (gate-lock.ts): a job queued behind
     // others or running for minutes must not write behind the back of a gate that opened the event
     // meanwhile. The job fails; the chunks committed before stay, counted, and the gate saw them.
     await holdOffGateOpening(tx, templateId);
-    if (await claimEventIsLive(ctx, template, tx)) {
+    if (await claimEventIsLive(tx, ctx.clock(), template)) {
       throw new AppError('CLAIM_EVENT_LIVE', 'CLAIM_EVENT_LIVE: the template\'s claim event went live while the job ran; the rest of the input was not served');
     }
     const limited = template.totalQuantity !== null;

@@ -3,7 +3,9 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { AppError, isAppError } from '../errors.ts';
-import type { Principal } from '../partners/key-authenticator.ts';
+
+/** The partner a request acts for (its API key's, from ctx.keys). */
+export type Principal = NonNullable<Awaited<ReturnType<AppContext['keys']['authenticate']>>>;
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -9,7 +9,7 @@ import {
   ClientClosedError, ClientOfflineError, ConnectionTimeoutError, DisconnectsClientError, ErrorReply, ReconnectStrategyError,
   SocketClosedUnexpectedlyError, SocketTimeoutError,
 } from 'redis';
-import { AppError, ERROR_CATALOG, type ErrorCode } from '../errors.ts';
+import { AppError, ERROR_CATALOG, errorBody, type ErrorCode } from '../errors.ts';
 import { isPoolExhausted } from '../infra/db.ts';
 import { patternMeaning } from './schemas.ts';
 
@@ -23,10 +23,6 @@ const RETRY_AFTER_SECONDS: Partial<Record<ErrorCode, number>> = {
 interface FieldProblem {
   field: string;
   message: string;
-}
-
-export function errorBody(code: ErrorCode, message?: string, details?: unknown) {
-  return { error: { code, message: message ?? ERROR_CATALOG[code].message, ...(details === undefined ? {} : { details }) } };
 }
 
 /** Router refusals (Fastify's `frameworkErrors` option): a bad percent-encoding, an over-long path parameter. */

@@ -8,12 +8,13 @@ import { inject } from 'vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../app.ts';
 import { loadConfig } from '../config.ts';
-import { createContext, type AppContext } from '../context.ts';
+import type { AppContext } from '../context.ts';
+import { createContext } from '../runtime.ts';
 import { createPool } from '../infra/db.ts';
 import { createLogger } from '../infra/logger.ts';
 import { createMetrics } from '../infra/metrics.ts';
 import { connectRedis } from '../infra/redis.ts';
-import { startJobQueue } from '../jobs/job-queue-worker.ts';
+import { startJobQueue } from '../job-queue.ts';
 import { ADMIN_TOKEN, adminHeaders, templateBody } from '../../test/harness/test-app.ts';
 import type { FastifyInstance } from 'fastify';
 

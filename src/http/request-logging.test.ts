@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../app.ts';
-import { createContext } from '../context.ts';
+import { createContext } from '../runtime.ts';
 import { createPool } from '../infra/db.ts';
 import { freePort } from '../infra/free-port.ts';
 import { createMetrics } from '../infra/metrics.ts';

@@ -4,15 +4,12 @@
 import { registerAjvFormats } from '@fastify/type-provider-typebox';
 import { Type, type Static, type TStringOptions } from 'typebox';
 import Format from 'typebox/format';
+import { PRINTABLE_PATTERN, USER_ID_MAX_LENGTH } from '../user-id.ts';
 
 export const Uuid = Type.String({ format: 'uuid', maxLength: 36 });
-const PRINTABLE = '^[\\x21-\\x7E]+$';
-const printable = new RegExp(PRINTABLE);
-export const USER_ID_MAX_LENGTH = 128;
-/** A partner's own user identifier: opaque, printable, bounded. */
+const PRINTABLE = PRINTABLE_PATTERN;
+/** A partner's own user identifier (src/user-id.ts's rule, as a schema). */
 export const UserId = Type.String({ minLength: 1, maxLength: USER_ID_MAX_LENGTH, pattern: PRINTABLE });
-/** UserId's rule, for ids read outside a request (a bulk job's staged lines). */
-export const isUserId = (value: string): boolean => value.length <= USER_ID_MAX_LENGTH && printable.test(value);
 /** A shop's own order reference on coupons: opaque, printable, bounded. */
 export const OrderId = Type.String({ minLength: 1, maxLength: 128, pattern: PRINTABLE });
 

@@ -1,6 +1,6 @@
 // Metrics about the resources a process holds, read when Prometheus scrapes rather than kept up
 // to date on every call: PostgreSQL pool occupancy, whether PostgreSQL and Redis answer, and Redis
-// client errors. Registered once per context (createContext), beside the domain metrics.
+// client errors. Registered once per context (runtime.ts createContext), beside the domain metrics.
 import client from 'prom-client';
 import pg from 'pg';
 import type { Db } from './db.ts';

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/claims.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
-import { startJobQueue } from './job-queue-worker.ts';
+import { startJobQueue } from '../job-queue.ts';
 
 describe('cancel of a running job', () => {
   let t: TestApp;

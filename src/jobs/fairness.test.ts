@@ -8,7 +8,7 @@ import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
 import { stageUserIdList } from '../coupons/distribution.ts';
 import { withTransaction } from '../infra/db.ts';
-import { startJobQueue } from './job-queue-worker.ts';
+import { startJobQueue } from '../job-queue.ts';
 import { insertJob, setStagedInput } from './job-repository.ts';
 import { enqueueJobRun, ensureQueueSchema } from './queue.ts';
 

@@ -2,9 +2,8 @@
 // with everything that hangs off them (item failures, webhook deliveries; their staged chunks were
 // deleted as they were applied). Unfinished jobs are never touched. Hourly, in batches, each its
 // own statement: safe to run in several processes at once and to re-run.
-import type { AppContext } from '../context.ts';
+import type { AppContext, WorkerStarter } from '../context.ts';
 import { startCronTask } from '../infra/schedule.ts';
-import type { WorkerStarter } from '../workers.ts';
 import { deleteFinishedJobs } from './job-repository.ts';
 
 const RETENTION_SCHEDULE = '30 * * * *';

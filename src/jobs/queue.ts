@@ -8,10 +8,9 @@
 // itself knows whether the runner is alive: the sweeper unlocks queue entries locked for a while
 // whose advisory lock is free (their process is gone), and another worker resumes them at once.
 import { Logger as QueueLogger, run, runMigrations, type Runner, type Task } from 'graphile-worker';
-import type { AppContext } from '../context.ts';
+import type { AppContext, WorkerStarter } from '../context.ts';
 import type { Db, Queryable } from '../infra/db.ts';
 import type { Logger } from '../infra/logger.ts';
-import type { WorkerStarter } from '../workers.ts';
 
 export const RUN_JOB_TASK = 'stampede.run-job';
 export const DELIVER_WEBHOOK_TASK = 'stampede.deliver-webhook';

@@ -7,7 +7,7 @@ import { waitFor } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { createSourceDatabase, withCredentials, type TestSourceDatabase } from '../../test/harness/sql-source.ts';
 import { adminHeaders, createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
-import { startJobQueue } from './job-queue-worker.ts';
+import { startJobQueue } from '../job-queue.ts';
 
 type Headers = Record<string, string>;
 const SECRET = 'SECRET-ROW-TEXT';

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
-import { startJobQueue } from './job-queue-worker.ts';
+import { startJobQueue } from '../job-queue.ts';
 import { jobEventPayload, renderWebhookMessage } from './webhook-messages.ts';
 import type { Job } from './job-repository.ts';
 import { signatureHeader, verifySignature } from './webhook-signature.ts';

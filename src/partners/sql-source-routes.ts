@@ -1,11 +1,11 @@
 // Admin routes for a partner's own SQL source (distributions read user ids from it):
 // PUT stores the connection string sealed (never shown again), GET says where it points, DELETE
 // forgets it. A connection string is accepted only if it proves it cannot read what belongs to
-// others (coupons/distribution-source.ts assertSourceAllowed); each job run checks it again.
+// others (sql-source.ts assertSourceAllowed); each job run checks it again.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { AppContext } from '../context.ts';
-import { describeSourceUrl, verifySourceUrl } from '../coupons/distribution-source.ts';
+import { describeSourceUrl, verifySourceUrl } from './sql-source.ts';
 import { AppError } from '../errors.ts';
 import { sealSecret } from '../infra/secret-box.ts';
 import { ErrorResponse, IdParams, Timestamp } from '../http/schemas.ts';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startJobQueue } from '../jobs/job-queue-worker.ts';
+import { startJobQueue } from '../job-queue.ts';
 import { insertJob } from '../jobs/job-repository.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
 import { stageAccrualItems } from './accrual.ts';

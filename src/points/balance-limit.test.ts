@@ -5,7 +5,7 @@
 // catalogued reason, not the database's text.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acceptJob } from '../jobs/accept-job.ts';
-import { startJobQueue } from '../jobs/job-queue-worker.ts';
+import { startJobQueue } from '../job-queue.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
 import { stageAccrualItems } from './accrual.ts';
 import { checkPointsInvariants } from './invariants.ts';

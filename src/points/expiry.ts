@@ -2,10 +2,9 @@
 // locks its wallets in ascending id order. Safe with several processes sweeping at once (a lot
 // expired by one is no longer due for the other) and safe to re-run (nothing due: nothing done).
 // Run on demand (POST /v1/admin/points/expire) and by the schedule below.
-import type { AppContext } from '../context.ts';
+import type { AppContext, WorkerStarter } from '../context.ts';
 import { withRetry, withTransaction } from '../infra/db.ts';
 import { startCronTask } from '../infra/schedule.ts';
-import type { WorkerStarter } from '../workers.ts';
 import { IDEMPOTENCY_RETENTION_MS } from './idempotency.ts';
 import { expireDueLots, pruneIdempotencyRecords, walletsWithDueLots } from './ledger-repository.ts';
 

@@ -27,8 +27,7 @@
 // trips a CHECK) rolls it all back, and its calls are run again one by one, so one call's problem
 // is answered to that call only. Written by hand: the batching is the ledger's own locking and
 // idempotency protocol, which no queue library knows.
-import { AppError, isAppError } from '../errors.ts';
-import { errorBody } from '../http/error-handler.ts';
+import { AppError, errorBody, isAppError } from '../errors.ts';
 import { isRetryableConflict, isUniqueViolation, sendTogether, withRetry } from '../infra/db.ts';
 import type { AppContext } from '../context.ts';
 import { replay, type IdempotentCall, type Outcome } from './idempotency.ts';

@@ -11,7 +11,6 @@
 // counters, in one transaction. So a chunk either committed before the counters were read (and is
 // in them), or takes the lock after the mark was committed (and sees it, and writes nothing); and
 // every user's holdings, read later on the user's first claim, include every chunk.
-import type { AppContext } from '../context.ts';
 import type { Queryable, Tx } from '../infra/db.ts';
 
 /** How long after its window closes an event is still live: reconciled on schedule, closed to distribution. */
@@ -22,9 +21,9 @@ const LOCK_SPACE = 1_398_033_744;
 const TEMPLATE_LOCK = `${LOCK_SPACE}, hashtext($1::text)`;
 
 export async function claimEventIsLive(
-  ctx: AppContext, template: { readonly id: string; readonly claimEndsAt: Date }, db: Queryable = ctx.db,
+  db: Queryable, now: Date, template: { readonly id: string; readonly claimEndsAt: Date },
 ): Promise<boolean> {
-  if (ctx.clock().getTime() >= template.claimEndsAt.getTime() + CLAIM_EVENT_SETTLE_MS) return false;
+  if (now.getTime() >= template.claimEndsAt.getTime() + CLAIM_EVENT_SETTLE_MS) return false;
   const { rows } = await db.query<{ opened: boolean }>('SELECT gate_opened_at IS NOT NULL AS opened FROM coupon_templates WHERE id = $1', [template.id]);
   return rows[0]?.opened ?? false;
 }

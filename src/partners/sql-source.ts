@@ -14,7 +14,7 @@ import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import type { Queryable } from '../infra/db.ts';
 import { openSecret } from '../infra/secret-box.ts';
-import { findSqlSource } from '../partners/sql-source-repository.ts';
+import { findSqlSource } from './sql-source-repository.ts';
 
 export const SOURCE_FETCH_ROWS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;

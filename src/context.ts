@@ -10,6 +10,7 @@ import type { KeyAuthenticator } from './partners/key-authenticator.ts';
 import type { PendingCoupons } from './coupons/pending-coupons.ts';
 import type { ClaimGate } from './claims/claim-gate.ts';
 import type { ClaimTemplates } from './claims/claim-templates.ts';
+import type { PointsGroupCommit } from './points/group-commit.ts';
 
 export interface AppContext {
   readonly config: Config;
@@ -39,6 +40,8 @@ export interface AppContext {
   readonly claimGate: ClaimGate;
   /** Template metadata cached for the claim path. */
   readonly claimTemplates: ClaimTemplates;
+  /** The batcher every mutating points call of this process goes through (src/points/group-commit.ts). */
+  readonly pointsGroupCommit: PointsGroupCommit;
 }
 
 /** Starts one kind of background work (src/workers.ts runs them); the returned function stops it after flushing. */

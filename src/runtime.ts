@@ -12,6 +12,7 @@ import { observeResources } from './infra/resource-metrics.ts';
 import type { Metrics } from './infra/metrics.ts';
 import type { Redis } from './infra/redis.ts';
 import { KeyAuthenticator } from './partners/key-authenticator.ts';
+import { groupCommitLimits, PointsGroupCommit } from './points/group-commit.ts';
 import { createPool, type Db } from './infra/db.ts';
 import { startEmbeddedPostgres } from './infra/embedded-postgres.ts';
 import type { Logger } from './infra/logger.ts';
@@ -167,5 +168,6 @@ export function createContext(parts: {
     keys: new KeyAuthenticator(parts.authDb, parts.redis, { localTtlMs: keyCacheMs, unknownKeyLookupsPerMinute: parts.config.unknownKeyLookupsPerMinute }),
     clock,
     ...createClaimParts({ ...parts, clock }),
+    pointsGroupCommit: new PointsGroupCommit({ ...parts, clock }, groupCommitLimits(parts.config)),
   };
 }

@@ -11,7 +11,7 @@
 // on the primary key (no ON CONFLICT: speculative insertion costs a WAL record and a second index
 // visit per item); the caller then rolls the chunk back and runs it again (it will see that record).
 import type { Queryable, Tx } from '../infra/db.ts';
-import { MAX_BALANCE } from './ledger.ts';
+import { MAX_BALANCE } from './ledger-rules.ts';
 
 export interface AccrualChunkParams {
   jobId: string;

@@ -9,7 +9,7 @@ import { startJobQueue } from '../job-queue.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
 import { stageAccrualItems } from './accrual.ts';
 import { checkPointsInvariants } from './invariants.ts';
-import { MAX_BALANCE } from './ledger.ts';
+import { MAX_BALANCE } from './ledger-rules.ts';
 
 type Headers = Record<string, string>;
 let t: TestApp;

@@ -5,7 +5,7 @@ import { createPartner, createTestApp, type TestApp } from '../../test/harness/t
 import { PointsGroupCommit } from './group-commit.ts';
 import { earnFingerprint, requestFingerprint, type IdempotentCall, type Outcome } from './idempotency.ts';
 import { checkPointsInvariants } from './invariants.ts';
-import { decideEarn, decideTransfer, decideUse, walletsForEarn, walletsForTransfer, walletsForUse, type EarnInput } from './ledger.ts';
+import { decideEarn, decideTransfer, decideUse, walletsForEarn, walletsForTransfer, walletsForUse, type EarnInput } from './ledger-rules.ts';
 
 let clock = Date.now();
 let t: TestApp;

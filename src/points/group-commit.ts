@@ -1,40 +1,27 @@
 // Group commit for mutating points calls: the calls that arrive while earlier batches are in
-// PostgreSQL share one transaction and two round trips, instead of each paying its own.
-//
-// A batch (repository.ts):
-//   1. BEGIN; create the missing wallets of its earns and transfers' receivers; claim every call's
-//      idempotency key and lock the wallets of the calls whose key is ours and new, all in one
-//      ascending id order; read the lots their decisions need.
-//   2. Each call decides (ledger.ts: pure, but for a cancel's reads). A stored record answers a
-//      replay (or 422); a key held elsewhere answers 409.
-//   3. ONE statement writes every decision and every idempotency record (answers and refusals),
-//      then COMMIT; only then is any call of the batch answered.
-//
-// Keys are distinct within a batch and across the batches this process has in flight, and so are
-// wallets across batches in flight: a call whose key or wallet is busy waits in the queue, in
-// arrival order, for the batch holding it to end. So batches of one process never wait on each
-// other's locks, and a replay sent while its first request is still queued is answered from the
-// stored record. Within a batch, earns and uses may share a wallet (a hot wallet's queue drains a
-// batch at a time, not a call at a time) and decide one after another on its state so far; a
-// transfer's wallets are its own; a cancel (wallet unknown up front) runs alone.
-//
-// Nothing waits for company: a batch leaves as soon as a slot is free (looked for once per turn of
-// the event loop, so the calls that arrived together leave together), an idle server answers a lone
-// call at once, and batches grow only while the slots are busy (load).
-//
-// Failure: a batch is retried whole on serialization failures and deadlocks (jittered, bounded).
-// Any other failure of a batch of several (a key a bulk accrual committed meanwhile, a bug that
-// trips a CHECK) rolls it all back, and its calls are run again one by one, so one call's problem
-// is answered to that call only. Written by hand: the batching is the ledger's own locking and
-// idempotency protocol, which no queue library knows.
+// PostgreSQL share one transaction and two round trips, each answered as if it ran alone and only
+// after COMMIT. Which calls share a batch: group-commit-rules.ts. Why and how it was measured:
+// docs/decisions/131-points-group-commit.md.
 import { AppError, errorBody, isAppError } from '../errors.ts';
-import { isRetryableConflict, isUniqueViolation, sendTogether, withRetry } from '../infra/db.ts';
-import type { AppContext } from '../context.ts';
+import type { Config } from '../config.ts';
+import { isRetryableConflict, isUniqueViolation, sendTogether, withRetry, type Db } from '../infra/db.ts';
+import type { Logger } from '../infra/logger.ts';
+import type { Metrics } from '../infra/metrics.ts';
+import { pickBatch, type WaitingCall } from './group-commit-rules.ts';
 import { replay, type IdempotentCall, type Outcome } from './idempotency.ts';
 import type { LedgerWrite } from './ledger-write.ts';
 import {
   claimKeysAndLockWallets, commitBatch, findIdempotencyRecord, walletKey, type IdempotencyRecordToStore, type LockedWallet,
 } from './ledger-repository.ts';
+
+/** What the group commit uses of the context (it is part of it: runtime.ts createContext). */
+export interface GroupCommitDeps {
+  readonly db: Db;
+  readonly ledgerDb: Db;
+  readonly clock: () => Date;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
 
 export interface GroupCommitLimits {
   /** Most calls in one transaction. */
@@ -53,21 +40,16 @@ export interface GroupCommitLimits {
   readonly maxQueued?: number;
 }
 
+/** The limits set by configuration (STAMPEDE_POINTS_BATCH_SIZE, _BATCHES_IN_FLIGHT, _QUEUE_LIMIT). */
+export const groupCommitLimits = (config: Config): GroupCommitLimits => ({
+  maxBatch: config.pointsBatchSize, inFlight: config.pointsBatchesInFlight, maxQueued: config.pointsQueueLimit,
+});
+
 /** Long enough that a transfer usually finds its wallets free by itself, short enough to bound its wait. */
 const RESERVE_AFTER_MS = 100;
 
-interface Queued {
+interface Queued extends WaitingCall {
   readonly call: IdempotentCall;
-  readonly key: string;
-  /** The call's wallets; none for a call that runs alone (a cancel: its wallet is not known up front). */
-  readonly wallets: readonly string[];
-  /** The key and the wallets: what a batch holding the call makes busy. */
-  readonly holds: readonly string[];
-  readonly alone: boolean;
-  /** An earn or a use: may share its wallet with other earns and uses of its batch. */
-  readonly shares: boolean;
-  /** When it was queued (performance.now()). */
-  readonly since: number;
   readonly resolve: (outcome: Outcome) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -83,7 +65,7 @@ export class PointsGroupCommit {
   private running = 0;
   private dispatchScheduled = false;
 
-  constructor(private readonly ctx: AppContext, private readonly limits: GroupCommitLimits) {}
+  constructor(private readonly ctx: GroupCommitDeps, private readonly limits: GroupCommitLimits) {}
 
   /** Runs a call once per (partner, key): applies it, replays its stored answer, or refuses. */
   run(call: IdempotentCall): Promise<Outcome> {
@@ -128,42 +110,18 @@ export class PointsGroupCommit {
     }
   }
 
-  /**
-   * The oldest calls that fit together: keys and wallets no batch in flight holds, distinct keys,
-   * a wallet shared only by earns and uses; or one call that runs alone. A call that cannot share
-   * and has waited `reserveAfterMs` has what it waits for reserved: no later call takes it. (A
-   * transfer between two hot wallets otherwise waits until both are free at once, which under load
-   * they may never be: seconds. Reserving at once instead queues each hot wallet behind every
-   * transfer on it: p95 450–900 ms → 1.1 s in bench:points.)
-   */
+  /** The next batch (group-commit-rules.ts pickBatch), taken off the queue; its keys and wallets become busy. */
   private takeBatch(): Queued[] {
-    const batch: Queued[] = [];
-    const keys = new Set<string>();
-    const wallets = new Map<string, boolean>(); // the batch's wallets → whether only earns and uses hold them
-    const reserved = new Set<string>(); // keys and wallets of older calls that waited too long
     const patience = performance.now() - (this.limits.reserveAfterMs ?? RESERVE_AFTER_MS);
-    const free = (hold: string) => !this.busy.has(hold) && !reserved.has(hold);
-    const joinable = (wallet: string, shares: boolean) => free(wallet) && (wallets.get(wallet) ?? true) && (shares || !wallets.has(wallet));
-    for (let i = 0; i < this.queue.length && batch.length < this.limits.maxBatch;) {
-      const queued = this.queue[i]!;
-      const fits = queued.alone
-        ? batch.length === 0 && free(queued.key)
-        : free(queued.key) && !keys.has(queued.key) && queued.wallets.every((wallet) => joinable(wallet, queued.shares));
-      if (!fits) {
-        if (!queued.shares && queued.since <= patience) for (const hold of queued.holds) reserved.add(hold);
-        i++;
-        continue;
-      }
-      this.queue.splice(i, 1);
+    const picked = pickBatch(this.queue, this.busy, this.limits.maxBatch, patience);
+    const batch = picked.map((i) => this.queue[i]!);
+    for (const i of picked.reverse()) this.queue.splice(i, 1);
+    for (const queued of batch) {
       const left = (this.queuedOf.get(queued.call.partnerId) ?? 1) - 1;
       if (left > 0) this.queuedOf.set(queued.call.partnerId, left);
       else this.queuedOf.delete(queued.call.partnerId);
-      batch.push(queued);
-      if (queued.alone) break;
-      keys.add(queued.key);
-      for (const wallet of queued.wallets) wallets.set(wallet, queued.shares && (wallets.get(wallet) ?? true));
+      for (const hold of queued.holds) this.busy.add(hold);
     }
-    for (const queued of batch) for (const hold of queued.holds) this.busy.add(hold);
     return batch;
   }
 

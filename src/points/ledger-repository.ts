@@ -217,6 +217,33 @@ export async function findTransaction(db: Queryable, partnerId: string, transact
   return rows[0];
 }
 
+/**
+ * What a cancel decides on (ledger-rules.ts decideCancel), read under its wallet's lock: whether
+ * the transaction was cancelled already, and the EARN's lot with the wallet's lots, or the USE's
+ * allocations with the lots they took.
+ */
+export type CancelState = {
+  readonly target: StoredTransaction;
+  readonly wallet: { readonly id: number; readonly balance: number };
+  readonly cancelled: boolean;
+  readonly lots: Lot[];
+} & (
+  | { readonly kind: 'EARN'; readonly lot: Lot | undefined }
+  | { readonly kind: 'USE'; readonly allocations: Allocation[] }
+);
+
+/** Locks the cancelled transaction's wallet, then reads what its cancel decides on. */
+export async function loadCancelState(tx: Tx, target: StoredTransaction): Promise<CancelState> {
+  const wallet = await lockWalletById(tx, target.walletId);
+  const cancelled = await isCancelled(tx, target.id);
+  if (target.type === 'EARN') {
+    const lot = await lotCreatedBy(tx, target.id);
+    return { kind: 'EARN', target, wallet, cancelled, lot, lots: await walletLots(tx, wallet.id) };
+  }
+  const allocations = await allocationsOf(tx, target.id);
+  return { kind: 'USE', target, wallet, cancelled, allocations, lots: await walletLots(tx, wallet.id, allocations.map((allocation) => allocation.lotId)) };
+}
+
 export async function isCancelled(tx: Tx, transactionId: string): Promise<boolean> {
   const { rows } = await tx.query(prepared('is-cancelled',
     `SELECT 1 FROM point_transactions WHERE related_transaction_id = $1 AND type IN ('CANCEL_EARN', 'CANCEL_USE')`,

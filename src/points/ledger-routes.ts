@@ -1,5 +1,6 @@
-// Partner routes of the points ledger (docs/architecture.md). Mutations require Idempotency-Key
-// and run through the group commit (group-commit.ts); reads take pointType as a query parameter.
+// Partner routes of the points ledger (docs/architecture.md). Mutations require Idempotency-Key,
+// are declared in ledger-operations.ts and run through the context's group commit (group-commit.ts);
+// reads take pointType as a query parameter.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
@@ -7,9 +8,8 @@ import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { DEFAULT_PAGE_SIZE, decodeCursor, toPage } from '../http/pagination.ts';
 import { Amount, ErrorResponse, Page, Text, Timestamp, UserId, Uuid } from '../http/schemas.ts';
-import { PointsGroupCommit } from './group-commit.ts';
-import { earnFingerprint, idempotencyKeyOf, requestFingerprint, type IdempotentCall } from './idempotency.ts';
-import { decideCancel, decideEarn, decideTransfer, decideUse, walletsForEarn, walletsForTransfer, walletsForUse } from './ledger.ts';
+import { idempotencyKeyOf, type IdempotentCall } from './idempotency.ts';
+import { CANCEL, EARN, ledgerCall, TRANSFER, USE } from './ledger-operations.ts';
 import { listTransactions, readBalance, type TransactionRow } from './ledger-repository.ts';
 
 export const DEFAULT_POINT_TYPE = 'default';
@@ -85,13 +85,8 @@ const refusals = { 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 4
 const isSeq = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) > 0;
 
 export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
-  const ledger = new PointsGroupCommit(ctx, {
-    maxBatch: ctx.config.pointsBatchSize, inFlight: ctx.config.pointsBatchesInFlight, maxQueued: ctx.config.pointsQueueLimit,
-  });
-  const mutate = async (
-    reply: FastifyReply, call: Omit<IdempotentCall, 'partnerId'>, partnerId: string,
-  ) => {
-    const outcome = await ledger.run({ ...call, partnerId });
+  const mutate = async (reply: FastifyReply, call: IdempotentCall) => {
+    const outcome = await ctx.pointsGroupCommit.run(call);
     if (outcome.kind === 'refused') throw outcome.error;
     if (outcome.kind === 'replayed') void reply.header('Idempotent-Replayed', 'true');
     return reply.code(outcome.status).send(outcome.body);
@@ -109,11 +104,7 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       const expiresAt = body.expiresAt === undefined ? undefined : new Date(body.expiresAt);
       if (expiresAt && expiresAt.getTime() <= ctx.clock().getTime()) throw invalid('body.expiresAt', 'must be in the future');
       const input = { ...body, expiresAt, pointType: body.pointType ?? DEFAULT_POINT_TYPE };
-      const partnerId = request.principal.partnerId;
-      return mutate(reply, {
-        operation: 'earn', key, fingerprint: earnFingerprint(input), wallets: walletsForEarn(input),
-        decide: async (_tx, wallets, now) => decideEarn(partnerId, input, wallets, now),
-      }, partnerId);
+      return mutate(reply, ledgerCall(EARN, request.principal.partnerId, key, input));
     });
 
     app.post('/v1/points/use', {
@@ -121,12 +112,7 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     }, async (request, reply) => {
       const key = idempotencyKeyOf(request.headers);
       const input = { ...request.body, pointType: request.body.pointType ?? DEFAULT_POINT_TYPE };
-      const fingerprint = requestFingerprint('use', [input.userId, input.amount, input.pointType, input.orderId ?? null, input.reason ?? null]);
-      const partnerId = request.principal.partnerId;
-      return mutate(reply, {
-        operation: 'use', key, fingerprint, wallets: walletsForUse(input),
-        decide: async (_tx, wallets, now) => decideUse(partnerId, input, wallets, now),
-      }, partnerId);
+      return mutate(reply, ledgerCall(USE, request.principal.partnerId, key, input));
     });
 
     app.post('/v1/points/transactions/:txId/cancel', {
@@ -140,12 +126,7 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     }, async (request, reply) => {
       const key = idempotencyKeyOf(request.headers);
       const input = { transactionId: request.params.txId, ...(request.body ?? {}) };
-      const fingerprint = requestFingerprint('cancel', [input.transactionId, input.pointType ?? null, input.reason ?? null]);
-      const partnerId = request.principal.partnerId;
-      return mutate(reply, {
-        operation: 'cancel', key, fingerprint,
-        decide: (tx, _wallets, now) => decideCancel(tx, partnerId, input, now),
-      }, partnerId);
+      return mutate(reply, ledgerCall(CANCEL, request.principal.partnerId, key, input));
     });
 
     app.post('/v1/points/transfer', {
@@ -154,12 +135,7 @@ export function pointsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       const key = idempotencyKeyOf(request.headers);
       const input = { ...request.body, pointType: request.body.pointType ?? DEFAULT_POINT_TYPE };
       if (input.fromUserId === input.toUserId) throw new AppError('SAME_WALLET_TRANSFER');
-      const fingerprint = requestFingerprint('transfer', [input.fromUserId, input.toUserId, input.amount, input.pointType, input.reason ?? null]);
-      const partnerId = request.principal.partnerId;
-      return mutate(reply, {
-        operation: 'transfer', key, fingerprint, wallets: walletsForTransfer(input),
-        decide: async (_tx, wallets, now) => decideTransfer(partnerId, input, wallets, now),
-      }, partnerId);
+      return mutate(reply, ledgerCall(TRANSFER, request.principal.partnerId, key, input));
     });
 
     app.get('/v1/users/:userId/points', {

@@ -1,18 +1,14 @@
-// The points operations. Each one gets its wallet(s) locked with the lots it needs (the group
-// commit does that together with the idempotency claim; `walletsFor*` say which), lets the pure lot
-// functions decide, and returns a Decision; the group commit writes it, with the idempotency
-// record, in the same transaction (group-commit.ts). A refusal is thrown before anything is written.
-// Every operation also expires the due lots of the wallets it touches, so the balance it answers
+// The ledger's decisions, pure: each takes the state its call loaded under its locks (the wallets
+// with their lots, `walletsFor*` say which; a cancel's transaction) and returns a Decision, or
+// throws a refusal before anything is written. The group commit loads the state and writes the
+// decision with the idempotency record in one transaction (group-commit.ts, ledger-operations.ts).
+// Every decision also expires the due lots of the wallets it touches, so the balance it answers
 // with is exact at `now` even if the expiry job has not run yet.
 import { AppError } from '../errors.ts';
-import type { Tx } from '../infra/db.ts';
 import type { Decision } from './idempotency.ts';
 import { LedgerWrite } from './ledger-write.ts';
 import { allocate, dueLots, earnExpiry, restore, spendableBalance, type Lot } from './lots.ts';
-import {
-  allocationsOf, findTransaction, isCancelled, lockWalletById, lotCreatedBy, walletLots,
-  type LockedWallet, type WalletRequest,
-} from './ledger-repository.ts';
+import type { CancelState, LockedWallet, StoredTransaction, WalletRequest } from './ledger-repository.ts';
 
 /**
  * A wallet never holds more points than this, so every balance read back from PostgreSQL's INT8
@@ -95,32 +91,36 @@ export function decideUse(partnerId: string, input: UseInput, wallets: LockedWal
 }
 
 /**
- * Cancels an EARN (only if none of its points has left its lot) or a USE (gives back exactly the
- * lots it took; any of them that expired meanwhile expires again at once, as an EXPIRE).
+ * The transaction a cancel names, if it can be cancelled at all: checked before its wallet is
+ * locked (a transaction's wallet and type never change, so reading them before the lock is safe).
  */
-export async function decideCancel(tx: Tx, partnerId: string, input: CancelInput, now: Date): Promise<Decision> {
-  // A transaction's wallet and type never change, so reading them before the wallet lock is safe;
-  // everything that can change (cancellation, lots) is read after it.
-  const target = await findTransaction(tx, partnerId, input.transactionId);
+export function cancelTarget(target: StoredTransaction | undefined, input: CancelInput): StoredTransaction {
   if (!target || (input.pointType !== undefined && input.pointType !== target.pointType)) throw new AppError('TRANSACTION_NOT_FOUND');
   if (target.type !== 'EARN' && target.type !== 'USE') {
     throw new AppError('TRANSACTION_NOT_CANCELLABLE', `A ${target.type} transaction cannot be cancelled; only EARN and USE can.`);
   }
-  const wallet = await lockWalletById(tx, target.walletId);
-  if (await isCancelled(tx, target.id)) throw new AppError('ALREADY_CANCELLED');
+  return target;
+}
+
+/**
+ * Cancels an EARN (only if none of its points has left its lot) or a USE (gives back exactly the
+ * lots it took; any of them that expired meanwhile expires again at once, as an EXPIRE), on the
+ * state read under the wallet's lock (ledger-repository.ts loadCancelState).
+ */
+export function decideCancel(partnerId: string, input: CancelInput, state: CancelState, now: Date): Decision {
+  const { target, wallet } = state;
+  if (state.cancelled) throw new AppError('ALREADY_CANCELLED');
   const write = new LedgerWrite(partnerId, now);
   const related = { relatedTransactionId: target.id, ...(input.reason === undefined ? {} : { reason: input.reason }) };
   let transactionId: string;
-  if (target.type === 'EARN') {
-    const lot = await lotCreatedBy(tx, target.id);
+  if (state.kind === 'EARN') {
+    const { lot } = state;
     if (!lot || lot.remaining !== lot.amount) throw new AppError('POINTS_ALREADY_USED');
     transactionId = write.debit(wallet.id, 'CANCEL_EARN', [{ lotId: lot.id, amount: lot.amount }], related);
-    expireDue(write, wallet.id, (await walletLots(tx, wallet.id)).filter((other) => other.id !== lot.id), now);
+    expireDue(write, wallet.id, state.lots.filter((other) => other.id !== lot.id), now);
   } else {
-    const allocations = await allocationsOf(tx, target.id);
-    const lots = await walletLots(tx, wallet.id, allocations.map((allocation) => allocation.lotId));
-    transactionId = write.giveBack(wallet.id, allocations, related);
-    expireDue(write, wallet.id, restore(lots, allocations), now);
+    transactionId = write.giveBack(wallet.id, state.allocations, related);
+    expireDue(write, wallet.id, restore(state.lots, state.allocations), now);
   }
   const cancel = write.transactions[0]!;
   return {

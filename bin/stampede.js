@@ -1,11 +1,8 @@
 #!/usr/bin/env -S node --max-old-space-size=1024
 // Entry point for `npm start` and `npx stampede`. TypeScript runs through tsx's loader so a
 // fresh clone needs no build step; node:cluster workers re-run this file and register it again.
-// --max-old-space-size=1024 (here and in package.json's scripts; cluster workers inherit it): V8
-// grows the old generation up to 4x what survived its last full collection when its heap limit is
-// 2 GB or more (the default here is ~4 GB), and ~1.6x under a 1 GB limit. A bulk accrual promotes
-// every request's items (they live until staged), so its peak RSS was 245-298 MB with the default
-// and 188-197 MB with this limit (bench/RESULTS.md, session 6).
+// --max-old-space-size=1024 (here and in package.json's scripts; cluster workers inherit it) keeps
+// V8 collecting before a bulk job's heap grows far past what is live: docs/decisions/133-node-heap-limit.md.
 import { register } from 'tsx/esm/api';
 
 register();

@@ -1,20 +1,8 @@
-// Coupon distribution, two steps per staged chunk, in the chunk's transaction:
-//   1. decideChunk reads the chunk's lines and classifies them here (malformed → job_failures);
-//      only what needs the users' holdings is a statement: it gives each valid line the next seq
-//      of its user (the n-th line of a user in the chunk gets held + n), skips lines beyond
-//      perUserLimit and serves lines in input order up to the stock left. It returns the coupons
-//      to write (user and seq), sorted by user id. One coupon per user from unlimited stock needs
-//      no statement at all while no one else holds the template (ChunkRules.probeHolders).
-//   2. COPY writes those coupons (binary format, below).
-// WHY COPY and not INSERT … SELECT … ON CONFLICT DO NOTHING (what this was): COPY writes a page of
-// rows per WAL record and evaluates no expression per row: 1,000,000 rows on 2 connections took
-// 16.5 against 22.6 µs of backend CPU per row (10.9 against 13.6 s). A coupon taken between the
-// two steps (a claim of the same user, or another chunk's line for the same user) makes COPY fail
-// on the unique (template, user, seq) index; the caller then decides again (from a savepoint) or
-// runs the chunk again, and step 1 sees it. Rows go in sorted by user id: the two user_id indexes
-// are written page after page rather than all over, and chunks running side by side take their
-// row locks in one order (no deadlock between them). slot stays NULL: slots belong to the claim
-// gate. The caller raises issued_count by the rows written.
+// Coupon distribution, two steps per staged chunk, in the chunk's transaction: decideChunk
+// classifies the lines in Node and decides, with one statement for what needs the users' holdings,
+// which coupons to write (user and seq, sorted by user id); writeCoupons writes them with COPY.
+// A coupon taken in between makes COPY fail on (template, user, seq): the caller decides again.
+// Why COPY and lines in Node, with the measurements: docs/decisions/132-distribution-writes-with-copy.md.
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -95,10 +83,8 @@ export const MISSING_USER_ID_LINE = ' ';
  */
 export const MALFORMED_SOURCE_LINE = '  ';
 
-// WHY here and not in SQL (what this was: string_to_array, unnest, a regex per line, then a sort):
-// a 10,000-line chunk cost 19–24 ms of backend CPU that way; here it is one read of the payload
-// and a few ms of Node. 2,000,000 users beside 2,000,000 other rows, alternating runs: 23.0 and
-// 22.5 against 27.2 and 25.6 s. Blank lines keep their place: a line's position is its line number.
+// Read once and classified in Node, not in SQL: less backend CPU (decision 132). Blank lines keep
+// their place: a line's position is its line number.
 async function readChunkLines(tx: Queryable, jobId: string, chunkNo: number): Promise<ChunkLines> {
   const { rows } = await tx.query<{ first_position: string; payload: string }>(
     'SELECT first_position, payload FROM job_chunks WHERE job_id = $1 AND chunk_no = $2', [jobId, chunkNo]);
@@ -218,7 +204,7 @@ const COPY_ROWS_PER_WRITE = 500;
 /**
  * Step 2: writes the decided coupons with COPY. Their ids are the chunk's prefix and a counter in
  * the order they are written, so the primary key is appended to at its right edge (PostgreSQL
- * keeps that leaf page at hand: no descent per row); random ids cost ~5 µs more per row.
+ * keeps that leaf page at hand: no descent per row, decision 132).
  */
 export async function writeCoupons(tx: Tx, p: CouponRows, decision: Pick<ChunkDecision, 'userIds' | 'seqs'>): Promise<number> {
   const { userIds, seqs } = decision;

@@ -87,17 +87,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     postgresFlags: [
       '-c', 'listen_addresses=127.0.0.1',
       '-c', 'max_connections=300',
-      // Bulk jobs write millions of rows in minutes. With the default max_wal_size (1 GB) a 2M-row
-      // distribution forced 3 checkpoints, after each of which the first change to every index
-      // page was logged as a full-page image (67,000 images, 1.84 GB of WAL; 31 and 1.48 GB with
-      // these two). Durability is unchanged: fsync, full_page_writes, synchronous_commit stay on.
+      // Room for bulk writers' WAL: fewer forced checkpoints (full-page images) and no wait for WAL
+      // buffers behind another commit; durability unchanged (docs/decisions/134-embedded-postgres-wal.md).
       '-c', 'max_wal_size=4GB',
       '-c', 'checkpoint_timeout=15min',
-      // Room for the WAL of bulk writers while another transaction's commit flushes. With the
-      // default (1/32 of shared_buffers: 4 MB) a distribution's COPY, ~6.7 MB of WAL per 10,000
-      // rows, filled the buffers and then waited on WALWriteLock behind the other lane's commit
-      // (15 % of the lanes' time, sampled from pg_stat_activity): 10,000,000 users took 130.4 s
-      // against 118.2 s with 64 MB (backend CPU 186 against 174 s).
       '-c', 'wal_buffers=64MB',
       '-c', `unix_socket_directories=${SOCKET_DIR}`,
       ...(options.fast ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),

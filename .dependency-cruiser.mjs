@@ -1,8 +1,8 @@
 // Imports point down (docs/architecture.md, "Layers"): composition root → domains side by side →
-// http/ and infra/ → config.ts and errors.ts. `npm run lint:deps` checks it in CI (.ci/run).
+// http/ and infra/ → config.ts, errors.ts and user-id.ts. `npm run lint:deps` checks it in CI (.ci/run).
 const domains = '(claims|coupons|points|jobs|partners)';
 const bottom = '^src/(config|errors|user-id)[.]ts$';
-const root = 'src/(app|server|cluster|cli|cli-client|runtime|workers|context)[.]ts$';
+const root = 'src/(app|server|cluster|cli|cli-client|runtime|workers|job-queue|context)[.]ts$';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 export default {

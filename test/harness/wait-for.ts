@@ -29,3 +29,20 @@ export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitForOp
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 50));
   }
 }
+
+/**
+ * `promise`, or a failure naming `what` if it has not settled within `timeoutMs`. For an answer
+ * that must not wait on something held indefinitely (a lock, a 30 s sleep): pick a deadline far
+ * from the boundary, so only the wrong behaviour can miss it.
+ */
+export async function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -14,6 +14,7 @@ const withServices = {
 export default defineConfig({
   test: {
     pool: 'forks',
+    reporters: ['default', './test/harness/skip-notes-reporter.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     projects: [

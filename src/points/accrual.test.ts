@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startJobQueue } from '../job-queue.ts';
 import { insertJob } from '../jobs/job-repository.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 import { stageAccrualItems } from './accrual.ts';
 import { earnFingerprint } from './idempotency.ts';
 import { checkPointsInvariants } from './invariants.ts';
@@ -56,11 +57,7 @@ describe('bulk point accrual', () => {
     await holder.query('BEGIN');
     await holder.query(`SELECT 1 FROM point_wallets WHERE partner_id = $1 AND user_id = 'member-1' FOR UPDATE`, [partner.id]);
     const post = () => t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload: { items } });
-    const running = async (jobId: string) => {
-      for (let state = await jobState(t, partner.headers, jobId); state.status === 'QUEUED'; state = await jobState(t, partner.headers, jobId)) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    };
+    const running = (jobId: string) => waitFor(async () => (await jobState(t, partner.headers, jobId)).status !== 'QUEUED', { what: `job ${jobId} to start` });
     const first = await post();
     expect(first.statusCode, first.body).toBe(202);
     const firstId = first.json().jobId;
@@ -68,7 +65,12 @@ describe('bulk point accrual', () => {
     const second = await post();
     expect(second.statusCode).toBe(202);
     // At most one running job per partner (fair share, src/jobs/queue.ts): the second waits its turn.
-    await new Promise((resolve) => setTimeout(resolve, 1_500)); // a worker poll, in which it must not start
+    // A witness: another partner's job, queued after the second, runs to the end on the free worker
+    // slot; the worker took it over the older second job, which therefore could not start.
+    const witness = await createPartner(t.app);
+    const witnessJob = await t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: witness.headers, payload: { items: [{ userId: 'w-1', amount: 1, idempotencyKey: 'witness-1' }] } });
+    expect(witnessJob.statusCode, witnessJob.body).toBe(202);
+    expect(await waitForJob(t, witness.headers, witnessJob.json().jobId, 40_000)).toMatchObject({ status: 'SUCCEEDED' });
     expect(await jobState(t, partner.headers, second.json().jobId)).toMatchObject({ status: 'QUEUED' });
     expect(await jobState(t, partner.headers, firstId)).toMatchObject({ status: 'RUNNING', processed: 0 });
     await holder.query('COMMIT');

@@ -1,8 +1,10 @@
 // The Prometheus and Alertmanager binaries the ops tests run (Debian packages `prometheus` and
 // `prometheus-alertmanager`; Debian names the Alertmanager binary `prometheus-alertmanager`).
-// Missing binaries skip those tests with a loud message on a developer machine; .ci/run installs
-// them and sets STAMPEDE_REQUIRE_OPS_TOOLS=1, so in CI a missing binary fails the run.
+// A missing binary skips the tests that need it, with a note naming it in vitest's report, on a
+// developer machine; .ci/run installs them and sets STAMPEDE_REQUIRE_OPS_TOOLS=1, so in CI a
+// missing binary fails the run.
 import { spawnSync } from 'node:child_process';
+import type { TestContext } from 'vitest';
 
 export type OpsTool = 'promtool' | 'amtool' | 'prometheus' | 'alertmanager';
 
@@ -20,21 +22,23 @@ export function findOpsTool(tool: OpsTool): string | undefined {
   });
 }
 
-/** The binaries, or undefined (after a loud warning) when one is missing outside CI. */
-export function opsToolsOrSkip(tools: OpsTool[]): Record<OpsTool, string> | undefined {
-  const found: Partial<Record<OpsTool, string>> = {};
-  const missing: OpsTool[] = [];
-  for (const tool of tools) {
-    const binary = findOpsTool(tool);
-    if (binary) found[tool] = binary;
-    else missing.push(tool);
-  }
-  if (missing.length === 0) return found as Record<OpsTool, string>;
-  const message =
-    `\n\n  !!! ${missing.join(', ')} not found on PATH: the ops/ tests (Prometheus rules, Alertmanager\n` +
-    '  !!! config, alert delivery) are NOT being run. Install them: apt-get install -y prometheus\n' +
-    '  !!! prometheus-alertmanager   (.ci/run does this)\n\n';
-  if (process.env.STAMPEDE_REQUIRE_OPS_TOOLS === '1') throw new Error(message);
-  console.error(message);
-  return undefined;
+const INSTALL = 'apt-get install -y prometheus prometheus-alertmanager (.ci/run does this)';
+
+/**
+ * Why tests needing `tools` cannot run here, or undefined when every one is on PATH. Under
+ * STAMPEDE_REQUIRE_OPS_TOOLS=1 (.ci/run) a missing binary throws instead: in CI they must run.
+ */
+export function missingOpsTools(tools: OpsTool[]): string | undefined {
+  const missing = tools.filter((tool) => !findOpsTool(tool));
+  if (missing.length === 0) return undefined;
+  const note = `${missing.join(', ')} not on PATH: install with ${INSTALL}`;
+  if (process.env.STAMPEDE_REQUIRE_OPS_TOOLS === '1') throw new Error(`STAMPEDE_REQUIRE_OPS_TOOLS=1 but ${note}`);
+  return note;
+}
+
+/** The binary of `tool` for this test, or the test is skipped with a note the summary shows. */
+export function opsTool(context: TestContext, tool: OpsTool): string {
+  const note = missingOpsTools([tool]);
+  if (note !== undefined) context.skip(note);
+  return findOpsTool(tool)!;
 }

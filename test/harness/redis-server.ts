@@ -19,8 +19,13 @@ export interface RedisServerHandle {
   stop(): Promise<void>;
 }
 
+/** Logical databases of the test harness's Redis: one per test file, reused only past this many. */
+export const TEST_REDIS_DATABASES = 256;
+
 export interface RedisServerOptions {
   readonly appendfsync?: 'always' | 'everysec';
+  /** Logical databases (Redis's default is 16); the test harness gives each test file its own. */
+  readonly databases?: number;
 }
 
 export function assertRedisServerInstalled(): void {
@@ -43,7 +48,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     child = spawn('redis-server', [
       '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
       '--appendonly', 'yes', '--appendfsync', options.appendfsync ?? 'always',
-      '--maxmemory-policy', 'noeviction', '--save', '', '--daemonize', 'no', '--logfile', path.join(dir, 'redis.log'),
+      '--maxmemory-policy', 'noeviction', '--save', '', '--databases', String(options.databases ?? 16), '--daemonize', 'no', '--logfile', path.join(dir, 'redis.log'),
     ], { stdio: 'ignore' });
     await waitForPing(`redis://127.0.0.1:${port}`);
   };

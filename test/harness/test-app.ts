@@ -1,5 +1,5 @@
-// Builds a real app against the harness's PostgreSQL (and Redis in distributed mode) for one test
-// file. Every test creates its own partner, so files never see each other's data.
+// Builds a real app against the test file's own PostgreSQL database (and Redis database in
+// distributed mode; see file-services.ts). Every test creates its own partner as well.
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { inject } from 'vitest';
@@ -13,10 +13,7 @@ import { createMetrics } from '../../src/infra/metrics.ts';
 import { connectRedis } from '../../src/infra/redis.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
-/**
- * Every test process seals and opens partners' SQL sources with the same key, and reads them with
- * the same statement timeout: any test file's job queue may run any file's job.
- */
+/** Every test process seals and opens partners' SQL sources with the same key and timeout. */
 export const TEST_SECRET_KEY = 'test-secret-key-0123456789abcdefghijklmnop';
 export const TEST_SOURCE_STATEMENT_TIMEOUT_MS = '2000';
 
@@ -33,6 +30,8 @@ export interface TestAppOptions {
   readonly env?: Record<string, string>;
   readonly clock?: () => Date;
   readonly redisUrl?: string;
+  /** Adds test-only hooks (to observe a request's progress) before the app is ready. */
+  readonly beforeReady?: (app: FastifyInstance) => void;
 }
 
 export function testConfig(options: TestAppOptions = {}): Config {
@@ -70,6 +69,7 @@ export async function closeContext(ctx: AppContext): Promise<void> {
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const ctx = await testContext(options);
   const app = await buildApp(ctx, { adminToken: ADMIN_TOKEN });
+  options.beforeReady?.(app);
   await app.ready();
   return {
     app,
@@ -112,7 +112,7 @@ export function templateBody(overrides: Record<string, unknown> = {}) {
   };
 }
 
-/** Runs `work` in a transaction that is rolled back whatever happens (the database is shared). */
+/** Runs `work` in a transaction that is rolled back whatever happens (the file's tests share it). */
 export async function inRolledBackTransaction(db: Db, work: (tx: Tx) => Promise<void>): Promise<void> {
   const client = await db.connect();
   try {

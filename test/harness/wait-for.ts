@@ -1,0 +1,48 @@
+// The one way tests wait: poll a condition until it holds or a deadline passes, then fail naming
+// what was awaited and the last value seen. Never sleep a fixed time to let something happen: a
+// loaded machine makes any fixed sleep too short, and an idle one makes it a waste.
+
+export interface WaitForOptions {
+  /** What is awaited, for the failure message ("the job to succeed"). */
+  readonly what: string;
+  /** Generous by default: the machine running the suite may be loaded. */
+  readonly timeoutMs?: number;
+  readonly intervalMs?: number;
+}
+
+type Held<T> = Exclude<T, false | null | undefined>;
+
+/**
+ * Calls `probe` until it returns a value other than false/null/undefined and returns that value
+ * (so `const job = await waitFor(async () => (await get()).state === 'DONE' && job, …)` works).
+ * An error thrown by `probe` fails the wait at once: it is a failure, not "not yet".
+ */
+export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitForOptions): Promise<Held<T>> {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== false && value !== null && value !== undefined) return value as Held<T>;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.what} (last: ${String(value)})`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 50));
+  }
+}
+
+/**
+ * `promise`, or a failure naming `what` if it has not settled within `timeoutMs`. For an answer
+ * that must not wait on something held indefinitely (a lock, a 30 s sleep): pick a deadline far
+ * from the boundary, so only the wrong behaviour can miss it.
+ */
+export async function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -88,7 +88,7 @@ describe('concurrent points', () => {
     try {
       await competitor.query('BEGIN');
       await competitor.query('SELECT 1 FROM point_wallets WHERE id = $1 FOR UPDATE', [wallet!.id]);
-      const { rows: [{ pid }] } = await competitor.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const pid = (await competitor.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       first = points.earn({ userId: 'held', amount: 40 }, 'in-flight');
       await until(async () => (await t.ctx.db.query(`SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, [pid])).rows.length > 0,
         { what: 'the first process holding the key and waiting for the wallet' });

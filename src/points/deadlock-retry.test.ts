@@ -46,7 +46,7 @@ describe('deadlock retry (real PostgreSQL deadlock)', () => {
         await competitor.query(`SET deadlock_timeout = '5s'`);
         await competitor.query('BEGIN');
         await competitor.query('SELECT 1 FROM point_wallets WHERE id = $1 FOR UPDATE', [high]);
-        const { rows: [{ pid }] } = await competitor.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        const pid = (await competitor.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
         const transfer = points.transfer({ fromUserId: 'from', toUserId: 'to', amount: 1 }, `deadlock-${n}-${randomUUID()}`);
         await until(async () => {
           const { rows } = await t.ctx.db.query(`SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, [pid]);

@@ -53,6 +53,8 @@ export interface Config {
   readonly pointsExpirySchedule: string;
   /** Cron schedule of the claim reconcile that feeds stampede_reconcile_drift (distributed mode). */
   readonly reconcileSchedule: string;
+  /** Set: every schedule (points expiry, reconcile, job retention) runs this often instead of on its cron (tests, demos). */
+  readonly scheduleIntervalMs: number | undefined;
   readonly shutdownTimeoutMs: number;
   /** `stampede worker` serves /metrics and /health on this port; unset: it serves no HTTP. */
   readonly metricsPort: number | undefined;
@@ -186,6 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     partnerMaxStagedBytes: int('STAMPEDE_PARTNER_MAX_STAGED_BYTES', 8 * 1024 ** 3, 1_024, Number.MAX_SAFE_INTEGER),
     pointsExpirySchedule: cron('STAMPEDE_POINTS_EXPIRY_SCHEDULE', '0 * * * *'),
     reconcileSchedule: cron('STAMPEDE_RECONCILE_SCHEDULE', '* * * * *'),
+    scheduleIntervalMs: env.STAMPEDE_SCHEDULE_INTERVAL_MS ? int('STAMPEDE_SCHEDULE_INTERVAL_MS', 0, 100, 86_400_000) : undefined,
     shutdownTimeoutMs: int('STAMPEDE_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     metricsPort: env.STAMPEDE_METRICS_PORT ? int('STAMPEDE_METRICS_PORT', 0, 0, 65535) : undefined,
     claimBatchSize: int('STAMPEDE_CLAIM_BATCH_SIZE', 1_000, 1, 10_000),

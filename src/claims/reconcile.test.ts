@@ -8,6 +8,7 @@ import { createPartner, createTestApp, type TestApp } from '../../test/harness/t
 import { reconcileRecentEvents, reconcileTemplate, startReconcileSchedule } from './reconcile.ts';
 import { closeContext, testContext } from '../../test/harness/test-app.ts';
 import { templateClaimKeys } from './redis-keys.ts';
+import { until } from '../../test/harness/until.ts';
 
 describe('stampede reconcile', () => {
   let t: TestApp;
@@ -51,7 +52,7 @@ describe('stampede reconcile', () => {
     expect(await unknown.exited).toBe(2);
   }, 120_000);
 
-  it('the schedule publishes the drift of every recent claim event, and forgets events it no longer checks', async () => {
+  it('a reconcile run publishes the drift of every recent claim event, and forgets events it no longer checks', async () => {
     const partner = await createPartner(t.app);
     const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 10 });
     await stampede(t.app, partner.headers, templateId, 4, 1);
@@ -71,12 +72,31 @@ describe('stampede reconcile', () => {
     );
     await reconcileRecentEvents(t.ctx);
     expect(await drift()).toBeUndefined();
+  });
 
-    const stop = await startReconcileSchedule(t.ctx);
-    await stop();
-    const embedded = await testContext();
+  it('the schedule fires on its own: the gauge shows drift that appears, and its repair', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 10 });
+    await stampede(t.app, partner.headers, templateId, 3, 1);
+    await drainClaims(t.ctx, templateId);
+    // Another process's context whose schedules run every 200 ms instead of every minute.
+    const scheduled = await testContext({ distributed: true, env: { STAMPEDE_SCHEDULE_INTERVAL_MS: '200' } });
+    const stop = await startReconcileSchedule(scheduled);
     try {
-      await (await startReconcileSchedule(embedded))(); // nothing to reconcile without Redis
+      const drift = async () => (await scheduled.metrics.reconcileDrift.get()).values.find((v) => v.labels.template === templateId)?.value;
+      await until(async () => (await drift()) === 0, { what: 'a scheduled run to publish no drift' });
+      await t.ctx.redis!.hIncrBy(templateClaimKeys(templateId).state, 'issued', 3);
+      await until(async () => (await drift()) === 3, { what: 'a scheduled run to publish drift 3' });
+      await t.ctx.redis!.hIncrBy(templateClaimKeys(templateId).state, 'issued', -3);
+      await until(async () => (await drift()) === 0, { what: 'a scheduled run to publish the repair' });
+    } finally {
+      await stop();
+      await closeContext(scheduled);
+    }
+    // Without Redis there is nothing to reconcile: the schedule starts and stops without error.
+    const embedded = await testContext({ env: { STAMPEDE_SCHEDULE_INTERVAL_MS: '200' } });
+    try {
+      await expect(startReconcileSchedule(embedded).then((stopEmbedded) => stopEmbedded())).resolves.toBeUndefined();
     } finally {
       await closeContext(embedded);
     }

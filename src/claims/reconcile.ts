@@ -94,7 +94,7 @@ export async function reconcileRecentEvents(ctx: AppContext): Promise<{ events: 
  */
 export const startReconcileSchedule: WorkerStarter = async (ctx) => {
   if (!ctx.redis) return async () => undefined;
-  return startCronTask('claim-reconcile', ctx.config.reconcileSchedule, ctx.logger, () => reconcileRecentEvents(ctx));
+  return startCronTask('claim-reconcile', ctx.config.reconcileSchedule, ctx.logger, () => reconcileRecentEvents(ctx), ctx.config.scheduleIntervalMs);
 };
 
 function checkPostgres(postgres: TemplateCounts, problems: string[]): void {

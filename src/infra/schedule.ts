@@ -13,13 +13,19 @@ export function cronMatcher(schedule: string): (at: Date) => boolean {
   });
 }
 
-/** Runs `run` at every minute matching `schedule`; the returned function stops it after the current run. */
-export function startCronTask(name: string, schedule: string, logger: Logger, run: () => Promise<unknown>): () => Promise<void> {
-  const fires = cronMatcher(schedule);
+/**
+ * Runs `run` at every minute matching `schedule` (or every `everyMs` when given:
+ * STAMPEDE_SCHEDULE_INTERVAL_MS, so tests see a schedule fire in seconds); the returned function
+ * stops it after the current run.
+ */
+export function startCronTask(
+  name: string, schedule: string, logger: Logger, run: () => Promise<unknown>, everyMs?: number,
+): () => Promise<void> {
+  const fires = everyMs === undefined ? cronMatcher(schedule) : () => true;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   const scheduleNext = () => {
-    const delay = 60_000 - (Date.now() % 60_000);
+    const delay = everyMs ?? 60_000 - (Date.now() % 60_000);
     timer = setTimeout(() => {
       const minute = new Date(Date.now() + 1_000); // inside the minute that has just begun
       if (fires(minute) && !running) {

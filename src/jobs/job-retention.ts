@@ -21,4 +21,4 @@ export async function pruneFinishedJobs(ctx: AppContext, now: Date): Promise<num
 }
 
 export const startJobRetention: WorkerStarter = async (ctx) =>
-  startCronTask('job-retention', RETENTION_SCHEDULE, ctx.logger, () => pruneFinishedJobs(ctx, ctx.clock()));
+  startCronTask('job-retention', RETENTION_SCHEDULE, ctx.logger, () => pruneFinishedJobs(ctx, ctx.clock()), ctx.config.scheduleIntervalMs);

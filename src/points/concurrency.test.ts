@@ -3,17 +3,24 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
 import { pointsClient } from '../../test/harness/points-client.ts';
+import { until } from '../../test/harness/until.ts';
 import { expireDuePoints } from './expiry.ts';
 import { checkPointsInvariants } from './invariants.ts';
 
 let clock = Date.now();
 let t: TestApp;
+/** A second app on the same database: another API process, as in cluster mode. */
+let second: TestApp;
 const checked: string[] = [];
 
 beforeAll(async () => {
   t = await createTestApp({ clock: () => new Date(clock) });
+  second = await createTestApp({ clock: () => new Date(clock) });
 });
-afterAll(async () => t.close());
+afterAll(async () => {
+  await second?.close();
+  await t?.close();
+});
 afterEach(async () => {
   for (const partnerId of checked.splice(0)) expect((await checkPointsInvariants(t.ctx.db, { partnerId })).violations).toEqual([]);
 });
@@ -53,18 +60,62 @@ describe('concurrent points', () => {
     expect(report).toMatchObject({ wallets: 20, totalBalance: 200_000, violations: [] });
   });
 
-  it('the same key sent 5 times at once applies once; another body under it is refused', async () => {
+  it('the same key sent 5 times at once to one process applies once; the others replay it; another body under it is refused', async () => {
     const { points, id } = await partner();
     const answers = await Promise.all(Array.from({ length: 5 }, () => points.earn({ userId: 'twice', amount: 40 }, 'same-key')));
-    const applied = answers.filter((a) => a.status === 201);
-    // The first applies; the others either replay it or, while it is still in flight, answer 409.
-    expect(applied.filter((a) => !a.replayed)).toHaveLength(1);
-    for (const a of applied) expect(a.body).toEqual(applied[0]!.body);
-    for (const a of answers.filter((x) => x.status !== 201)) expect(a.body.error.code).toBe('IDEMPOTENCY_IN_PROGRESS');
+    // One process holds a key in its queue until the call that holds it ends: the others wait and
+    // replay its stored answer, so no 409 here (that needs two processes: see below).
+    expect(answers.map((a) => a.status)).toEqual([201, 201, 201, 201, 201]);
+    expect(answers.filter((a) => !a.replayed)).toHaveLength(1);
+    for (const a of answers) expect(a.body).toEqual(answers[0]!.body);
     const later = await points.earn({ userId: 'twice', amount: 40 }, 'same-key');
-    expect(later).toEqual({ status: 201, body: applied[0]!.body, replayed: true });
+    expect(later).toEqual({ status: 201, body: answers[0]!.body, replayed: true });
     expect((await points.earn({ userId: 'twice', amount: 41 }, 'same-key')).status).toBe(422);
     expect((await points.balance('twice')).balance).toBe(40);
+    const { rows } = await t.ctx.db.query(`SELECT count(*)::int AS n FROM point_transactions WHERE partner_id = $1 AND type = 'EARN'`, [id]);
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('a key still in flight in one process is answered 409 IDEMPOTENCY_IN_PROGRESS by another, then replayed once done', async () => {
+    const { points, headers, id } = await partner();
+    const other = pointsClient(second.app, headers);
+    await points.earn({ userId: 'held', amount: 5 });
+    const { rows: [wallet] } = await t.ctx.db.query<{ id: number }>(`SELECT id FROM point_wallets WHERE partner_id = $1 AND user_id = 'held'`, [id]);
+    // A competing transaction holds the wallet: the first process's call takes the key, then waits
+    // for the wallet, its transaction open, while the second process receives the same key.
+    const competitor = await t.ctx.db.connect();
+    let first: ReturnType<typeof points.earn>;
+    try {
+      await competitor.query('BEGIN');
+      await competitor.query('SELECT 1 FROM point_wallets WHERE id = $1 FOR UPDATE', [wallet!.id]);
+      const pid = (await competitor.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      first = points.earn({ userId: 'held', amount: 40 }, 'in-flight');
+      await until(async () => (await t.ctx.db.query(`SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, [pid])).rows.length > 0,
+        { what: 'the first process holding the key and waiting for the wallet' });
+      const meanwhile = await other.earn({ userId: 'held', amount: 40 }, 'in-flight');
+      expect(meanwhile.status).toBe(409);
+      expect(meanwhile.body.error.code).toBe('IDEMPOTENCY_IN_PROGRESS');
+    } finally {
+      await competitor.query('ROLLBACK');
+      competitor.release();
+    }
+    const applied = await first;
+    expect(applied).toMatchObject({ status: 201, replayed: false });
+    expect(await other.earn({ userId: 'held', amount: 40 }, 'in-flight')).toEqual({ status: 201, body: applied.body, replayed: true });
+    expect((await points.balance('held')).balance).toBe(45);
+  });
+
+  it('the same key sent 10 times at once across two processes applies once; every other answer replays it or is IDEMPOTENCY_IN_PROGRESS', async () => {
+    const { points, headers, id } = await partner();
+    const other = pointsClient(second.app, headers);
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? other : points).earn({ userId: 'both', amount: 7 }, 'shared-key')));
+    const applied = answers.filter((a) => a.status === 201 && !a.replayed);
+    expect(applied).toHaveLength(1);
+    for (const a of answers) {
+      if (a.status === 201) expect(a.body).toEqual(applied[0]!.body);
+      else expect([a.status, a.body.error.code]).toEqual([409, 'IDEMPOTENCY_IN_PROGRESS']);
+    }
+    expect((await points.balance('both')).balance).toBe(7);
     const { rows } = await t.ctx.db.query(`SELECT count(*)::int AS n FROM point_transactions WHERE partner_id = $1 AND type = 'EARN'`, [id]);
     expect(rows[0].n).toBe(1);
   });

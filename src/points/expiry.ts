@@ -46,4 +46,4 @@ export async function expireDuePoints(ctx: AppContext, now: Date, batchLots = EX
  * its wallet's due lots itself.
  */
 export const startPointsExpiry: WorkerStarter = async (ctx) =>
-  startCronTask('points-expiry', ctx.config.pointsExpirySchedule, ctx.logger, () => expireDuePoints(ctx, ctx.clock()));
+  startCronTask('points-expiry', ctx.config.pointsExpirySchedule, ctx.logger, () => expireDuePoints(ctx, ctx.clock()), ctx.config.scheduleIntervalMs);

@@ -1,6 +1,6 @@
 // The group commit against the real PostgreSQL: calls share transactions, yet each is answered as
 // if it ran alone, including when another call of its batch breaks the batch.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
 import { PointsGroupCommit } from './group-commit.ts';
 import { earnFingerprint, requestFingerprint, type IdempotentCall, type Outcome } from './idempotency.ts';
@@ -13,6 +13,17 @@ beforeAll(async () => {
   t = await createTestApp({ clock: () => new Date(clock) });
 });
 afterAll(async () => t.close());
+
+// The ledger invariant (docs/points.md), checked after every test on every partner it created.
+const created: string[] = [];
+afterEach(async () => {
+  for (const partnerId of created.splice(0)) expect((await checkPointsInvariants(t.ctx.db, { partnerId })).violations, partnerId).toEqual([]);
+});
+const newPartner = async () => {
+  const partner = await createPartner(t.app);
+  created.push(partner.id);
+  return partner;
+};
 
 const earnCall = (partnerId: string, key: string, input: EarnInput, before?: () => Promise<void>): IdempotentCall => ({
   operation: 'earn', partnerId, key, fingerprint: earnFingerprint(input), wallets: walletsForEarn(input),
@@ -64,7 +75,7 @@ async function batchSizes(run: () => Promise<unknown>): Promise<{ batches: numbe
 
 describe('points group commit', () => {
   it('commits concurrent calls on distinct wallets in shared transactions, each answered with its own result', async () => {
-    const { id: partnerId } = await createPartner(t.app);
+    const { id: partnerId } = await newPartner();
     const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 2 });
     let outcomes: unknown[] = [];
     const sizes = await batchSizes(async () => {
@@ -77,7 +88,7 @@ describe('points group commit', () => {
   });
 
   it('earns and uses on one wallet share a batch: uses decide first on the lots from before it, each answer is one step of one order', async () => {
-    const { id: partnerId } = await createPartner(t.app);
+    const { id: partnerId } = await newPartner();
     const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 1 });
     const due = Date.now() + 1_000;
     await ledger.run(earnCall(partnerId, 'seed-due', { ...earn('hot', 3), expiresAt: new Date(due) }));
@@ -107,7 +118,7 @@ describe('points group commit', () => {
   });
 
   it('a transfer does not share its wallets: it waits for the batch after the earns on them', async () => {
-    const { id: partnerId } = await createPartner(t.app);
+    const { id: partnerId } = await newPartner();
     const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 1 });
     await ledger.run(earnCall(partnerId, 'seed', earn('a', 10)));
     const transfer = transferCall(partnerId, 't', 'a', 'b', 4);
@@ -121,7 +132,7 @@ describe('points group commit', () => {
   });
 
   it('a transfer that waited too long has its wallets reserved: it is not starved by later calls on either', async () => {
-    const { id: partnerId } = await createPartner(t.app);
+    const { id: partnerId } = await newPartner();
     const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 2, reserveAfterMs: 0 });
     await ledger.run(earnCall(partnerId, 'seed-a', earn('a', 10)));
     await ledger.run(earnCall(partnerId, 'seed-b', earn('b', 10)));
@@ -149,7 +160,7 @@ describe('points group commit', () => {
   });
 
   it('a call whose decision fails alone: the batch is rolled back, its other calls are run again one by one and applied once', async () => {
-    const { id: partnerId } = await createPartner(t.app);
+    const { id: partnerId } = await newPartner();
     // One slot: the first call takes it alone, the next ten queue and leave together.
     const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 1 });
     let failures = 0;
@@ -171,7 +182,7 @@ describe('points group commit', () => {
   });
 
   it('a key another writer commits while its batch runs: the batch is rolled back, that call replays the stored answer, the others apply once', async () => {
-    const { id: partnerId } = await createPartner(t.app);
+    const { id: partnerId } = await newPartner();
     const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 50, inFlight: 1 });
     const raced = earn('raced', 7);
     const stored = { transactionId: '00000000-0000-7000-8000-000000000000', type: 'EARN', amount: 7, balance: 7, expiresAt: '2030-01-01T00:00:00.000Z' };
@@ -196,7 +207,7 @@ describe('points group commit', () => {
   });
 
   it('refuses calls beyond its queue cap at once with 503 POINTS_QUEUE_FULL: half the cap per partner, the cap in total', async () => {
-    const [a, b, c] = [(await createPartner(t.app)).id, (await createPartner(t.app)).id, (await createPartner(t.app)).id];
+    const [a, b, c] = [(await newPartner()).id, (await newPartner()).id, (await newPartner()).id];
     const ledger = new PointsGroupCommit(t.ctx, { maxBatch: 10, inFlight: 1, maxQueued: 4 });
     let release!: () => void;
     const held = new Promise<void>((resolve) => { release = resolve; });

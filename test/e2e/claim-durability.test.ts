@@ -2,6 +2,11 @@
 //  - the persister runs as a real `stampede worker` process and is SIGKILLed mid-stream, then
 //    restarted (its unacknowledged entries are taken over after the idle bound);
 //  - Redis (AOF, appendfsync always) is SIGKILLed and restarted mid-run.
+// What these prove: a process crash. A SIGKILLed redis-server leaves what it wrote in the page
+// cache, so the restart test passes under `appendfsync everysec` too: it cannot tell the fsync
+// policies apart, and says nothing about power loss or a host crash. For that the product relies
+// on its start-up check, which refuses any policy but `always` (src/runtime.test.ts, which fails
+// when the check is removed).
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { claimOnce, couponRows, drainClaims, issuedCountInDb, waitFor, type ClaimAnswer } from '../harness/claims.ts';
 import { createTemplate } from '../harness/issue-coupons.ts';
@@ -73,6 +78,7 @@ describe('claim durability', () => {
     }, 240_000);
   });
 
+  // appendfsync always, as the product requires; the test would pass with everysec as well (see above).
   describe('Redis restarted mid-run (AOF, appendfsync always)', () => {
     let redisServer: RedisServerHandle;
     let t: TestApp;

@@ -1,4 +1,4 @@
-// Imports point down (docs/architecture.md, "Layers"): composition root → domains side by side →
+// Imports point down (docs/architecture.md "Layers", docs/decisions/130): composition root → domains side by side →
 // http/ and infra/ → config.ts, errors.ts and user-id.ts. `npm run lint:deps` checks it in CI (.ci/run).
 const domains = '(claims|coupons|points|jobs|partners)';
 const bottom = '^src/(config|errors|user-id)[.]ts$';

@@ -1,5 +1,6 @@
-// Imports point down (docs/architecture.md, "Layers"): composition root → domains side by side →
-// http/ and infra/ → config.ts, errors.ts and user-id.ts. `npm run lint:deps` checks it in CI (.ci/run).
+// Imports point down (docs/architecture.md "Layers", docs/decisions/130): composition root →
+// domains side by side → http/ and infra/ → config.ts, errors.ts and user-id.ts.
+// `npm run lint:deps` checks it in CI (.ci/run).
 const domains = '(claims|coupons|points|jobs|partners)';
 const bottom = '^src/(config|errors|user-id)[.]ts$';
 const root = 'src/(app|server|cluster|cli|cli-client|runtime|workers|job-queue|context)[.]ts$';

@@ -169,10 +169,10 @@ describe('domain events on the webhook outbox', () => {
   it('chooses events by name at registration; unknown names are refused', async () => {
     const partner = await createPartner(t.app);
     const post = (payload: Record<string, unknown>) => t.app.inject({ method: 'POST', url: '/v1/webhooks', headers: partner.headers, payload });
-    expect((await post({ url: 'https://example.com/x', kind: 'json', events: ['event.exploded'] })).statusCode).toBe(400);
-    expect((await post({ url: 'https://example.com/x', kind: 'json', events: ['points.expiring', 'points.expiring'] })).statusCode).toBe(400);
+    expect((await post({ url: `${base}/by-name`, kind: 'json', events: ['event.exploded'] })).statusCode).toBe(400);
+    expect((await post({ url: `${base}/by-name`, kind: 'json', events: ['points.expiring', 'points.expiring'] })).statusCode).toBe(400);
     const all = ['job.started', 'job.succeeded', 'job.failed', 'job.cancelled', 'event.sold_out', 'coupon.redeemed', 'coupon.redemption_cancelled', 'points.expiring'];
-    const created = await post({ url: 'https://example.com/x', kind: 'discord', events: all });
+    const created = await post({ url: `${base}/by-name`, kind: 'discord', events: all });
     expect(created.statusCode).toBe(201);
     expect(created.json().events).toEqual(all);
   });

@@ -43,10 +43,13 @@ export interface PointsExpiringPayload {
   /** The partner's notice (points_expiring_notice_days). */
   withinDays: number;
   until: string;
+  /** Distinct users with points expiring by `until`. */
   userCount: number;
+  /** Their points expiring by `until`, all point types together. */
   points: number;
-  /** The users whose points expire soonest, at most EXPIRING_USERS_LISTED of them. */
+  /** Per user and point type, soonest first, at most EXPIRING_USERS_LISTED entries. */
   users: ExpiringUser[];
+  /** More entries than listed. */
   truncated: boolean;
 }
 
@@ -126,7 +129,7 @@ export function domainEventSummary(payload: DomainEventPayload): MessageSummary 
     }
     case 'points.expiring': {
       const shown = payload.users.slice(0, MESSAGE_USERS_SHOWN);
-      const more = payload.userCount - shown.length;
+      const more = payload.truncated || payload.users.length > shown.length;
       return {
         title: `Points expiring within ${payload.withinDays} days`,
         text: `${count(payload.userCount)} ${payload.userCount === 1 ? 'user has' : 'users have'} ${count(payload.points)} points expiring by ${day(payload.until)}`,
@@ -134,7 +137,7 @@ export function domainEventSummary(payload: DomainEventPayload): MessageSummary 
         colour,
         lines: [
           ...shown.map((user) => `${user.userId}: ${count(user.points)} ${user.pointType === 'default' ? '' : `${user.pointType} `}points from ${day(user.firstExpiresAt)}`),
-          ...(more > 0 ? [`and ${count(more)} more`] : []),
+          ...(more ? [`… ${count(payload.userCount)} users in all`] : []),
         ],
       };
     }

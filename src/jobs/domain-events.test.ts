@@ -96,7 +96,7 @@ describe('domain events on the webhook outbox', () => {
     expect(payload.occurredAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 
     const slack = arrived(`sold-slack-${tag}`, 'event.sold_out', templateId)[0]!.body as { text: string; blocks: Array<{ type: string; text?: { text: string }; fields?: Array<{ text: string }> }> };
-    expect(slack.text).toMatch(/^Flash <50%> & more sold out: 5 coupons in [\d.]+ m?s; 5 in PostgreSQL$/);
+    expect(slack.text).toMatch(/^Flash &lt;50%&gt; &amp; more sold out: 5 coupons in [\d.]+ m?s; 5 in PostgreSQL$/);
     expect(slack.blocks[0]).toEqual({ type: 'header', text: { type: 'plain_text', text: 'Sold out: Flash <50%> & more' } });
     expect(slack.blocks[1]!.fields!.map((field) => field.text)).toEqual(expect.arrayContaining([`*Event*\n${templateId}`, '*Persisted*\n5']));
     const discord = arrived(`sold-discord-${tag}`, 'event.sold_out', templateId)[0]!.body as { embeds: Array<{ title: string; color: number; fields: Array<{ name: string; value: string; inline: boolean }> }> };

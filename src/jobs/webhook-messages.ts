@@ -76,7 +76,7 @@ export function renderWebhookMessage(kind: WebhookKind, payload: WebhookPayload)
   const wide = (name: string, value: string) => name === 'Job' || name === 'Error' || value.length > 24;
   if (kind === 'slack') {
     return {
-      text,
+      text: slackText(text),
       blocks: [
         // Slack's limits: a header's text ≤ 150 characters, a section's text ≤ 3,000.
         { type: 'header', text: { type: 'plain_text', text: clip(title, 150) } },
@@ -87,6 +87,8 @@ export function renderWebhookMessage(kind: WebhookKind, payload: WebhookPayload)
   }
   return {
     content: text,
+    // User ids are the partner's data: never let one ping @everyone or a role.
+    allowed_mentions: { parse: [] },
     embeds: [{
       // Discord's limits: a title ≤ 256 characters, a description ≤ 4,096.
       title: clip(title, 256),

@@ -64,7 +64,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Change a partner's rate limit */
+        /** Change a partner's settings (rate limit, points expiring notice) */
         patch: operations["updatePartner"];
         trace?: never;
     };
@@ -455,7 +455,7 @@ export interface paths {
         /** List the partner's webhooks */
         get: operations["listWebhooks"];
         put?: never;
-        /** Register a webhook for job events */
+        /** Register a webhook for job and domain events */
         post: operations["createWebhook"];
         delete?: never;
         options?: never;
@@ -673,6 +673,7 @@ export interface operations {
                         id: string;
                         name: string;
                         rateLimitPerSecond: number | null;
+                        pointsExpiringNoticeDays: number;
                     } & {
                         apiKey: string;
                     };
@@ -774,7 +775,9 @@ export interface operations {
             content: {
                 "application/json": {
                     /** @description Requests per second per API key; null means the service default. */
-                    rateLimitPerSecond: number | null;
+                    rateLimitPerSecond?: number | null;
+                    /** @description How many days ahead the daily points.expiring webhook digest looks (default 7). */
+                    pointsExpiringNoticeDays?: number;
                 };
             };
         };
@@ -790,6 +793,7 @@ export interface operations {
                         id: string;
                         name: string;
                         rateLimitPerSecond: number | null;
+                        pointsExpiringNoticeDays: number;
                     };
                 };
             };
@@ -4418,8 +4422,10 @@ export interface operations {
                 "application/json": {
                     /** Format: uri */
                     url: string;
+                    /** @description The message shape: Slack {text, blocks}, Discord {content, embeds}, or the event as JSON. */
                     kind: "slack" | "discord" | "json";
-                    events: ("job.started" | "job.succeeded" | "job.failed" | "job.cancelled")[];
+                    /** @description The events to announce, by name; without it, the job events (job.started, job.succeeded, job.failed, job.cancelled). */
+                    events?: ("job.started" | "job.succeeded" | "job.failed" | "job.cancelled" | "event.sold_out" | "coupon.redeemed" | "coupon.redemption_cancelled" | "points.expiring")[];
                 };
             };
         };

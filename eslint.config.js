@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.stampede/', 'ops/grafana/', 'bench/.data/'] },
+  { ignores: ['node_modules/', 'dist/', '.stampede/', 'ops/grafana/', 'bench/.data/', '.stryker-tmp/', 'reports/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

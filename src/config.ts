@@ -51,6 +51,8 @@ export interface Config {
   readonly partnerMaxStagedBytes: number;
   /** Cron schedule (graphile-worker crontab syntax) of the point expiry job. */
   readonly pointsExpirySchedule: string;
+  /** Cron schedule of the daily points.expiring digest (one per partner and UTC day). */
+  readonly pointsExpiringSchedule: string;
   /** Cron schedule of the claim reconcile that feeds stampede_reconcile_drift (distributed mode). */
   readonly reconcileSchedule: string;
   /** Set: every schedule (points expiry, reconcile, job retention) runs this often instead of on its cron (tests, demos). */
@@ -187,6 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     partnerMaxQueuedJobs: int('STAMPEDE_PARTNER_MAX_QUEUED_JOBS', 50, 1, 100_000),
     partnerMaxStagedBytes: int('STAMPEDE_PARTNER_MAX_STAGED_BYTES', 8 * 1024 ** 3, 1_024, Number.MAX_SAFE_INTEGER),
     pointsExpirySchedule: cron('STAMPEDE_POINTS_EXPIRY_SCHEDULE', '0 * * * *'),
+    pointsExpiringSchedule: cron('STAMPEDE_POINTS_EXPIRING_SCHEDULE', '0 8 * * *'),
     reconcileSchedule: cron('STAMPEDE_RECONCILE_SCHEDULE', '* * * * *'),
     scheduleIntervalMs: env.STAMPEDE_SCHEDULE_INTERVAL_MS ? int('STAMPEDE_SCHEDULE_INTERVAL_MS', 0, 100, 86_400_000) : undefined,
     shutdownTimeoutMs: int('STAMPEDE_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),

@@ -3,6 +3,7 @@
 // STAMPEDE_WORKERS=off and `stampede worker` runs only them.
 import type { AppContext, WorkerStarter } from './context.ts';
 import { startPointsExpiry } from './points/expiry.ts';
+import { startPointsExpiringDigest } from './points/expiring-digest.ts';
 import { couponExpiryWorker } from './coupons/coupon-expiry.ts';
 import { startClaimPersister } from './claims/claim-persister.ts';
 import { startJobQueue } from './job-queue.ts';
@@ -16,6 +17,7 @@ const STARTERS: ReadonlyArray<{ name: string; start: WorkerStarter }> = [
   { name: 'job-queue', start: startJobQueue },
   { name: 'job-retention', start: startJobRetention },
   { name: 'claim-reconcile', start: startReconcileSchedule },
+  { name: 'points-expiring-digest', start: startPointsExpiringDigest },
 ];
 
 export async function startWorkers(ctx: AppContext): Promise<() => Promise<void>> {

@@ -230,7 +230,7 @@ try {
 }
 
 const best = bestDistributedProcesses(runs);
-if (best !== undefined) notes.push(`best distributed setting on this machine: STAMPEDE_PROCESSES=${best} (targets are judged on it)`);
+if (best !== undefined) notes.push(`best distributed setting on this machine: STAMPEDE_PROCESSES=${best} (the grown-index case runs on it); ratio targets are judged at 1 process each, like for like`);
 const ratioTable = ratios(runs, config.connections, best);
 const targets = targetChecks(runs, config.connections, best);
 for (const run of runs) for (const problem of run.problems) problems.push(`${run.label} @${run.connections}${run.rowsBefore ? ' grown' : ''}: ${problem}`);

@@ -26,7 +26,8 @@ export interface ClaimedCoupon {
  * issued_count, in one statement. Returns the ids really inserted: a coupon already present
  * (redelivery, or read-your-writes got there first) is skipped, and so is one whose slot or
  * (user, seq) is taken by another coupon (the arbiter refusing a gate that lost its state).
- * Throws 23514 (check_violation) when the batch would over-issue the template.
+ * Throws 23514 (check_violation) when the batch would over-issue the template. The statement that
+ * reaches the total also writes event.sold_out to the webhook outbox (trigger, migrations/090).
  */
 export async function insertClaimedCoupons(db: Queryable, template: CouponTemplate, coupons: readonly ClaimedCoupon[]): Promise<Set<string>> {
   if (coupons.length === 0) return new Set();

@@ -95,7 +95,8 @@ export interface RedeemRequest {
  * computes the discount from the template in the same statement and appends the history row.
  * Concurrent calls on one coupon queue on its row lock; after the first commits, the others
  * re-check `status = 'ISSUED'` on the new row version and match nothing. Undefined: nothing
- * matched (the caller explains why with findCoupon).
+ * matched (the caller explains why with findCoupon). The history row's trigger (migrations/090)
+ * writes coupon.redeemed to the webhook outbox in this same statement (cancel: its cancellation).
  */
 export async function redeemCoupon(db: Queryable, r: RedeemRequest): Promise<Redemption | undefined> {
   const { rows } = await db.query<{ id: string; order_id: string; order_amount: number; discount_amount: number; used_at: Date }>(

@@ -101,6 +101,10 @@ describe('diagnoseRedemption', () => {
   it('asks for a retry when the row is redeemable (it changed after the UPDATE)', () => {
     expect(diagnoseRedemption(issued, request, inWindow)).toEqual({ kind: 'retry' });
   });
+  it('replays only a USED coupon, whatever order id the row carries otherwise', () => {
+    expect(diagnoseRedemption({ ...issued, orderId: 'o1' }, request, inWindow)).toEqual({ kind: 'retry' });
+    expect(diagnoseRedemption({ ...issued, status: 'EXPIRED', orderId: 'o1' }, request, inWindow)).toEqual({ kind: 'refuse', code: 'COUPON_EXPIRED' });
+  });
 });
 
 describe('diagnoseCancel', () => {
@@ -116,5 +120,9 @@ describe('diagnoseCancel', () => {
   it('answers not found for a missing coupon and retries one used on this very order', () => {
     expect(diagnoseCancel(undefined, 'o1', false)).toEqual({ kind: 'refuse', code: 'COUPON_NOT_FOUND' });
     expect(diagnoseCancel({ status: 'USED', orderId: 'o1' }, 'o1', false)).toEqual({ kind: 'retry' });
+  });
+  it('retries only a coupon USED on this order, whatever order id the row carries otherwise', () => {
+    expect(diagnoseCancel({ status: 'ISSUED', orderId: 'o1' }, 'o1', true)).toEqual({ kind: 'replay' });
+    expect(diagnoseCancel({ status: 'EXPIRED', orderId: 'o1' }, 'o1', false)).toEqual({ kind: 'refuse', code: 'ORDER_MISMATCH' });
   });
 });

@@ -11,8 +11,7 @@ import { cancelJob, findJob, listFailures } from './job-repository.ts';
 import { jobView } from './job-view.ts';
 import { ensureQueueSchema, interruptJobRun, removeJobRun } from './queue.ts';
 import { assertAllowedReceiver } from './webhook-address.ts';
-import { JOB_EVENTS } from './webhook-messages.ts';
-import { TEMPLATE_EVENTS } from './webhook-template-events.ts';
+import { JOB_EVENTS, WEBHOOK_EVENTS } from './webhook-messages.ts';
 import { announceJobEvent, deleteWebhook, insertWebhook, listJobDeliveries, listWebhooks, type Webhook } from './webhook-repository.ts';
 import { newWebhookSecret, SIGNATURE_HEADER } from './webhook-signature.ts';
 
@@ -48,12 +47,14 @@ const DeliveryResponse = Type.Object({
   lastError: Type.Union([Type.String(), Type.Null()]),
 });
 
-const WEBHOOK_EVENTS = [...JOB_EVENTS, ...TEMPLATE_EVENTS];
 const EventName = Type.Union(WEBHOOK_EVENTS.map((event) => Type.Literal(event)));
 const CreateWebhookBody = Type.Object({
   url: Type.String({ format: 'uri', pattern: '^https?://', minLength: 8, maxLength: 2048 }),
-  kind: Type.Union([Type.Literal('slack'), Type.Literal('discord'), Type.Literal('json')]),
-  events: Type.Array(EventName, { minItems: 1, maxItems: WEBHOOK_EVENTS.length, uniqueItems: true }),
+  kind: Type.Union([Type.Literal('slack'), Type.Literal('discord'), Type.Literal('json')], { description: 'The message shape: Slack {text, blocks}, Discord {content, embeds}, or the event as JSON.' }),
+  events: Type.Optional(Type.Array(EventName, {
+    minItems: 1, maxItems: WEBHOOK_EVENTS.length, uniqueItems: true,
+    description: `The events to announce, by name; without it, the job events (${JOB_EVENTS.join(', ')}).`,
+  })),
 }, { additionalProperties: false });
 
 const WebhookResponse = Type.Object({ id: Uuid, url: Type.String(), kind: Type.String(), events: Type.Array(Type.String()), createdAt: Timestamp });
@@ -135,12 +136,16 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     });
 
     app.post('/v1/webhooks', {
-      schema: { operationId: 'createWebhook', summary: 'Register a webhook for job events', tags: ['jobs'], body: CreateWebhookBody, response: { 201: WebhookCreated, 400: ErrorResponse, 409: ErrorResponse } },
+      schema: { operationId: 'createWebhook', summary: 'Register a webhook for job and domain events', tags: ['jobs'], body: CreateWebhookBody, response: { 201: WebhookCreated, 400: ErrorResponse, 409: ErrorResponse } },
     }, async (request, reply) => {
       await assertAllowedReceiver(ctx.config, request.body.url);
+      // Domain events are queued by database triggers inside claims and redemptions: the queue's
+      // schema must exist before any webhook can ask for them.
+      await ensureQueueSchema(ctx.db, ctx.logger);
       const secret = newWebhookSecret();
+      const events = request.body.events ?? [...JOB_EVENTS];
       const hook = await withTransaction(ctx.db, (tx) =>
-        insertWebhook(tx, uuidv7(), request.principal.partnerId, { ...request.body, secret }, MAX_WEBHOOKS_PER_PARTNER));
+        insertWebhook(tx, uuidv7(), request.principal.partnerId, { ...request.body, events, secret }, MAX_WEBHOOKS_PER_PARTNER));
       if (!hook) throw new AppError('WEBHOOK_LIMIT_REACHED', `A partner has at most ${MAX_WEBHOOKS_PER_PARTNER} webhooks.`);
       return reply.code(201).send({ ...webhookResponse(hook), secret });
     });

@@ -1,12 +1,19 @@
 // Pure rendering of job announcements into the message shapes the receivers expect: Slack
 // incoming webhooks ({text, blocks}), Discord webhooks ({content, embeds}) or the plain event.
+// Domain events (domain-event-messages.ts) render through the same function.
+import { DOMAIN_EVENTS, domainEventSummary, isDomainEventPayload, type DomainEventPayload } from './domain-event-messages.ts';
 import type { Job } from './job-repository.ts';
 import { jobView, type JobView } from './job-view.ts';
-import { isTemplateEventPayload, templateEventSummary, type TemplateEventPayload } from './webhook-template-events.ts';
+import { isTemplateEventPayload, TEMPLATE_EVENTS, templateEventSummary, type TemplateEventPayload } from './webhook-template-events.ts';
 
 export type WebhookKind = 'slack' | 'discord' | 'json';
 export const JOB_EVENTS = ['job.started', 'job.succeeded', 'job.failed', 'job.cancelled'] as const;
 export type JobEvent = (typeof JOB_EVENTS)[number];
+/** Every event a webhook can choose by name; a registration without a list gets JOB_EVENTS. */
+export const WEBHOOK_EVENTS = [...JOB_EVENTS, ...DOMAIN_EVENTS, ...TEMPLATE_EVENTS] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+/** What an outbox row holds and a `json` webhook receives as is. */
+export type WebhookPayload = JobEventPayload | DomainEventPayload | TemplateEventPayload;
 
 /** What is stored in the outbox and sent as-is to `json` webhooks. */
 export interface JobEventPayload {
@@ -59,24 +66,41 @@ function summary(payload: JobEventPayload): { title: string; text: string; field
 // Discord colour of template events: amber.
 const TEMPLATE_COLOUR = 0xf59e0b;
 
-export function renderWebhookMessage(kind: WebhookKind, payload: JobEventPayload | TemplateEventPayload): unknown {
+// Slack's mrkdwn needs &, < and > escaped; Discord's markdown its emphasis and quote characters.
+const slackText = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const discordText = (text: string) => text.replace(/[\\*_~`|>]/g, (c) => `\\${c}`);
+const clip = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, max - 1)}…`);
+
+export function renderWebhookMessage(kind: WebhookKind, payload: WebhookPayload): unknown {
   if (kind === 'json') return payload;
-  const { title, text, fields } = isTemplateEventPayload(payload) ? templateEventSummary(payload) : summary(payload);
+  const { title, text, fields, colour, lines } = isTemplateEventPayload(payload)
+    ? { ...templateEventSummary(payload), colour: TEMPLATE_COLOUR, lines: undefined }
+    : isDomainEventPayload(payload)
+      ? domainEventSummary(payload)
+      : { ...summary(payload), colour: COLOURS[payload.event], lines: undefined };
+  // Long values (ids, errors) take a whole line; counts sit side by side.
+  const wide = (name: string, value: string) => name === 'Job' || name === 'Error' || value.length > 24;
   if (kind === 'slack') {
     return {
-      text,
+      text: slackText(text),
       blocks: [
-        { type: 'header', text: { type: 'plain_text', text: title } },
-        { type: 'section', fields: fields.map(([name, value]) => ({ type: 'mrkdwn', text: `*${name}*\n${value}` })) },
+        // Slack's limits: a header's text ≤ 150 characters, a section's text ≤ 3,000.
+        { type: 'header', text: { type: 'plain_text', text: clip(title, 150) } },
+        { type: 'section', fields: fields.map(([name, value]) => ({ type: 'mrkdwn', text: `*${name}*\n${slackText(value)}` })) },
+        ...(lines?.length ? [{ type: 'section', text: { type: 'mrkdwn', text: clip(lines.map((line) => `• ${slackText(line)}`).join('\n'), 3_000) } }] : []),
       ],
     };
   }
   return {
     content: text,
+    // User ids are the partner's data: never let one ping @everyone or a role.
+    allowed_mentions: { parse: [] },
     embeds: [{
-      title,
-      color: isTemplateEventPayload(payload) ? TEMPLATE_COLOUR : COLOURS[payload.event],
-      fields: fields.map(([name, value]) => ({ name, value, inline: name !== 'Job' && name !== 'Error' && name !== 'Template' })),
+      // Discord's limits: a title ≤ 256 characters, a description ≤ 4,096.
+      title: clip(title, 256),
+      ...(lines?.length ? { description: clip(lines.map((line) => `• ${discordText(line)}`).join('\n'), 4_096) } : {}),
+      color: colour,
+      fields: fields.map(([name, value]) => ({ name, value, inline: !wide(name, value) })),
       timestamp: payload.occurredAt,
     }],
   };

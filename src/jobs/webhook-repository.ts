@@ -2,14 +2,14 @@
 import type { Queryable, Tx } from '../infra/db.ts';
 import type { Job } from './job-repository.ts';
 import { DELIVER_WEBHOOK_TASK, WEBHOOK_MAX_ATTEMPTS } from './queue.ts';
-import { jobEventPayload, type JobEvent, type JobEventPayload, type WebhookKind } from './webhook-messages.ts';
-import type { TemplateEvent, TemplateEventPayload } from './webhook-template-events.ts';
+import type { DomainEvent, DomainEventPayload } from './domain-event-messages.ts';
+import { jobEventPayload, type JobEvent, type WebhookEvent, type WebhookKind, type WebhookPayload } from './webhook-messages.ts';
 
 export interface Webhook {
   id: string;
   url: string;
   kind: WebhookKind;
-  events: Array<JobEvent | TemplateEvent>;
+  events: WebhookEvent[];
   createdAt: Date;
 }
 
@@ -17,7 +17,7 @@ interface WebhookRow {
   id: string;
   url: string;
   kind: WebhookKind;
-  events: Array<JobEvent | TemplateEvent>;
+  events: WebhookEvent[];
   created_at: Date;
   secret: string;
 }
@@ -70,14 +70,29 @@ export async function announceJobEvent(tx: Queryable, job: Job, event: JobEvent,
   );
 }
 
+/**
+ * Writes one delivery of a domain event per subscribed webhook of the partner and queues each, in
+ * the caller's transaction (SQL function announce_domain_event, migrations/090, which the
+ * database's own triggers also call). Returns how many deliveries were written.
+ */
+export async function announceDomainEvent(
+  tx: Queryable, partnerId: string, payload: DomainEventPayload & { event: DomainEvent }, templateId: string | null = null,
+): Promise<number> {
+  const { rows } = await tx.query<{ queued: number }>(
+    'SELECT announce_domain_event($1, $2, $3::jsonb, $4, $5, $6) AS queued',
+    [partnerId, payload.event, JSON.stringify(payload), templateId, DELIVER_WEBHOOK_TASK, WEBHOOK_MAX_ATTEMPTS],
+  );
+  return rows[0]!.queued;
+}
+
 export interface PendingDelivery {
   id: string;
   url: string;
   /** The webhook's signing secret. */
   secret: string;
   kind: WebhookKind;
-  event: JobEvent | TemplateEvent;
-  payload: JobEventPayload | TemplateEventPayload;
+  event: WebhookEvent;
+  payload: WebhookPayload;
 }
 
 /** A delivery still to be sent (undefined once delivered, failed for good, or its webhook deleted). */
@@ -105,7 +120,7 @@ export async function recordDeliveryAttempt(
 
 export interface DeliveryRecord {
   id: string;
-  event: JobEvent;
+  event: WebhookEvent;
   status: 'PENDING' | 'DELIVERED' | 'FAILED';
   attempts: number;
   responseStatus: number | null;

@@ -5,6 +5,8 @@ export interface PartnerRow {
   id: string;
   name: string;
   rateLimitPerSecond: number | null;
+  /** How many days ahead the points.expiring digest looks. */
+  pointsExpiringNoticeDays: number;
   createdAt: Date;
 }
 
@@ -15,7 +17,7 @@ export interface KeyPrincipalRow {
   revoked: boolean;
 }
 
-const PARTNER_COLUMNS = 'id, name, rate_limit_per_second AS "rateLimitPerSecond", created_at AS "createdAt"';
+const PARTNER_COLUMNS = 'id, name, rate_limit_per_second AS "rateLimitPerSecond", points_expiring_notice_days AS "pointsExpiringNoticeDays", created_at AS "createdAt"';
 
 export async function insertPartner(db: Queryable, partner: { id: string; name: string; rateLimitPerSecond: number | null }): Promise<PartnerRow> {
   const { rows } = await db.query<PartnerRow>(
@@ -25,10 +27,15 @@ export async function insertPartner(db: Queryable, partner: { id: string; name: 
   return rows[0]!;
 }
 
-export async function updatePartnerRateLimit(db: Queryable, partnerId: string, rateLimitPerSecond: number | null): Promise<PartnerRow | undefined> {
+/** Changes the settings given (undefined: left as is). */
+export async function updatePartnerSettings(
+  db: Queryable, partnerId: string, settings: { rateLimitPerSecond?: number | null | undefined; pointsExpiringNoticeDays?: number | undefined },
+): Promise<PartnerRow | undefined> {
   const { rows } = await db.query<PartnerRow>(
-    `UPDATE partners SET rate_limit_per_second = $2 WHERE id = $1 RETURNING ${PARTNER_COLUMNS}`,
-    [partnerId, rateLimitPerSecond],
+    `UPDATE partners SET rate_limit_per_second = CASE WHEN $2 THEN $3::integer ELSE rate_limit_per_second END,
+                         points_expiring_notice_days = coalesce($4::integer, points_expiring_notice_days)
+      WHERE id = $1 RETURNING ${PARTNER_COLUMNS}`,
+    [partnerId, settings.rateLimitPerSecond !== undefined, settings.rateLimitPerSecond ?? null, settings.pointsExpiringNoticeDays ?? null],
   );
   return rows[0];
 }

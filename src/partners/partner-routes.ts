@@ -7,12 +7,14 @@ import { AppError } from '../errors.ts';
 import { withTransaction } from '../infra/db.ts';
 import { ErrorResponse, IdParams, Text, Uuid } from '../http/schemas.ts';
 import { generateApiKey } from './api-key.ts';
-import { insertApiKey, insertPartner, revokeApiKey, updatePartnerRateLimit } from './partner-repository.ts';
+import { insertApiKey, insertPartner, revokeApiKey, updatePartnerSettings, type PartnerRow } from './partner-repository.ts';
 
 const RateLimit = Type.Union([Type.Integer({ minimum: 1, maximum: 10_000_000 }), Type.Null()], {
   description: 'Requests per second per API key; null means the service default.',
 });
-const Partner = Type.Object({ id: Uuid, name: Type.String(), rateLimitPerSecond: Type.Union([Type.Integer(), Type.Null()]) });
+const NoticeDays = Type.Integer({ minimum: 1, maximum: 365, description: 'How many days ahead the daily points.expiring webhook digest looks (default 7).' });
+const Partner = Type.Object({ id: Uuid, name: Type.String(), rateLimitPerSecond: Type.Union([Type.Integer(), Type.Null()]), pointsExpiringNoticeDays: Type.Integer() });
+const partnerResponse = (row: PartnerRow) => ({ id: row.id, name: row.name, rateLimitPerSecond: row.rateLimitPerSecond, pointsExpiringNoticeDays: row.pointsExpiringNoticeDays });
 const ApiKeyCreated = Type.Object({ id: Uuid, apiKey: Type.String({ description: 'Shown once; store it now.' }) });
 
 export function partnerAdminRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
@@ -33,21 +35,24 @@ export function partnerAdminRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
         await insertApiKey(tx, { id: uuidv7(), partnerId: row.id, prefix: key.prefix, hash: key.hash });
         return row;
       });
-      return reply.code(201).send({ id: partner.id, name: partner.name, rateLimitPerSecond: partner.rateLimitPerSecond, apiKey: key.apiKey });
+      return reply.code(201).send({ ...partnerResponse(partner), apiKey: key.apiKey });
     });
 
     app.patch('/v1/partners/:id', {
       schema: {
-        operationId: 'updatePartner', summary: 'Change a partner\'s rate limit', tags: ['admin'],
+        operationId: 'updatePartner', summary: 'Change a partner\'s settings (rate limit, points expiring notice)', tags: ['admin'],
         params: IdParams,
-        body: Type.Object({ rateLimitPerSecond: RateLimit }, { additionalProperties: false }),
+        body: Type.Object(
+          { rateLimitPerSecond: Type.Optional(RateLimit), pointsExpiringNoticeDays: Type.Optional(NoticeDays) },
+          { additionalProperties: false, minProperties: 1 },
+        ),
         response: { 200: Partner, 404: ErrorResponse },
       },
     }, async (request) => {
-      const row = await updatePartnerRateLimit(ctx.db, request.params.id, request.body.rateLimitPerSecond);
+      const row = await updatePartnerSettings(ctx.db, request.params.id, request.body);
       if (!row) throw new AppError('PARTNER_NOT_FOUND');
-      await ctx.keys.invalidatePartner(row.id);
-      return { id: row.id, name: row.name, rateLimitPerSecond: row.rateLimitPerSecond };
+      if (request.body.rateLimitPerSecond !== undefined) await ctx.keys.invalidatePartner(row.id);
+      return partnerResponse(row);
     });
 
     app.post('/v1/partners/:id/api-keys', {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allocate, dueLots, earnExpiry, restore, spendableBalance, type Lot } from './lots.ts';
+import { allocate, dueLots, earnExpiry, restore, spendableBalance, totalOf, type Lot } from './lots.ts';
 
 const now = new Date('2026-11-22T10:00:00.000Z');
 const at = (offsetMs: number) => new Date(now.getTime() + offsetMs);
@@ -38,6 +38,13 @@ describe('allocate', () => {
     expect(allocate([lot(1, 0, 1_000, 10), lot(2, 3, 2_000)], 3, now)).toEqual([{ lotId: 2, amount: 3 }]);
     expect(() => allocate([lot(1, 3, 1_000)], 0, now)).toThrow(RangeError);
   });
+
+  it('refuses a negative, fractional or unsafe amount, naming it', () => {
+    const lots = [lot(1, 3, 1_000)];
+    expect(() => allocate(lots, -1, now)).toThrow('amount must be a positive integer, got -1');
+    expect(() => allocate(lots, 1.5, now)).toThrow('amount must be a positive integer, got 1.5');
+    expect(() => allocate(lots, 2 ** 53, now)).toThrow(RangeError);
+  });
 });
 
 describe('dueLots and spendableBalance', () => {
@@ -46,6 +53,11 @@ describe('dueLots and spendableBalance', () => {
     expect(dueLots(lots, now)).toEqual([{ lotId: 1, amount: 10 }, { lotId: 2, amount: 20 }]);
     expect(spendableBalance(lots, now)).toBe(30);
     expect(dueLots(lots, at(1))).toEqual([{ lotId: 1, amount: 10 }, { lotId: 2, amount: 20 }, { lotId: 3, amount: 30 }]);
+  });
+
+  it('lists due lots in spending order (earliest expiry, then creation), whatever the order read', () => {
+    const lots = [lot(5, 1, -1_000), lot(2, 2, -3_000), lot(9, 3, -2_000), lot(3, 4, -2_000)];
+    expect(dueLots(lots, now).map((due) => due.lotId)).toEqual([2, 3, 9, 5]);
   });
 });
 
@@ -72,6 +84,17 @@ describe('restore', () => {
   it('refuses to overfill a lot or to restore to an unknown lot (a corrupt ledger)', () => {
     expect(() => restore([lot(1, 10, 1_000)], [{ lotId: 1, amount: 1 }])).toThrow(/exceed/);
     expect(() => restore([lot(1, 0, 1_000, 10)], [{ lotId: 9, amount: 1 }])).toThrow(/unknown/);
+  });
+
+  it('names every unknown lot', () => {
+    expect(() => restore([lot(1, 0, 1_000, 10)], [{ lotId: 8, amount: 1 }, { lotId: 9, amount: 1 }])).toThrow('restore names unknown lots: 8, 9');
+  });
+});
+
+describe('totalOf', () => {
+  it('sums the allocations, 0 for none', () => {
+    expect(totalOf([])).toBe(0);
+    expect(totalOf([{ lotId: 1, amount: 30 }, { lotId: 2, amount: 12 }])).toBe(42);
   });
 });
 

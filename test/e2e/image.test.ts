@@ -13,6 +13,11 @@ import { runWalkthrough, WALKTHROUGH_RESULTS } from '../harness/readme-walkthrou
 const IMAGE = process.env.STAMPEDE_IMAGE;
 const exec = promisify(execFile);
 const docker = async (...args: string[]) => (await exec('docker', args, { maxBuffer: 64 * 1024 * 1024 })).stdout.trim();
+/** `docker run …` to its end: exit code and output, without throwing on a non-zero exit. */
+const dockerRun = (args: string[]) => exec('docker', ['run', '--rm', ...args], { maxBuffer: 64 * 1024 * 1024 }).then(
+  ({ stdout, stderr }) => ({ code: 0, output: stdout + stderr }),
+  (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, output: error.stdout + error.stderr }),
+);
 
 /** Polls until `check` returns a value, or fails after `timeoutMs` with the last state seen. */
 async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
@@ -47,9 +52,9 @@ describe.skipIf(!IMAGE)('the Docker image', () => {
   }, 60_000);
 
   it('refuses to start without DATABASE_URL in one line (no embedded PostgreSQL in the image), exit 2', async () => {
-    const result = await exec('docker', ['run', '--rm', IMAGE!, 'serve']).then(() => ({ code: 0, stderr: '' }), (error: { code: number; stderr: string }) => error);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/no embedded PostgreSQL.*set DATABASE_URL and REDIS_URL/);
+    const result = await dockerRun([IMAGE!, 'serve']);
+    expect(result.code, result.output).toBe(2);
+    expect(result.output).toMatch(/no embedded PostgreSQL.*set DATABASE_URL and REDIS_URL/);
   }, 60_000);
 
   it('migrates, serves the README walk-through, and drains on docker stop (SIGTERM) with exit code 0', async () => {
@@ -62,8 +67,9 @@ describe.skipIf(!IMAGE)('the Docker image', () => {
     const port = await freePort();
     const env = ['-e', `DATABASE_URL=${databaseUrl}`, '-e', `REDIS_URL=${inject('redisUrl')}`, '-e', `STAMPEDE_ADMIN_TOKEN=${adminToken}`];
 
-    const migrate = await exec('docker', ['run', '--rm', '--network', 'host', ...env, IMAGE!, 'migrate']);
-    expect(migrate.stdout + migrate.stderr).toMatch(/migration applied/);
+    const migrate = await dockerRun(['--network', 'host', ...env, IMAGE!, 'migrate']);
+    expect(migrate.code, migrate.output).toBe(0);
+    expect(migrate.output).toMatch(/migration applied/);
 
     // Two API processes and the workers process (node:cluster forks re-run bin/stampede.js: dist/).
     await docker('run', '-d', '--name', container, '--network', 'host', ...env,

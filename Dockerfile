@@ -36,7 +36,7 @@ USER node
 EXPOSE 3000
 # /health/ready: PostgreSQL and Redis answer. `worker` containers have no API port: compose
 # overrides this with the metrics port's /health (docker-compose.yml).
-HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=10s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.PORT}/health/ready`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # `docker stop` sends SIGTERM: Stampede drains within STAMPEDE_SHUTDOWN_TIMEOUT_MS (10 s by
 # default), so give it more than that (docker stop -t 15; compose stop_grace_period).

@@ -74,12 +74,18 @@ describe.skipIf(!IMAGE)('the Docker image', () => {
     // Two API processes and the workers process (node:cluster forks re-run bin/stampede.js: dist/).
     await docker('run', '-d', '--name', container, '--network', 'host', ...env,
       '-e', `PORT=${port}`, '-e', 'STAMPEDE_PROCESSES=2', '-e', 'LOG_LEVEL=info', IMAGE!, 'serve');
-    // The image's HEALTHCHECK (/health/ready) is what says it is up.
+    // The image's HEALTHCHECK (/health/ready) is what says it is up. Generous: on a loaded 2-core
+    // machine a Node start alone took 27 s.
+    type State = { Running: boolean; Health?: { Status: string; Log?: unknown[] } };
+    const state = async () => JSON.parse(await docker('inspect', '-f', '{{json .State}}', container)) as State;
     await waitFor('the container to be healthy', async () => {
-      const state = JSON.parse(await docker('inspect', '-f', '{{json .State}}', container)) as { Running: boolean; Health?: { Status: string } };
-      if (!state.Running) throw new Error(`the container stopped:\n${await docker('logs', container).catch(String)}`);
-      return state.Health?.Status === 'healthy' ? true : undefined;
-    }, 120_000);
+      const now = await state();
+      if (!now.Running) throw new Error(`the container stopped:\n${await docker('logs', container).catch(String)}`);
+      return now.Health?.Status === 'healthy' ? true : undefined;
+    }, 400_000).catch(async (error: Error) => {
+      const logs = await exec('docker', ['logs', container]).then(({ stdout, stderr }) => stdout + stderr, String);
+      throw new Error(`${error.message}\nhealth: ${JSON.stringify((await state()).Health)}\nlogs:\n${logs}`);
+    });
 
     const { code, stdout, stderr } = await runWalkthrough({ STAMPEDE_URL: `http://127.0.0.1:${port}`, STAMPEDE_ADMIN_TOKEN: adminToken });
     expect({ code, stderr }).toMatchObject({ code: 0 });
@@ -103,5 +109,5 @@ describe.skipIf(!IMAGE)('the Docker image', () => {
     } finally {
       await db.end();
     }
-  }, 300_000);
+  }, 900_000);
 });

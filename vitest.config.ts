@@ -28,7 +28,12 @@ export default defineConfig({
           ...withServices,
         },
       },
-      { extends: true, test: { name: 'e2e', include: E2E, exclude: [...configDefaults.exclude, ...UNIT], ...withServices } },
+      {
+        extends: true,
+        // Real processes start, migrate and stop in each test: on a loaded 2-core machine running
+        // 4 forks one took 58 s of the 60 s default alone. A deadline, not a performance bound.
+        test: { name: 'e2e', include: E2E, exclude: [...configDefaults.exclude, ...UNIT], testTimeout: 180_000, ...withServices },
+      },
     ],
   },
 });

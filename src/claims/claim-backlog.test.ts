@@ -2,6 +2,7 @@
 // persister runs (the test app starts no workers: the persister is "paused").
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 function sample(text: string, series: string): number | undefined {
   const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
@@ -27,8 +28,11 @@ describe('claim backlog metrics', () => {
     const firstLag = sample(first, `stampede_claim_consumer_lag_seconds{template="${template.id}"}`)!;
     expect(firstLag).toBeGreaterThanOrEqual(0);
 
-    await new Promise((resolve) => setTimeout(resolve, 1_200));
-    const later = await scrape();
+    // The lag is measured at scrape time: scrape until a second has passed since the oldest claim.
+    const later = await waitFor(async () => {
+      const text = await scrape();
+      return sample(text, `stampede_claim_consumer_lag_seconds{template="${template.id}"}`)! >= firstLag + 1 && text;
+    }, { what: 'the consumer lag to grow by a second' });
     expect(sample(later, `stampede_claim_stream_length{template="${template.id}"}`)).toBe(2);
     expect(sample(later, `stampede_claim_consumer_lag_seconds{template="${template.id}"}`)).toBeGreaterThanOrEqual(firstLag + 1);
   });

@@ -7,6 +7,7 @@ import { startJobQueue } from '../job-queue.ts';
 import { claimOnce } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 describe.each([
   { mode: 'embedded', distributed: false },
@@ -82,7 +83,10 @@ describe.each([
 
     let answered = false;
     const claim = claimOnce(t.app, partner.headers, templateId, 'early-bird').finally(() => { answered = true; });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Either the claim answers (wrong) or a session of this file's database waits on the chunk's lock.
+    await waitFor(async () => answered || (await t.ctx.db.query(
+      `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rowCount! > 0,
+    { what: 'the claim to answer or to wait on the chunk' });
     expect(answered).toBe(false); // the gate waits for the chunk
     // like a chunk, it raises issued_count last (the template row is not locked before)
     await chunk.query('UPDATE coupon_templates SET issued_count = issued_count + 1 WHERE id = $1', [templateId]);

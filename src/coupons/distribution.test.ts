@@ -10,6 +10,7 @@ import { enqueueJobRun } from '../jobs/queue.ts';
 import { distributionHandler, stageUserIdList } from './distribution.ts';
 import { createSourceDatabase } from '../../test/harness/sql-source.ts';
 import { adminHeaders, createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
+import { noOtherTransaction, waitFor } from '../../test/harness/wait-for.ts';
 
 type Headers = Record<string, string>;
 
@@ -124,15 +125,13 @@ describe('coupon distribution', () => {
     });
     expect(accepted.statusCode, accepted.body).toBe(202);
     const { jobId } = accepted.json();
-    for (;;) {
-      const job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
-      if (job.processed > 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitFor(async () => (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json().processed > 0,
+      { what: 'the first chunk to be processed', timeoutMs: 120_000, intervalMs: 20 });
     const cancelled = await t.app.inject({ method: 'POST', url: `/v1/jobs/${jobId}/cancel`, headers: partner.headers });
     expect(cancelled.statusCode, cancelled.body).toBe(200);
     expect(cancelled.json().status).toBe('CANCELLED');
-    await new Promise((resolve) => setTimeout(resolve, 1_500)); // a lane that held a chunk has committed it
+    // A lane that held a chunk has committed or rolled it back: no transaction is left open.
+    await waitFor(() => noOtherTransaction(t.ctx.db), { what: 'the lanes to finish their chunks' });
     const job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
     expect(job.status).toBe('CANCELLED');
     expect(job.processed).toBeLessThan(users);
@@ -174,6 +173,7 @@ describe('coupon distribution', () => {
     const templateId = await createTemplate(t, partner.headers);
     const claim = await t.ctx.db.connect();
     const lane = await t.ctx.db.connect();
+    const lanePid = (await lane.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     /**
      * Stages users as a job whose queue entry runs only in an hour: the test applies it. (Without an
      * entry, the queue's sweeper in any process of the test run abandons it as lost.)
@@ -199,8 +199,11 @@ describe('coupon distribution', () => {
     const applyDuringClaim = async (job: Awaited<ReturnType<typeof stage>>) => {
       await lane.query('BEGIN');
       const applying = distributionHandler.processChunk(t.ctx, lane, job, 0);
-      applying.catch(() => undefined);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      let settled = false;
+      applying.then(() => { settled = true; }, () => { settled = true; });
+      await waitFor(async () => settled || (await t.ctx.db.query<{ wait: string | null }>(
+        'SELECT wait_event_type AS wait FROM pg_stat_activity WHERE pid = $1', [lanePid])).rows[0]?.wait === 'Lock',
+      { what: 'the chunk to wait on the open claim' });
       await claim.query('COMMIT');
       return applying;
     };

@@ -7,10 +7,20 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
 import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
+import { waitFor } from '../harness/wait-for.ts';
 import { createStampedeClient, expectData, templateDraft } from '../harness/api-client.ts';
 
 const ADMIN = 'crash-test-admin-token-0123456789';
 const USERS = 150_000;
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 describe('distribution after a crash', () => {
   let dataDir: string;
@@ -20,7 +30,7 @@ describe('distribution after a crash', () => {
     // The embedded PostgreSQL outlives a killed stampede; stop the one this test started.
     const pid = Number((await readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
     if (pid > 0) { try { process.kill(pid, 'SIGINT'); } catch { /* already gone */ } }
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await waitFor(() => !(pid > 0 && isAlive(pid)), { what: 'the embedded PostgreSQL to stop' }).catch(() => undefined); // then its files go
     await rm(dataDir, { recursive: true, force: true });
   });
 
@@ -46,7 +56,7 @@ describe('distribution after a crash', () => {
     }));
     const job = async () => expectData(await api.GET('/v1/jobs/{id}', { params: { path: { id: jobId } } }));
 
-    for (let state = await job(); state.processed === 0; state = await job()) await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitFor(async () => (await job()).processed > 0, { what: 'the job to process its first chunk', timeoutMs: 120_000 });
     first.child.kill('SIGKILL');
     await first.exited;
 
@@ -54,11 +64,10 @@ describe('distribution after a crash', () => {
     const seenAfterRestart = await job();
     expect(seenAfterRestart.processed).toBeGreaterThan(0);
     expect(seenAfterRestart.processed).toBeLessThan(USERS); // killed mid-job
-    let done = seenAfterRestart;
-    for (const deadline = Date.now() + 150_000; done.status !== 'SUCCEEDED'; done = await job()) {
-      if (Date.now() > deadline) throw new Error(`job still ${JSON.stringify(done)}`);
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
+    const done = await waitFor(async () => {
+      const state = await job();
+      return state.status === 'SUCCEEDED' && state;
+    }, { what: 'the job to succeed after the restart', timeoutMs: 150_000, intervalMs: 250 });
     expect(done).toMatchObject({ processed: USERS, succeeded: USERS, skipped: 0, failed: 0 });
 
     const password = (await readFile(path.join(dataDir, 'pg-password'), 'utf8')).trim();

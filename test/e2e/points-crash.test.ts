@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
 import { checkPointsInvariants } from '../../src/points/invariants.ts';
 import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
+import { waitFor } from '../harness/wait-for.ts';
 import { createPartner, createTestApp, type TestApp } from '../harness/test-app.ts';
 
 const USERS = 20; // few wallets, so calls share batches and wallets
@@ -66,7 +67,7 @@ describe('points after a crash', () => {
         }
       }
     });
-    while (sent.filter((call) => call.status === 201).length < 400) await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitFor(() => sent.filter((call) => call.status === 201).length >= 400, { what: '400 acknowledged calls before the kill', timeoutMs: 120_000, intervalMs: 10 });
     server.child.kill('SIGKILL');
     stopped = true;
     await Promise.all(clients);

@@ -46,3 +46,14 @@ export async function withDeadline<T>(promise: Promise<T>, timeoutMs: number, wh
     clearTimeout(timer);
   }
 }
+
+/**
+ * True when no other session has a transaction open in this database. Every test file has a
+ * database of its own (file-services.ts), so this says the file's own workers are between steps.
+ */
+export async function noOtherTransaction(db: { query(sql: string): Promise<{ rows: Array<{ n: number }> }> }): Promise<boolean> {
+  const { rows } = await db.query(
+    `SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL`);
+  return rows[0]!.n === 0;
+}

@@ -6,7 +6,6 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/infra/embedded-postgres.ts';
 import { createPool } from '../src/infra/db.ts';
 import { createLogger } from '../src/infra/logger.ts';
@@ -99,6 +98,9 @@ export async function startDeployment(shape: { serves: number; workers: number }
   let postgresDown = false;
   const db = createPool(postgres.url, 2, logger);
   await migrate(db, logger);
+  // Read once: while PostgreSQL restarts, nothing can be asked of it.
+  const { rows: [directory] } = await db.query<{ setting: string }>("SELECT setting FROM pg_settings WHERE name = 'data_directory'");
+  const postgresDataDirectory = directory!.setting;
   await db.end();
   const redis: RedisServerHandle = await startRedisServer({ appendfsync: 'always' });
   const adminToken = randomBytes(24).toString('base64url');
@@ -128,11 +130,7 @@ export async function startDeployment(shape: { serves: number; workers: number }
 
   /** PostgreSQL's immediate shutdown: the postmaster gets SIGQUIT, no checkpoint, crash recovery at the next start. */
   const postgresImmediateStop = async () => {
-    const client = new pg.Client({ connectionString: postgres.url });
-    await client.connect();
-    const { rows } = await client.query<{ setting: string }>("SELECT setting FROM pg_settings WHERE name = 'data_directory'");
-    await client.end();
-    const pid = Number((await readFile(path.join(rows[0]!.setting, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    const pid = Number((await readFile(path.join(postgresDataDirectory, 'postmaster.pid'), 'utf8')).split('\n')[0]);
     process.kill(pid, 'SIGQUIT');
     for (const deadline = Date.now() + 30_000; isAlive(pid); await new Promise((resolve) => setTimeout(resolve, 50))) {
       if (Date.now() > deadline) throw new Error('PostgreSQL did not stop on SIGQUIT');

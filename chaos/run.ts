@@ -131,10 +131,12 @@ async function runSchedule(d: Deployment, faults: readonly Fault[], loadStart: n
   await Promise.all(faults.map(async (fault) => {
     await delay(Math.max(0, loadStart + fault.at - Date.now()));
     log(`inject ${fault.kind} ${fault.target}`);
-    await d.inject(fault);
+    // A fault that cannot be injected or healed now (its target is still restarting) is logged;
+    // healAll() brings everything back before the checks.
+    await d.inject(fault).catch((error) => log(`inject ${fault.kind} ${fault.target} failed: ${String(error)}`));
     await delay(fault.holdMs);
     log(`heal ${fault.kind} ${fault.target}`);
-    await d.heal(fault);
+    await d.heal(fault).catch((error) => log(`heal ${fault.kind} ${fault.target} failed: ${String(error)}`));
   }));
 }
 

@@ -50,8 +50,16 @@ export async function runClients(target: LoadTarget, history: History, options: 
   const started = Date.now();
   await Promise.all(Array.from({ length: options.clients }, (_, c) => runClient(c)));
 
+  // Like a load balancer's health check: an API that refused a connection is skipped for a second.
+  const downUntil = target.apis.map(() => 0);
+  const chooseApi = () => {
+    const up = target.apis.map((_, i) => i).filter((i) => downUntil[i]! <= Date.now());
+    const from = up.length > 0 ? up : target.apis.map((_, i) => i);
+    return from[Math.floor(Math.random() * from.length)]!;
+  };
+
   async function send(c: number, op: string, method: string, path: string, body: unknown, extra: Record<string, string> = {}, api?: number) {
-    const which = api ?? Math.floor(Math.random() * target.apis.length);
+    const which = api ?? chooseApi();
     let status: Answer = 'none';
     let json: Record<string, unknown> | undefined;
     try {
@@ -63,8 +71,9 @@ export async function runClients(target: LoadTarget, history: History, options: 
       });
       status = response.status;
       json = await response.json().catch(() => undefined) as Record<string, unknown> | undefined;
-    } catch {
+    } catch (error) {
       status = 'none';
+      if ((error as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED') downUntil[which] = Date.now() + 1_000;
       await delay(100); // a refused connection fails at once: do not spin against a process that is down
     }
     const code = (json?.error as { code?: string } | undefined)?.code;

@@ -13,7 +13,8 @@ async function terminatedConnectionErrors(): Promise<unknown[]> {
   victim.on('error', () => undefined);
   await Promise.all([victim.connect(), killer.connect()]);
   try {
-    const { rows: [{ pid }] } = await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    const { rows } = await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    const pid = rows[0]!.pid;
     const inFlight = victim.query('SELECT pg_sleep(30)').then(() => undefined, (error: unknown) => error);
     await killer.query('SELECT pg_terminate_backend($1)', [pid]);
     const first = await inFlight;

@@ -48,8 +48,6 @@ export function createHistory(): History {
 
 export async function runClients(target: LoadTarget, history: History, options: { clients: number; seed: number; until: () => boolean }): Promise<void> {
   const started = Date.now();
-  await Promise.all(Array.from({ length: options.clients }, (_, c) => runClient(c)));
-
   // Like a load balancer's health check: an API that refused a connection is skipped for a second.
   const downUntil = target.apis.map(() => 0);
   const chooseApi = () => {
@@ -57,6 +55,8 @@ export async function runClients(target: LoadTarget, history: History, options: 
     const from = up.length > 0 ? up : target.apis.map((_, i) => i);
     return from[Math.floor(Math.random() * from.length)]!;
   };
+
+  await Promise.all(Array.from({ length: options.clients }, (_, c) => runClient(c)));
 
   async function send(c: number, op: string, method: string, path: string, body: unknown, extra: Record<string, string> = {}, api?: number) {
     const which = api ?? chooseApi();

@@ -34,6 +34,13 @@ for (const fault of schedule) log(`  schedule +${(fault.at / 1000).toFixed(1)}s 
 
 const logDir = path.join(os.tmpdir(), `stampede-chaos-${seed}-${process.pid}`);
 const deployment = await startDeployment(SHAPE, log, logDir);
+// An error nobody awaited must not leave PostgreSQL, Redis and four Stampede processes running.
+const abort = (error: unknown) => {
+  log(`aborting: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+  console.log(JSON.stringify({ verdict: 'error', seed, minutes, error: String(error) }));
+  void deployment.stop().finally(() => process.exit(1));
+};
+process.once('uncaughtException', abort).once('unhandledRejection', abort);
 let exitCode = 1;
 try {
   exitCode = await run(deployment);

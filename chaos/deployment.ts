@@ -112,7 +112,7 @@ export async function startDeployment(shape: { serves: number; workers: number }
   const apiPorts = await Promise.all(Array.from({ length: shape.serves }, () => freePort()));
   const apis = apiPorts.map((port) => `http://127.0.0.1:${port}`);
   const waitLive = (base: string) => async (child: StampedeProcess) => {
-    for (const deadline = Date.now() + 180_000; ; await new Promise((resolve) => setTimeout(resolve, 100))) {
+    for (const deadline = Date.now() + 300_000; ; await new Promise((resolve) => setTimeout(resolve, 100))) {
       if (await fetch(`${base}/health/live`).then((r) => r.ok, () => false)) return;
       if (child.child.exitCode !== null || Date.now() > deadline) throw new Error(`process did not start (exit ${String(child.child.exitCode)}):\n${child.output()}`);
     }
@@ -126,7 +126,17 @@ export async function startDeployment(shape: { serves: number; workers: number }
     processes.set(`worker-${i}`, new Supervised(`worker-${i}`, () => spawnStampede(['worker'], { ...env, STAMPEDE_METRICS_PORT: String(metricsPort) }),
       waitLive(`http://127.0.0.1:${metricsPort}`), log));
   }
-  await Promise.all([...processes.values()].map((p) => p.start()));
+  const stopAll = async () => {
+    await Promise.all([...processes.values()].map((p) => p.stop()));
+    await redis.stop();
+    await postgres.stop();
+  };
+  try {
+    await Promise.all([...processes.values()].map((p) => p.start()));
+  } catch (error) {
+    await stopAll().catch(() => undefined); // nothing left running after a failed start
+    throw error;
+  }
 
   /** PostgreSQL's immediate shutdown: the postmaster gets SIGQUIT, no checkpoint, crash recovery at the next start. */
   const postgresImmediateStop = async () => {

@@ -133,7 +133,10 @@ function toFieldProblem(context: string, issue: NonNullable<FastifyError['valida
   return { field: [context, ...path].join('.'), message: patternMeaning(params?.pattern) ?? issue.message ?? 'is not valid' };
 }
 
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '53300']);
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '53300']);
+// pg's own errors for a connection PostgreSQL dropped (a restart, an immediate shutdown) carry no
+// code; a Unix socket that is gone while PostgreSQL restarts fails its connect with ENOENT.
+const PG_CONNECTION_LOST = /^(Connection terminated( unexpectedly)?|Client has encountered a connection error and is not queryable)$/;
 
 // node-redis' connection errors, matched by class: they do not set `name` (every one is "Error").
 const REDIS_UNAVAILABLE = [
@@ -146,6 +149,8 @@ const REDIS_NOT_NOW = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN) /;
 function isUnavailable(error: FastifyError): boolean {
   const code = String((error as { code?: unknown }).code ?? '');
   return UNAVAILABLE_CODES.has(code) || code.startsWith('08')
+    || (code === 'ENOENT' && (error as { syscall?: unknown }).syscall === 'connect')
+    || (code === '' && PG_CONNECTION_LOST.test(error.message))
     || REDIS_UNAVAILABLE.some((type) => error instanceof type)
     || (error instanceof ErrorReply && REDIS_NOT_NOW.test(error.message));
 }

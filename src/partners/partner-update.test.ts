@@ -13,7 +13,7 @@ describe('PATCH /v1/partners/{id}', () => {
     const answers = await Promise.all(Array.from({ length: n }, () => t.app.inject({ url: '/v1/users/u/points', headers })));
     return answers.map((a) => (a.statusCode === 429 ? a.json().error.code : a.statusCode));
   };
-  const patch = (id: string, payload: unknown) => t.app.inject({ method: 'PATCH', url: `/v1/partners/${id}`, headers: adminHeaders, payload });
+  const patch = (id: string, payload: Record<string, unknown>) => t.app.inject({ method: 'PATCH', url: `/v1/partners/${id}`, headers: adminHeaders, payload });
 
   it('lowers and restores a partner\'s rate limit, effective at once', async () => {
     const partner = await createPartner(t.app, { rateLimitPerSecond: 1_000 });

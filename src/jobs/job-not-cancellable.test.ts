@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
 import { until } from '../../test/harness/until.ts';
-import { startJobQueue } from './job-queue-worker.ts';
+import { startJobQueue } from '../job-queue.ts';
 
 describe('cancelling a finished job', () => {
   let t: TestApp;

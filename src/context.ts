@@ -12,6 +12,7 @@ import type { PendingCoupons } from './coupons/pending-coupons.ts';
 import type { ClaimGate } from './claims/claim-gate.ts';
 import type { ClaimTemplates } from './claims/claim-templates.ts';
 import { createClaimParts } from './claims/claim-wiring.ts';
+import { LiveClaimCounters } from './claims/live-counters.ts';
 
 export interface AppContext {
   readonly config: Config;
@@ -41,6 +42,8 @@ export interface AppContext {
   readonly claimGate: ClaimGate;
   /** Template metadata cached for the claim path. */
   readonly claimTemplates: ClaimTemplates;
+  /** Claim outcomes and latencies of the events someone watches live (claims/live-feed.ts). */
+  readonly liveClaims: LiveClaimCounters;
 }
 
 // Without Redis one process serves the API and drops revoked keys itself, so a long local cache
@@ -66,6 +69,7 @@ export function createContext(parts: {
     ...parts,
     keys: new KeyAuthenticator(parts.authDb, parts.redis, { localTtlMs: keyCacheMs, unknownKeyLookupsPerMinute: parts.config.unknownKeyLookupsPerMinute }),
     clock,
+    liveClaims: new LiveClaimCounters(),
     ...createClaimParts({ ...parts, clock }),
   };
 }

@@ -83,6 +83,12 @@ export const ERROR_CATALOG = {
   // auth, durability, process and webhook hardening (issue 15/16, h-auth)
   API_KEY_LOOKUPS_LIMITED: { status: 429, message: 'Too many look-ups of unknown API keys from this address; retry later.' },
   POINTS_QUEUE_FULL: { status: 503, message: 'Too many points calls are waiting to be written; retry shortly.' },
+  // live event operations (issue 19): changes to a running event, revocation
+  CLAIM_PAUSED: { status: 409, message: 'Claims of this event are paused; retry when it resumes.' },
+  TOTAL_QUANTITY_BELOW_ISSUED: { status: 409, message: 'totalQuantity cannot be lowered below the coupons already issued.' },
+  PER_USER_LIMIT_LOWERED: { status: 409, message: 'perUserLimit can only be raised.' },
+  CLAIM_END_BEFORE_START: { status: 409, message: 'claimEndsAt must be after claimStartsAt.' },
+  COUPON_REVOKED: { status: 409, message: 'The coupon has been revoked.' },
   // server side
   SERVICE_UNAVAILABLE: { status: 503, message: 'A backing service is unavailable; retry shortly.' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error.' },

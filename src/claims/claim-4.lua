@@ -1,35 +1,43 @@
 -- Claims one coupon of a template: the whole first-come-first-served decision in one atomic step.
 -- Every check runs before the first write, because a Lua error does not undo earlier writes.
+-- The settings in force (window, paused, stock, per-user limit, validity) are read from the state
+-- hash, where a change (change-settings-2.lua) puts them, so every process obeys a change at its
+-- next claim; the window passed in is used only while the hash holds no settings yet.
 -- The window is checked first, against Redis' own clock (clock skew between API hosts does not
--- matter), and before any key is read: a claim outside it touches nothing. Mirrors claimRefusal()
+-- matter): a claim outside it writes nothing. Then the pause. Mirrors claimRefusal()
 -- in claim-rules.ts (the in-process gate), except that a user whose holdings are not loaded yet is
 -- told SOLD_OUT once the stock is gone (no load for a sold-out stampede).
 --
 -- KEYS[1]  stampede:{tpl:<id>}:state   hash: total (-1 = unlimited), limit, issued (coupons given so
 --                                       far), slot (last slot number given), expires (epoch ms: when
---                                       this state expires, and the users hash with it); see
---                                       load-template-2.lua
+--                                       this state expires, and the users hash with it), and the
+--                                       settings: paused (0/1), starts, ends (epoch ms), vtype (A|R),
+--                                       va, vb (A: validFrom, validUntil epoch ms; R: duration ms),
+--                                       ver (settings version); see load-template-2.lua,
+--                                       change-settings-2.lua
 -- KEYS[2]  stampede:{tpl:<id>}:users   hash: userId -> the user's coupon ids, separated by one space
 --                                       ("" when loaded holding none; absent: not loaded yet)
 -- KEYS[3]  stampede:{tpl:<id>}:claims  hash: couponId -> "slot seq issuedAtMs userId", until persisted
 -- KEYS[4]  stampede:{tpl:<id>}:stream  stream the persister reads (fields c, u, s, q, t)
 -- ARGV[1]  coupon id: a canonical UUID (36 characters) made by the server
 -- ARGV[2]  user id: printable ASCII without spaces
--- ARGV[3]  claim window start, epoch ms
--- ARGV[4]  claim window end, epoch ms
+-- ARGV[3]  claim window start, epoch ms (used while the state holds no window)
+-- ARGV[4]  claim window end, epoch ms (idem)
 -- ARGV[5]  optional, on a retry after -6 (or after opening the event): the user's coupon ids read
 --          from PostgreSQL, separated by one space ("" for none). Used only while the users hash
 --          lacks the user: once there, Redis is the truth (claims since the read may be there).
 --          Exact because nothing but the gate writes into an opened event.
--- returns  {slot, seq, issuedAtMs, issued} when a coupon is issued, otherwise {code} with
+-- returns  {slot, seq, issuedAtMs, issued[, validFrom, validUntil]} when a coupon is issued (the
+--          coupon's window, epoch ms, when the state holds a validity), otherwise {code} with
 --          -1 event not opened, -2 window not open yet, -3 window closed, -4 per-user limit reached,
---          -5 sold out, -6 user's holdings not loaded (ClaimRefusal in claim-gate.ts)
+--          -5 sold out, -6 user's holdings not loaded, -7 paused (ClaimRefusal in claim-gate.ts)
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-if now < tonumber(ARGV[3]) then return {-2} end
-if now >= tonumber(ARGV[4]) then return {-3} end
 
-local state = redis.call('HMGET', KEYS[1], 'total', 'limit', 'issued', 'expires')
+local state = redis.call('HMGET', KEYS[1], 'total', 'limit', 'issued', 'expires', 'paused', 'starts', 'ends', 'vtype', 'va', 'vb')
+if now < tonumber(state[6] or ARGV[3]) then return {-2} end
+if now >= tonumber(state[7] or ARGV[4]) then return {-3} end
+if state[5] == '1' then return {-7} end
 if not state[3] then return {-1} end
 local total = tonumber(state[1])
 local soldOut = total >= 0 and tonumber(state[3]) >= total
@@ -67,6 +75,17 @@ else
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
 end
 if loading then expireUsers() end
+-- Absolute bounds stay strings (up to year 9999: more digits than Lua prints exactly).
+if state[8] then
+  local validFrom, validUntil = state[9], state[10]
+  if state[8] == 'R' then
+    validFrom = tostring(now)
+    validUntil = tostring(now + tonumber(state[9]))
+  end
+  redis.call('HSET', KEYS[3], ARGV[1], slot .. ' ' .. seq .. ' ' .. now .. ' ' .. ARGV[2] .. ' ' .. validFrom .. ' ' .. validUntil)
+  redis.call('XADD', KEYS[4], '*', 'c', ARGV[1], 'u', ARGV[2], 's', slot, 'q', seq, 't', now, 'f', validFrom, 'v', validUntil)
+  return {slot, seq, now, issued, validFrom, validUntil}
+end
 redis.call('HSET', KEYS[3], ARGV[1], slot .. ' ' .. seq .. ' ' .. now .. ' ' .. ARGV[2])
 redis.call('XADD', KEYS[4], '*', 'c', ARGV[1], 'u', ARGV[2], 's', slot, 'q', seq, 't', now)
 return {slot, seq, now, issued}

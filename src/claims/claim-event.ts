@@ -34,6 +34,14 @@ export async function holdOffGateOpening(tx: Tx, templateId: string): Promise<vo
   await tx.query(`SELECT pg_advisory_xact_lock_shared(${TEMPLATE_LOCK})`, [templateId]);
 }
 
+/**
+ * A change to the template's claim settings (claim-settings.ts): takes the gate's lock alone for
+ * the caller's transaction, so no gate opens the event and no distribution chunk writes meanwhile.
+ */
+export async function holdGateLock(tx: Tx, templateId: string): Promise<void> {
+  await tx.query(`SELECT pg_advisory_xact_lock(${TEMPLATE_LOCK})`, [templateId]);
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**

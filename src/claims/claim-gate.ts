@@ -19,11 +19,13 @@ export enum ClaimRefusal {
   SoldOut = -5,
   /** Redis holds the event but not this user's holdings yet (internal: the gate loads them and retries). */
   UserNotLoaded = -6,
+  /** The event is paused (PATCH … {paused: true}): inside the window, before any other check. */
+  Paused = -7,
 }
 
 export type AnsweredRefusal = Exclude<ClaimRefusal, ClaimRefusal.NotLoaded | ClaimRefusal.UserNotLoaded>;
 
-type RefusalCode = Extract<ErrorCode, 'CLAIM_NOT_OPEN' | 'CLAIM_CLOSED' | 'CLAIM_LIMIT_REACHED' | 'SOLD_OUT'>;
+type RefusalCode = Extract<ErrorCode, 'CLAIM_NOT_OPEN' | 'CLAIM_CLOSED' | 'CLAIM_LIMIT_REACHED' | 'SOLD_OUT' | 'CLAIM_PAUSED'>;
 
 /** The API error and metric outcome of each refusal a client can see. */
 export const REFUSALS: Record<AnsweredRefusal, { code: RefusalCode; outcome: string }> = {
@@ -31,6 +33,7 @@ export const REFUSALS: Record<AnsweredRefusal, { code: RefusalCode; outcome: str
   [ClaimRefusal.Closed]: { code: 'CLAIM_CLOSED', outcome: 'closed' },
   [ClaimRefusal.LimitReached]: { code: 'CLAIM_LIMIT_REACHED', outcome: 'limit_reached' },
   [ClaimRefusal.SoldOut]: { code: 'SOLD_OUT', outcome: 'sold_out' },
+  [ClaimRefusal.Paused]: { code: 'CLAIM_PAUSED', outcome: 'paused' },
 };
 
 export function isAnsweredRefusal(code: number): code is AnsweredRefusal {
@@ -44,6 +47,9 @@ export interface IssuedClaim {
   readonly issuedAt: Date;
   /** Coupons of the template issued so far, this one included. */
   readonly issuedCount: number;
+  /** The coupon's window, from the validity in force when it was issued (absent: from the template). */
+  readonly validFrom?: Date;
+  readonly validUntil?: Date;
 }
 
 export type ClaimResult = { readonly issued: IssuedClaim } | { readonly refusal: AnsweredRefusal };
@@ -58,4 +64,12 @@ export interface ClaimGate {
   claim(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult>;
   /** Coupons issued as the gate sees them now; undefined when it holds no state for the template. */
   issuedCount(template: CouponTemplate): Promise<number | undefined>;
+  /**
+   * Puts the template's claim settings (quantity, limit, paused, window, validity) in force for
+   * every later claim, atomically with respect to claims, unless the gate holds newer settings
+   * (a higher settingsVersion). Refused, changing nothing, when the quantity is below the coupons
+   * the gate has issued: resolves with that count. Called by claim-settings.ts under the
+   * template's gate lock and row lock.
+   */
+  applySettings(template: CouponTemplate): Promise<{ readonly refusedIssuedCount?: number }>;
 }

@@ -155,7 +155,9 @@ class ClaimPersister {
 
       // Backlog gauges are measured at scrape time (claim-backlog.ts), not here: a dead persister
       // must not freeze them.
-      if (now > template.claimEndsAt.getTime() + DEACTIVATE_AFTER_CLOSE_MS && (await this.redis.xLen(keys.stream)) === 0) {
+      // The window as it stands now (a change may have moved its end): from the refreshed cache.
+      const endsAt = ((await this.ctx.claimTemplates.get(template.id)) ?? template).claimEndsAt.getTime();
+      if (now > endsAt + DEACTIVATE_AFTER_CLOSE_MS && (await this.redis.xLen(keys.stream)) === 0) {
         // Separate commands: the index sets live in other cluster slots than the template's keys.
         await this.redis.sRem(ACTIVE_TEMPLATES_KEY, template.id);
         await this.redis.sRem(partnerActiveTemplatesKey(template.partnerId), template.id);

@@ -3,7 +3,7 @@
 // compares. PostgreSQL is the arbiter: UNIQUE (template_id, slot), UNIQUE (template_id, user_id,
 // seq) and CHECK (issued_count <= total_quantity), with issued_count raised by the rows really
 // inserted in the same statement.
-import type { CouponTemplate } from '../coupons/template-repository.ts';
+import { toTemplate, type CouponTemplate, type TemplateRow } from '../coupons/template-repository.ts';
 import { couponValidity } from '../coupons/validity.ts';
 import type { Db, Queryable } from '../infra/db.ts';
 import { withTransaction } from '../infra/db.ts';
@@ -16,6 +16,9 @@ export interface ClaimedCoupon {
   readonly slot: number;
   readonly seq: number;
   readonly issuedAt: Date;
+  /** The coupon's window as the gate gave it (the validity in force then); absent: from the template. */
+  readonly validFrom?: Date | undefined;
+  readonly validUntil?: Date | undefined;
 }
 
 /**
@@ -37,7 +40,9 @@ export async function insertClaimedCoupons(db: Queryable, template: CouponTempla
   // Same order in every transaction, so two overlapping batches wait on each other instead of
   // deadlocking.
   for (const coupon of [...coupons].sort((a, b) => (a.id < b.id ? -1 : 1))) {
-    const validity = couponValidity(template.validity, coupon.issuedAt);
+    const validity = coupon.validFrom && coupon.validUntil
+      ? { validFrom: coupon.validFrom, validUntil: coupon.validUntil }
+      : couponValidity(template.validity, coupon.issuedAt);
     ids.push(coupon.id);
     users.push(coupon.userId);
     slots.push(coupon.slot);
@@ -80,6 +85,8 @@ export interface EventCounters {
 /** The counters, and the coupon ids of the user whose claim opens the event (in seq order). */
 export interface OpenedEvent extends EventCounters {
   readonly userCouponIds: string[];
+  /** The template's settings read in the same transaction (a change waits for the gate lock). */
+  readonly template: CouponTemplate;
 }
 
 const EVENT_COUNTERS = `SELECT t.issued_count,
@@ -98,14 +105,14 @@ export async function openClaimEvent(db: Db, templateId: string, userId: string)
     const id = client.escapeLiteral(templateId);
     const results = await client.query(`BEGIN;
       ${markGateOpenedStatements(templateId)}
-      SELECT t.issued_count,
+      SELECT t.*,
              coalesce((SELECT max(slot) FROM coupons c WHERE c.template_id = t.id AND c.slot IS NOT NULL), 0) AS max_slot,
              ARRAY(SELECT c.id::text FROM coupons c WHERE c.template_id = t.id AND c.user_id = ${client.escapeLiteral(userId)} ORDER BY c.seq) AS user_coupon_ids
         FROM coupon_templates t WHERE t.id = ${id};
-      COMMIT`) as unknown as Array<{ rows: Array<{ issued_count: number; max_slot: number; user_coupon_ids: string[] }> }>;
+      COMMIT`) as unknown as Array<{ rows: Array<TemplateRow & { max_slot: number; user_coupon_ids: string[] }> }>;
     const row = results[results.length - 2]!.rows[0];
     if (!row) throw new Error(`template ${templateId} not found`);
-    return { issuedCount: row.issued_count, maxSlot: row.max_slot, userCouponIds: row.user_coupon_ids };
+    return { issuedCount: row.issued_count, maxSlot: row.max_slot, userCouponIds: row.user_coupon_ids, template: toTemplate(row) };
   } catch (error) {
     // A failed statement leaves the transaction open and aborted on this connection.
     await client.query('ROLLBACK').catch(() => undefined);

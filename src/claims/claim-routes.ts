@@ -57,7 +57,10 @@ export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       metrics.claims.inc({ template: label, outcome: 'issued' });
       ctx.liveClaims.record(template.id, 'issued', elapsedMs);
       if (template.totalQuantity !== null) metrics.claimRemaining.set({ template: label }, Math.max(0, template.totalQuantity - issued.issuedCount));
-      const validity = couponValidity(template.validity, issued.issuedAt);
+      // The window the gate gave the coupon (the validity in force at its claim); the template's for older state.
+      const validity = issued.validFrom && issued.validUntil
+        ? { validFrom: issued.validFrom, validUntil: issued.validUntil }
+        : couponValidity(template.validity, issued.issuedAt);
       return reply.code(201).send({
         couponId,
         templateId: template.id,

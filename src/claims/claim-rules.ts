@@ -1,4 +1,4 @@
-// The claim decision as pure functions: window, per-user limit, stock, in that order. The
+// The claim decision as pure functions: window, pause, per-user limit, stock, in that order. The
 // in-process gate runs them; claim-4.lua is the same rule inside Redis (keep the two in step).
 import { ClaimRefusal, type AnsweredRefusal } from './claim-gate.ts';
 
@@ -12,6 +12,8 @@ export interface ClaimCounters extends ClaimWindow {
   readonly totalQuantity: number | null;
   readonly perUserLimit: number;
   readonly issued: number;
+  /** Claims are refused (CLAIM_PAUSED) inside the window while paused. */
+  readonly paused?: boolean;
 }
 
 /**
@@ -32,6 +34,7 @@ export function soldOut(counters: Pick<ClaimCounters, 'totalQuantity' | 'issued'
 export function claimRefusal(counters: ClaimCounters, heldByUser: number, nowMs: number): AnsweredRefusal | undefined {
   const window = windowRefusal(counters, nowMs);
   if (window !== undefined) return window;
+  if (counters.paused) return ClaimRefusal.Paused;
   if (heldByUser >= counters.perUserLimit) return ClaimRefusal.LimitReached;
   if (soldOut(counters)) return ClaimRefusal.SoldOut;
   return undefined;

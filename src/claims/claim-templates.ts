@@ -1,21 +1,33 @@
 // Template metadata for the claim path, cached in-process so a claim costs no PostgreSQL query.
-// What a claim reads of a template (partner, quantity, limit, window, validity) never changes
-// after creation (there is no template update); issuedCount here is stale by design, the gate
-// holds the live count. Unknown ids are remembered briefly so a flood of bad ids does not reach
-// PostgreSQL either. Both maps are bounded LRUs: a flood of ids evicts the least recently used
-// entries one by one, never every hot template at once (which sent a live event's claims back to
-// PostgreSQL together).
+// The gates decide every claim against the settings in force in their own state (the Redis state
+// hash, or the in-process event), which a change (claim-settings.ts) updates atomically; this cache
+// serves the partner check, the window of a claim before its event is opened, and fallbacks. A
+// change made through this process forgets the entry at once; one made through another process is
+// seen here within REFRESH_MS (an entry older than that is read again in the background, the cached
+// one answering meanwhile). issuedCount here is stale by design, the gate holds the live count.
+// Unknown ids are remembered briefly so a flood of bad ids does not reach PostgreSQL either. Both
+// maps are bounded LRUs: a flood of ids evicts the least recently used entries one by one, never
+// every hot template at once (which sent a live event's claims back to PostgreSQL together).
 import { LRUCache } from 'lru-cache';
 import type { Queryable } from '../infra/db.ts';
 import { findTemplateById, type CouponTemplate } from '../coupons/template-repository.ts';
 
 const MAX_ENTRIES = 10_000;
 const MISSING_TTL_MS = 1_000;
+/** How old a cached template may be before it is read again (another process may have changed it). */
+export const CLAIM_TEMPLATE_REFRESH_MS = 1_000;
+
+interface Entry {
+  readonly template: CouponTemplate;
+  readonly loadedAt: number;
+}
 
 export class ClaimTemplates {
-  private readonly found = new LRUCache<string, CouponTemplate>({ max: MAX_ENTRIES });
+  private readonly found = new LRUCache<string, Entry>({ max: MAX_ENTRIES });
   private readonly missing = new LRUCache<string, true>({ max: MAX_ENTRIES, ttl: MISSING_TTL_MS });
   private readonly loading = new Map<string, Promise<CouponTemplate | undefined>>();
+  /** Bumped by forget(): a load that started before it must not put its older read back. */
+  private generation = 0;
 
   constructor(private readonly db: Queryable) {}
 
@@ -27,8 +39,23 @@ export class ClaimTemplates {
 
   async get(templateId: string): Promise<CouponTemplate | undefined> {
     const cached = this.found.get(templateId);
-    if (cached) return cached;
+    if (cached) {
+      if (performance.now() - cached.loadedAt > CLAIM_TEMPLATE_REFRESH_MS) void this.loadOnce(templateId).catch(() => undefined);
+      return cached.template;
+    }
     if (this.missing.get(templateId)) return undefined;
+    return this.loadOnce(templateId);
+  }
+
+  /** Drops the entry (this process changed the template): the next claim reads it again. */
+  forget(templateId: string): void {
+    this.generation += 1;
+    this.found.delete(templateId);
+    this.missing.delete(templateId);
+    this.loading.delete(templateId);
+  }
+
+  private loadOnce(templateId: string): Promise<CouponTemplate | undefined> {
     let load = this.loading.get(templateId);
     if (!load) {
       load = this.load(templateId).finally(() => this.loading.delete(templateId));
@@ -38,9 +65,12 @@ export class ClaimTemplates {
   }
 
   private async load(templateId: string): Promise<CouponTemplate | undefined> {
+    const generation = this.generation;
+    const loadedAt = performance.now();
     const template = await findTemplateById(this.db, templateId);
+    if (generation !== this.generation) return template;
     if (template) {
-      this.found.set(templateId, template);
+      this.found.set(templateId, { template, loadedAt });
       this.missing.delete(templateId);
     } else {
       this.missing.set(templateId, true);

@@ -13,6 +13,8 @@
 import { LRUCache } from 'lru-cache';
 import { AppError } from '../errors.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
+import { belowIssued } from '../coupons/template-change-rules.ts';
+import { couponValidity } from '../coupons/validity.ts';
 import { isRetryableConflict, withRetry, type Db } from '../infra/db.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
@@ -42,7 +44,8 @@ const DEFAULT_CACHED_EVENTS = 1_000;
 const MAX_ROUNDS = 8;
 
 interface OpenEvent {
-  readonly template: CouponTemplate;
+  /** The settings in force: replaced by a change (applySettings), read by every decision. */
+  template: CouponTemplate;
   issued: number;
   slot: number;
   /** Claims of this event deciding or awaiting commit. */
@@ -109,6 +112,8 @@ export class MemoryClaimGate implements ClaimGate {
   private readonly users: SettledLru<UserHoldings>;
   // Both hold one entry per claim waiting on it at most: bounded by maxInFlight.
   private readonly opening = new Map<string, Opening<OpenEvent>>();
+  /** Settings changed while the event was being opened (at most one per opening in flight). */
+  private readonly changedWhileOpening = new Map<string, CouponTemplate>();
   private readonly userLoads = new Map<string, Opening<UserHoldings | undefined>>();
   private readonly holdings: HoldingsLookup<number>;
   private queue: Waiting[] = [];
@@ -130,8 +135,8 @@ export class MemoryClaimGate implements ClaimGate {
   }
 
   async claim(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult> {
-    // Outside the window nothing is opened, read or marked live.
-    const outside = windowRefusal(windowOf(template), this.clock().getTime());
+    // Outside the window nothing is opened, read or marked live. An open event's settings are in force.
+    const outside = windowRefusal(windowOf(this.events.peek(template.id)?.template ?? template), this.clock().getTime());
     if (outside !== undefined) return { refusal: outside };
     if (this.inProgress >= (this.options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT)) {
       throw new AppError('SERVICE_UNAVAILABLE', 'Too many claims are waiting for their commit; retry shortly.');
@@ -146,6 +151,24 @@ export class MemoryClaimGate implements ClaimGate {
 
   async issuedCount(template: CouponTemplate): Promise<number | undefined> {
     return this.events.peek(template.id)?.issued;
+  }
+
+  /**
+   * Synchronous, so atomic with every decision (a decision and its reservation are one step too).
+   * An event being opened takes the change when its opening lands (it read PostgreSQL under the
+   * gate lock, which the change holds, so it may hold the settings from before the change).
+   */
+  async applySettings(template: CouponTemplate): Promise<{ readonly refusedIssuedCount?: number }> {
+    const event = this.events.peek(template.id);
+    if (event && event.template.settingsVersion <= template.settingsVersion) {
+      if (belowIssued(template.totalQuantity, event.issued)) return { refusedIssuedCount: event.issued };
+      event.template = template;
+    }
+    if (this.opening.has(template.id)) {
+      const pending = this.changedWhileOpening.get(template.id);
+      if (!pending || pending.settingsVersion <= template.settingsVersion) this.changedWhileOpening.set(template.id, template);
+    }
+    return {};
   }
 
   /** Cached entries (for tests and measurements): bounded by the options whatever the events' size. */
@@ -187,16 +210,19 @@ export class MemoryClaimGate implements ClaimGate {
           continue;
         }
         const now = this.clock();
+        const settings = event.template;
         const counters = {
-          totalQuantity: template.totalQuantity,
-          perUserLimit: template.perUserLimit,
-          ...windowOf(template),
+          totalQuantity: settings.totalQuantity,
+          perUserLimit: settings.perUserLimit,
+          ...windowOf(settings),
+          paused: settings.paused,
           issued: event.issued,
         };
         const user = this.users.get(key);
         if (!user || user.epoch !== event.epoch) {
           // Sold out (or closed meanwhile) answers every user alike: no lookup once the stock is gone.
-          const early = windowRefusal(counters, now.getTime()) ?? (soldOut(counters) ? ClaimRefusal.SoldOut : undefined);
+          const early = windowRefusal(counters, now.getTime())
+            ?? (counters.paused ? ClaimRefusal.Paused : soldOut(counters) ? ClaimRefusal.SoldOut : undefined);
           if (early !== undefined) return { refusal: early };
           unpinUser();
           pinnedUser = await this.loadUser(event, key, userId);
@@ -215,8 +241,9 @@ export class MemoryClaimGate implements ClaimGate {
         event.issued += 1;
         event.slot += 1;
         user.held += 1;
-        const issued: IssuedClaim = { slot: event.slot, seq: user.held, issuedAt: now, issuedCount: event.issued };
-        const coupon: ClaimedCoupon = { id: couponId, userId, slot: issued.slot, seq: issued.seq, issuedAt: now };
+        const window = couponValidity(settings.validity, now);
+        const issued: IssuedClaim = { slot: event.slot, seq: user.held, issuedAt: now, issuedCount: event.issued, ...window };
+        const coupon: ClaimedCoupon = { id: couponId, userId, slot: issued.slot, seq: issued.seq, issuedAt: now, ...window };
         return { issued: await new Promise<IssuedClaim>((resolve, reject) => this.enqueue({ event, user, userKey: key, coupon, issued, resolve, reject })) };
       }
       throw new AppError('SERVICE_UNAVAILABLE', 'The claim state kept changing while it was loaded; retry.');
@@ -242,9 +269,13 @@ export class MemoryClaimGate implements ClaimGate {
       const started: Opening<OpenEvent> = { waiters: 0, done: Promise.resolve(undefined as unknown as OpenEvent) };
       started.done = openClaimEvent(this.db, template.id, userId).then((opened) => {
         this.opening.delete(template.id);
+        const changed = this.changedWhileOpening.get(template.id);
+        this.changedWhileOpening.delete(template.id);
+        // The settings read under the gate lock, unless a change landed after that read.
+        const settings = changed && changed.settingsVersion >= opened.template.settingsVersion ? changed : opened.template;
         let event = this.events.peek(template.id);
         if (!event) {
-          event = { template, issued: opened.issuedCount, slot: opened.maxSlot, inFlight: 0, epoch: this.nextEpoch++, resyncing: undefined };
+          event = { template: settings, issued: opened.issuedCount, slot: opened.maxSlot, inFlight: 0, epoch: this.nextEpoch++, resyncing: undefined };
           this.events.set(template.id, event);
           this.users.set(key, { held: opened.userCouponIds.length, inFlight: 0, epoch: event.epoch });
         }
@@ -252,6 +283,7 @@ export class MemoryClaimGate implements ClaimGate {
         return event;
       }, (error: unknown) => {
         this.opening.delete(template.id);
+        this.changedWhileOpening.delete(template.id);
         throw error;
       });
       opening = started;

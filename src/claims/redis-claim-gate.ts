@@ -17,6 +17,7 @@ import { ACTIVE_TEMPLATES_KEY, partnerActiveTemplatesKey, templateClaimKeys, typ
 
 const CLAIM = loadLuaScript(new URL('./claim-4.lua', import.meta.url));
 const LOAD_TEMPLATE = loadLuaScript(new URL('./load-template-2.lua', import.meta.url));
+const CHANGE_SETTINGS = loadLuaScript(new URL('./change-settings-2.lua', import.meta.url));
 
 /** An event's state and holdings outlive its window by the hour reconcile watches it, plus a margin. */
 export const CLAIM_STATE_RETENTION_MS = CLAIM_EVENT_SETTLE_MS + 600_000;
@@ -26,6 +27,23 @@ const MAX_ROUNDS = 4;
 const MAX_LOADS = 10_000;
 
 export const claimStateExpiresAt = (template: CouponTemplate): number => template.claimEndsAt.getTime() + CLAIM_STATE_RETENTION_MS;
+
+/** The settings fields of the state hash, in change-settings-2.lua's ARGV order (load-template-2.lua's ARGV[3..12]). */
+export function settingsArgs(template: CouponTemplate): string[] {
+  const { validity } = template;
+  return [
+    String(template.totalQuantity ?? -1),
+    String(template.perUserLimit),
+    template.paused ? '1' : '0',
+    String(template.claimStartsAt.getTime()),
+    String(template.claimEndsAt.getTime()),
+    validity.type === 'ABSOLUTE' ? 'A' : 'R',
+    String(validity.type === 'ABSOLUTE' ? validity.validFrom.getTime() : validity.days * 86_400_000),
+    String(validity.type === 'ABSOLUTE' ? validity.validUntil.getTime() : 0),
+    String(template.settingsVersion),
+    String(claimStateExpiresAt(template)),
+  ];
+}
 
 export class RedisClaimGate implements ClaimGate {
   readonly kind = 'redis';
@@ -47,8 +65,11 @@ export class RedisClaimGate implements ClaimGate {
     let userCoupons: string[] | undefined;
     for (let round = 0; round < MAX_ROUNDS; round += 1) {
       const reply = await runLuaScript(this.redis, CLAIM, keys, userCoupons ? [...args, userCoupons.join(' ')] : args) as number[];
-      const [first, seq, issuedAtMs, issuedCount] = reply;
-      if (reply.length > 1) return { issued: { slot: first!, seq: seq!, issuedAt: new Date(issuedAtMs!), issuedCount: issuedCount! } };
+      const [first, seq, issuedAtMs, issuedCount, validFrom, validUntil] = reply;
+      if (reply.length > 1) {
+        const window = validUntil === undefined ? {} : { validFrom: new Date(Number(validFrom)), validUntil: new Date(Number(validUntil)) };
+        return { issued: { slot: first!, seq: seq!, issuedAt: new Date(issuedAtMs!), issuedCount: issuedCount!, ...window } };
+      }
       if (first === ClaimRefusal.NotLoaded) {
         // The opening reads the opener's coupons in its transaction: the retry needs no other read.
         const opened = await this.once(`event ${template.id}`, () => loadTemplateState(this.redis, this.db, template, userId)) as OpeningResult;
@@ -62,6 +83,12 @@ export class RedisClaimGate implements ClaimGate {
       }
     }
     throw new AppError('SERVICE_UNAVAILABLE', 'The claim state kept vanishing while it was loaded; retry.');
+  }
+
+  async applySettings(template: CouponTemplate): Promise<{ readonly refusedIssuedCount?: number }> {
+    const keys = this.keysOf(template.id);
+    const reply = await runLuaScript(this.redis, CHANGE_SETTINGS, [keys.state, keys.users], settingsArgs(template)) as number[];
+    return reply[0] === -1 ? { refusedIssuedCount: reply[1]! } : {};
   }
 
   async issuedCount(template: CouponTemplate): Promise<number | undefined> {
@@ -110,16 +137,15 @@ export async function loadTemplateState(redis: Redis, db: Db, template: CouponTe
   const [, , exists] = await Promise.all([
     redis.sAdd(ACTIVE_TEMPLATES_KEY, template.id),
     redis.sAdd(partnerActiveTemplatesKey(template.partnerId), template.id),
-    redis.exists(keys.state),
+    redis.hExists(keys.state, 'issued'),
   ]);
   if (exists) return { loaded: false, userId, userCouponIds: undefined };
+  // The settings come from the opening transaction (under the gate lock), not from a cached template.
   const opened = await openClaimEvent(db, template.id, userId);
   const loaded = await runLuaScript(redis, LOAD_TEMPLATE, [keys.state, keys.users], [
-    String(template.totalQuantity ?? -1),
-    String(template.perUserLimit),
     String(opened.issuedCount),
     String(opened.maxSlot),
-    String(claimStateExpiresAt(template)),
+    ...settingsArgs(opened.template),
   ]);
   return { loaded: loaded === 1, userId, userCouponIds: opened.userCouponIds };
 }

@@ -14,10 +14,14 @@ export interface CouponTemplate {
   claimStartsAt: Date;
   claimEndsAt: Date;
   validity: { type: 'ABSOLUTE'; validFrom: Date; validUntil: Date } | { type: 'RELATIVE'; days: number };
+  /** Claims answer CLAIM_PAUSED while true. */
+  paused: boolean;
+  /** Raised by every change (PATCH), so a gate never replaces newer settings with older ones. */
+  settingsVersion: number;
   createdAt: Date;
 }
 
-interface TemplateRow {
+export interface TemplateRow {
   id: string;
   partner_id: string;
   name: string;
@@ -34,6 +38,8 @@ interface TemplateRow {
   valid_from: Date | null;
   valid_until: Date | null;
   validity_days: number | null;
+  paused: boolean;
+  settings_version: number;
   created_at: Date;
 }
 
@@ -54,6 +60,8 @@ export function toTemplate(row: TemplateRow): CouponTemplate {
     validity: row.validity_type === 'ABSOLUTE'
       ? { type: 'ABSOLUTE', validFrom: row.valid_from!, validUntil: row.valid_until! }
       : { type: 'RELATIVE', days: row.validity_days! },
+    paused: row.paused,
+    settingsVersion: row.settings_version,
     createdAt: row.created_at,
   };
 }
@@ -99,4 +107,29 @@ export async function listTemplates(db: Queryable, partnerId: string, limit: num
     [partnerId, before ?? null, limit],
   );
   return rows.map(toTemplate);
+}
+
+/** The template row locked for a change (FOR UPDATE), in the caller's transaction; scoped by partner. */
+export async function lockTemplateForChange(db: Queryable, partnerId: string, id: string): Promise<CouponTemplate | undefined> {
+  const { rows } = await db.query<TemplateRow>('SELECT * FROM coupon_templates WHERE id = $1 AND partner_id = $2 FOR UPDATE', [id, partnerId]);
+  return rows[0] && toTemplate(rows[0]);
+}
+
+/** Writes the changeable settings of a template (the row locked by lockTemplateForChange). */
+export async function updateTemplateSettings(db: Queryable, template: CouponTemplate): Promise<CouponTemplate> {
+  const { validity } = template;
+  const { rows } = await db.query<TemplateRow>(
+    `UPDATE coupon_templates SET name = $2, paused = $3, total_quantity = $4, claim_ends_at = $5, per_user_limit = $6,
+            validity_type = $7, valid_from = $8, valid_until = $9, validity_days = $10, settings_version = $11
+      WHERE id = $1 RETURNING *`,
+    [
+      template.id, template.name, template.paused, template.totalQuantity, template.claimEndsAt, template.perUserLimit,
+      validity.type,
+      validity.type === 'ABSOLUTE' ? validity.validFrom : null,
+      validity.type === 'ABSOLUTE' ? validity.validUntil : null,
+      validity.type === 'RELATIVE' ? validity.days : null,
+      template.settingsVersion,
+    ],
+  );
+  return toTemplate(rows[0]!);
 }

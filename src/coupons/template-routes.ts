@@ -6,7 +6,9 @@ import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { DEFAULT_PAGE_SIZE, decodeCursor, isUuidString, toPage } from '../http/pagination.ts';
 import { Amount, ErrorResponse, IdParams, Page, PageQuery, Text, Timestamp, Uuid } from '../http/schemas.ts';
+import { changeTemplate } from '../claims/claim-settings.ts';
 import { findTemplate, insertTemplate, listTemplates, type CouponTemplate } from './template-repository.ts';
+import { listTemplateChanges, type TemplateChange } from './template-change-repository.ts';
 import { templateDraftProblems } from './template-rules.ts';
 
 export const Discount = Type.Union([
@@ -49,7 +51,38 @@ export const TemplateResponse = Type.Object({
   claimStartsAt: Timestamp,
   claimEndsAt: Timestamp,
   validity: Validity,
+  paused: Type.Boolean({ description: 'claims answer 409 CLAIM_PAUSED while true' }),
   createdAt: Timestamp,
+});
+
+export const PatchTemplateBody = Type.Object(
+  {
+    name: Type.Optional(Text(200)),
+    paused: Type.Optional(Type.Boolean()),
+    totalQuantity: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 100_000_000 }), Type.Null()], {
+      description: 'raise, or lower down to the coupons already issued (then sold out); null: unlimited',
+    })),
+    claimEndsAt: Type.Optional(Type.Union([Timestamp, Type.Literal('now')], {
+      description: 'earlier (\'now\': the server\'s clock, ends the event at once) or later; after claimStartsAt',
+    })),
+    perUserLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'raise only' })),
+    validity: Type.Optional(Validity),
+  },
+  { additionalProperties: false, minProperties: 1, description: 'Any of the changeable settings; each applies to the next claim in every process.' },
+);
+
+const ChangeFields = Type.Record(Type.String({ maxLength: 32 }), Type.Unknown(), { description: 'changed fields, as the template shows them' });
+const TemplateChangeResponse = Type.Object({
+  id: Uuid,
+  templateId: Uuid,
+  apiKeyId: Type.Union([Uuid, Type.Null()]),
+  changedAt: Timestamp,
+  before: ChangeFields,
+  after: ChangeFields,
+});
+const changeResponse = (change: TemplateChange) => ({
+  id: change.id, templateId: change.templateId, apiKeyId: change.apiKeyId, changedAt: change.changedAt.toISOString(),
+  before: change.before, after: change.after,
 });
 
 export function templateResponse(template: CouponTemplate): Static<typeof TemplateResponse> {
@@ -68,6 +101,7 @@ export function templateResponse(template: CouponTemplate): Static<typeof Templa
     validity: validity.type === 'ABSOLUTE'
       ? { type: 'ABSOLUTE', validFrom: validity.validFrom.toISOString(), validUntil: validity.validUntil.toISOString() }
       : validity,
+    paused: template.paused,
     createdAt: template.createdAt.toISOString(),
   };
 }
@@ -101,6 +135,30 @@ export function templateRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       const template = await findTemplate(ctx.db, request.principal.partnerId, request.params.id);
       if (!template) throw new AppError('TEMPLATE_NOT_FOUND');
       return templateResponse(await withLiveIssuedCount(ctx, template));
+    });
+
+    app.patch('/v1/coupon-templates/:id', {
+      schema: {
+        operationId: 'updateCouponTemplate', summary: 'Change a live event: pause or resume, resize the stock, move its end, raise the per-user limit, change validity', tags: ['coupons'],
+        params: IdParams, body: PatchTemplateBody, response: { 200: TemplateResponse, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
+      },
+    }, async (request) => {
+      const { template } = await changeTemplate(ctx, request.principal, request.params.id, request.body);
+      return templateResponse(await withLiveIssuedCount(ctx, template));
+    });
+
+    app.get('/v1/coupon-templates/:id/changes', {
+      schema: {
+        operationId: 'listCouponTemplateChanges', summary: 'List the changes made to a template, newest first', tags: ['coupons'],
+        params: IdParams, querystring: PageQuery, response: { 200: Page(TemplateChangeResponse), 400: ErrorResponse, 404: ErrorResponse },
+      },
+    }, async (request) => {
+      const template = await findTemplate(ctx.db, request.principal.partnerId, request.params.id);
+      if (!template) throw new AppError('TEMPLATE_NOT_FOUND');
+      const limit = request.query.limit ?? DEFAULT_PAGE_SIZE;
+      const before = decodeCursor(request.query.cursor, isUuidString);
+      const rows = await listTemplateChanges(ctx.db, request.principal.partnerId, template.id, limit + 1, before);
+      return toPage(rows, limit, changeResponse, (row) => row.id);
     });
 
     app.get('/v1/coupon-templates', {

@@ -12,6 +12,7 @@ import { jobView } from './job-view.ts';
 import { ensureQueueSchema, interruptJobRun, removeJobRun } from './queue.ts';
 import { assertAllowedReceiver } from './webhook-address.ts';
 import { JOB_EVENTS } from './webhook-messages.ts';
+import { TEMPLATE_EVENTS } from './webhook-template-events.ts';
 import { announceJobEvent, deleteWebhook, insertWebhook, listJobDeliveries, listWebhooks, type Webhook } from './webhook-repository.ts';
 import { newWebhookSecret, SIGNATURE_HEADER } from './webhook-signature.ts';
 
@@ -47,11 +48,12 @@ const DeliveryResponse = Type.Object({
   lastError: Type.Union([Type.String(), Type.Null()]),
 });
 
-const EventName = Type.Union(JOB_EVENTS.map((event) => Type.Literal(event)));
+const WEBHOOK_EVENTS = [...JOB_EVENTS, ...TEMPLATE_EVENTS];
+const EventName = Type.Union(WEBHOOK_EVENTS.map((event) => Type.Literal(event)));
 const CreateWebhookBody = Type.Object({
   url: Type.String({ format: 'uri', pattern: '^https?://', minLength: 8, maxLength: 2048 }),
   kind: Type.Union([Type.Literal('slack'), Type.Literal('discord'), Type.Literal('json')]),
-  events: Type.Array(EventName, { minItems: 1, maxItems: JOB_EVENTS.length, uniqueItems: true }),
+  events: Type.Array(EventName, { minItems: 1, maxItems: WEBHOOK_EVENTS.length, uniqueItems: true }),
 }, { additionalProperties: false });
 
 const WebhookResponse = Type.Object({ id: Uuid, url: Type.String(), kind: Type.String(), events: Type.Array(Type.String()), createdAt: Timestamp });

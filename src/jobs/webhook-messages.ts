@@ -2,6 +2,7 @@
 // incoming webhooks ({text, blocks}), Discord webhooks ({content, embeds}) or the plain event.
 import type { Job } from './job-repository.ts';
 import { jobView, type JobView } from './job-view.ts';
+import { isTemplateEventPayload, templateEventSummary, type TemplateEventPayload } from './webhook-template-events.ts';
 
 export type WebhookKind = 'slack' | 'discord' | 'json';
 export const JOB_EVENTS = ['job.started', 'job.succeeded', 'job.failed', 'job.cancelled'] as const;
@@ -55,9 +56,12 @@ function summary(payload: JobEventPayload): { title: string; text: string; field
   return { title, text: `${title}: job ${job.id}, ${counts}${job.error ? ` (${job.error})` : ''}`, fields };
 }
 
-export function renderWebhookMessage(kind: WebhookKind, payload: JobEventPayload): unknown {
+// Discord colour of template events: amber.
+const TEMPLATE_COLOUR = 0xf59e0b;
+
+export function renderWebhookMessage(kind: WebhookKind, payload: JobEventPayload | TemplateEventPayload): unknown {
   if (kind === 'json') return payload;
-  const { title, text, fields } = summary(payload);
+  const { title, text, fields } = isTemplateEventPayload(payload) ? templateEventSummary(payload) : summary(payload);
   if (kind === 'slack') {
     return {
       text,
@@ -71,8 +75,8 @@ export function renderWebhookMessage(kind: WebhookKind, payload: JobEventPayload
     content: text,
     embeds: [{
       title,
-      color: COLOURS[payload.event],
-      fields: fields.map(([name, value]) => ({ name, value, inline: name !== 'Job' && name !== 'Error' })),
+      color: isTemplateEventPayload(payload) ? TEMPLATE_COLOUR : COLOURS[payload.event],
+      fields: fields.map(([name, value]) => ({ name, value, inline: name !== 'Job' && name !== 'Error' && name !== 'Template' })),
       timestamp: payload.occurredAt,
     }],
   };

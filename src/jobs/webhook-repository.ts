@@ -3,12 +3,13 @@ import type { Queryable, Tx } from '../infra/db.ts';
 import type { Job } from './job-repository.ts';
 import { DELIVER_WEBHOOK_TASK, WEBHOOK_MAX_ATTEMPTS } from './queue.ts';
 import { jobEventPayload, type JobEvent, type JobEventPayload, type WebhookKind } from './webhook-messages.ts';
+import type { TemplateEvent, TemplateEventPayload } from './webhook-template-events.ts';
 
 export interface Webhook {
   id: string;
   url: string;
   kind: WebhookKind;
-  events: JobEvent[];
+  events: Array<JobEvent | TemplateEvent>;
   createdAt: Date;
 }
 
@@ -16,7 +17,7 @@ interface WebhookRow {
   id: string;
   url: string;
   kind: WebhookKind;
-  events: JobEvent[];
+  events: Array<JobEvent | TemplateEvent>;
   created_at: Date;
   secret: string;
 }
@@ -75,8 +76,8 @@ export interface PendingDelivery {
   /** The webhook's signing secret. */
   secret: string;
   kind: WebhookKind;
-  event: JobEvent;
-  payload: JobEventPayload;
+  event: JobEvent | TemplateEvent;
+  payload: JobEventPayload | TemplateEventPayload;
 }
 
 /** A delivery still to be sent (undefined once delivered, failed for good, or its webhook deleted). */

@@ -195,6 +195,7 @@ async function createFixtures(t: TestApp, source: TestSourceDatabase) {
   const distributionTemplate = await inject('POST', '/v1/coupon-templates', h, templateBody({ name: 'bad-input distributions', totalQuantity: null }));
   const keptTemplate = await inject('POST', '/v1/coupon-templates', h, templateBody({ name: 'bad-input kept' }));
   const otherTemplate = await inject('POST', '/v1/coupon-templates', other.headers, templateBody());
+  const changedTemplate = await inject('POST', '/v1/coupon-templates', h, templateBody({ name: 'bad-input changed' }));
   const claim = (templateId: string, userId: string) => inject('POST', `/v1/coupon-templates/${templateId}/claims`, h, { userId });
   const coupon = await claim(claimTemplate.id!, 'bi-redeemer');
   const keptCoupon = await claim(keptTemplate.id!, 'bi-kept');
@@ -211,7 +212,7 @@ async function createFixtures(t: TestApp, source: TestSourceDatabase) {
   const unsourced = await createPartner(t.app);
   for (const p of [sourced, unsourced]) await inject('PUT', `/v1/partners/${p.id}/sql-source`, adminHeaders, { url: source.url });
   return {
-    partner, other, claimTemplate, distributionTemplate, keptTemplate, otherTemplate, coupon, keptCoupon,
+    partner, other, claimTemplate, distributionTemplate, keptTemplate, otherTemplate, changedTemplate, coupon, keptCoupon,
     cancellable, job, keptJob, webhook, spareKey, patched, sourced, unsourced, sourceUrl: source.url,
   };
 }
@@ -236,6 +237,8 @@ function validRequests(f: Fixtures): Record<string, Valid> {
     createCouponTemplate: { body: templateBody({ name: 'bad-input made' }) as Json },
     listCouponTemplates: { query: { limit: '5' } },
     getCouponTemplate: { params: { id: f.claimTemplate.id! } },
+    updateCouponTemplate: { params: { id: f.changedTemplate.id! }, body: { name: 'bad-input renamed' } },
+    listCouponTemplateChanges: { params: { id: f.changedTemplate.id! }, query: { limit: '5' } },
     earnPoints: { headers: key(), body: { userId: 'bi-mutated', amount: 10, expiresInDays: 30, reason: 'bad input', orderId: 'o-1', pointType: 'default' } },
     usePoints: { headers: key(), body: { userId: 'bi-mutated', amount: 1, orderId: 'o-2', reason: 'bad input', pointType: 'default' } },
     cancelPointsTransaction: { params: { txId: f.cancellable.transactionId! }, headers: key(), body: { reason: 'bad input', pointType: 'default' } },

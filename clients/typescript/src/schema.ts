@@ -170,6 +170,24 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
+        /** Change a live event: pause or resume, resize the stock, move its end, raise the per-user limit, change validity */
+        patch: operations["updateCouponTemplate"];
+        trace?: never;
+    };
+    "/v1/coupon-templates/{id}/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the changes made to a template, newest first */
+        get: operations["listCouponTemplateChanges"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
         patch?: never;
         trace?: never;
     };
@@ -507,7 +525,7 @@ export interface components {
                  * @description Stable; see docs/errors.md.
                  * @enum {string}
                  */
-                code: "VALIDATION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "ROUTE_NOT_FOUND" | "API_KEY_MISSING" | "API_KEY_INVALID" | "ADMIN_TOKEN_INVALID" | "RATE_LIMITED" | "PARTNER_NOT_FOUND" | "API_KEY_NOT_FOUND" | "TEMPLATE_NOT_FOUND" | "SOLD_OUT" | "CLAIM_LIMIT_REACHED" | "CLAIM_NOT_OPEN" | "CLAIM_CLOSED" | "CLAIM_EVENT_LIVE" | "COUPON_NOT_FOUND" | "COUPON_ALREADY_USED" | "COUPON_EXPIRED" | "COUPON_NOT_YET_VALID" | "MIN_ORDER_AMOUNT_NOT_MET" | "ORDER_MISMATCH" | "INSUFFICIENT_POINTS" | "POINTS_ALREADY_USED" | "ALREADY_CANCELLED" | "TRANSACTION_NOT_FOUND" | "TRANSACTION_NOT_CANCELLABLE" | "SAME_WALLET_TRANSFER" | "IDEMPOTENCY_KEY_REQUIRED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "JOB_NOT_FOUND" | "JOB_NOT_CANCELLABLE" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_URL_NOT_ALLOWED" | "WEBHOOK_LIMIT_REACHED" | "TOO_MANY_ITEMS" | "SOURCE_QUERY_REJECTED" | "BULK_UPLOAD_LIMIT_REACHED" | "BULK_UPLOADS_BUSY" | "UPLOAD_TIMEOUT" | "CSV_COLUMN_REQUIRED" | "CSV_COLUMN_NOT_FOUND" | "CSV_MALFORMED" | "DATABASE_BUSY" | "MALFORMED_REQUEST" | "MALFORMED_JSON" | "METHOD_NOT_ALLOWED" | "REQUEST_TIMEOUT" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "BALANCE_LIMIT_REACHED" | "SOURCE_NOT_CONFIGURED" | "SQL_SOURCE_NOT_FOUND" | "SOURCE_NOT_ALLOWED" | "SOURCE_UNREACHABLE" | "SOURCE_QUERY_FAILED" | "SOURCE_TIMEOUT" | "SOURCE_ROW_LIMIT" | "SECRET_KEY_NOT_CONFIGURED" | "JOB_QUEUE_FULL" | "JOB_STAGED_BYTES_LIMIT" | "JOB_FAILED" | "JOB_ABANDONED" | "API_KEY_LOOKUPS_LIMITED" | "POINTS_QUEUE_FULL" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
+                code: "VALIDATION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "ROUTE_NOT_FOUND" | "API_KEY_MISSING" | "API_KEY_INVALID" | "ADMIN_TOKEN_INVALID" | "RATE_LIMITED" | "PARTNER_NOT_FOUND" | "API_KEY_NOT_FOUND" | "TEMPLATE_NOT_FOUND" | "SOLD_OUT" | "CLAIM_LIMIT_REACHED" | "CLAIM_NOT_OPEN" | "CLAIM_CLOSED" | "CLAIM_EVENT_LIVE" | "COUPON_NOT_FOUND" | "COUPON_ALREADY_USED" | "COUPON_EXPIRED" | "COUPON_NOT_YET_VALID" | "MIN_ORDER_AMOUNT_NOT_MET" | "ORDER_MISMATCH" | "INSUFFICIENT_POINTS" | "POINTS_ALREADY_USED" | "ALREADY_CANCELLED" | "TRANSACTION_NOT_FOUND" | "TRANSACTION_NOT_CANCELLABLE" | "SAME_WALLET_TRANSFER" | "IDEMPOTENCY_KEY_REQUIRED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "JOB_NOT_FOUND" | "JOB_NOT_CANCELLABLE" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_URL_NOT_ALLOWED" | "WEBHOOK_LIMIT_REACHED" | "TOO_MANY_ITEMS" | "SOURCE_QUERY_REJECTED" | "BULK_UPLOAD_LIMIT_REACHED" | "BULK_UPLOADS_BUSY" | "UPLOAD_TIMEOUT" | "CSV_COLUMN_REQUIRED" | "CSV_COLUMN_NOT_FOUND" | "CSV_MALFORMED" | "DATABASE_BUSY" | "MALFORMED_REQUEST" | "MALFORMED_JSON" | "METHOD_NOT_ALLOWED" | "REQUEST_TIMEOUT" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "BALANCE_LIMIT_REACHED" | "SOURCE_NOT_CONFIGURED" | "SQL_SOURCE_NOT_FOUND" | "SOURCE_NOT_ALLOWED" | "SOURCE_UNREACHABLE" | "SOURCE_QUERY_FAILED" | "SOURCE_TIMEOUT" | "SOURCE_ROW_LIMIT" | "SECRET_KEY_NOT_CONFIGURED" | "JOB_QUEUE_FULL" | "JOB_STAGED_BYTES_LIMIT" | "JOB_FAILED" | "JOB_ABANDONED" | "API_KEY_LOOKUPS_LIMITED" | "POINTS_QUEUE_FULL" | "CLAIM_PAUSED" | "TOTAL_QUANTITY_BELOW_ISSUED" | "PER_USER_LIMIT_LOWERED" | "CLAIM_END_BEFORE_START" | "COUPON_REVOKED" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
                 /** @description For people; may change. */
                 message: string;
                 /** @description For VALIDATION_FAILED: the fields at fault, as [{field, message}]. */
@@ -1611,6 +1629,8 @@ export interface operations {
                                 type: "RELATIVE";
                                 days: number;
                             };
+                            /** @description claims answer 409 CLAIM_PAUSED while true */
+                            paused: boolean;
                             /** Format: date-time */
                             createdAt: string;
                         }[];
@@ -1780,6 +1800,8 @@ export interface operations {
                             type: "RELATIVE";
                             days: number;
                         };
+                        /** @description claims answer 409 CLAIM_PAUSED while true */
+                        paused: boolean;
                         /** Format: date-time */
                         createdAt: string;
                     };
@@ -1930,12 +1952,335 @@ export interface operations {
                             type: "RELATIVE";
                             days: number;
                         };
+                        /** @description claims answer 409 CLAIM_PAUSED while true */
+                        paused: boolean;
                         /** Format: date-time */
                         createdAt: string;
                     };
                 };
             };
             /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_QUERY_REJECTED`, `CSV_COLUMN_REQUIRED`, `CSV_COLUMN_NOT_FOUND`, `CSV_MALFORMED`, `MALFORMED_REQUEST`, `MALFORMED_JSON`, `SOURCE_NOT_CONFIGURED`, `SOURCE_NOT_ALLOWED`, `SOURCE_UNREACHABLE`, `SOURCE_QUERY_FAILED`, `SOURCE_TIMEOUT`, `SOURCE_ROW_LIMIT`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `API_KEY_MISSING`, `API_KEY_INVALID`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `INTERNAL_ERROR`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `SERVICE_UNAVAILABLE`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateCouponTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Any of the changeable settings; each applies to the next claim in every process. */
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    paused?: boolean;
+                    /** @description raise, or lower down to the coupons already issued (then sold out); null: unlimited */
+                    totalQuantity?: number | null;
+                    /** @description earlier ('now': the server's clock, ends the event at once) or later; after claimStartsAt */
+                    claimEndsAt?: string | "now";
+                    /** @description raise only */
+                    perUserLimit?: number;
+                    validity?: {
+                        /** @enum {string} */
+                        type: "ABSOLUTE";
+                        /** Format: date-time */
+                        validFrom: string;
+                        /** Format: date-time */
+                        validUntil: string;
+                    } | {
+                        /** @enum {string} */
+                        type: "RELATIVE";
+                        days: number;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        name: string;
+                        discount: {
+                            /** @enum {string} */
+                            type: "FIXED";
+                            value: number;
+                        } | {
+                            /** @enum {string} */
+                            type: "PERCENT";
+                            value: number;
+                            maxAmount?: number;
+                        };
+                        minOrderAmount: number;
+                        totalQuantity: number | null;
+                        perUserLimit: number;
+                        issuedCount: number;
+                        /** @description null: unlimited */
+                        remaining: number | null;
+                        /** Format: date-time */
+                        claimStartsAt: string;
+                        /** Format: date-time */
+                        claimEndsAt: string;
+                        validity: {
+                            /** @enum {string} */
+                            type: "ABSOLUTE";
+                            /** Format: date-time */
+                            validFrom: string;
+                            /** Format: date-time */
+                            validUntil: string;
+                        } | {
+                            /** @enum {string} */
+                            type: "RELATIVE";
+                            days: number;
+                        };
+                        /** @description claims answer 409 CLAIM_PAUSED while true */
+                        paused: boolean;
+                        /** Format: date-time */
+                        createdAt: string;
+                    };
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `API_KEY_MISSING`, `API_KEY_INVALID`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `INTERNAL_ERROR`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `SERVICE_UNAVAILABLE`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listCouponTemplateChanges: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** Format: uuid */
+                            id: string;
+                            /** Format: uuid */
+                            templateId: string;
+                            apiKeyId: string | null;
+                            /** Format: date-time */
+                            changedAt: string;
+                            /** @description changed fields, as the template shows them */
+                            before: {
+                                [key: string]: unknown;
+                            };
+                            /** @description changed fields, as the template shows them */
+                            after: {
+                                [key: string]: unknown;
+                            };
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4419,7 +4764,7 @@ export interface operations {
                     /** Format: uri */
                     url: string;
                     kind: "slack" | "discord" | "json";
-                    events: ("job.started" | "job.succeeded" | "job.failed" | "job.cancelled")[];
+                    events: ("job.started" | "job.succeeded" | "job.failed" | "job.cancelled" | "event.changed")[];
                 };
             };
         };

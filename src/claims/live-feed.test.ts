@@ -55,6 +55,21 @@ describe.each([
     stream.close();
   });
 
+  it('shows a pause at once, with the claims it refuses counted as paused', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 10 });
+    const stream = await openLiveStream(url, templateId, partner.apiKey);
+    await stream.waitForFrame((f) => f.data.status === 'open');
+    const patched = await t.app.inject({ method: 'PATCH', url: `/v1/coupon-templates/${templateId}`, headers: partner.headers, payload: { paused: true } });
+    expect(patched.statusCode).toBe(200);
+    await stream.waitForFrame((f) => f.data.status === 'paused' && f.data.paused === true);
+    expect(await claimOnce(t.app, partner.headers, templateId, 'paused-user')).toMatchObject({ status: 409, code: 'CLAIM_PAUSED' });
+    await stream.waitForFrame((f) => cps(f).paused! > 0);
+    await t.app.inject({ method: 'PATCH', url: `/v1/coupon-templates/${templateId}`, headers: partner.headers, payload: { paused: false, totalQuantity: 12 } });
+    await stream.waitForFrame((f) => f.data.status === 'open' && f.data.totalQuantity === 12 && f.data.remaining === 12);
+    stream.close();
+  });
+
   it('runs one measuring timer per event, whatever the number of viewers, and stops it when the last leaves', async () => {
     const partner = await createPartner(t.app);
     const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 10 });

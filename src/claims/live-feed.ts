@@ -3,7 +3,7 @@
 // leaves, measures once a second and writes the same frame to every viewer: a second viewer costs
 // one socket write a second, and the claim path only its counter increments (live-counters.ts).
 import type { AppContext } from '../context.ts';
-import { findTemplateById, type CouponTemplate } from '../coupons/template-repository.ts';
+import { findTemplateById } from '../coupons/template-repository.ts';
 import { AppError } from '../errors.ts';
 import { LIVE_OUTCOMES, type EventCounters, type LiveOutcome } from './live-counters.ts';
 import { templateClaimKeys } from './redis-keys.ts';
@@ -181,7 +181,7 @@ export class LiveFeed {
     const [live, persisterLag] = await Promise.all([this.ctx.claimGate.issuedCount(template), this.persisterLag(templateId)]);
     const persisted = template.issuedCount;
     const issued = Math.max(live ?? persisted, persisted);
-    const paused = isPaused(template);
+    const paused = template.paused;
     return {
       templateId,
       at: this.ctx.clock().toISOString(),
@@ -210,8 +210,4 @@ export class LiveFeed {
     const oldestMs = oldest?.[0] ? Number(oldest[0].id.split('-')[0]) : nowMs;
     return { pending, seconds: Math.max(0, nowMs - oldestMs) / 1000 };
   }
-}
-
-function isPaused(template: CouponTemplate): boolean {
-  return (template as CouponTemplate & { paused?: boolean }).paused === true;
 }

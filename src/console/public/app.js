@@ -511,4 +511,6 @@ function App() {
     <main id="main" tabindex="-1">${content}</main>`;
 }
 
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = ''; // the boot message: render() would keep it beside the app
+render(html`<${App} />`, root);

@@ -22,6 +22,7 @@ import { pointsRoutes } from './points/ledger-routes.ts';
 import { couponRoutes } from './coupons/coupon-routes.ts';
 import { claimRoutes } from './claims/claim-routes.ts';
 import { distributionRoutes } from './coupons/distribution-routes.ts';
+import { revocationRoutes } from './coupons/revocation-routes.ts';
 import { jobRoutes } from './jobs/job-routes.ts';
 import { accrualRoutes } from './points/accrual-routes.ts';
 import { LiveFeed } from './claims/live-feed.ts';
@@ -104,6 +105,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     await partner.register(claimRoutes(ctx));
     await partner.register(liveRoutes(ctx, liveFeed));
     await partner.register(distributionRoutes(ctx));
+    await partner.register(revocationRoutes(ctx));
     await partner.register(jobRoutes(ctx));
     await partner.register(accrualRoutes(ctx));
   });

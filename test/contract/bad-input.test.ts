@@ -245,6 +245,8 @@ function validRequests(f: Fixtures): Record<string, Valid> {
     getCouponTemplate: { params: { id: f.claimTemplate.id! } },
     updateCouponTemplate: { params: { id: f.changedTemplate.id! }, body: { name: 'bad-input renamed' } },
     listCouponTemplateChanges: { params: { id: f.changedTemplate.id! }, query: { limit: '5' } },
+    // changedTemplate has no coupons: a revocation of all of them (a mutation dropping userIds) revokes nothing.
+    createRevocation: { params: { id: f.changedTemplate.id! }, body: { userIds: ['bi-nobody'] } },
     earnPoints: { headers: key(), body: { userId: 'bi-mutated', amount: 10, expiresInDays: 30, reason: 'bad input', orderId: 'o-1', pointType: 'default' } },
     usePoints: { headers: key(), body: { userId: 'bi-mutated', amount: 1, orderId: 'o-2', reason: 'bad input', pointType: 'default' } },
     cancelPointsTransaction: { params: { txId: f.cancellable.transactionId! }, headers: key(), body: { reason: 'bad input', pointType: 'default' } },

@@ -415,6 +415,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/coupon-templates/{id}/revocations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke a template's unused coupons (all, or some users') as a bulk job */
+        post: operations["createRevocation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs/{id}": {
         parameters: {
             query?: never;
@@ -3279,7 +3296,7 @@ export interface operations {
                         /** Format: uuid */
                         templateId: string;
                         userId: string;
-                        status: "ISSUED" | "USED" | "EXPIRED";
+                        status: "ISSUED" | "USED" | "EXPIRED" | "REVOKED";
                         /** Format: date-time */
                         validFrom: string;
                         /** Format: date-time */
@@ -3405,7 +3422,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 cursor?: string;
-                status?: "ISSUED" | "USED" | "EXPIRED";
+                status?: "ISSUED" | "USED" | "EXPIRED" | "REVOKED";
             };
             header?: never;
             path: {
@@ -3428,7 +3445,7 @@ export interface operations {
                             /** Format: uuid */
                             templateId: string;
                             userId: string;
-                            status: "ISSUED" | "USED" | "EXPIRED";
+                            status: "ISSUED" | "USED" | "EXPIRED" | "REVOKED";
                             /** Format: date-time */
                             validFrom: string;
                             /** Format: date-time */
@@ -3727,7 +3744,7 @@ export interface operations {
                         /** Format: uuid */
                         templateId: string;
                         userId: string;
-                        status: "ISSUED" | "USED" | "EXPIRED";
+                        status: "ISSUED" | "USED" | "EXPIRED" | "REVOKED";
                         /** Format: date-time */
                         validFrom: string;
                         /** Format: date-time */
@@ -4268,6 +4285,137 @@ export interface operations {
             };
         };
     };
+    createRevocation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description revoke only these users' unused coupons; absent: every unused coupon of the template */
+                    userIds?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        jobId: string;
+                    };
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `API_KEY_MISSING`, `API_KEY_INVALID`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `INTERNAL_ERROR`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `SERVICE_UNAVAILABLE`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getJob: {
         parameters: {
             query?: never;
@@ -4288,7 +4436,7 @@ export interface operations {
                     "application/json": {
                         /** Format: uuid */
                         id: string;
-                        type: "COUPON_DISTRIBUTION" | "POINT_ACCRUAL";
+                        type: "COUPON_DISTRIBUTION" | "POINT_ACCRUAL" | "COUPON_REVOCATION";
                         status: "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
                         total: number;
                         processed: number;
@@ -4640,7 +4788,7 @@ export interface operations {
                     "application/json": {
                         /** Format: uuid */
                         id: string;
-                        type: "COUPON_DISTRIBUTION" | "POINT_ACCRUAL";
+                        type: "COUPON_DISTRIBUTION" | "POINT_ACCRUAL" | "COUPON_REVOCATION";
                         status: "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
                         total: number;
                         processed: number;

@@ -22,8 +22,12 @@ import { pointsRoutes } from './points/ledger-routes.ts';
 import { couponRoutes } from './coupons/coupon-routes.ts';
 import { claimRoutes } from './claims/claim-routes.ts';
 import { distributionRoutes } from './coupons/distribution-routes.ts';
+import { revocationRoutes } from './coupons/revocation-routes.ts';
 import { jobRoutes } from './jobs/job-routes.ts';
 import { accrualRoutes } from './points/accrual-routes.ts';
+import { LiveFeed } from './claims/live-feed.ts';
+import { liveRoutes } from './claims/live-routes.ts';
+import { consoleRoutes } from './console/console-routes.ts';
 
 export interface AppOptions extends OpsOptions {
   /** The admin bearer token; admin routes refuse everything when absent. */
@@ -70,6 +74,11 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   await app.register(swagger, swaggerOptions());
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
+  await app.register(consoleRoutes());
+  // Open live streams would hold app.close() until its timeout: they are ended before the server closes.
+  const liveFeed = new LiveFeed(ctx);
+  app.addHook('preClose', async () => liveFeed.closeAll());
+
   await app.register(async (ops) => {
     documentRoutes(ops, 'public');
     await ops.register(opsRoutes(ctx, options));
@@ -94,7 +103,9 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     await partner.register(pointsRoutes(ctx));
     await partner.register(couponRoutes(ctx));
     await partner.register(claimRoutes(ctx));
+    await partner.register(liveRoutes(ctx, liveFeed));
     await partner.register(distributionRoutes(ctx));
+    await partner.register(revocationRoutes(ctx));
     await partner.register(jobRoutes(ctx));
     await partner.register(accrualRoutes(ctx));
   });

@@ -81,6 +81,10 @@ export interface Config {
   readonly uploadsPerPartner: number;
   /** CSV uploads a process receives at once, all partners together (beyond: 503). */
   readonly uploadsTotal: number;
+  /** Live-stream viewers (GET /v1/coupon-templates/{id}/live) one partner may hold open in a process (beyond: 429). */
+  readonly liveViewersPerPartner: number;
+  /** Live-stream viewers a process serves at once, all partners together (beyond: 503). */
+  readonly liveViewersTotal: number;
   /** Where CSV uploads are spooled until they are staged; leftovers are deleted at start. */
   readonly uploadDir: string;
   /** How long a request waits for a pooled PostgreSQL connection before it answers 503 DATABASE_BUSY. */
@@ -205,6 +209,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     uploadDeadlineMs: int('STAMPEDE_UPLOAD_DEADLINE_MS', 900_000, 1_000, 86_400_000),
     uploadsPerPartner: int('STAMPEDE_UPLOADS_PER_PARTNER', 2, 1, 1_000),
     uploadsTotal: int('STAMPEDE_UPLOADS_TOTAL', 4, 1, 10_000),
+    liveViewersPerPartner: int('STAMPEDE_LIVE_VIEWERS_PER_PARTNER', 250, 1, 10_000),
+    liveViewersTotal: int('STAMPEDE_LIVE_VIEWERS_TOTAL', 1_000, 1, 100_000),
     uploadDir: path.resolve(env.STAMPEDE_UPLOAD_DIR || path.join(os.tmpdir(), 'stampede-uploads')),
     dbAcquireTimeoutMs: int('STAMPEDE_DB_ACQUIRE_TIMEOUT_MS', 5_000, 100, 600_000),
     dbAuthPoolSize: int('STAMPEDE_DB_AUTH_POOL_SIZE', 4, 1, 100),

@@ -11,6 +11,7 @@ import type { PendingCoupons } from './coupons/pending-coupons.ts';
 import type { ClaimGate } from './claims/claim-gate.ts';
 import type { ClaimTemplates } from './claims/claim-templates.ts';
 import type { PointsGroupCommit } from './points/group-commit.ts';
+import type { LiveClaimCounters } from './claims/live-counters.ts';
 
 export interface AppContext {
   readonly config: Config;
@@ -42,6 +43,8 @@ export interface AppContext {
   readonly claimTemplates: ClaimTemplates;
   /** The batcher every mutating points call of this process goes through (src/points/group-commit.ts). */
   readonly pointsGroupCommit: PointsGroupCommit;
+  /** Claim outcomes and latencies of the events someone watches live (claims/live-feed.ts). */
+  readonly liveClaims: LiveClaimCounters;
 }
 
 /** Starts one kind of background work (src/workers.ts runs them); the returned function stops it after flushing. */

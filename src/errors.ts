@@ -51,6 +51,8 @@ export const ERROR_CATALOG = {
   SOURCE_QUERY_REJECTED: { status: 400, message: 'Only a single read-only SELECT is accepted as a source query.' },
   // uploads, bulk staging slots and database capacity (h-uploads: issues 15, 16)
   BULK_UPLOAD_LIMIT_REACHED: { status: 429, message: 'This partner has as many bulk uploads in progress as it may have; retry later.' },
+  LIVE_VIEWERS_LIMIT_REACHED: { status: 429, message: 'This partner has as many live streams open as it may have; close one or retry later.' },
+  LIVE_VIEWERS_BUSY: { status: 503, message: 'The service serves as many live streams as it can; retry later.' },
   BULK_UPLOADS_BUSY: { status: 503, message: 'The service is receiving as many bulk uploads as it can; retry later.' },
   UPLOAD_TIMEOUT: { status: 408, message: 'The request body did not arrive within the upload deadline.' },
   CSV_COLUMN_REQUIRED: { status: 400, message: 'The CSV has several columns: say which holds the user ids with ?column= (header name or 1-based index).' },

@@ -11,6 +11,7 @@ import { createClaimParts } from './claims/claim-wiring.ts';
 import { observeResources } from './infra/resource-metrics.ts';
 import type { Metrics } from './infra/metrics.ts';
 import type { Redis } from './infra/redis.ts';
+import { LiveClaimCounters } from './claims/live-counters.ts';
 import { KeyAuthenticator } from './partners/key-authenticator.ts';
 import { groupCommitLimits, PointsGroupCommit } from './points/group-commit.ts';
 import { createPool, type Db } from './infra/db.ts';
@@ -184,5 +185,6 @@ export function createContext(parts: {
     clock,
     ...createClaimParts({ ...parts, clock }),
     pointsGroupCommit: new PointsGroupCommit({ ...parts, clock }, groupCommitLimits(parts.config)),
+    liveClaims: new LiveClaimCounters(),
   };
 }

@@ -1,5 +1,5 @@
 // `npm run bench:claim [-- --quick] [--only=bare,baseline,embedded,distributed] [--processes=1,2]
-//   [--connections=256,1024] [--filler=10000000] [--profile]`
+//   [--connections=256,1024] [--filler=10000000] [--profile] [--viewers=200]`
 //
 // The claim benchmark of issue 3: one event of 10,000 coupons, 100,000 distinct users each
 // sending 3 claims back to back (300,000 requests), at 256 and 1,024 keep-alive connections, from
@@ -7,6 +7,8 @@
 // persister), (2) the product in embedded mode, (3) the FOR UPDATE baseline and (4) a bare Fastify
 // route; then the distributed case again with 10,000,000 coupon rows already in the table. Every
 // run is verified (exact counts in the answers and in PostgreSQL); any failure exits non-zero.
+// With --viewers=N (default 200; 0 skips), each product run is followed by the same run with N
+// console viewers on the event's live stream, and the ratio of the two is reported (issue 19).
 // The last line of output is one JSON object with every figure, ratio and target.
 import { execFileSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
@@ -23,6 +25,7 @@ import { measureRun, stopLoadGenerators, type RunPlan } from './measure.ts';
 import { bestDistributedProcesses, ratios, runsTable, targetChecks, targetsTable, type RunFigures } from './report.ts';
 import { settingLabel, startServer, type RunningServer, type ServerKind, type ServerSetting } from './servers.ts';
 import { unexpectedOutcomes, verifyAnswers, verifyBareAnswers, verifyRows } from './verify.ts';
+import { openViewers } from './viewers.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const KINDS: readonly ServerKind[] = ['bare', 'baseline', 'embedded', 'distributed'];
@@ -35,6 +38,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '256,1024' },
     filler: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    viewers: { type: 'string', default: '200' },
   },
 });
 
@@ -53,11 +57,14 @@ const config = {
   distributedProcesses: list(args.processes).map(Number),
   fillerRows: args.filler === undefined ? scale.filler : Number(args.filler),
   profile: args.profile,
+  viewers: Number(args.viewers),
 };
 const requestsPerRun = config.users * config.claimsPerUser;
 
 const log = (line = '') => process.stdout.write(`${line}\n`);
 const runs: RunFigures[] = [];
+/** The product runs again with console viewers connected; kept apart so ratios and targets stay as they were. */
+const viewerRuns: Array<RunFigures & { viewers: number; framesPerViewer: [number, number]; versusWithout: number }> = [];
 const notes: string[] = [];
 const problems: string[] = [];
 let runNumber = 0;
@@ -96,9 +103,16 @@ function machine() {
   };
 }
 
-async function measure(server: RunningServer, setting: ServerSetting, services: BenchServices, plan: RunPlan, rowsBefore: number): Promise<RunFigures> {
+async function measure(server: RunningServer, setting: ServerSetting, services: BenchServices, plan: RunPlan, rowsBefore: number, viewerCount = 0): Promise<RunFigures & { frames?: [number, number] }> {
   const templateId = await server.openEvent(plan.quantity);
-  const result = await measureRun(server, services.db, templateId, plan);
+  const viewers = viewerCount > 0 ? await openViewers(server.process.port, templateId, server.headers, viewerCount) : undefined;
+  let result: Awaited<ReturnType<typeof measureRun>>;
+  let seen: { framesMin: number; framesMax: number } | undefined;
+  try {
+    result = await measureRun(server, services.db, templateId, plan);
+  } finally {
+    seen = viewers?.close();
+  }
   const expected = plan.users * plan.claimsPerUser;
   const found = setting.kind === 'bare'
     ? verifyBareAnswers(result.load, expected)
@@ -123,6 +137,7 @@ async function measure(server: RunningServer, setting: ServerSetting, services: 
     cpuSeconds: Object.fromEntries(Object.entries(result.cpuSeconds).map(([group, seconds]) => [group, round(seconds, 2)])),
     loadAverage: round(os.loadavg()[0]!, 2),
     problems: found,
+    ...(seen ? { frames: [seen.framesMin, seen.framesMax] as [number, number] } : {}),
   };
 }
 
@@ -169,10 +184,22 @@ async function benchSetting(setting: ServerSetting, services: BenchServices, row
       }, rowsBefore);
       runs.push(run);
       // Everything a reader needs per run, as it finishes, in case a long run is cut short.
-      log(`  ${label} @${connections}${rowsBefore ? ` (${rowsBefore.toLocaleString('en')} rows before)` : ''}: ${Math.round(run.requestsPerSecond).toLocaleString('en')} req/s, ` +
-        `p50/p95/p99 ${run.latencyMs.p50}/${run.latencyMs.p95}/${run.latencyMs.p99} ms, ${JSON.stringify(run.outcomes)}, ` +
-        `rows in PG ${run.rowsInPostgresAfterMs ?? '-'} ms after the last 201, cpu s ${JSON.stringify(run.cpuSeconds)}, load ${run.loadAverage}, ` +
-        `${run.problems.length === 0 ? 'verified' : `FAILED: ${run.problems.join('; ')}`}`);
+      const report = (figures: RunFigures, suffix: string) => log(`  ${label}${suffix} @${connections}${rowsBefore ? ` (${rowsBefore.toLocaleString('en')} rows before)` : ''}: ${Math.round(figures.requestsPerSecond).toLocaleString('en')} req/s, ` +
+        `p50/p95/p99 ${figures.latencyMs.p50}/${figures.latencyMs.p95}/${figures.latencyMs.p99} ms, ${JSON.stringify(figures.outcomes)}, ` +
+        `rows in PG ${figures.rowsInPostgresAfterMs ?? '-'} ms after the last 201, cpu s ${JSON.stringify(figures.cpuSeconds)}, load ${figures.loadAverage}, ` +
+        `${figures.problems.length === 0 ? 'verified' : `FAILED: ${figures.problems.join('; ')}`}`);
+      report(run, '');
+      // The same run with console viewers on the event's live stream (issue 19: within 5 %).
+      if (config.viewers > 0 && (setting.kind === 'embedded' || setting.kind === 'distributed') && !rowsBefore && !interrupted) {
+        const watched = await measure(server, setting, services, {
+          users: config.users, claimsPerUser: config.claimsPerUser, connections, userPrefix: `v${runNumber++}-`, quantity: config.quantity, expectsRows,
+        }, rowsBefore, config.viewers);
+        const versusWithout = round(watched.requestsPerSecond / run.requestsPerSecond, 3);
+        viewerRuns.push({ ...watched, label: `${label} +${config.viewers} viewers`, viewers: config.viewers, framesPerViewer: watched.frames ?? [0, 0], versusWithout });
+        report(watched, ` +${config.viewers} viewers (frames per viewer ${watched.frames?.join('–')}; ${versusWithout}× the run without)`);
+        if (!watched.frames || watched.frames[0] < Math.floor(watched.durationSeconds) - 1) watched.problems.push(`a viewer received ${watched.frames?.[0] ?? 0} frames in ${watched.durationSeconds} s`);
+        for (const problem of watched.problems) problems.push(`${label} +${config.viewers} viewers @${connections}: ${problem}`);
+      }
     }
   } catch (error) {
     if (interrupted) return;
@@ -242,6 +269,10 @@ log('\nratios (requests per second)');
 for (const [name, value] of Object.entries(ratioTable)) log(`  ${name.padEnd(44)} ${value === null ? 'not measured' : `${value}×`}`);
 log('\ntargets');
 log(targetsTable(targets));
+if (viewerRuns.length > 0) {
+  log(`\nwith ${config.viewers} console viewers on the event's live stream (req/s with ÷ without, same server, run right after)`);
+  for (const run of viewerRuns) log(`  ${run.label.padEnd(44)} @${run.connections}  ${Math.round(run.requestsPerSecond).toLocaleString('en')} req/s  ${run.versusWithout}×  frames per viewer ${run.framesPerViewer.join('–')}`);
+}
 for (const note of notes) log(`note: ${note}`);
 log(problems.length === 0 ? '\nVERIFIED: every run issued exactly its coupons, to distinct users, all in PostgreSQL' : `\nFAILED:\n  ${problems.join('\n  ')}`);
 const summary = JSON.stringify({
@@ -252,6 +283,7 @@ const summary = JSON.stringify({
   config: { ...config, requestsPerRun, warmUpUsers: scale.warmUsers, quick: args.quick },
   bestDistributedProcesses: best ?? null,
   runs,
+  viewerRuns,
   ratios: ratioTable,
   targets,
   notes,

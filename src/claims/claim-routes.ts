@@ -44,14 +44,17 @@ export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       const couponId = uuidv7();
       const started = performance.now();
       const result = await ctx.claimGate.claim(template, couponId, userId);
-      metrics.claimGateDuration.observe({ gate: ctx.claimGate.kind }, (performance.now() - started) / 1000);
+      const elapsedMs = performance.now() - started;
+      metrics.claimGateDuration.observe({ gate: ctx.claimGate.kind }, elapsedMs / 1000);
       if ('refusal' in result) {
         const { code, outcome } = REFUSALS[result.refusal];
         metrics.claims.inc({ template: label, outcome });
+        ctx.liveClaims.record(template.id, outcome, elapsedMs);
         return reply.code(ERROR_CATALOG[code].status).send(errorBody(code));
       }
       const { issued } = result;
       metrics.claims.inc({ template: label, outcome: 'issued' });
+      ctx.liveClaims.record(template.id, 'issued', elapsedMs);
       if (template.totalQuantity !== null) metrics.claimRemaining.set({ template: label }, Math.max(0, template.totalQuantity - issued.issuedCount));
       // The window the gate gave the coupon (the validity in force at its claim); the template's for older state.
       const validity = issued.validFrom && issued.validUntil

@@ -43,6 +43,13 @@ export class RedisPendingCoupons implements PendingCoupons {
     }));
   }
 
+  async persistTemplateCoupons(partnerId: string, templateId: string): Promise<void> {
+    // The claims hash holds only claims not yet persisted: bounded by the persister's backlog.
+    const records = await this.deps.redis.hGetAll(templateClaimKeys(templateId).claims);
+    const claims = Object.entries(records).map(([couponId, record]) => claimFromRecord(couponId, record));
+    if (claims.length > 0) await this.persist(partnerId, templateId, claims);
+  }
+
   private async persist(partnerId: string, templateId: string, claims: ClaimedCoupon[]): Promise<void> {
     const template = await this.deps.templates.forPartner(partnerId, templateId);
     if (template) await persistClaims(this.deps, template, claims);

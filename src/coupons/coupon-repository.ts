@@ -182,6 +182,7 @@ export async function listUserCoupons(
               WHEN 'ISSUED' THEN c.status = 'ISSUED' AND c.valid_until > $5
               WHEN 'EXPIRED' THEN c.status = 'EXPIRED' OR (c.status = 'ISSUED' AND c.valid_until <= $5)
               WHEN 'USED' THEN c.status = 'USED'
+              WHEN 'REVOKED' THEN c.status = 'REVOKED'
               ELSE true
             END
       ORDER BY c.id DESC LIMIT $6`,

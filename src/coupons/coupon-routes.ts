@@ -10,7 +10,7 @@ import { cancel, readCoupon, redeem } from './redemption.ts';
 import { effectiveStatus, redemptionRefusal } from './redemption-rules.ts';
 import { Discount } from './template-routes.ts';
 
-const Status = Type.Union([Type.Literal('ISSUED'), Type.Literal('USED'), Type.Literal('EXPIRED')]);
+const Status = Type.Union([Type.Literal('ISSUED'), Type.Literal('USED'), Type.Literal('EXPIRED'), Type.Literal('REVOKED')]);
 
 const CouponParams = Type.Object({ couponId: Uuid }, { additionalProperties: false });
 const UserParams = Type.Object({ userId: UserId }, { additionalProperties: false });

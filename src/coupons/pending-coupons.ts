@@ -8,6 +8,8 @@ export interface PendingCoupons {
   persistCoupon(partnerId: string, couponId: string): Promise<void>;
   /** Makes sure every pending coupon of this user, if any, is in PostgreSQL. */
   persistUserCoupons(partnerId: string, userId: string): Promise<void>;
+  /** Makes sure every coupon of this template acknowledged so far is in PostgreSQL (a revocation's snapshot). */
+  persistTemplateCoupons(partnerId: string, templateId: string): Promise<void>;
 }
 
 /**
@@ -17,4 +19,5 @@ export interface PendingCoupons {
 export const NO_PENDING_COUPONS: PendingCoupons = {
   persistCoupon: async () => undefined,
   persistUserCoupons: async () => undefined,
+  persistTemplateCoupons: async () => undefined,
 };

@@ -6,7 +6,7 @@ import type { ErrorCode } from '../errors.ts';
 import { meetsMinimum } from './discount-rules.ts';
 import { validityPhase } from './validity.ts';
 
-export type StoredStatus = 'ISSUED' | 'USED' | 'EXPIRED';
+export type StoredStatus = 'ISSUED' | 'USED' | 'EXPIRED' | 'REVOKED';
 
 export interface CouponState {
   userId: string;
@@ -30,6 +30,7 @@ export function effectiveStatus(coupon: Pick<CouponState, 'status' | 'validFrom'
 export function redemptionRefusal(coupon: CouponState, orderAmount: number, now: Date): ErrorCode | undefined {
   if (coupon.status === 'USED') return 'COUPON_ALREADY_USED';
   if (coupon.status === 'EXPIRED') return 'COUPON_EXPIRED';
+  if (coupon.status === 'REVOKED') return 'COUPON_REVOKED';
   const phase = validityPhase(coupon, now);
   if (phase === 'EXPIRED') return 'COUPON_EXPIRED';
   if (phase === 'NOT_YET_VALID') return 'COUPON_NOT_YET_VALID';

@@ -19,6 +19,7 @@ const OUTCOME_BY_CODE: Partial<Record<ErrorCode, string>> = {
   MIN_ORDER_AMOUNT_NOT_MET: 'min_order',
   COUPON_NOT_FOUND: 'not_found',
   ORDER_MISMATCH: 'order_mismatch',
+  COUPON_REVOKED: 'revoked',
 };
 
 export async function redeem(ctx: AppContext, request: Omit<RedeemRequest, 'now'>): Promise<Redemption> {

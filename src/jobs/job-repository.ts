@@ -2,7 +2,7 @@
 // partner: another partner's job id finds nothing.
 import type { Queryable } from '../infra/db.ts';
 
-export type JobType = 'COUPON_DISTRIBUTION' | 'POINT_ACCRUAL';
+export type JobType = 'COUPON_DISTRIBUTION' | 'POINT_ACCRUAL' | 'COUPON_REVOCATION';
 export type JobStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
 export const FINISHED_STATUSES: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
 

@@ -17,7 +17,7 @@ import { newWebhookSecret, SIGNATURE_HEADER } from './webhook-signature.ts';
 
 const JobResponse = Type.Object({
   id: Uuid,
-  type: Type.Union([Type.Literal('COUPON_DISTRIBUTION'), Type.Literal('POINT_ACCRUAL')]),
+  type: Type.Union([Type.Literal('COUPON_DISTRIBUTION'), Type.Literal('POINT_ACCRUAL'), Type.Literal('COUPON_REVOCATION')]),
   status: Type.Union([Type.Literal('QUEUED'), Type.Literal('RUNNING'), Type.Literal('SUCCEEDED'), Type.Literal('FAILED'), Type.Literal('CANCELLED')]),
   total: Type.Integer(),
   processed: Type.Integer(),

@@ -34,7 +34,7 @@ export function jobEventPayload(event: JobEvent, job: Job, now: Date): JobEventP
   };
 }
 
-const TYPE_NAMES: Record<Job['type'], string> = { COUPON_DISTRIBUTION: 'Coupon distribution', POINT_ACCRUAL: 'Point accrual' };
+const TYPE_NAMES: Record<Job['type'], string> = { COUPON_DISTRIBUTION: 'Coupon distribution', POINT_ACCRUAL: 'Point accrual', COUPON_REVOCATION: 'Coupon revocation' };
 const VERBS: Record<JobEvent, string> = { 'job.started': 'started', 'job.succeeded': 'succeeded', 'job.failed': 'failed', 'job.cancelled': 'cancelled' };
 // Discord embed colours: blue, green, red, grey.
 const COLOURS: Record<JobEvent, number> = { 'job.started': 0x3b82f6, 'job.succeeded': 0x22c55e, 'job.failed': 0xef4444, 'job.cancelled': 0x6b7280 };

@@ -378,6 +378,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/coupon-templates/{id}/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Watch a claim event live: server-sent events, one `stats` frame a second
+         * @description Each `stats` event carries remaining stock, claims per second by outcome, p99 claim latency, persisted count and persister lag, and the status. Comment lines are heartbeats. Bounded per partner and per process (429 `LIVE_VIEWERS_LIMIT_REACHED`, 503 `LIVE_VIEWERS_BUSY`).
+         */
+        get: operations["watchCouponTemplate"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/coupon-templates/{id}/distributions": {
         parameters: {
             query?: never;
@@ -389,6 +409,23 @@ export interface paths {
         put?: never;
         /** Give a template to many users as a bulk job */
         post: operations["createDistribution"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/coupon-templates/{id}/revocations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke a template's unused coupons (all, or some users') as a bulk job */
+        post: operations["createRevocation"];
         delete?: never;
         options?: never;
         head?: never;
@@ -525,7 +562,7 @@ export interface components {
                  * @description Stable; see docs/errors.md.
                  * @enum {string}
                  */
-                code: "VALIDATION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "ROUTE_NOT_FOUND" | "API_KEY_MISSING" | "API_KEY_INVALID" | "ADMIN_TOKEN_INVALID" | "RATE_LIMITED" | "PARTNER_NOT_FOUND" | "API_KEY_NOT_FOUND" | "TEMPLATE_NOT_FOUND" | "SOLD_OUT" | "CLAIM_LIMIT_REACHED" | "CLAIM_NOT_OPEN" | "CLAIM_CLOSED" | "CLAIM_EVENT_LIVE" | "COUPON_NOT_FOUND" | "COUPON_ALREADY_USED" | "COUPON_EXPIRED" | "COUPON_NOT_YET_VALID" | "MIN_ORDER_AMOUNT_NOT_MET" | "ORDER_MISMATCH" | "INSUFFICIENT_POINTS" | "POINTS_ALREADY_USED" | "ALREADY_CANCELLED" | "TRANSACTION_NOT_FOUND" | "TRANSACTION_NOT_CANCELLABLE" | "SAME_WALLET_TRANSFER" | "IDEMPOTENCY_KEY_REQUIRED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "JOB_NOT_FOUND" | "JOB_NOT_CANCELLABLE" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_URL_NOT_ALLOWED" | "WEBHOOK_LIMIT_REACHED" | "TOO_MANY_ITEMS" | "SOURCE_QUERY_REJECTED" | "BULK_UPLOAD_LIMIT_REACHED" | "BULK_UPLOADS_BUSY" | "UPLOAD_TIMEOUT" | "CSV_COLUMN_REQUIRED" | "CSV_COLUMN_NOT_FOUND" | "CSV_MALFORMED" | "DATABASE_BUSY" | "MALFORMED_REQUEST" | "MALFORMED_JSON" | "METHOD_NOT_ALLOWED" | "REQUEST_TIMEOUT" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "BALANCE_LIMIT_REACHED" | "SOURCE_NOT_CONFIGURED" | "SQL_SOURCE_NOT_FOUND" | "SOURCE_NOT_ALLOWED" | "SOURCE_UNREACHABLE" | "SOURCE_QUERY_FAILED" | "SOURCE_TIMEOUT" | "SOURCE_ROW_LIMIT" | "SECRET_KEY_NOT_CONFIGURED" | "JOB_QUEUE_FULL" | "JOB_STAGED_BYTES_LIMIT" | "JOB_FAILED" | "JOB_ABANDONED" | "API_KEY_LOOKUPS_LIMITED" | "POINTS_QUEUE_FULL" | "CLAIM_PAUSED" | "TOTAL_QUANTITY_BELOW_ISSUED" | "PER_USER_LIMIT_LOWERED" | "CLAIM_END_BEFORE_START" | "COUPON_REVOKED" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
+                code: "VALIDATION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "ROUTE_NOT_FOUND" | "API_KEY_MISSING" | "API_KEY_INVALID" | "ADMIN_TOKEN_INVALID" | "RATE_LIMITED" | "PARTNER_NOT_FOUND" | "API_KEY_NOT_FOUND" | "TEMPLATE_NOT_FOUND" | "SOLD_OUT" | "CLAIM_LIMIT_REACHED" | "CLAIM_NOT_OPEN" | "CLAIM_CLOSED" | "CLAIM_EVENT_LIVE" | "COUPON_NOT_FOUND" | "COUPON_ALREADY_USED" | "COUPON_EXPIRED" | "COUPON_NOT_YET_VALID" | "MIN_ORDER_AMOUNT_NOT_MET" | "ORDER_MISMATCH" | "INSUFFICIENT_POINTS" | "POINTS_ALREADY_USED" | "ALREADY_CANCELLED" | "TRANSACTION_NOT_FOUND" | "TRANSACTION_NOT_CANCELLABLE" | "SAME_WALLET_TRANSFER" | "IDEMPOTENCY_KEY_REQUIRED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "JOB_NOT_FOUND" | "JOB_NOT_CANCELLABLE" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_URL_NOT_ALLOWED" | "WEBHOOK_LIMIT_REACHED" | "TOO_MANY_ITEMS" | "SOURCE_QUERY_REJECTED" | "BULK_UPLOAD_LIMIT_REACHED" | "LIVE_VIEWERS_LIMIT_REACHED" | "LIVE_VIEWERS_BUSY" | "BULK_UPLOADS_BUSY" | "UPLOAD_TIMEOUT" | "CSV_COLUMN_REQUIRED" | "CSV_COLUMN_NOT_FOUND" | "CSV_MALFORMED" | "DATABASE_BUSY" | "MALFORMED_REQUEST" | "MALFORMED_JSON" | "METHOD_NOT_ALLOWED" | "REQUEST_TIMEOUT" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "BALANCE_LIMIT_REACHED" | "SOURCE_NOT_CONFIGURED" | "SQL_SOURCE_NOT_FOUND" | "SOURCE_NOT_ALLOWED" | "SOURCE_UNREACHABLE" | "SOURCE_QUERY_FAILED" | "SOURCE_TIMEOUT" | "SOURCE_ROW_LIMIT" | "SECRET_KEY_NOT_CONFIGURED" | "JOB_QUEUE_FULL" | "JOB_STAGED_BYTES_LIMIT" | "JOB_FAILED" | "JOB_ABANDONED" | "API_KEY_LOOKUPS_LIMITED" | "POINTS_QUEUE_FULL" | "CLAIM_PAUSED" | "TOTAL_QUANTITY_BELOW_ISSUED" | "PER_USER_LIMIT_LOWERED" | "CLAIM_END_BEFORE_START" | "COUPON_REVOKED" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
                 /** @description For people; may change. */
                 message: string;
                 /** @description For VALIDATION_FAILED: the fields at fault, as [{field, message}]. */
@@ -3259,7 +3296,7 @@ export interface operations {
                         /** Format: uuid */
                         templateId: string;
                         userId: string;
-                        status: "ISSUED" | "USED" | "EXPIRED";
+                        status: "ISSUED" | "USED" | "EXPIRED" | "REVOKED";
                         /** Format: date-time */
                         validFrom: string;
                         /** Format: date-time */
@@ -3385,7 +3422,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 cursor?: string;
-                status?: "ISSUED" | "USED" | "EXPIRED";
+                status?: "ISSUED" | "USED" | "EXPIRED" | "REVOKED";
             };
             header?: never;
             path: {
@@ -3408,7 +3445,7 @@ export interface operations {
                             /** Format: uuid */
                             templateId: string;
                             userId: string;
-                            status: "ISSUED" | "USED" | "EXPIRED";
+                            status: "ISSUED" | "USED" | "EXPIRED" | "REVOKED";
                             /** Format: date-time */
                             validFrom: string;
                             /** Format: date-time */
@@ -3707,7 +3744,7 @@ export interface operations {
                         /** Format: uuid */
                         templateId: string;
                         userId: string;
-                        status: "ISSUED" | "USED" | "EXPIRED";
+                        status: "ISSUED" | "USED" | "EXPIRED" | "REVOKED";
                         /** Format: date-time */
                         validFrom: string;
                         /** Format: date-time */
@@ -3993,6 +4030,109 @@ export interface operations {
             };
         };
     };
+    watchCouponTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A stream of `stats` events (text/event-stream). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Refused (docs/errors.md): `VALIDATION_FAILED`, `SAME_WALLET_TRANSFER`, `IDEMPOTENCY_KEY_REQUIRED`, `WEBHOOK_URL_NOT_ALLOWED`, `SOURCE_QUERY_REJECTED`, `CSV_COLUMN_REQUIRED`, `CSV_COLUMN_NOT_FOUND`, `CSV_MALFORMED`, `MALFORMED_REQUEST`, `MALFORMED_JSON`, `SOURCE_NOT_CONFIGURED`, `SOURCE_NOT_ALLOWED`, `SOURCE_UNREACHABLE`, `SOURCE_QUERY_FAILED`, `SOURCE_TIMEOUT`, `SOURCE_ROW_LIMIT`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `API_KEY_MISSING`, `API_KEY_INVALID`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `INTERNAL_ERROR`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     createDistribution: {
         parameters: {
             query?: {
@@ -4145,6 +4285,137 @@ export interface operations {
             };
         };
     };
+    createRevocation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description revoke only these users' unused coupons; absent: every unused coupon of the template */
+                    userIds?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        jobId: string;
+                    };
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `API_KEY_MISSING`, `API_KEY_INVALID`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UPLOAD_TIMEOUT`, `REQUEST_TIMEOUT`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `PAYLOAD_TOO_LARGE`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `URI_TOO_LONG`. */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `UNSUPPORTED_MEDIA_TYPE`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `HEADERS_TOO_LARGE`. */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `INTERNAL_ERROR`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused (docs/errors.md): `SERVICE_UNAVAILABLE`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getJob: {
         parameters: {
             query?: never;
@@ -4165,7 +4436,7 @@ export interface operations {
                     "application/json": {
                         /** Format: uuid */
                         id: string;
-                        type: "COUPON_DISTRIBUTION" | "POINT_ACCRUAL";
+                        type: "COUPON_DISTRIBUTION" | "POINT_ACCRUAL" | "COUPON_REVOCATION";
                         status: "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
                         total: number;
                         processed: number;
@@ -4517,7 +4788,7 @@ export interface operations {
                     "application/json": {
                         /** Format: uuid */
                         id: string;
-                        type: "COUPON_DISTRIBUTION" | "POINT_ACCRUAL";
+                        type: "COUPON_DISTRIBUTION" | "POINT_ACCRUAL" | "COUPON_REVOCATION";
                         status: "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
                         total: number;
                         processed: number;

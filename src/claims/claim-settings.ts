@@ -1,6 +1,6 @@
 // Changing a running claim event (PATCH /v1/coupon-templates/{id}), exact while claims flow.
 //
-// One PostgreSQL transaction holds the template's gate lock (claim-event.ts: no gate opens the
+// One PostgreSQL transaction holds the template's gate lock (coupons/gate-lock.ts: no gate opens the
 // event and no distribution chunk writes meanwhile) and its row lock (the persister's and the
 // group commit's issued_count updates wait for it). Inside it, the gate is given the stricter of
 // the old and new settings on every field (a lower stock, a pause, an earlier end take effect at
@@ -19,7 +19,7 @@ import { AppError } from '../errors.ts';
 import { withTransaction } from '../infra/db.ts';
 import { ensureQueueSchema } from '../jobs/queue.ts';
 import { announceTemplateEvent } from '../jobs/webhook-template-events.ts';
-import { holdGateLock } from './claim-event.ts';
+import { holdGateLock } from '../coupons/gate-lock.ts';
 
 export interface ChangeResult {
   readonly template: CouponTemplate;

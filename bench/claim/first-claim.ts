@@ -72,11 +72,11 @@ try {
   const keys = templateClaimKeys(template.id);
   const modes: Record<string, PhaseFigures[]> = {
     embedded: await measureFirstClaims({
-      gate: newMemoryGate(), template, holders, half: 0, newcomer: (n) => `embedded-newcomer-${n}`, openings: OPENINGS,
+      gate: newMemoryGate(), template, db, holders, half: 0, newcomer: (n) => `embedded-newcomer-${n}`, openings: OPENINGS,
       reopen: async () => newMemoryGate(),
     }),
     distributed: await measureFirstClaims({
-      gate: new RedisClaimGate(redis, db), template, holders, half: 1, newcomer: (n) => `distributed-newcomer-${n}`, openings: OPENINGS, redis,
+      gate: new RedisClaimGate(redis, db), template, db, holders, half: 1, newcomer: (n) => `distributed-newcomer-${n}`, openings: OPENINGS, redis,
       reopen: async () => {
         await drain();
         await redis.del([keys.state, keys.users]);

@@ -29,7 +29,10 @@ export class ClaimTemplates {
   /** Bumped by forget(): a load that started before it must not put its older read back. */
   private generation = 0;
 
-  constructor(private readonly db: Queryable) {}
+  constructor(
+    private readonly db: Queryable,
+    private readonly refreshMs: number = CLAIM_TEMPLATE_REFRESH_MS,
+  ) {}
 
   /** The template if it exists and belongs to the partner (tenancy: otherwise undefined). */
   async forPartner(partnerId: string, templateId: string): Promise<CouponTemplate | undefined> {
@@ -40,7 +43,7 @@ export class ClaimTemplates {
   async get(templateId: string): Promise<CouponTemplate | undefined> {
     const cached = this.found.get(templateId);
     if (cached) {
-      if (performance.now() - cached.loadedAt > CLAIM_TEMPLATE_REFRESH_MS) void this.loadOnce(templateId).catch(() => undefined);
+      if (performance.now() - cached.loadedAt > this.refreshMs) void this.loadOnce(templateId).catch(() => undefined);
       return cached.template;
     }
     if (this.missing.get(templateId)) return undefined;

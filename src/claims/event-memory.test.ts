@@ -63,7 +63,7 @@ describe('an event distributed to 1,000,000 users', () => {
     const newGate = () => new MemoryClaimGate(t.ctx.db, t.ctx.logger, t.ctx.metrics, () => new Date(), { lingerMs: 2, maxBatch: 1_000 });
     let gate = newGate();
     const figures = await measureFirstClaims({
-      gate, template, openings: OPENINGS, reopen: async () => (gate = newGate()), holders: HOLDERS, newcomer: (n) => `embedded-newcomer-${n}`, half: 0,
+      gate, template, db: t.ctx.db, openings: OPENINGS, reopen: async () => (gate = newGate()), holders: HOLDERS, newcomer: (n) => `embedded-newcomer-${n}`, half: 0,
       onPhase: async (phase) => { if (phase === 'before the window') expect(await opened()).toBe(false); },
     });
     checkTargets('embedded', figures);
@@ -76,7 +76,7 @@ describe('an event distributed to 1,000,000 users', () => {
     const redis = t.ctx.redis!;
     const keys = templateClaimKeys(template.id);
     const figures = await measureFirstClaims({
-      gate: new RedisClaimGate(redis, t.ctx.db), template, openings: OPENINGS,
+      gate: new RedisClaimGate(redis, t.ctx.db), template, db: t.ctx.db, openings: OPENINGS,
       // Persisted first, so the state opened again from PostgreSQL is exact.
       reopen: async () => {
         await drainClaims(t.ctx, template.id, 60_000);

@@ -76,13 +76,15 @@ async function eventKeysMemory(redis: Redis, templateId: string): Promise<number
 
 /**
  * Runs the three phases against `gate`. `template` is the stored event (its window in the future);
- * the opening and the event are played by the same template with its window moved to now, as the
- * gate sees templates (immutable metadata, passed in by the route). `newcomer` names users who
+ * the opening and the event are played by the same template with its window moved to now, in
+ * PostgreSQL too (`db`): a gate takes the settings in force from the store when it opens the event. `newcomer` names users who
  * hold nothing yet (a distinct prefix per mode, so two runs on one event do not collide).
  */
 export async function measureFirstClaims(options: {
   gate: ClaimGate;
   template: CouponTemplate;
+  /** Where the event's window is moved to now before the opening. */
+  db: Db;
   holders: number;
   newcomer: (n: number) => string;
   /** 0 or 1: which half of the holders claims, so two runs on one event pick different holders. */
@@ -140,8 +142,11 @@ export async function measureFirstClaims(options: {
   const spread = Array.from({ length: during / 2 }, (_, i) => holderId(Math.max(10, Math.floor(((i + 1) * holders) / (during / 2))) - options.half));
   const openers = Array.from({ length: options.openings ?? 1 }, (_, i) => holderId(2 + options.half + 2 * i));
   const newcomers = Array.from({ length: during / 2 }, (_, i) => options.newcomer(i));
+  const before = await phase('before the window', template, [holderId(1)]);
+  await options.db.query('UPDATE coupon_templates SET claim_starts_at = $2, claim_ends_at = $3 WHERE id = $1',
+    [template.id, open.claimStartsAt, open.claimEndsAt]);
   return [
-    await phase('before the window', template, [holderId(1)]),
+    before,
     await phase('first claim at opening', open, openers),
     await phase('during the event', open, [...spread.flatMap((holder, i) => [holder, newcomers[i]!]), openers[0]!]),
   ];

@@ -21,6 +21,7 @@ import { pointsAdminRoutes } from './points/admin-routes.ts';
 import { pointsRoutes } from './points/ledger-routes.ts';
 import { couponRoutes } from './coupons/coupon-routes.ts';
 import { claimRoutes } from './claims/claim-routes.ts';
+import { claimSettingsRoutes } from './claims/claim-settings-routes.ts';
 import { distributionRoutes } from './coupons/distribution-routes.ts';
 import { revocationRoutes } from './coupons/revocation-routes.ts';
 import { jobRoutes } from './jobs/job-routes.ts';
@@ -103,6 +104,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     await partner.register(pointsRoutes(ctx));
     await partner.register(couponRoutes(ctx));
     await partner.register(claimRoutes(ctx));
+    await partner.register(claimSettingsRoutes(ctx));
     await partner.register(liveRoutes(ctx, liveFeed));
     await partner.register(distributionRoutes(ctx));
     await partner.register(revocationRoutes(ctx));

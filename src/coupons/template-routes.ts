@@ -6,7 +6,6 @@ import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import { DEFAULT_PAGE_SIZE, decodeCursor, isUuidString, toPage } from '../http/pagination.ts';
 import { Amount, ErrorResponse, IdParams, Page, PageQuery, Text, Timestamp, Uuid } from '../http/schemas.ts';
-import { changeTemplate } from '../claims/claim-settings.ts';
 import { findTemplate, insertTemplate, listTemplates, type CouponTemplate } from './template-repository.ts';
 import { listTemplateChanges, type TemplateChange } from './template-change-repository.ts';
 import { templateDraftProblems } from './template-rules.ts';
@@ -111,7 +110,7 @@ export function templateResponse(template: CouponTemplate): Static<typeof Templa
  * the persister catches up; show it, so a partner watching an event sees claims the moment they
  * are acknowledged. Templates the gate holds no state for keep PostgreSQL's count.
  */
-async function withLiveIssuedCount(ctx: AppContext, template: CouponTemplate): Promise<CouponTemplate> {
+export async function withLiveIssuedCount(ctx: AppContext, template: CouponTemplate): Promise<CouponTemplate> {
   const live = await ctx.claimGate.issuedCount(template);
   return live === undefined ? template : { ...template, issuedCount: live };
 }
@@ -134,16 +133,6 @@ export function templateRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
     }, async (request) => {
       const template = await findTemplate(ctx.db, request.principal.partnerId, request.params.id);
       if (!template) throw new AppError('TEMPLATE_NOT_FOUND');
-      return templateResponse(await withLiveIssuedCount(ctx, template));
-    });
-
-    app.patch('/v1/coupon-templates/:id', {
-      schema: {
-        operationId: 'updateCouponTemplate', summary: 'Change a live event: pause or resume, resize the stock, move its end, raise the per-user limit, change validity', tags: ['coupons'],
-        params: IdParams, body: PatchTemplateBody, response: { 200: TemplateResponse, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
-      },
-    }, async (request) => {
-      const { template } = await changeTemplate(ctx, request.principal, request.params.id, request.body);
       return templateResponse(await withLiveIssuedCount(ctx, template));
     });
 

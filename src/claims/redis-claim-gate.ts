@@ -13,7 +13,7 @@ import { CLAIM_EVENT_SETTLE_MS } from './claim-event.ts';
 import { ClaimRefusal, isAnsweredRefusal, type ClaimGate, type ClaimResult } from './claim-gate.ts';
 import { openClaimEvent, usersCouponIds } from './claim-repository.ts';
 import { HoldingsLookup } from './holdings-lookup.ts';
-import { ACTIVE_TEMPLATES_KEY, partnerActiveTemplatesKey, templateClaimKeys, type TemplateClaimKeys } from './redis-keys.ts';
+import { activeTemplatesKeyOf, partnerActiveTemplatesKey, templateClaimKeys, type TemplateClaimKeys } from './redis-keys.ts';
 
 const CLAIM = loadLuaScript(new URL('./claim-4.lua', import.meta.url));
 const LOAD_TEMPLATE = loadLuaScript(new URL('./load-template-2.lua', import.meta.url));
@@ -108,7 +108,7 @@ export async function loadTemplateState(redis: Redis, db: Db, template: CouponTe
   const keys = templateClaimKeys(template.id);
   // Sent together (node-redis pipelines commands issued in one tick); the sets are in other slots.
   const [, , exists] = await Promise.all([
-    redis.sAdd(ACTIVE_TEMPLATES_KEY, template.id),
+    redis.sAdd(activeTemplatesKeyOf(template.id), template.id),
     redis.sAdd(partnerActiveTemplatesKey(template.partnerId), template.id),
     redis.exists(keys.state),
   ]);

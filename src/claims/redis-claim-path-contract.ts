@@ -1,6 +1,7 @@
 // Distributed-mode guarantees beyond the route, as a contract every Redis topology must meet (run
-// against a single Redis by redis-claim-path.test.ts and against a 3-master Redis Cluster by
-// redis-claim-path-cluster.test.ts): read-your-writes before the persister runs, idempotent
+// against a single Redis by redis-claim-path.test.ts, against a 3-master Redis Cluster by
+// redis-claim-path-cluster.test.ts and against a primary and replica behind three Sentinels by
+// redis-claim-path-sentinel.test.ts): read-your-writes before the persister runs, idempotent
 // redelivery, take-over of a dead persister's entries, set-if-absent loading, and rebuilding
 // Redis state from PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +21,8 @@ export interface RedisUnderTest {
   /** REDIS_URL and STAMPEDE_REDIS_MODE of the topology. */
   readonly url: string;
   readonly mode: 'single' | 'cluster' | 'sentinel';
+  /** More settings the topology needs (STAMPEDE_REDIS_SENTINEL_MASTER). */
+  readonly env?: Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -29,7 +32,7 @@ describe(`claim path in distributed mode (${name})`, () => {
   let target: RedisUnderTest;
   beforeAll(async () => {
     target = await startRedis();
-    t = await createTestApp({ distributed: true, redisUrl: target.url, env: { STAMPEDE_CLAIM_RECLAIM_IDLE_MS: '300', STAMPEDE_REDIS_MODE: target.mode } });
+    t = await createTestApp({ distributed: true, redisUrl: target.url, env: { STAMPEDE_CLAIM_RECLAIM_IDLE_MS: '300', STAMPEDE_REDIS_MODE: target.mode, ...target.env } });
   });
   afterAll(async () => {
     await t?.close();

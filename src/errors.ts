@@ -82,6 +82,7 @@ export const ERROR_CATALOG = {
   API_KEY_LOOKUPS_LIMITED: { status: 429, message: 'Too many look-ups of unknown API keys from this address; retry later.' },
   POINTS_QUEUE_FULL: { status: 503, message: 'Too many points calls are waiting to be written; retry shortly.' },
   // server side
+  CLAIM_NOT_REPLICATED: { status: 503, message: 'The claim was not confirmed by enough Redis replicas in time; its outcome is unknown: retry with the same Idempotency-Key.' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'A backing service is unavailable; retry shortly.' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error.' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -171,8 +171,8 @@ describe(`claim path in distributed mode (${name})`, () => {
     expect(await redis().hLen(keys.users)).toBe(3);
 
     // A user's coupons read from PostgreSQL before their claims reached Redis never overwrite Redis.
-    const stale = await runLuaScript(redis(), loadLuaScript(new URL('./claim-4.lua', import.meta.url)), keys.claimScriptKeys,
-      ['0190a000-0000-7000-8000-000000000001', 'first', String(template.claimStartsAt.getTime()), String(template.claimEndsAt.getTime()), '']);
+    const stale = await runLuaScript(redis(), loadLuaScript(new URL('./claim-5.lua', import.meta.url)), keys.claimScriptKeys,
+      ['0190a000-0000-7000-8000-000000000001', 'first', String(template.claimStartsAt.getTime()), String(template.claimEndsAt.getTime()), '', '']);
     expect(stale).toEqual([-4]);
 
     // State and holdings expire together, an hour and ten minutes after the window.

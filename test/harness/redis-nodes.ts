@@ -14,6 +14,9 @@ export interface RedisNodeHandle {
   readonly dir: string;
   /** SIGKILL, as a crash would; resolves once the process is gone. */
   kill(): Promise<void>;
+  /** SIGSTOP / SIGCONT: the node stays connected but answers nothing (a hung host). */
+  pause(): void;
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -31,7 +34,7 @@ export async function startRedisNode(extraArgs: string[], options: { configFile?
   ], { stdio: 'ignore' });
   const url = `redis://127.0.0.1:${port}`;
   const kill = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
+    if (child.exitCode !== null || (child.signalCode !== null && child.signalCode !== 'SIGSTOP')) return;
     await new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.kill('SIGKILL'); });
   };
   try {
@@ -40,7 +43,7 @@ export async function startRedisNode(extraArgs: string[], options: { configFile?
     await kill();
     throw error;
   }
-  return { port, url, dir, kill, stop: async () => { await kill(); await rm(dir, { recursive: true, force: true }); } };
+  return { port, url, dir, kill, pause: () => child.kill('SIGSTOP'), resume: () => child.kill('SIGCONT'), stop: async () => { await kill(); await rm(dir, { recursive: true, force: true }); } };
 }
 
 /** One command on a fresh connection (harness control traffic: CLUSTER INFO, SENTINEL …). */

@@ -1,4 +1,5 @@
-// Redis fails over under a closed-loop claim load: kill -9 of the primary behind three Sentinels;
+// Redis fails over under a closed-loop claim load: kill -9 of the primary behind three Sentinels, or
+// of the master of the event's slot in a Redis Cluster;
 // the Sentinels promote a replica, the gate follows it and goes on. With
 // STAMPEDE_REDIS_MIN_REPLICAS=1 every 201 has its row in PostgreSQL, nobody is over the per-user
 // limit, no slot is given twice and the counters are exact. Two replicas: after the promotion the
@@ -8,7 +9,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { couponRows, drainClaims, issuedCountInDb, waitFor } from '../harness/claims.ts';
 import { createTemplate } from '../harness/issue-coupons.ts';
-import { startRedisSentinel, type RedisSentinelHandle } from '../harness/redis-sentinel.ts';
+import { startRedisCluster } from '../harness/redis-cluster.ts';
+import { redisCommand, type RedisNodeHandle } from '../harness/redis-nodes.ts';
+import { startRedisSentinel } from '../harness/redis-sentinel.ts';
 import { createPartner, createTestApp, type TestApp } from '../harness/test-app.ts';
 import { templateClaimKeys } from '../../src/claims/redis-keys.ts';
 
@@ -55,15 +58,55 @@ function longestGapSeconds(answers: Answer[]): number {
   return gap / 1000;
 }
 
-for (const minReplicas of [1, 0]) {
-  describe(`Redis failover behind Sentinel, STAMPEDE_REDIS_MIN_REPLICAS=${minReplicas}`, () => {
-    let redis: RedisSentinelHandle;
+interface Topology {
+  readonly url: string;
+  readonly env: Record<string, string>;
+  /** The data node that is primary for the event's keys now. */
+  primaryOf(stateKey: string): Promise<RedisNodeHandle>;
+  stop(): Promise<void>;
+}
+
+const TOPOLOGIES: Record<string, () => Promise<Topology>> = {
+  'primary + 2 replicas behind 3 Sentinels': async () => {
+    const sentinel = await startRedisSentinel({ replicas: 2, downAfterMs: 1_000 });
+    return {
+      url: sentinel.url,
+      env: { STAMPEDE_REDIS_MODE: 'sentinel', STAMPEDE_REDIS_SENTINEL_MASTER: sentinel.masterName },
+      primaryOf: () => sentinel.currentPrimary(),
+      stop: () => sentinel.stop(),
+    };
+  },
+  '3-master Redis Cluster, 2 replicas per master': async () => {
+    const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 2, nodeTimeoutMs: 1_000 });
+    const live = () => cluster.nodes.filter((node) => node.url !== killed);
+    let killed: string | undefined;
+    return {
+      url: cluster.url,
+      env: { STAMPEDE_REDIS_MODE: 'cluster' },
+      primaryOf: async (stateKey) => {
+        const owner = await cluster.masterOfSlot(Number(await redisCommand(live()[0]!.url, ['CLUSTER', 'KEYSLOT', stateKey])));
+        const kill = owner.kill.bind(owner);
+        return { ...owner, kill: async () => { killed = owner.url; await kill(); } };
+      },
+      stop: () => cluster.stop(),
+    };
+  },
+};
+
+const CASES: Array<[string, number]> = [
+  ['primary + 2 replicas behind 3 Sentinels', 1],
+  ['primary + 2 replicas behind 3 Sentinels', 0],
+  ['3-master Redis Cluster, 2 replicas per master', 1],
+];
+
+for (const [topologyName, minReplicas] of CASES) {
+  describe(`Redis failover, ${topologyName}, STAMPEDE_REDIS_MIN_REPLICAS=${minReplicas}`, () => {
+    let redis: Topology;
     let t: TestApp;
     beforeAll(async () => {
-      redis = await startRedisSentinel({ replicas: 2, downAfterMs: 1_000 });
+      redis = await TOPOLOGIES[topologyName]!();
       t = await createTestApp({ distributed: true, redisUrl: redis.url, env: {
-        STAMPEDE_REDIS_MODE: 'sentinel', STAMPEDE_REDIS_SENTINEL_MASTER: redis.masterName,
-        STAMPEDE_REDIS_MIN_REPLICAS: String(minReplicas), STAMPEDE_REDIS_REPLICA_TIMEOUT_MS: '500',
+        ...redis.env, STAMPEDE_REDIS_MIN_REPLICAS: String(minReplicas), STAMPEDE_REDIS_REPLICA_TIMEOUT_MS: '500',
       } });
     });
     afterAll(async () => {
@@ -77,10 +120,11 @@ for (const minReplicas of [1, 0]) {
       const load = claimLoad(t, partner.headers, templateId);
       try {
         await waitFor(async () => load.acknowledged() >= 300, 60_000, 'claims before the crash');
-        const primary = await redis.currentPrimary();
+        const stateKey = templateClaimKeys(templateId).state;
+        const primary = await redis.primaryOf(stateKey);
         await primary.kill();
         const atKill = load.acknowledged();
-        await waitFor(async () => (await redis.currentPrimary()) !== primary, 60_000, 'the Sentinels to promote a replica');
+        await waitFor(async () => (await redis.primaryOf(stateKey)).port !== primary.port, 60_000, 'a replica to be promoted');
         await waitFor(async () => load.acknowledged() >= atKill + 300, 90_000, 'claims on the promoted replica');
       } finally {
         await load.stop();
@@ -96,7 +140,7 @@ for (const minReplicas of [1, 0]) {
       const distinctAcknowledged = new Set(acknowledged.map((a) => a.couponId)).size;
       const unexpected = load.answers.filter((a) => a.status !== 201 && a.status !== 503 && a.code !== 'CLAIM_LIMIT_REACHED');
       // The figures of this run, for docs/decisions/160-redis-failover.md.
-      console.log(`failover (min replicas ${minReplicas}): acknowledged ${distinctAcknowledged}, lost ${lost.length}, ` +
+      console.log(`failover, ${topologyName} (min replicas ${minReplicas}): acknowledged ${distinctAcknowledged}, lost ${lost.length}, ` +
         `seconds without service ${longestGapSeconds(load.answers).toFixed(1)}, 503s ${load.answers.filter((a) => a.status === 503).length}, ` +
         `rows ${rows.length}, users over the limit ${[...perUser.values()].filter((n) => n > PER_USER_LIMIT).length}`);
 

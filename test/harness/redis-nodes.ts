@@ -14,6 +14,8 @@ export interface RedisNodeHandle {
   readonly dir: string;
   /** SIGKILL, as a crash would; resolves once the process is gone. */
   kill(): Promise<void>;
+  /** Starts it again after kill(): same port, directory and arguments (its AOF replayed). */
+  restart(): Promise<void>;
   /** SIGSTOP / SIGCONT: the node stays connected but answers nothing (a hung host). */
   pause(): void;
   resume(): void;
@@ -28,10 +30,11 @@ export async function startRedisNode(extraArgs: string[], options: { configFile?
   const dir = await mkdtemp(path.join(os.tmpdir(), 'stampede-redis-node-'));
   const port = await freePort();
   const config = options.configFile ? [await options.configFile(dir, port)] : [];
-  const child: ChildProcess = spawn('redis-server', [
+  const launch = (): ChildProcess => spawn('redis-server', [
     ...config, '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no',
     '--logfile', path.join(dir, 'redis.log'), ...extraArgs,
   ], { stdio: 'ignore' });
+  let child = launch();
   const url = `redis://127.0.0.1:${port}`;
   const kill = async () => {
     if (child.exitCode !== null || (child.signalCode !== null && child.signalCode !== 'SIGSTOP')) return;
@@ -43,7 +46,11 @@ export async function startRedisNode(extraArgs: string[], options: { configFile?
     await kill();
     throw error;
   }
-  return { port, url, dir, kill, pause: () => child.kill('SIGSTOP'), resume: () => child.kill('SIGCONT'), stop: async () => { await kill(); await rm(dir, { recursive: true, force: true }); } };
+  const restart = async () => {
+    child = launch();
+    await waitUntil(async () => { await redisCommand(url, ['PING']); return true; }, 10_000, `redis-server at ${url} to answer again`);
+  };
+  return { port, url, dir, kill, restart, pause: () => child.kill('SIGSTOP'), resume: () => child.kill('SIGCONT'), stop: async () => { await kill(); await rm(dir, { recursive: true, force: true }); } };
 }
 
 /** One command on a fresh connection (harness control traffic: CLUSTER INFO, SENTINEL …). */

@@ -16,6 +16,14 @@ export interface Config {
   readonly databaseUrl: string | undefined;
   /** Unset: in-process claim gate, in-process caches and rate limits. */
   readonly redisUrl: string | undefined;
+  /** How REDIS_URL is read: one Redis, a Redis Cluster's seed nodes, or the Sentinels of a primary. */
+  readonly redisMode: 'single' | 'cluster' | 'sentinel';
+  /** Sentinel mode: the name of the master the Sentinels monitor. */
+  readonly redisSentinelMaster: string | undefined;
+  /** A claim is answered 201 only once this many replicas have it (WAIT); 0: once the primary has it. */
+  readonly redisMinReplicas: number;
+  /** How long a claim waits for those replicas before it is answered 503 CLAIM_NOT_REPLICATED. */
+  readonly redisReplicaTimeoutMs: number;
   /** Unset in embedded mode: a token is generated and printed once at startup. */
   readonly adminToken: string | undefined;
   readonly dataDir: string;
@@ -139,6 +147,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
     return raw;
   };
+  const urlList = (name: string, protocols: string[]): string | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return undefined;
+    const parts = raw.split(',').map((part) => part.trim()).filter((part) => part !== '');
+    if (parts.length === 0 || parts.length > 64) problems.push(`${name}: expected 1 to 64 comma-separated URLs`);
+    for (const part of parts) {
+      try {
+        if (!protocols.includes(new URL(part).protocol)) problems.push(`${name}: protocol must be one of ${protocols.join(', ')}`);
+      } catch {
+        problems.push(`${name}: not a list of valid URLs`);
+      }
+    }
+    return raw;
+  };
   // Checked here, not when the schedule first fires: a typo would otherwise surface hours later.
   const cron = (name: string, fallback: string): string => {
     const raw = env[name] || fallback;
@@ -163,7 +185,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (env.STAMPEDE_SOURCE_DATABASE_URL) problems.push('STAMPEDE_SOURCE_DATABASE_URL: no longer supported; register each partner\'s own source with PUT /v1/partners/{id}/sql-source');
 
   const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
-  const redisUrl = url('REDIS_URL', ['redis:', 'rediss:']);
+  const redisMode = (env.STAMPEDE_REDIS_MODE || 'single') as Config['redisMode'];
+  if (!['single', 'cluster', 'sentinel'].includes(redisMode)) problems.push(`STAMPEDE_REDIS_MODE=${JSON.stringify(env.STAMPEDE_REDIS_MODE)}: expected one of single, cluster, sentinel`);
+  // Outside single mode REDIS_URL lists several nodes (cluster seeds or Sentinels), comma-separated.
+  const redisUrl = redisMode === 'single' ? url('REDIS_URL', ['redis:', 'rediss:']) : urlList('REDIS_URL', ['redis:', 'rediss:']);
+  const redisSentinelMaster = env.STAMPEDE_REDIS_SENTINEL_MASTER || undefined;
+  if (redisMode === 'sentinel' && redisUrl !== undefined && redisSentinelMaster === undefined) problems.push('STAMPEDE_REDIS_SENTINEL_MASTER: required when STAMPEDE_REDIS_MODE=sentinel (the master name the Sentinels monitor)');
+  if (redisSentinelMaster !== undefined && !/^[\x21-\x7E]{1,200}$/.test(redisSentinelMaster)) problems.push('STAMPEDE_REDIS_SENTINEL_MASTER: expected 1 to 200 printable ASCII characters');
 
   // Embedded mode is for one machine: its admin API stays on loopback unless HOST opens it.
   const host = env.HOST || (databaseUrl === undefined ? '127.0.0.1' : '0.0.0.0');
@@ -174,6 +202,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host,
     databaseUrl,
     redisUrl,
+    redisMode,
+    redisSentinelMaster,
+    redisMinReplicas: int('STAMPEDE_REDIS_MIN_REPLICAS', 0, 0, 16),
+    redisReplicaTimeoutMs: int('STAMPEDE_REDIS_REPLICA_TIMEOUT_MS', 1_000, 10, 60_000),
     adminToken,
     dataDir: path.resolve(env.STAMPEDE_DATA_DIR || './.stampede'),
     embeddedPgPort: int('STAMPEDE_EMBEDDED_PG_PORT', 0, 0, 65535),
@@ -226,3 +258,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 export const isDistributed = (config: Config): boolean => config.redisUrl !== undefined;
+
+/** The Redis to connect to, as src/infra/redis.ts takes it (distributed mode only). */
+export const redisTargetOf = (config: Config) => ({ url: config.redisUrl!, mode: config.redisMode, sentinelMaster: config.redisSentinelMaster });

@@ -14,6 +14,18 @@ const problems = (env: Record<string, string>) => {
 };
 
 describe('loadConfig', () => {
+  it('reads REDIS_URL as one URL in single mode and as a list of nodes in cluster and sentinel mode', () => {
+    expect(loadConfig({ REDIS_URL: 'redis://a:6379' })).toMatchObject({ redisMode: 'single', redisMinReplicas: 0, redisReplicaTimeoutMs: 1_000 });
+    expect(problems({ REDIS_URL: 'redis://a:6379,redis://b:6379' })).toEqual(['REDIS_URL: not a valid URL']);
+    expect(loadConfig({ REDIS_URL: 'redis://a:6379, redis://b:6379', STAMPEDE_REDIS_MODE: 'cluster', STAMPEDE_REDIS_MIN_REPLICAS: '1' }))
+      .toMatchObject({ redisMode: 'cluster', redisMinReplicas: 1 });
+    expect(problems({ REDIS_URL: 'redis://a:26379,http://b', STAMPEDE_REDIS_MODE: 'sentinel' })).toEqual([
+      'REDIS_URL: protocol must be one of redis:, rediss:',
+      'STAMPEDE_REDIS_SENTINEL_MASTER: required when STAMPEDE_REDIS_MODE=sentinel (the master name the Sentinels monitor)',
+    ]);
+    expect(problems({ STAMPEDE_REDIS_MODE: 'replicated' })).toEqual(['STAMPEDE_REDIS_MODE="replicated": expected one of single, cluster, sentinel']);
+  });
+
   it('refuses malformed cron schedules at boot, with every other problem, at once', () => {
     expect(problems({ STAMPEDE_POINTS_EXPIRY_SCHEDULE: 'bogus', STAMPEDE_RECONCILE_SCHEDULE: '* * * * * * *', PORT: '-1' })).toEqual([
       expect.stringMatching(/^PORT="-1"/),

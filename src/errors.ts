@@ -90,6 +90,7 @@ export const ERROR_CATALOG = {
   CLAIM_END_BEFORE_START: { status: 409, message: 'claimEndsAt must be after claimStartsAt.' },
   COUPON_REVOKED: { status: 409, message: 'The coupon has been revoked.' },
   // server side
+  CLAIM_NOT_REPLICATED: { status: 503, message: 'The claim was not confirmed by enough Redis replicas in time; its outcome is unknown: retry with the same Idempotency-Key.' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'A backing service is unavailable; retry shortly.' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error.' },
 } as const satisfies Record<string, { status: number; message: string }>;

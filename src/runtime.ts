@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isDistributed, type Config } from './config.ts';
+import { isDistributed, redisTargetOf, type Config } from './config.ts';
 import type { AppContext } from './context.ts';
 import { observeClaimBacklog } from './claims/claim-backlog.ts';
 import { createClaimParts } from './claims/claim-wiring.ts';
@@ -67,7 +67,7 @@ export async function openRuntime(givenConfig: Config, logger: Logger, options: 
 
     let redis;
     if (isDistributed(config)) {
-      const client = await connectRedis(config.redisUrl!, logger);
+      const client = await connectRedis(redisTargetOf(config), logger);
       redis = client;
       closers.push(async () => { await client.close(); });
       if (options.checkRedisDurability) {

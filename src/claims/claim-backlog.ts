@@ -5,7 +5,7 @@
 // at their last (healthy) value, and StampedeClaimConsumerLagHigh would never fire.
 import type { Metrics } from '../infra/metrics.ts';
 import type { Redis } from '../infra/redis.ts';
-import { ACTIVE_TEMPLATES_KEY, templateClaimKeys } from './redis-keys.ts';
+import { activeTemplateIds, templateClaimKeys } from './redis-keys.ts';
 
 /** A scrape answers within a second even when Redis hangs; the last values stay meanwhile. */
 const MEASURE_TIMEOUT_MS = 300;
@@ -28,7 +28,7 @@ export function observeClaimBacklog(metrics: Metrics, redis: Redis): void {
 }
 
 async function measure(metrics: Metrics, redis: Redis): Promise<Map<string, { length: number; lagSeconds: number }>> {
-  const templateIds = await redis.sMembers(ACTIVE_TEMPLATES_KEY);
+  const templateIds = await activeTemplateIds(redis);
   // Redis' clock, the one stream ids are made of: host clock skew does not become lag.
   const [seconds, micros] = await redis.time();
   const nowMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);

@@ -7,7 +7,7 @@ import type { CouponTemplate } from '../coupons/template-repository.ts';
 import type { ErrorCode } from '../errors.ts';
 
 /**
- * Why a claim was refused. The values are the negative codes claim-4.lua returns; this enum is the
+ * Why a claim was refused. The values are the negative codes claim-5.lua returns; this enum is the
  * one place they are given a meaning.
  */
 export enum ClaimRefusal {
@@ -21,11 +21,13 @@ export enum ClaimRefusal {
   UserNotLoaded = -6,
   /** The event is paused (PATCH … {paused: true}): inside the window, before any other check. */
   Paused = -7,
+  /** The Idempotency-Key was first sent with another user's claim. */
+  IdempotencyKeyReused = -8,
 }
 
 export type AnsweredRefusal = Exclude<ClaimRefusal, ClaimRefusal.NotLoaded | ClaimRefusal.UserNotLoaded>;
 
-type RefusalCode = Extract<ErrorCode, 'CLAIM_NOT_OPEN' | 'CLAIM_CLOSED' | 'CLAIM_LIMIT_REACHED' | 'SOLD_OUT' | 'CLAIM_PAUSED'>;
+type RefusalCode = Extract<ErrorCode, 'CLAIM_NOT_OPEN' | 'CLAIM_CLOSED' | 'CLAIM_LIMIT_REACHED' | 'SOLD_OUT' | 'CLAIM_PAUSED' | 'IDEMPOTENCY_KEY_REUSED'>;
 
 /** The API error and metric outcome of each refusal a client can see. */
 export const REFUSALS: Record<AnsweredRefusal, { code: RefusalCode; outcome: string }> = {
@@ -34,6 +36,7 @@ export const REFUSALS: Record<AnsweredRefusal, { code: RefusalCode; outcome: str
   [ClaimRefusal.LimitReached]: { code: 'CLAIM_LIMIT_REACHED', outcome: 'limit_reached' },
   [ClaimRefusal.SoldOut]: { code: 'SOLD_OUT', outcome: 'sold_out' },
   [ClaimRefusal.Paused]: { code: 'CLAIM_PAUSED', outcome: 'paused' },
+  [ClaimRefusal.IdempotencyKeyReused]: { code: 'IDEMPOTENCY_KEY_REUSED', outcome: 'idempotency_key_reused' },
 };
 
 export function isAnsweredRefusal(code: number): code is AnsweredRefusal {
@@ -42,6 +45,8 @@ export function isAnsweredRefusal(code: number): code is AnsweredRefusal {
 
 /** A coupon the gate issued: where it stands in the event and when it was issued. */
 export interface IssuedClaim {
+  /** The coupon: the id the caller proposed, or the first one on a replay of an Idempotency-Key. */
+  readonly couponId: string;
   readonly slot: number;
   readonly seq: number;
   readonly issuedAt: Date;
@@ -58,10 +63,13 @@ export interface ClaimGate {
   /** Label for metrics: which adapter decided. */
   readonly kind: 'redis' | 'memory';
   /**
-   * Decides one claim. When it resolves with `issued`, the coupon `couponId` is durable: committed
-   * to PostgreSQL (memory) or recorded in Redis with AOF and bound for PostgreSQL (redis).
+   * Decides one claim. When it resolves with `issued`, the coupon is durable: committed to
+   * PostgreSQL (memory) or recorded in Redis with AOF (and on STAMPEDE_REDIS_MIN_REPLICAS
+   * replicas) and bound for PostgreSQL (redis). With an `idempotencyKey`, the key's first outcome
+   * is answered again (the first coupon, or the same refusal) as long as it survives; a key first
+   * used for another user is refused (IdempotencyKeyReused).
    */
-  claim(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult>;
+  claim(template: CouponTemplate, couponId: string, userId: string, idempotencyKey?: string): Promise<ClaimResult>;
   /** Coupons issued as the gate sees them now; undefined when it holds no state for the template. */
   issuedCount(template: CouponTemplate): Promise<number | undefined>;
   /**

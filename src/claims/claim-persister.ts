@@ -8,12 +8,13 @@
 // with XAUTOCLAIM. A crash anywhere only causes redelivery, which the idempotent insert absorbs.
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
+import { redisTargetOf } from '../config.ts';
 import type { AppContext } from '../context.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
 import { createRedisClient, type Redis } from '../infra/redis.ts';
 import { claimFromStreamEntry } from './claim-record.ts';
 import { persistClaims } from './claim-writer.ts';
-import { ACTIVE_TEMPLATES_KEY, PERSISTER_GROUP, partnerActiveTemplatesKey, templateClaimKeys, type TemplateClaimKeys } from './redis-keys.ts';
+import { activeTemplateIds, deactivateTemplate, PERSISTER_GROUP, partnerActiveTemplatesKey, templateClaimKeys, type TemplateClaimKeys } from './redis-keys.ts';
 
 const REFRESH_TEMPLATES_MS = 1_000;
 const HOUSEKEEPING_MS = 1_000;
@@ -40,7 +41,7 @@ interface StreamState {
 export async function startClaimPersister(ctx: AppContext): Promise<() => Promise<void>> {
   if (!ctx.redis || ctx.config.redisUrl === undefined) return async () => undefined;
   // Its own connection: large stream reads must not queue ahead of claims on the shared one.
-  const redis = createRedisClient(ctx.config.redisUrl, ctx.logger);
+  const redis = createRedisClient(redisTargetOf(ctx.config), ctx.logger);
   await redis.connect();
   const persister = new ClaimPersister(ctx, redis, `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`);
   const running = persister.run();
@@ -98,13 +99,13 @@ class ClaimPersister {
 
   private async refreshTemplates(now: number): Promise<void> {
     this.nextRefresh = now + REFRESH_TEMPLATES_MS;
-    const active = new Set(await this.redis.sMembers(ACTIVE_TEMPLATES_KEY));
+    const active = new Set(await activeTemplateIds(this.redis));
     for (const id of this.streams.keys()) if (!active.has(id)) this.streams.delete(id);
     for (const id of active) {
       if (this.streams.has(id)) continue;
       const template = await this.ctx.claimTemplates.get(id);
       if (!template) {
-        await this.redis.sRem(ACTIVE_TEMPLATES_KEY, id);
+        await deactivateTemplate(this.redis, id);
         continue;
       }
       const keys = templateClaimKeys(id);
@@ -159,13 +160,14 @@ class ClaimPersister {
       const endsAt = ((await this.ctx.claimTemplates.get(template.id)) ?? template).claimEndsAt.getTime();
       if (now > endsAt + DEACTIVATE_AFTER_CLOSE_MS && (await this.redis.xLen(keys.stream)) === 0) {
         // Separate commands: the index sets live in other cluster slots than the template's keys.
-        await this.redis.sRem(ACTIVE_TEMPLATES_KEY, template.id);
+        await deactivateTemplate(this.redis, template.id);
         await this.redis.sRem(partnerActiveTemplatesKey(template.partnerId), template.id);
         // State and holdings carry their expiry from the gate (NX: only state loaded without one);
         // the stream and claims never get one before they are drained, or a claim could be lost.
         await this.redis.multi()
           .expire(keys.state, FINISHED_STATE_TTL_SECONDS, 'NX').expire(keys.users, FINISHED_STATE_TTL_SECONDS, 'NX')
           .expire(keys.claims, FINISHED_STATE_TTL_SECONDS).expire(keys.stream, FINISHED_STATE_TTL_SECONDS)
+          .expire(keys.idempotency, FINISHED_STATE_TTL_SECONDS, 'NX')
           .exec();
         this.streams.delete(template.id);
         this.ctx.logger.info({ templateId: template.id }, 'claim event finished and fully persisted; retired from the persister');

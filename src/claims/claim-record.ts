@@ -1,4 +1,4 @@
-// The two encodings of a claim in Redis, written by claim-4.lua: the stream entry (fields c, u,
+// The two encodings of a claim in Redis, written by claim-5.lua: the stream entry (fields c, u,
 // s, q, t, and f, v: the coupon's window, when the state held a validity) and the claims-hash record
 // "slot seq issuedAtMs userId[ validFromMs validUntilMs]" (user ids hold no spaces).
 import type { ClaimedCoupon } from './claim-repository.ts';

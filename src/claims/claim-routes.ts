@@ -13,6 +13,14 @@ import { REFUSALS } from './claim-gate.ts';
 
 const ClaimBody = Type.Object({ userId: UserId }, { additionalProperties: false });
 
+const ClaimHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({
+    minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$',
+    description: 'Optional: 1–255 printable ASCII characters. A retry with the same key gets the first outcome (the same coupon) ' +
+      'as long as the claim survived; answer 503 CLAIM_NOT_REPLICATED asks for exactly such a retry.',
+  })),
+});
+
 const ClaimResponse = Type.Object({
   couponId: Uuid,
   templateId: Uuid,
@@ -30,8 +38,9 @@ export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
         operationId: 'claimCoupon', tags: ['claims'],
         summary: 'Claim one coupon of an event, first come first served',
         params: IdParams,
+        headers: ClaimHeaders,
         body: ClaimBody,
-        response: { 201: ClaimResponse, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
+        response: { 201: ClaimResponse, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 422: ErrorResponse, 503: ErrorResponse },
       },
     }, async (request, reply) => {
       const { userId } = request.body;
@@ -43,7 +52,13 @@ export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       const label = metrics.templateLabel(template.id);
       const couponId = uuidv7();
       const started = performance.now();
-      const result = await ctx.claimGate.claim(template, couponId, userId);
+      let result;
+      try {
+        result = await ctx.claimGate.claim(template, couponId, userId, request.headers['idempotency-key']);
+      } catch (error) {
+        if (error instanceof AppError && error.code === 'CLAIM_NOT_REPLICATED') metrics.claims.inc({ template: label, outcome: 'not_replicated' });
+        throw error;
+      }
       const elapsedMs = performance.now() - started;
       metrics.claimGateDuration.observe({ gate: ctx.claimGate.kind }, elapsedMs / 1000);
       if ('refusal' in result) {
@@ -61,7 +76,7 @@ export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
         ? { validFrom: issued.validFrom, validUntil: issued.validUntil }
         : couponValidity(template.validity, issued.issuedAt);
       return reply.code(201).send({
-        couponId,
+        couponId: issued.couponId,
         templateId: template.id,
         userId,
         status: 'ISSUED' as const,

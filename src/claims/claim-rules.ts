@@ -1,5 +1,5 @@
 // The claim decision as pure functions: window, pause, per-user limit, stock, in that order. The
-// in-process gate runs them; claim-4.lua is the same rule inside Redis (keep the two in step).
+// in-process gate runs them; claim-5.lua is the same rule inside Redis (keep the two in step).
 import { ClaimRefusal, type AnsweredRefusal } from './claim-gate.ts';
 
 export interface ClaimWindow {

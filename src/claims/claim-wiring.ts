@@ -23,7 +23,8 @@ export function createClaimParts(parts: { config: Config; logger: Logger; db: Db
   if (parts.redis) {
     return {
       claimTemplates,
-      claimGate: new RedisClaimGate(parts.redis, parts.db),
+      claimGate: new RedisClaimGate(parts.redis, parts.db,
+        { minReplicas: parts.config.redisMinReplicas, timeoutMs: parts.config.redisReplicaTimeoutMs }),
       pendingCoupons: new RedisPendingCoupons({ ...parts, redis: parts.redis, templates: claimTemplates }),
     };
   }

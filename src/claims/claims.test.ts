@@ -66,6 +66,31 @@ describe.each([
     expect(answers.filter((a) => a.code === 'CLAIM_LIMIT_REACHED')).toHaveLength(2);
   });
 
+  it('Idempotency-Key: concurrent and later retries get the first coupon; another user with the key gets 422; a bad key 400', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 2, perUserLimit: 3 });
+    const claim = (userId: string, key?: string) => t.app.inject({
+      method: 'POST', url: `/v1/coupon-templates/${templateId}/claims`,
+      headers: { ...partner.headers, ...(key ? { 'idempotency-key': key } : {}) }, payload: { userId },
+    });
+    const first = await Promise.all(Array.from({ length: 5 }, () => claim('alice', 'retry-1')));
+    expect(first.map((response) => response.statusCode)).toEqual([201, 201, 201, 201, 201]);
+    const couponIds = new Set(first.map((response) => response.json().couponId));
+    expect(couponIds.size).toBe(1);
+    expect((await claim('alice', 'retry-1')).json().couponId).toBe([...couponIds][0]);
+    const reused = await claim('bob', 'retry-1');
+    expect(reused.statusCode).toBe(422);
+    expect(reused.json().error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect((await claim('alice', 'bad key')).statusCode).toBe(400);
+    expect((await claim('alice')).statusCode).toBe(201); // no key: a new decision, the second coupon
+    const soldOut = await claim('carol', 'retry-2');
+    expect(soldOut.json().error.code).toBe('SOLD_OUT');
+    expect((await claim('carol', 'retry-2')).json().error.code).toBe('SOLD_OUT');
+    await drainClaims(t.ctx, templateId);
+    expect((await couponRows(t.ctx.db, templateId)).map((row) => row.user_id)).toEqual(['alice', 'alice']);
+    expect(await issuedCountInDb(t.ctx.db, templateId)).toBe(2);
+  });
+
   it('refuses before the window with CLAIM_NOT_OPEN and after it with CLAIM_CLOSED', async () => {
     const partner = await createPartner(t.app);
     const now = Date.now();

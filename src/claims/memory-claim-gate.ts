@@ -40,6 +40,9 @@ const DEFAULT_MAX_IN_FLIGHT = 20_000;
 /** ~150 bytes each: ~15 MB at most, whatever the number of holders. */
 const DEFAULT_CACHED_USERS = 100_000;
 const DEFAULT_CACHED_EVENTS = 1_000;
+/** First outcomes of claims sent with an Idempotency-Key, kept a day (bounded: oldest forgotten first). */
+const IDEMPOTENT_OUTCOMES = 100_000;
+const IDEMPOTENT_OUTCOME_TTL_MS = 86_400_000;
 /** A claim re-reads state after each load; more rounds than this means the state keeps moving. */
 const MAX_ROUNDS = 8;
 
@@ -116,6 +119,7 @@ export class MemoryClaimGate implements ClaimGate {
   private readonly changedWhileOpening = new Map<string, CouponTemplate>();
   private readonly userLoads = new Map<string, Opening<UserHoldings | undefined>>();
   private readonly holdings: HoldingsLookup<number>;
+  private readonly idempotent = new LRUCache<string, { userId: string; result: Promise<ClaimResult> }>({ max: IDEMPOTENT_OUTCOMES, ttl: IDEMPOTENT_OUTCOME_TTL_MS });
   private queue: Waiting[] = [];
   private inProgress = 0;
   private nextEpoch = 1;
@@ -134,7 +138,26 @@ export class MemoryClaimGate implements ClaimGate {
     this.holdings = new HoldingsLookup((templateId, userIds) => heldCounts(db, templateId, userIds));
   }
 
-  async claim(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult> {
+  async claim(template: CouponTemplate, couponId: string, userId: string, idempotencyKey?: string): Promise<ClaimResult> {
+    if (idempotencyKey === undefined) return this.claimOnce(template, couponId, userId);
+    // One process holds the gate: the first outcome of a key lives here (a restart forgets it, as
+    // it forgets nothing else that matters: the coupon is committed before the answer).
+    const key = `${template.id} ${idempotencyKey}`;
+    const first = this.idempotent.get(key);
+    if (first) {
+      if (first.userId !== userId) return { refusal: ClaimRefusal.IdempotencyKeyReused };
+      return first.result;
+    }
+    const result = this.claimOnce(template, couponId, userId);
+    this.idempotent.set(key, { userId, result });
+    // Failures, window and pause refusals are not outcomes to replay (the Redis gate records neither).
+    result.then((outcome) => {
+      if ('refusal' in outcome && (outcome.refusal === ClaimRefusal.NotOpen || outcome.refusal === ClaimRefusal.Closed || outcome.refusal === ClaimRefusal.Paused)) this.idempotent.delete(key);
+    }, () => this.idempotent.delete(key));
+    return result;
+  }
+
+  private async claimOnce(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult> {
     // Outside the window nothing is opened, read or marked live. An open event's settings are in force.
     const outside = windowRefusal(windowOf(this.events.peek(template.id)?.template ?? template), this.clock().getTime());
     if (outside !== undefined) return { refusal: outside };
@@ -242,7 +265,7 @@ export class MemoryClaimGate implements ClaimGate {
         event.slot += 1;
         user.held += 1;
         const window = couponValidity(settings.validity, now);
-        const issued: IssuedClaim = { slot: event.slot, seq: user.held, issuedAt: now, issuedCount: event.issued, ...window };
+        const issued: IssuedClaim = { couponId, slot: event.slot, seq: user.held, issuedAt: now, issuedCount: event.issued, ...window };
         const coupon: ClaimedCoupon = { id: couponId, userId, slot: issued.slot, seq: issued.seq, issuedAt: now, ...window };
         return { issued: await new Promise<IssuedClaim>((resolve, reject) => this.enqueue({ event, user, userKey: key, coupon, issued, resolve, reject })) };
       }

@@ -1,6 +1,9 @@
-// The distributed claim gate: one EVALSHA of claim-4.lua per claim. The script records the claim
+// The distributed claim gate: one EVALSHA of claim-5.lua per claim. The script records the claim
 // in Redis (AOF) and appends it to the template's stream; the claim persister writes it to
-// PostgreSQL. Nothing is loaded per holder up front: a claim inside the window opens the event
+// PostgreSQL. With STAMPEDE_REDIS_MIN_REPLICAS ≥ 1 an issued claim is answered only once that
+// many replicas have it (WAIT on the connection that wrote it, one WAIT per event and tick for all
+// the claims answered meanwhile), so a failover to a replica cannot lose it. Nothing is loaded per
+// holder up front: a claim inside the window opens the event
 // (two counters), and a user's holdings are loaded on the user's first claim, so an event's Redis
 // state grows with its claimers, not its holders, and expires after the event.
 import { LRUCache } from 'lru-cache';
@@ -8,14 +11,14 @@ import type { CouponTemplate } from '../coupons/template-repository.ts';
 import { AppError } from '../errors.ts';
 import type { Db } from '../infra/db.ts';
 import { loadLuaScript, runLuaScript } from '../infra/lua.ts';
-import type { Redis } from '../infra/redis.ts';
+import { waitForReplicas, type Redis } from '../infra/redis.ts';
 import { CLAIM_EVENT_SETTLE_MS } from '../coupons/gate-lock.ts';
 import { ClaimRefusal, isAnsweredRefusal, type ClaimGate, type ClaimResult } from './claim-gate.ts';
 import { openClaimEvent, usersCouponIds } from './claim-repository.ts';
 import { HoldingsLookup } from './holdings-lookup.ts';
-import { ACTIVE_TEMPLATES_KEY, partnerActiveTemplatesKey, templateClaimKeys, type TemplateClaimKeys } from './redis-keys.ts';
+import { activeTemplatesKeyOf, partnerActiveTemplatesKey, templateClaimKeys, type TemplateClaimKeys } from './redis-keys.ts';
 
-const CLAIM = loadLuaScript(new URL('./claim-4.lua', import.meta.url));
+const CLAIM = loadLuaScript(new URL('./claim-5.lua', import.meta.url));
 const LOAD_TEMPLATE = loadLuaScript(new URL('./load-template-2.lua', import.meta.url));
 const CHANGE_SETTINGS = loadLuaScript(new URL('./change-settings-2.lua', import.meta.url));
 
@@ -45,30 +48,41 @@ export function settingsArgs(template: CouponTemplate): string[] {
   ];
 }
 
+export interface ReplicationOptions {
+  /** Replicas that must hold an issued claim before it is answered (0: none, no WAIT). */
+  readonly minReplicas: number;
+  readonly timeoutMs: number;
+}
+
 export class RedisClaimGate implements ClaimGate {
   readonly kind = 'redis';
   private readonly keys = new LRUCache<string, TemplateClaimKeys>({ max: 10_000 });
   private readonly loading = new Map<string, Promise<unknown>>();
   private readonly holdings: HoldingsLookup<string[]>;
+  /** Per event, the WAIT not sent yet that the claims answered since the last one join. */
+  private readonly nextWait = new Map<string, Promise<number>>();
 
   constructor(
     private readonly redis: Redis,
     private readonly db: Db,
+    private readonly replication: ReplicationOptions = { minReplicas: 0, timeoutMs: 0 },
   ) {
     this.holdings = new HoldingsLookup((templateId, userIds) => usersCouponIds(db, templateId, userIds));
   }
 
-  async claim(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult> {
-    const keys = this.keysOf(template.id).claimScriptKeys;
-    const args = [couponId, userId, String(template.claimStartsAt.getTime()), String(template.claimEndsAt.getTime())];
-    // The user's coupon ids read from PostgreSQL, once claim-4.lua asked for them (-6).
+  async claim(template: CouponTemplate, couponId: string, userId: string, idempotencyKey = ''): Promise<ClaimResult> {
+    const claimKeys = this.keysOf(template.id);
+    const keys = claimKeys.claimScriptKeys;
+    const args = [couponId, userId, String(template.claimStartsAt.getTime()), String(template.claimEndsAt.getTime()), idempotencyKey];
+    // The user's coupon ids read from PostgreSQL, once claim-5.lua asked for them (-6).
     let userCoupons: string[] | undefined;
     for (let round = 0; round < MAX_ROUNDS; round += 1) {
-      const reply = await runLuaScript(this.redis, CLAIM, keys, userCoupons ? [...args, userCoupons.join(' ')] : args) as number[];
-      const [first, seq, issuedAtMs, issuedCount, validFrom, validUntil] = reply;
+      const reply = await runLuaScript(this.redis, CLAIM, keys, userCoupons ? [...args, userCoupons.join(' ')] : args) as Array<number | string>;
+      const [first, seq, issuedAtMs, issuedCount, issuedCouponId, validFrom, validUntil] = reply as [number, number, number, number, string, string?, string?];
       if (reply.length > 1) {
+        if (this.replication.minReplicas > 0) await this.replicated(claimKeys.state);
         const window = validUntil === undefined ? {} : { validFrom: new Date(Number(validFrom)), validUntil: new Date(Number(validUntil)) };
-        return { issued: { slot: first!, seq: seq!, issuedAt: new Date(issuedAtMs!), issuedCount: issuedCount!, ...window } };
+        return { issued: { couponId: issuedCouponId, slot: first, seq, issuedAt: new Date(issuedAtMs), issuedCount, ...window } };
       }
       if (first === ClaimRefusal.NotLoaded) {
         // The opening reads the opener's coupons in its transaction: the retry needs no other read.
@@ -79,7 +93,7 @@ export class RedisClaimGate implements ClaimGate {
       } else if (isAnsweredRefusal(first!)) {
         return { refusal: first };
       } else {
-        throw new Error(`claim-4.lua answered ${first} for template ${template.id}`);
+        throw new Error(`claim-5.lua answered ${first} for template ${template.id}`);
       }
     }
     throw new AppError('SERVICE_UNAVAILABLE', 'The claim state kept vanishing while it was loaded; retry.');
@@ -89,6 +103,27 @@ export class RedisClaimGate implements ClaimGate {
     const keys = this.keysOf(template.id);
     const reply = await runLuaScript(this.redis, CHANGE_SETTINGS, [keys.state, keys.users], settingsArgs(template)) as number[];
     return reply[0] === -1 ? { refusedIssuedCount: reply[1]! } : {};
+  }
+
+  /**
+   * Resolves once minReplicas replicas have every write this process sent to the event's master so
+   * far; throws CLAIM_NOT_REPLICATED when WAIT timed out with fewer (the claim may still survive).
+   * A WAIT is sent on the next tick and covers every claim answered before it on that connection.
+   */
+  private async replicated(stateKey: string): Promise<void> {
+    let wait = this.nextWait.get(stateKey);
+    if (!wait) {
+      wait = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        this.nextWait.delete(stateKey);
+        return waitForReplicas(this.redis, stateKey, this.replication.minReplicas, this.replication.timeoutMs);
+      });
+      this.nextWait.set(stateKey, wait);
+    }
+    const acknowledged = await wait;
+    if (acknowledged < this.replication.minReplicas) {
+      throw new AppError('CLAIM_NOT_REPLICATED', `The claim reached ${acknowledged} of the ${this.replication.minReplicas} Redis replicas it must before it is confirmed; ` +
+        'retry with the same Idempotency-Key to learn its outcome.');
+    }
   }
 
   async issuedCount(template: CouponTemplate): Promise<number | undefined> {
@@ -135,7 +170,7 @@ export async function loadTemplateState(redis: Redis, db: Db, template: CouponTe
   const keys = templateClaimKeys(template.id);
   // Sent together (node-redis pipelines commands issued in one tick); the sets are in other slots.
   const [, , exists] = await Promise.all([
-    redis.sAdd(ACTIVE_TEMPLATES_KEY, template.id),
+    redis.sAdd(activeTemplatesKeyOf(template.id), template.id),
     redis.sAdd(partnerActiveTemplatesKey(template.partnerId), template.id),
     redis.hExists(keys.state, 'issued'),
   ]);

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { inject } from 'vitest';
 import { buildApp } from '../../src/app.ts';
-import { loadConfig, type Config } from '../../src/config.ts';
+import { loadConfig, redisTargetOf, type Config } from '../../src/config.ts';
 import type { AppContext } from '../../src/context.ts';
 import { createContext } from '../../src/runtime.ts';
 import { createPool, type Db, type Tx } from '../../src/infra/db.ts';
@@ -54,7 +54,7 @@ export async function testContext(options: TestAppOptions = {}): Promise<AppCont
   const ledgerDb = createPool(config.databaseUrl!, config.dbPoolSize, logger, { pipelined: true, indexPlans: true, acquireTimeoutMs });
   const authDb = createPool(config.databaseUrl!, config.dbAuthPoolSize, logger, { acquireTimeoutMs });
   const workerDb = createPool(config.databaseUrl!, config.dbPoolSize, logger);
-  const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
+  const redis = config.redisUrl ? await connectRedis(redisTargetOf(config), logger) : undefined;
   return createContext({ config, logger, db, ledgerDb, authDb, workerDb, redis, metrics: createMetrics(), ...(options.clock ? { clock: options.clock } : {}) });
 }
 

@@ -64,7 +64,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Change a partner's rate limit */
+        /** Change a partner's settings (rate limit, points expiring notice) */
         patch: operations["updatePartner"];
         trace?: never;
     };
@@ -510,7 +510,7 @@ export interface paths {
         /** List the partner's webhooks */
         get: operations["listWebhooks"];
         put?: never;
-        /** Register a webhook for job events */
+        /** Register a webhook for job and domain events */
         post: operations["createWebhook"];
         delete?: never;
         options?: never;
@@ -562,7 +562,7 @@ export interface components {
                  * @description Stable; see docs/errors.md.
                  * @enum {string}
                  */
-                code: "VALIDATION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "ROUTE_NOT_FOUND" | "API_KEY_MISSING" | "API_KEY_INVALID" | "ADMIN_TOKEN_INVALID" | "RATE_LIMITED" | "PARTNER_NOT_FOUND" | "API_KEY_NOT_FOUND" | "TEMPLATE_NOT_FOUND" | "SOLD_OUT" | "CLAIM_LIMIT_REACHED" | "CLAIM_NOT_OPEN" | "CLAIM_CLOSED" | "CLAIM_EVENT_LIVE" | "COUPON_NOT_FOUND" | "COUPON_ALREADY_USED" | "COUPON_EXPIRED" | "COUPON_NOT_YET_VALID" | "MIN_ORDER_AMOUNT_NOT_MET" | "ORDER_MISMATCH" | "INSUFFICIENT_POINTS" | "POINTS_ALREADY_USED" | "ALREADY_CANCELLED" | "TRANSACTION_NOT_FOUND" | "TRANSACTION_NOT_CANCELLABLE" | "SAME_WALLET_TRANSFER" | "IDEMPOTENCY_KEY_REQUIRED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "JOB_NOT_FOUND" | "JOB_NOT_CANCELLABLE" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_URL_NOT_ALLOWED" | "WEBHOOK_LIMIT_REACHED" | "TOO_MANY_ITEMS" | "SOURCE_QUERY_REJECTED" | "BULK_UPLOAD_LIMIT_REACHED" | "LIVE_VIEWERS_LIMIT_REACHED" | "LIVE_VIEWERS_BUSY" | "BULK_UPLOADS_BUSY" | "UPLOAD_TIMEOUT" | "CSV_COLUMN_REQUIRED" | "CSV_COLUMN_NOT_FOUND" | "CSV_MALFORMED" | "DATABASE_BUSY" | "MALFORMED_REQUEST" | "MALFORMED_JSON" | "METHOD_NOT_ALLOWED" | "REQUEST_TIMEOUT" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "BALANCE_LIMIT_REACHED" | "SOURCE_NOT_CONFIGURED" | "SQL_SOURCE_NOT_FOUND" | "SOURCE_NOT_ALLOWED" | "SOURCE_UNREACHABLE" | "SOURCE_QUERY_FAILED" | "SOURCE_TIMEOUT" | "SOURCE_ROW_LIMIT" | "SECRET_KEY_NOT_CONFIGURED" | "JOB_QUEUE_FULL" | "JOB_STAGED_BYTES_LIMIT" | "JOB_FAILED" | "JOB_ABANDONED" | "API_KEY_LOOKUPS_LIMITED" | "POINTS_QUEUE_FULL" | "CLAIM_PAUSED" | "TOTAL_QUANTITY_BELOW_ISSUED" | "PER_USER_LIMIT_LOWERED" | "CLAIM_END_BEFORE_START" | "COUPON_REVOKED" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
+                code: "VALIDATION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "ROUTE_NOT_FOUND" | "API_KEY_MISSING" | "API_KEY_INVALID" | "ADMIN_TOKEN_INVALID" | "RATE_LIMITED" | "PARTNER_NOT_FOUND" | "API_KEY_NOT_FOUND" | "TEMPLATE_NOT_FOUND" | "SOLD_OUT" | "CLAIM_LIMIT_REACHED" | "CLAIM_NOT_OPEN" | "CLAIM_CLOSED" | "CLAIM_EVENT_LIVE" | "COUPON_NOT_FOUND" | "COUPON_ALREADY_USED" | "COUPON_EXPIRED" | "COUPON_NOT_YET_VALID" | "MIN_ORDER_AMOUNT_NOT_MET" | "ORDER_MISMATCH" | "INSUFFICIENT_POINTS" | "POINTS_ALREADY_USED" | "ALREADY_CANCELLED" | "TRANSACTION_NOT_FOUND" | "TRANSACTION_NOT_CANCELLABLE" | "SAME_WALLET_TRANSFER" | "IDEMPOTENCY_KEY_REQUIRED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "JOB_NOT_FOUND" | "JOB_NOT_CANCELLABLE" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_URL_NOT_ALLOWED" | "WEBHOOK_LIMIT_REACHED" | "TOO_MANY_ITEMS" | "SOURCE_QUERY_REJECTED" | "BULK_UPLOAD_LIMIT_REACHED" | "LIVE_VIEWERS_LIMIT_REACHED" | "LIVE_VIEWERS_BUSY" | "BULK_UPLOADS_BUSY" | "UPLOAD_TIMEOUT" | "CSV_COLUMN_REQUIRED" | "CSV_COLUMN_NOT_FOUND" | "CSV_MALFORMED" | "DATABASE_BUSY" | "MALFORMED_REQUEST" | "MALFORMED_JSON" | "METHOD_NOT_ALLOWED" | "REQUEST_TIMEOUT" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "BALANCE_LIMIT_REACHED" | "SOURCE_NOT_CONFIGURED" | "SQL_SOURCE_NOT_FOUND" | "SOURCE_NOT_ALLOWED" | "SOURCE_UNREACHABLE" | "SOURCE_QUERY_FAILED" | "SOURCE_TIMEOUT" | "SOURCE_ROW_LIMIT" | "SECRET_KEY_NOT_CONFIGURED" | "JOB_QUEUE_FULL" | "JOB_STAGED_BYTES_LIMIT" | "JOB_FAILED" | "JOB_ABANDONED" | "API_KEY_LOOKUPS_LIMITED" | "POINTS_QUEUE_FULL" | "CLAIM_PAUSED" | "TOTAL_QUANTITY_BELOW_ISSUED" | "PER_USER_LIMIT_LOWERED" | "CLAIM_END_BEFORE_START" | "COUPON_REVOKED" | "CLAIM_NOT_REPLICATED" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
                 /** @description For people; may change. */
                 message: string;
                 /** @description For VALIDATION_FAILED: the fields at fault, as [{field, message}]. */
@@ -728,6 +728,7 @@ export interface operations {
                         id: string;
                         name: string;
                         rateLimitPerSecond: number | null;
+                        pointsExpiringNoticeDays: number;
                     } & {
                         apiKey: string;
                     };
@@ -829,7 +830,9 @@ export interface operations {
             content: {
                 "application/json": {
                     /** @description Requests per second per API key; null means the service default. */
-                    rateLimitPerSecond: number | null;
+                    rateLimitPerSecond?: number | null;
+                    /** @description How many days ahead the daily points.expiring webhook digest looks (default 7). */
+                    pointsExpiringNoticeDays?: number;
                 };
             };
         };
@@ -845,6 +848,7 @@ export interface operations {
                         id: string;
                         name: string;
                         rateLimitPerSecond: number | null;
+                        pointsExpiringNoticeDays: number;
                     };
                 };
             };
@@ -3885,7 +3889,10 @@ export interface operations {
     claimCoupon: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /** @description Optional: 1–255 printable ASCII characters. A retry with the same key gets the first outcome (the same coupon) as long as the claim survived; answer 503 CLAIM_NOT_REPLICATED asks for exactly such a retry. */
+                "idempotency-key": string;
+            };
             path: {
                 id: string;
             };
@@ -3992,6 +3999,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
             429: {
                 headers: {
@@ -4019,7 +4035,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Refused (docs/errors.md): `SERVICE_UNAVAILABLE`. */
+            /** @description Refused: the error envelope with a code of docs/errors.md. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5034,8 +5050,10 @@ export interface operations {
                 "application/json": {
                     /** Format: uri */
                     url: string;
+                    /** @description The message shape: Slack {text, blocks}, Discord {content, embeds}, or the event as JSON. */
                     kind: "slack" | "discord" | "json";
-                    events: ("job.started" | "job.succeeded" | "job.failed" | "job.cancelled" | "event.changed")[];
+                    /** @description The events to announce, by name; without it, the job events (job.started, job.succeeded, job.failed, job.cancelled). */
+                    events?: ("job.started" | "job.succeeded" | "job.failed" | "job.cancelled" | "event.sold_out" | "coupon.redeemed" | "coupon.redemption_cancelled" | "points.expiring" | "event.changed")[];
                 };
             };
         };

@@ -3,9 +3,10 @@
 -- The settings in force (window, paused, stock, per-user limit, validity) are read from the state
 -- hash, where a change (change-settings-2.lua) puts them, so every process obeys a change at its
 -- next claim; the window passed in is used only while the hash holds no settings yet.
--- The window is checked first, against Redis' own clock (clock skew between API hosts does not
--- matter): a claim outside it writes nothing. Then the pause. Mirrors claimRefusal()
--- in claim-rules.ts (the in-process gate), except that a user whose holdings are not loaded yet is
+-- A claim sent again under its Idempotency-Key gets its first recorded outcome before anything
+-- else. The window is checked against Redis' own clock (clock skew between API hosts does not
+-- matter): a claim outside it writes nothing. Then the pause. Mirrors claimRefusal() in
+-- claim-rules.ts (the in-process gate), except that a user whose holdings are not loaded yet is
 -- told SOLD_OUT once the stock is gone (no load for a sold-out stampede).
 --
 -- KEYS[1]  stampede:{tpl:<id>}:state   hash: total (-1 = unlimited), limit, issued (coupons given so
@@ -17,20 +18,44 @@
 --                                       change-settings-2.lua
 -- KEYS[2]  stampede:{tpl:<id>}:users   hash: userId -> the user's coupon ids, separated by one space
 --                                       ("" when loaded holding none; absent: not loaded yet)
--- KEYS[3]  stampede:{tpl:<id>}:claims  hash: couponId -> "slot seq issuedAtMs userId", until persisted
--- KEYS[4]  stampede:{tpl:<id>}:stream  stream the persister reads (fields c, u, s, q, t)
+-- KEYS[3]  stampede:{tpl:<id>}:claims  hash: couponId -> "slot seq issuedAtMs userId[ validFromMs
+--                                       validUntilMs]", until persisted
+-- KEYS[4]  stampede:{tpl:<id>}:stream  stream the persister reads (fields c, u, s, q, t[, f, v])
+-- KEYS[5]  stampede:{tpl:<id>}:idem    hash: Idempotency-Key -> the first outcome of a claim sent with
+--                                       it: "i couponId slot seq issuedAtMs issued[ validFrom
+--                                       validUntil] userId" or "r code userId"; in the event's slot, so
+--                                       it is replicated and fails over together with the claim
 -- ARGV[1]  coupon id: a canonical UUID (36 characters) made by the server
 -- ARGV[2]  user id: printable ASCII without spaces
 -- ARGV[3]  claim window start, epoch ms (used while the state holds no window)
 -- ARGV[4]  claim window end, epoch ms (idem)
--- ARGV[5]  optional, on a retry after -6 (or after opening the event): the user's coupon ids read
+-- ARGV[5]  the claim's Idempotency-Key, "" for none
+-- ARGV[6]  optional, on a retry after -6 (or after opening the event): the user's coupon ids read
 --          from PostgreSQL, separated by one space ("" for none). Used only while the users hash
 --          lacks the user: once there, Redis is the truth (claims since the read may be there).
 --          Exact because nothing but the gate writes into an opened event.
--- returns  {slot, seq, issuedAtMs, issued[, validFrom, validUntil]} when a coupon is issued (the
---          coupon's window, epoch ms, when the state holds a validity), otherwise {code} with
---          -1 event not opened, -2 window not open yet, -3 window closed, -4 per-user limit reached,
---          -5 sold out, -6 user's holdings not loaded, -7 paused (ClaimRefusal in claim-gate.ts)
+-- returns  {slot, seq, issuedAtMs, issued, couponId[, validFrom, validUntil]} when a coupon is
+--          issued (couponId: ARGV[1], or the first one on a replay; the coupon's window, epoch ms,
+--          when the state holds a validity), otherwise {code} with -1 event not opened, -2 window
+--          not open yet, -3 window closed, -4 per-user limit reached, -5 sold out, -6 user's
+--          holdings not loaded, -7 paused, -8 Idempotency-Key used before for another user
+--          (ClaimRefusal in claim-gate.ts). A key's recorded outcome is answered again, whatever
+--          the window, pause and stock say now; window and pause refusals are not recorded.
+local idem = ARGV[5]
+if idem ~= '' then
+  local first = redis.call('HGET', KEYS[5], idem)
+  if first then
+    local f = {}
+    for part in string.gmatch(first, '%S+') do f[#f + 1] = part end
+    if f[#f] ~= ARGV[2] then return {-8} end
+    if f[1] == 'i' then
+      if #f == 9 then return {tonumber(f[3]), tonumber(f[4]), tonumber(f[5]), tonumber(f[6]), f[2], f[7], f[8]} end
+      return {tonumber(f[3]), tonumber(f[4]), tonumber(f[5]), tonumber(f[6]), f[2]}
+    end
+    return {tonumber(f[2])}
+  end
+end
+
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
@@ -41,13 +66,22 @@ if state[5] == '1' then return {-7} end
 if not state[3] then return {-1} end
 local total = tonumber(state[1])
 local soldOut = total >= 0 and tonumber(state[3]) >= total
+-- Outcomes under an Idempotency-Key are kept as long as the event's state.
+local function remember(outcome)
+  if idem == '' then return end
+  redis.call('HSET', KEYS[5], idem, outcome .. ' ' .. ARGV[2])
+  if state[4] then redis.call('PEXPIREAT', KEYS[5], state[4]) end
+end
 
 local owned = redis.call('HGET', KEYS[2], ARGV[2])
 local loading = false
 if not owned then
-  if soldOut then return {-5} end
-  if not ARGV[5] then return {-6} end
-  owned = ARGV[5]
+  if soldOut then
+    remember('r -5')
+    return {-5}
+  end
+  if not ARGV[6] then return {-6} end
+  owned = ARGV[6]
   loading = true
 end
 -- The users hash expires with the state (state loaded by an older gate has no expiry field).
@@ -62,9 +96,13 @@ if held >= tonumber(state[2]) then
     redis.call('HSET', KEYS[2], ARGV[2], owned)
     expireUsers()
   end
+  remember('r -4')
   return {-4}
 end
-if soldOut then return {-5} end
+if soldOut then
+  remember('r -5')
+  return {-5}
+end
 
 local issued = redis.call('HINCRBY', KEYS[1], 'issued', 1)
 local slot = redis.call('HINCRBY', KEYS[1], 'slot', 1)
@@ -84,8 +122,10 @@ if state[8] then
   end
   redis.call('HSET', KEYS[3], ARGV[1], slot .. ' ' .. seq .. ' ' .. now .. ' ' .. ARGV[2] .. ' ' .. validFrom .. ' ' .. validUntil)
   redis.call('XADD', KEYS[4], '*', 'c', ARGV[1], 'u', ARGV[2], 's', slot, 'q', seq, 't', now, 'f', validFrom, 'v', validUntil)
-  return {slot, seq, now, issued, validFrom, validUntil}
+  remember('i ' .. ARGV[1] .. ' ' .. slot .. ' ' .. seq .. ' ' .. now .. ' ' .. issued .. ' ' .. validFrom .. ' ' .. validUntil)
+  return {slot, seq, now, issued, ARGV[1], validFrom, validUntil}
 end
 redis.call('HSET', KEYS[3], ARGV[1], slot .. ' ' .. seq .. ' ' .. now .. ' ' .. ARGV[2])
 redis.call('XADD', KEYS[4], '*', 'c', ARGV[1], 'u', ARGV[2], 's', slot, 'q', seq, 't', now)
-return {slot, seq, now, issued}
+remember('i ' .. ARGV[1] .. ' ' .. slot .. ' ' .. seq .. ' ' .. now .. ' ' .. issued)
+return {slot, seq, now, issued, ARGV[1]}

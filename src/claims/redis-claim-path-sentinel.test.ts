@@ -1,0 +1,9 @@
+// The claim-path contract (redis-claim-path-contract.ts) against a private primary with one
+// replica behind three Sentinels (STAMPEDE_REDIS_MODE=sentinel).
+import { startRedisSentinel } from '../../test/harness/redis-sentinel.ts';
+import { describeClaimPathContract } from './redis-claim-path-contract.ts';
+
+describeClaimPathContract('primary + replica behind 3 Sentinels', async () => {
+  const sentinel = await startRedisSentinel({ replicas: 1 });
+  return { url: sentinel.url, mode: 'sentinel', env: { STAMPEDE_REDIS_SENTINEL_MASTER: sentinel.masterName }, stop: () => sentinel.stop() };
+});

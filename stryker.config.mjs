@@ -6,8 +6,7 @@ export default {
   testRunner: 'vitest',
   vitest: { configFile: 'vitest.mutation.config.ts' },
   // Pure rule modules only: repositories and routes need real services and are covered by the
-  // integration tier. TODO(lead): add the pure points-ledger rules module (src/points/*-rules.ts,
-  // from the "structure" branch) here once it is merged.
+  // integration tier.
   mutate: [
     'src/claims/claim-rules.ts',
     'src/points/lots.ts',
@@ -15,6 +14,9 @@ export default {
     'src/coupons/redemption-rules.ts',
     'src/coupons/validity.ts',
     'src/coupons/template-rules.ts',
+    'src/coupons/template-change-rules.ts',
+    'src/points/ledger-rules.ts',
+    'src/points/group-commit-rules.ts',
   ],
   coverageAnalysis: 'perTest',
   concurrency: 2,

@@ -21,7 +21,7 @@ describe('PATCH /v1/partners/{id}', () => {
 
     const lowered = await patch(partner.id, { rateLimitPerSecond: 1 });
     expect(lowered.statusCode).toBe(200);
-    expect(lowered.json()).toEqual({ id: partner.id, name: expect.any(String), rateLimitPerSecond: 1 });
+    expect(lowered.json()).toEqual({ id: partner.id, name: expect.any(String), rateLimitPerSecond: 1, pointsExpiringNoticeDays: 7 });
     // 8 at once within at most two 1-s windows: at most 2 pass.
     const limited = await burst(partner.headers, 8);
     expect(limited.filter((a) => a === 200).length).toBeLessThanOrEqual(2);

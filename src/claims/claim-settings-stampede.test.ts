@@ -76,8 +76,12 @@ describe.each([
         expect((await change({ totalQuantity: raisedTo })).statusCode).toBe(200);
         const afterRaise = issuedNow();
         await waitFor(async () => issuedNow() >= afterRaise + 100, 120_000, 'claims issued after the raise');
-        // Exactly to the count in force, while claims flow (the count read moves on before the change lands): sold out.
+        // Exactly to the count in force: paused for it, since while claims flow the count moves on
+        // during each PATCH's round trip and the retries can chase it indefinitely (seen in CI: ~900,000
+        // claims and no landing). Claims keep arriving, refused CLAIM_PAUSED, and sell out on resume.
+        expect((await change({ paused: true })).statusCode).toBe(200);
         await lowerTo(0);
+        expect((await change({ paused: false })).statusCode).toBe(200);
         const soldOutThen = count((a) => a.code === 'SOLD_OUT');
         await waitFor(async () => count((a) => a.code === 'SOLD_OUT') >= soldOutThen + 20, 120_000, 'sold out at the count in force');
       } finally {

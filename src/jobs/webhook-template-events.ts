@@ -18,16 +18,13 @@ export interface TemplateEventPayload {
 export const isTemplateEventPayload = (payload: { event: string }): payload is TemplateEventPayload =>
   (TEMPLATE_EVENTS as readonly string[]).includes(payload.event);
 
-/** One delivery per webhook of the partner subscribed to the event, queued, in the caller's transaction. */
+/**
+ * One delivery per webhook of the partner subscribed to the event, queued, in the caller's
+ * transaction: the same SQL function as the other domain events (announce_domain_event, migration 090).
+ */
 export async function announceTemplateEvent(tx: Queryable, partnerId: string, templateId: string, payload: TemplateEventPayload): Promise<void> {
-  await tx.query(
-    `WITH deliveries AS (
-       INSERT INTO webhook_deliveries (id, webhook_id, template_id, event, payload)
-       SELECT gen_random_uuid(), w.id, $2, $3, $4::jsonb FROM webhooks w WHERE w.partner_id = $1 AND $3 = ANY (w.events)
-       RETURNING id)
-     SELECT graphile_worker.add_job($5, json_build_object('deliveryId', d.id), max_attempts := $6) FROM deliveries d`,
-    [partnerId, templateId, payload.event, JSON.stringify(payload), DELIVER_WEBHOOK_TASK, WEBHOOK_MAX_ATTEMPTS],
-  );
+  await tx.query('SELECT announce_domain_event($1, $2, $3::jsonb, $4, $5, $6)',
+    [partnerId, payload.event, JSON.stringify(payload), templateId, DELIVER_WEBHOOK_TASK, WEBHOOK_MAX_ATTEMPTS]);
 }
 
 const show = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value));

@@ -143,8 +143,8 @@ const REDIS_UNAVAILABLE = [
   ClientClosedError, ClientOfflineError, DisconnectsClientError, SocketClosedUnexpectedlyError,
   ConnectionTimeoutError, SocketTimeoutError, ReconnectStrategyError,
 ];
-/** Redis replies that mean "not now": still loading its data after a restart, busy with a script, a replica without its master. */
-const REDIS_NOT_NOW = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN) /;
+/** Redis replies that mean "not now": still loading its data after a restart, busy with a script, a replica without its master, a cluster whose slot owner is failing over. */
+const REDIS_NOT_NOW = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN) /;
 
 function isUnavailable(error: FastifyError): boolean {
   const code = String((error as { code?: unknown }).code ?? '');

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startRedisCluster, type RedisClusterHandle } from '../../test/harness/redis-cluster.ts';
 import { redisCommand } from '../../test/harness/redis-nodes.ts';
 import { connectRedis, redisDurabilityProblems, redisMasters } from '../infra/redis.ts';
-import { describeClaimPathContract } from './redis-claim-path-contract.ts';
+import { describeClaimPathContract } from '../../test/harness/redis-claim-path-contract.ts';
 
 let cluster: RedisClusterHandle | undefined;
 const clusterStarted = async () => (cluster ??= await startRedisCluster({ masters: 3 }));

@@ -1,7 +1,7 @@
 // The claim-path contract (redis-claim-path-contract.ts) against a private primary with one
 // replica behind three Sentinels (STAMPEDE_REDIS_MODE=sentinel).
 import { startRedisSentinel } from '../../test/harness/redis-sentinel.ts';
-import { describeClaimPathContract } from './redis-claim-path-contract.ts';
+import { describeClaimPathContract } from '../../test/harness/redis-claim-path-contract.ts';
 
 describeClaimPathContract('primary + replica behind 3 Sentinels', async () => {
   const sentinel = await startRedisSentinel({ replicas: 1 });

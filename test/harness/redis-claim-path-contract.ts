@@ -5,17 +5,17 @@
 // redelivery, take-over of a dead persister's entries, set-if-absent loading, and rebuilding
 // Redis state from PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { claimOnce, couponRows, drainClaims, issuedCountInDb, stampede, waitFor } from '../../test/harness/claims.ts';
-import { createTemplate, issueCoupon } from '../../test/harness/issue-coupons.ts';
-import { adminHeaders, createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
-import { loadLuaScript, runLuaScript } from '../infra/lua.ts';
-import { hashApiKey } from '../partners/api-key.ts';
-import { startClaimPersister } from './claim-persister.ts';
-import { claimFromStreamEntry } from './claim-record.ts';
-import { persistClaims } from './claim-writer.ts';
-import { loadTemplateState } from './redis-claim-gate.ts';
-import { reconcileTemplate } from './reconcile.ts';
-import { activeTemplateIds, PERSISTER_GROUP, templateClaimKeys } from './redis-keys.ts';
+import { claimOnce, couponRows, drainClaims, issuedCountInDb, stampede, waitFor } from './claims.ts';
+import { createTemplate, issueCoupon } from './issue-coupons.ts';
+import { adminHeaders, createPartner, createTestApp, type TestApp } from './test-app.ts';
+import { loadLuaScript, runLuaScript } from '../../src/infra/lua.ts';
+import { hashApiKey } from '../../src/partners/api-key.ts';
+import { startClaimPersister } from '../../src/claims/claim-persister.ts';
+import { claimFromStreamEntry } from '../../src/claims/claim-record.ts';
+import { persistClaims } from '../../src/claims/claim-writer.ts';
+import { loadTemplateState } from '../../src/claims/redis-claim-gate.ts';
+import { reconcileTemplate } from '../../src/claims/reconcile.ts';
+import { activeTemplateIds, PERSISTER_GROUP, templateClaimKeys } from '../../src/claims/redis-keys.ts';
 
 export interface RedisUnderTest {
   /** REDIS_URL and STAMPEDE_REDIS_MODE of the topology. */

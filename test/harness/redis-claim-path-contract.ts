@@ -126,7 +126,7 @@ describe(`claim path in distributed mode (${name})`, () => {
     await stampede(t.app, partner.headers, templateId, 4, 1);
     // A loader that read PostgreSQL (issued 0) before those claims arrives late:
     const keys = templateClaimKeys(templateId);
-    const late = await runLuaScript(redis(), loadLuaScript(new URL('./load-template-2.lua', import.meta.url)),
+    const late = await runLuaScript(redis(), loadLuaScript(new URL('../../src/claims/load-template-2.lua', import.meta.url)),
       [keys.state, keys.users], ['10', '1', '0', '0', String(Date.now() + 3_600_000)]);
     expect(late).toBe(0);
     expect((await loadTemplateState(redis(), t.ctx.db, template, 'opener')).loaded).toBe(false);
@@ -171,7 +171,7 @@ describe(`claim path in distributed mode (${name})`, () => {
     expect(await redis().hLen(keys.users)).toBe(3);
 
     // A user's coupons read from PostgreSQL before their claims reached Redis never overwrite Redis.
-    const stale = await runLuaScript(redis(), loadLuaScript(new URL('./claim-5.lua', import.meta.url)), keys.claimScriptKeys,
+    const stale = await runLuaScript(redis(), loadLuaScript(new URL('../../src/claims/claim-5.lua', import.meta.url)), keys.claimScriptKeys,
       ['0190a000-0000-7000-8000-000000000001', 'first', String(template.claimStartsAt.getTime()), String(template.claimEndsAt.getTime()), '', '']);
     expect(stale).toEqual([-4]);
 

@@ -6,7 +6,8 @@ import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
 import { installErrorHandling } from './error-handler.ts';
 
-/** The error a query gets when its connection is terminated under it, and the next query on it. */
+/** The errors pg raises when a connection is terminated under a query: the running query's, a query
+ *  queued behind it (terminated with it), and a query issued afterwards (the client is now unusable). */
 async function terminatedConnectionErrors(): Promise<unknown[]> {
   const victim = new pg.Client({ connectionString: inject('databaseUrl') });
   const killer = new pg.Client({ connectionString: inject('databaseUrl') });
@@ -15,11 +16,14 @@ async function terminatedConnectionErrors(): Promise<unknown[]> {
   try {
     const { rows } = await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
     const pid = rows[0]!.pid;
-    const inFlight = victim.query('SELECT pg_sleep(30)').then(() => undefined, (error: unknown) => error);
+    const settle = (query: Promise<unknown>) => query.then(() => undefined, (error: unknown) => error);
+    const inFlight = settle(victim.query('SELECT pg_sleep(30)'));
+    const queued = settle(victim.query('SELECT 1'));
     await killer.query('SELECT pg_terminate_backend($1)', [pid]);
-    const first = await inFlight;
-    const next = await victim.query('SELECT 1').then(() => undefined, (error: unknown) => error);
-    return [first, next];
+    const running = await inFlight;
+    const behind = await queued;
+    const after = await settle(victim.query('SELECT 1'));
+    return [running, behind, after];
   } finally {
     await killer.end();
   }
@@ -35,7 +39,7 @@ describe('a database that went away', () => {
     const errors = [...await terminatedConnectionErrors(), await missingSocketError()];
     expect(errors.map((error) => (error as Error | undefined)?.message)).toEqual([
       'terminating connection due to administrator command', 'Connection terminated unexpectedly',
-      expect.stringContaining('ENOENT'),
+      'Client has encountered a connection error and is not queryable', expect.stringContaining('ENOENT'),
     ]);
     const app = Fastify();
     installErrorHandling(app);

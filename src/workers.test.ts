@@ -5,6 +5,7 @@ import type { Tx } from './infra/db.ts';
 import { startWorkers } from './workers.ts';
 import { createTemplate } from '../test/harness/issue-coupons.ts';
 import { createPartner, createTestApp, type TestApp } from '../test/harness/test-app.ts';
+import { waitFor } from '../test/harness/wait-for.ts';
 
 describe('background workers', () => {
   let t: TestApp;
@@ -24,13 +25,8 @@ describe('background workers', () => {
     let stop: (() => Promise<void>) | undefined;
     try {
       stop = await startWorkers(t.ctx);
-      const deadline = Date.now() + 30_000;
-      let status = '';
-      while (status !== 'SUCCEEDED') {
-        if (Date.now() > deadline) throw new Error(`job still ${status} after 30 s`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        status = (await t.ctx.workerDb.query<{ status: string }>('SELECT status FROM jobs WHERE id = $1', [jobId])).rows[0]?.status ?? '';
-      }
+      await waitFor(async () => (await t.ctx.workerDb.query<{ status: string }>('SELECT status FROM jobs WHERE id = $1', [jobId])).rows[0]?.status === 'SUCCEEDED',
+        { what: 'the job to succeed', intervalMs: 100 });
     } finally {
       for (const client of held) client.release();
       await stop?.();

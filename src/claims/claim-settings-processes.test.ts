@@ -1,6 +1,6 @@
 // Two API processes sharing Redis (two apps, each with its own template cache and gate): a change
 // made through one is obeyed by the other at its very next claim, though the other's cache still
-// holds the template as it was.
+// holds the template as it was. The pause with two real `serve` processes: test/e2e/two-api-processes.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { claimOnce, drainClaims } from '../../test/harness/claims.ts';

@@ -4,10 +4,11 @@
 // paused, PostgreSQL equal to the gate after the drain (reconcile: no drift).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
-import { drainClaims, waitFor } from '../../test/harness/claims.ts';
+import { drainClaims } from '../../test/harness/claims.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
 import { startClaimPersister } from './claim-persister.ts';
 import { reconcileTemplate } from './reconcile.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 interface Answer { readonly status: number; readonly code?: string; readonly couponId?: string; readonly sentAt: number; readonly answeredAt: number }
 interface Change { readonly total?: number; readonly paused?: boolean; readonly sentAt: number; readonly answeredAt: number }
@@ -63,19 +64,19 @@ describe.each([
 
     const sequence = async () => {
       try {
-        await waitFor(async () => issuedNow() >= 100, 120_000, '100 coupons issued');
+        await waitFor(async () => issuedNow() >= 100, { timeoutMs: 120_000, what: '100 coupons issued' });
         expect((await change({ paused: true })).statusCode).toBe(200);
-        await waitFor(async () => count((a) => a.code === 'CLAIM_PAUSED') >= 20, 120_000, 'claims refused while paused');
+        await waitFor(async () => count((a) => a.code === 'CLAIM_PAUSED') >= 20, { timeoutMs: 120_000, what: 'claims refused while paused' });
         expect((await change({ paused: false })).statusCode).toBe(200);
         const afterResume = issuedNow();
-        await waitFor(async () => issuedNow() >= afterResume + 50, 120_000, 'claims issued after the resume');
+        await waitFor(async () => issuedNow() >= afterResume + 50, { timeoutMs: 120_000, what: 'claims issued after the resume' });
         await lowerTo(50);
         const soldOutBefore = count((a) => a.code === 'SOLD_OUT');
-        await waitFor(async () => count((a) => a.code === 'SOLD_OUT') >= soldOutBefore + 20, 120_000, 'sold out after lowering');
+        await waitFor(async () => count((a) => a.code === 'SOLD_OUT') >= soldOutBefore + 20, { timeoutMs: 120_000, what: 'sold out after lowering' });
         const raisedTo = (await t.app.inject({ url: `/v1/coupon-templates/${id}`, headers: partner.headers })).json().totalQuantity + 100_000;
         expect((await change({ totalQuantity: raisedTo })).statusCode).toBe(200);
         const afterRaise = issuedNow();
-        await waitFor(async () => issuedNow() >= afterRaise + 100, 120_000, 'claims issued after the raise');
+        await waitFor(async () => issuedNow() >= afterRaise + 100, { timeoutMs: 120_000, what: 'claims issued after the raise' });
         // Exactly to the count in force: paused for it, since while claims flow the count moves on
         // during each PATCH's round trip and the retries can chase it indefinitely (seen in CI: ~900,000
         // claims and no landing). Claims keep arriving, refused CLAIM_PAUSED, and sell out on resume.
@@ -83,7 +84,7 @@ describe.each([
         await lowerTo(0);
         expect((await change({ paused: false })).statusCode).toBe(200);
         const soldOutThen = count((a) => a.code === 'SOLD_OUT');
-        await waitFor(async () => count((a) => a.code === 'SOLD_OUT') >= soldOutThen + 20, 120_000, 'sold out at the count in force');
+        await waitFor(async () => count((a) => a.code === 'SOLD_OUT') >= soldOutThen + 20, { timeoutMs: 120_000, what: 'sold out at the count in force' });
       } finally {
         sequenceDone = true;
       }

@@ -4,9 +4,10 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
-import { claimOnce, waitFor } from '../../test/harness/claims.ts';
+import { claimOnce } from '../../test/harness/claims.ts';
 import { openLiveStream, type LiveFrame } from '../../test/harness/live-stream.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 async function listen(t: TestApp): Promise<string> {
   await t.app.listen({ port: 0, host: '127.0.0.1' });
@@ -40,8 +41,8 @@ describe.each([
     await claimOnce(t.app, partner.headers, templateId, 'live-user-0');
     const soldOut = await stream.waitForFrame((f) => f.data.remaining === 0);
     expect(soldOut.data).toMatchObject({ issued: 30, status: 'sold_out' });
-    await waitFor(async () => stream.frames.some((f) => cps(f).sold_out! > 0), 30_000, 'a frame with sold_out claims');
-    await waitFor(async () => stream.frames.some((f) => cps(f).issued! > 0 && typeof f.data.p99Ms === 'number'), 30_000, 'a frame with issued claims and a p99');
+    await waitFor(async () => stream.frames.some((f) => cps(f).sold_out! > 0), { timeoutMs: 30_000, what: 'a frame with sold_out claims' });
+    await waitFor(async () => stream.frames.some((f) => cps(f).issued! > 0 && typeof f.data.p99Ms === 'number'), { timeoutMs: 30_000, what: 'a frame with issued claims and a p99' });
     expect(stream.frames.every((f) => Object.keys(cps(f)).sort().join() === 'closed,issued,limit_reached,not_open,other,paused,sold_out')).toBe(true);
 
     // Persisted catches up with issued (distributed: once a persister drains the stream).
@@ -82,7 +83,7 @@ describe.each([
     const second = await streams[0]!.waitForFrame((f) => f !== streams[0]!.frames[0]);
     await Promise.all(streams.map((s) => s.waitForFrame((f) => f.data.at === second.data.at)));
     for (const s of streams) s.close();
-    await waitFor(async () => t.ctx.liveClaims.watchedCount === before, 30_000, 'the timer to stop');
+    await waitFor(async () => t.ctx.liveClaims.watchedCount === before, { timeoutMs: 30_000, what: 'the timer to stop' });
   });
 
   it('is partner-scoped: another partner\'s template is not found, a missing key is refused', async () => {
@@ -115,7 +116,7 @@ describe.each([
       const again = await openLiveStream(url, templateA, a.apiKey);
       again.close();
       return again.status === 200;
-    }, 30_000, 'a seat to free up');
+    }, { timeoutMs: 30_000, what: 'a seat to free up' });
   });
 });
 

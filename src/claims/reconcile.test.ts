@@ -8,7 +8,7 @@ import { createPartner, createTestApp, type TestApp } from '../../test/harness/t
 import { reconcileRecentEvents, reconcileTemplate, startReconcileSchedule } from './reconcile.ts';
 import { closeContext, testContext } from '../../test/harness/test-app.ts';
 import { templateClaimKeys } from './redis-keys.ts';
-import { until } from '../../test/harness/until.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 describe('stampede reconcile', () => {
   let t: TestApp;
@@ -84,11 +84,11 @@ describe('stampede reconcile', () => {
     const stop = await startReconcileSchedule(scheduled);
     try {
       const drift = async () => (await scheduled.metrics.reconcileDrift.get()).values.find((v) => v.labels.template === templateId)?.value;
-      await until(async () => (await drift()) === 0, { what: 'a scheduled run to publish no drift' });
+      await waitFor(async () => (await drift()) === 0, { what: 'a scheduled run to publish no drift' });
       await t.ctx.redis!.hIncrBy(templateClaimKeys(templateId).state, 'issued', 3);
-      await until(async () => (await drift()) === 3, { what: 'a scheduled run to publish drift 3' });
+      await waitFor(async () => (await drift()) === 3, { what: 'a scheduled run to publish drift 3' });
       await t.ctx.redis!.hIncrBy(templateClaimKeys(templateId).state, 'issued', -3);
-      await until(async () => (await drift()) === 0, { what: 'a scheduled run to publish the repair' });
+      await waitFor(async () => (await drift()) === 0, { what: 'a scheduled run to publish the repair' });
     } finally {
       await stop();
       await closeContext(scheduled);

@@ -4,13 +4,14 @@
 // and sold out again.
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { couponRows, drainClaims, issuedCountInDb, stampede, waitFor } from '../../test/harness/claims.ts';
+import { couponRows, drainClaims, issuedCountInDb, stampede } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
 import { startClaimPersister } from './claim-persister.ts';
 import { claimFromStreamEntry } from './claim-record.ts';
 import { persistClaims } from './claim-writer.ts';
 import { PERSISTER_GROUP, templateClaimKeys } from './redis-keys.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 describe('event.sold_out in distributed mode', () => {
   let t: TestApp;
@@ -54,7 +55,7 @@ describe('event.sold_out in distributed mode', () => {
     // then it is stopped and another starts.
     const first = await startClaimPersister(t.ctx);
     try {
-      await waitFor(async () => (await redis.xLen(keys.stream)) === 0, 20_000, 'the redelivered entries to be acknowledged');
+      await waitFor(async () => (await redis.xLen(keys.stream)) === 0, { timeoutMs: 20_000, what: 'the redelivered entries to be acknowledged' });
     } finally {
       await first();
     }

@@ -55,13 +55,11 @@ describe.each([
     expect((await claimOnce(t.app, partner.headers, templateId, 'clicker')).status).toBe(201); // the event goes live
     const stopQueue = await startJobQueue(t.ctx);
     try {
-      const deadline = Date.now() + 30_000;
-      let job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
-      while (job.status !== 'FAILED') {
-        if (Date.now() > deadline || ['SUCCEEDED', 'CANCELLED'].includes(job.status)) throw new Error(`job ${JSON.stringify(job)}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
-      }
+      const job = await waitFor(async () => {
+        const now = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
+        if (['SUCCEEDED', 'CANCELLED'].includes(now.status)) throw new Error(`job ${JSON.stringify(now)}`);
+        return now.status === 'FAILED' && now;
+      }, { what: 'the distribution to fail', intervalMs: 100 });
       expect(job).toMatchObject({ total: 3, processed: 0, succeeded: 0 });
       expect(job.error).toMatch(/^CLAIM_EVENT_LIVE: /);
     } finally {

@@ -7,22 +7,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startJobQueue } from '../job-queue.ts';
 import { claimOnce } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { pointsClient } from '../../test/harness/points-client.ts';
+import { appWithJobQueue, finishedJob } from '../../test/harness/job-app.ts';
 import { createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 type Headers = Record<string, string>;
-
-/** Waits for `condition` with a deadline (no fixed sleeps). */
-async function until(condition: () => Promise<boolean> | boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** A CSV body that trickles one line every `everyMs` until `finish()` (or `cut()`). */
 function trickle(prefix: string, everyMs = 50) {
@@ -38,15 +30,6 @@ function trickle(prefix: string, everyMs = 50) {
 }
 
 const spoolFiles = async (dir: string) => (await readdir(dir).catch(() => [] as string[])).filter((name) => name.endsWith('.upload'));
-
-async function waitForJob(t: TestApp, headers: Headers, jobId: string) {
-  let job: Record<string, unknown> = {};
-  await until(async () => {
-    job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers })).json();
-    return ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(job.status as string);
-  }, `job ${jobId}`, 60_000);
-  return job;
-}
 
 describe('CSV uploads hold no database connection while a client sends', () => {
   let t: TestApp;
@@ -103,7 +86,7 @@ describe('CSV uploads hold no database connection while a client sends', () => {
       headers: { ...slow.headers, 'content-type': 'text/csv' }, payload: upload.stream,
     }));
     try {
-      await until(async () => (await spoolFiles(dir)).length === 30, 'thirty uploads being received');
+      await waitFor(async () => (await spoolFiles(dir)).length === 30, { what: 'thirty uploads being received' });
       expect(t.ctx.db.totalCount - t.ctx.db.idleCount).toBe(0); // nothing pinned by the uploads
       const during = await otherPartnerWork('during 30 trickling uploads');
       expect(during.statuses.filter((status) => status >= 300)).toEqual([]);
@@ -140,7 +123,7 @@ describe('CSV upload bounds', () => {
     const slow = [trickle('a1', 100), trickle('a2', 100), trickle('b1', 100)];
     const answers = [upload(a.headers, templates[0]!, slow[0]!.stream), upload(a.headers, templates[0]!, slow[1]!.stream), upload(b.headers, templates[1]!, slow[2]!.stream)];
     try {
-      await until(async () => (await spoolFiles(dir)).length === 3, 'three uploads being received');
+      await waitFor(async () => (await spoolFiles(dir)).length === 3, { what: 'three uploads being received' });
       const partnerFull = await upload(a.headers, templates[0]!, 'user_id\nx\n');
       expect(partnerFull.statusCode).toBe(429);
       expect(partnerFull.json().error.code).toBe('BULK_UPLOAD_LIMIT_REACHED');
@@ -187,10 +170,10 @@ describe('CSV upload bounds', () => {
     const templateId = await createTemplate(t.app, partner.headers);
     const slow = trickle('gone', 20);
     const answer = upload(partner.headers, templateId, slow.stream);
-    await until(async () => (await spoolFiles(dir)).length === 1, 'the upload being received');
+    await waitFor(async () => (await spoolFiles(dir)).length === 1, { what: 'the upload being received' });
     slow.stream.destroy(new Error('client went away'));
     await answer.catch(() => undefined);
-    await until(async () => (await spoolFiles(dir)).length === 0, 'the spool file being deleted');
+    await waitFor(async () => (await spoolFiles(dir)).length === 0, { what: 'the spool file being deleted' });
     const refused = await upload(partner.headers, templateId, 'user_id,email\nu1,a@example.com\n');
     expect(refused.json().error.code).toBe('CSV_COLUMN_REQUIRED');
     expect(await spoolFiles(dir)).toEqual([]);
@@ -212,16 +195,7 @@ describe('CSV upload bounds', () => {
 });
 
 describe('CSV distributions are read as CSV', () => {
-  let t: TestApp;
-  let stopQueue: () => Promise<void>;
-  beforeAll(async () => {
-    t = await createTestApp();
-    stopQueue = await startJobQueue(t.ctx);
-  });
-  afterAll(async () => {
-    await stopQueue();
-    await t.close();
-  });
+  const t = appWithJobQueue();
 
   const distribute = (headers: Headers, templateId: string, body: string, query = '') => t.app.inject({
     method: 'POST', url: `/v1/coupon-templates/${templateId}/distributions${query}`, headers: { ...headers, 'content-type': 'text/csv' }, payload: body,
@@ -258,7 +232,7 @@ describe('CSV distributions are read as CSV', () => {
         const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: null });
         const accepted = await distribute(partner.headers, templateId, body, `?column=${column}`);
         expect(accepted.statusCode, accepted.body).toBe(202);
-        const job = await waitForJob(t, partner.headers, accepted.json().jobId);
+        const job = await finishedJob(t.app, partner.headers, accepted.json().jobId);
         expect(job).toMatchObject({ status: 'SUCCEEDED', total: 6, processed: 6, succeeded: 4, failed: 2 });
         expect(await holders(templateId)).toEqual(['u-1', 'u-2', 'u-3', 'u-4']);
         expect(await failures(partner.headers, accepted.json().jobId)).toEqual([
@@ -289,7 +263,7 @@ describe('CSV distributions are read as CSV', () => {
 
     const accepted = await distribute(partner.headers, templateId, exported, '?column=user_id');
     expect(accepted.statusCode).toBe(202);
-    expect(await waitForJob(t, partner.headers, accepted.json().jobId)).toMatchObject({ status: 'SUCCEEDED', total: 1, succeeded: 1 });
+    expect(await finishedJob(t.app, partner.headers, accepted.json().jobId)).toMatchObject({ status: 'SUCCEEDED', total: 1, succeeded: 1 });
     expect(await holders(templateId)).toEqual(['u100']);
   });
 
@@ -302,7 +276,7 @@ describe('CSV distributions are read as CSV', () => {
     const accepted = await distribute(partner.headers, templateId, body);
     expect(accepted.statusCode, accepted.body).toBe(202);
     const { jobId } = accepted.json();
-    expect(await waitForJob(t, partner.headers, jobId)).toMatchObject({ status: 'SUCCEEDED', total: 7, succeeded: 5, failed: 2 });
+    expect(await finishedJob(t.app, partner.headers, jobId)).toMatchObject({ status: 'SUCCEEDED', total: 7, succeeded: 5, failed: 2 });
     expect(await holders(templateId)).toEqual(['q"5', 'q,3', 'q-1', 'q-2', 'q-7']);
     expect(await failures(partner.headers, jobId)).toEqual([
       { position: 5, item: 'q 4', reason: 'MALFORMED_USER_ID' },

@@ -1,28 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { withTransaction } from '../infra/db.ts';
-import { startJobQueue } from '../job-queue.ts';
 import { insertJob, readJob, setStagedInput } from '../jobs/job-repository.ts';
 import { ChunkRaceError } from '../jobs/job-runner.ts';
 import { enqueueJobRun } from '../jobs/queue.ts';
 import { distributionHandler, stageUserIdList } from './distribution.ts';
 import { createSourceDatabase } from '../../test/harness/sql-source.ts';
-import { adminHeaders, createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
+import { appWithJobQueue, finishedJob } from '../../test/harness/job-app.ts';
+import { adminHeaders, createPartner, templateBody, type TestApp } from '../../test/harness/test-app.ts';
 import { noOtherTransaction, waitFor } from '../../test/harness/wait-for.ts';
 
 type Headers = Record<string, string>;
-
-async function waitForJob(t: TestApp, headers: Headers, jobId: string, timeoutMs = 120_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers })).json();
-    if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(job.status)) return job;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} still ${job.status}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 async function createTemplate(t: TestApp, headers: Headers, overrides: Record<string, unknown> = {}) {
   const response = await t.app.inject({ method: 'POST', url: '/v1/coupon-templates', headers, payload: templateBody({ totalQuantity: null, ...overrides }) });
@@ -31,16 +21,7 @@ async function createTemplate(t: TestApp, headers: Headers, overrides: Record<st
 }
 
 describe('coupon distribution', () => {
-  let t: TestApp;
-  let stopQueue: () => Promise<void>;
-  beforeAll(async () => {
-    t = await createTestApp();
-    stopQueue = await startJobQueue(t.ctx);
-  });
-  afterAll(async () => {
-    await stopQueue();
-    await t.close();
-  });
+  const t = appWithJobQueue();
 
   it('distributes a 200,000-line CSV with 1% malformed lines and 5% duplicates with exact counts', async () => {
     const partner = await createPartner(t.app);
@@ -84,7 +65,7 @@ describe('coupon distribution', () => {
     expect(accepted.statusCode, accepted.body).toBe(202);
     const { jobId } = accepted.json();
 
-    const job = await waitForJob(t, partner.headers, jobId);
+    const job = await finishedJob(t.app, partner.headers, jobId);
     expect(job).toMatchObject({ status: 'SUCCEEDED', type: 'COUPON_DISTRIBUTION', total: 200_000, processed: 200_000, failed: 2_000, skipped: 10_000, succeeded: 188_000, notServed: 0 });
     const { rows: [stats] } = await t.ctx.db.query(
       `SELECT count(*)::int AS coupons, count(DISTINCT user_id)::int AS users, max(seq) AS max_seq, count(slot)::int AS slots,
@@ -151,14 +132,14 @@ describe('coupon distribution', () => {
       payload: { userIds: ['a', 'b', 'a', 'a'] },
     });
     expect(first.statusCode).toBe(202);
-    expect(await waitForJob(t, partner.headers, first.json().jobId)).toMatchObject({ total: 4, succeeded: 3, skipped: 1, failed: 0, notServed: 0 });
+    expect(await finishedJob(t.app, partner.headers, first.json().jobId)).toMatchObject({ total: 4, succeeded: 3, skipped: 1, failed: 0, notServed: 0 });
     // a holds 2 (the limit): skipped; b holds 1 and gets one more; c takes the last of the stock (5), so
     // d and e are not served; the second b would exceed the limit: skipped.
     const second = await t.app.inject({
       method: 'POST', url: `/v1/coupon-templates/${templateId}/distributions`, headers: partner.headers,
       payload: { userIds: ['a', 'b', 'c', 'd', 'e', 'b'] },
     });
-    const job = await waitForJob(t, partner.headers, second.json().jobId);
+    const job = await finishedJob(t.app, partner.headers, second.json().jobId);
     expect(job).toMatchObject({ status: 'SUCCEEDED', total: 6, processed: 6, succeeded: 2, skipped: 2, notServed: 2 });
     const { rows } = await t.ctx.db.query(
       `SELECT user_id, seq, valid_until - valid_from AS lifetime FROM coupons WHERE template_id = $1 ORDER BY user_id, seq`, [templateId]);
@@ -248,7 +229,7 @@ describe('coupon distribution', () => {
     const accepted = await post({ type: 'sql', query: `SELECT id FROM ${table};` });
     expect(accepted.statusCode, accepted.body).toBe(202);
     const { jobId } = accepted.json<{ jobId: string }>();
-    expect(await waitForJob(t, partner.headers, jobId)).toMatchObject({ status: 'SUCCEEDED', total: 25_002, processed: 25_002, succeeded: 25_000, failed: 2 });
+    expect(await finishedJob(t.app, partner.headers, jobId)).toMatchObject({ status: 'SUCCEEDED', total: 25_002, processed: 25_002, succeeded: 25_000, failed: 2 });
     const failures = (await t.app.inject({ url: `/v1/jobs/${jobId}/failures`, headers: partner.headers })).json();
     expect(failures.items).toEqual([
       { position: 25_001, item: '', reason: 'MALFORMED_USER_ID' }, // a source row's text is never shown

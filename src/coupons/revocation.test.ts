@@ -1,25 +1,17 @@
 // Revocation in-process (embedded mode): of the listed users only, claimed coupons included; a
 // revoked coupon reads REVOKED and answers COUPON_REVOKED; a USED one is left alone.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startJobQueue } from '../job-queue.ts';
-import { claimOnce, waitFor } from '../../test/harness/claims.ts';
+import { describe, expect, it } from 'vitest';
+import { claimOnce } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
-import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { appWithJobQueue } from '../../test/harness/job-app.ts';
+import { createPartner } from '../../test/harness/test-app.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 describe.each([
   ['embedded (in-process gate)', false],
   ['distributed (Redis gate, claims not yet persisted)', true],
 ])('coupon revocation, %s', (_mode, distributed) => {
-  let t: TestApp;
-  let stopQueue: () => Promise<void>;
-  beforeAll(async () => {
-    t = await createTestApp({ distributed });
-    stopQueue = await startJobQueue(t.ctx);
-  });
-  afterAll(async () => {
-    await stopQueue();
-    await t.close();
-  });
+  const t = appWithJobQueue({ distributed });
 
   it('revokes the listed users\' unused coupons only; redeemed ones stay USED', async () => {
     const partner = await createPartner(t.app);
@@ -35,7 +27,7 @@ describe.each([
     expect(accepted.statusCode, accepted.body).toBe(202);
     const { jobId } = accepted.json();
     const job = async () => (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
-    await waitFor(async () => ['SUCCEEDED', 'FAILED'].includes((await job()).status), 60_000, 'the revocation to finish');
+    await waitFor(async () => ['SUCCEEDED', 'FAILED'].includes((await job()).status), { timeoutMs: 60_000, what: 'the revocation to finish' });
     expect(await job()).toMatchObject({ status: 'SUCCEEDED', total: 3, processed: 3, succeeded: 3, skipped: 0, failed: 0 });
 
     const status = async (id: string) => (await t.app.inject({ url: `/v1/coupons/${id}`, headers: partner.headers })).json().status;

@@ -16,6 +16,7 @@ import { createMetrics } from '../infra/metrics.ts';
 import { connectRedis } from '../infra/redis.ts';
 import { startJobQueue } from '../job-queue.ts';
 import { ADMIN_TOKEN, adminHeaders, templateBody } from '../../test/harness/test-app.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 import type { FastifyInstance } from 'fastify';
 
 describe('secrets in logs', () => {
@@ -81,14 +82,11 @@ describe('secrets in logs', () => {
     const { jobId } = (await app.inject({ method: 'POST', url: `/v1/coupon-templates/${template.id}/distributions`, headers, payload: { userIds: ['ann', 'bob'] } })).json();
 
     // Every delivery has failed once (the receiver answers 500), so each failure has been logged.
-    const deadline = Date.now() + 30_000;
-    for (;;) {
+    await waitFor(async () => {
       const deliveries = (await app.inject({ url: `/v1/jobs/${jobId}/webhook-deliveries`, headers })).json().items as Array<{ attempts: number }>;
-      if (deliveries.length === 2 * hooks.length && deliveries.every((delivery) => delivery.attempts >= 1)
-        && lines.filter((line) => line.includes('webhook delivery failed')).length >= 2 * hooks.length) break;
-      if (Date.now() > deadline) throw new Error(`deliveries not attempted: ${JSON.stringify(deliveries)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+      return deliveries.length === 2 * hooks.length && deliveries.every((delivery) => delivery.attempts >= 1)
+        && lines.filter((line) => line.includes('webhook delivery failed')).length >= 2 * hooks.length;
+    }, { what: 'every delivery attempted and its failure logged' });
 
     const log = lines.join('');
     expect(log).toContain(`"receiver":"http://${base}"`);

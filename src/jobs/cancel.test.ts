@@ -1,23 +1,13 @@
 // POST /v1/jobs/{id}/cancel answers at once whatever the run is doing: here a chunk that waits on a
 // wallet another transaction holds (it holds the job row while it waits). The run is interrupted,
 // rolls its chunk back and hands over; the job stays CANCELLED with nothing applied.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../test/harness/claims.ts';
-import { withDeadline } from '../../test/harness/wait-for.ts';
-import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
-import { startJobQueue } from '../job-queue.ts';
+import { describe, expect, it } from 'vitest';
+import { waitFor, withDeadline } from '../../test/harness/wait-for.ts';
+import { appWithJobQueue } from '../../test/harness/job-app.ts';
+import { createPartner } from '../../test/harness/test-app.ts';
 
 describe('cancel of a running job', () => {
-  let t: TestApp;
-  let stopQueue: () => Promise<void>;
-  beforeAll(async () => {
-    t = await createTestApp();
-    stopQueue = await startJobQueue(t.ctx);
-  });
-  afterAll(async () => {
-    await stopQueue();
-    await t.close();
-  });
+  const t = appWithJobQueue();
 
   it('answers at once while a chunk waits on a lock, and the run lets go of the job', async () => {
     const partner = await createPartner(t.app);
@@ -37,7 +27,7 @@ describe('cancel of a running job', () => {
         const { rows } = await t.ctx.db.query(
           `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%accrual_chunk_items%' AND pid <> pg_backend_pid()`);
         return rows.length > 0;
-      }, 30_000, 'the first chunk to wait on the locked wallet');
+      }, { timeoutMs: 30_000, what: 'the first chunk to wait on the locked wallet' });
 
       // The wallet stays locked until the end of this block: a cancel that waited on it would never answer.
       const cancelled = await withDeadline(t.app.inject({ method: 'POST', url: `/v1/jobs/${jobId}/cancel`, headers: partner.headers }), 30_000, 'the cancel answering while the wallet is locked');
@@ -47,12 +37,12 @@ describe('cancel of a running job', () => {
       await waitFor(async () => {
         const { rows } = await t.ctx.db.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%accrual_chunk_items%' AND pid <> pg_backend_pid()`);
         return rows.length === 0;
-      }, 30_000, 'the run to stop waiting');
+      }, { timeoutMs: 30_000, what: 'the run to stop waiting' });
       await holder.query('COMMIT');
       await waitFor(async () => {
         const { rows } = await t.ctx.db.query(`SELECT 1 FROM graphile_worker.jobs WHERE key = $1`, [`stampede-job:${jobId}`]);
         return rows.length === 0;
-      }, 15_000, 'the job to leave the queue');
+      }, { timeoutMs: 15_000, what: 'the job to leave the queue' });
       const job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
       expect(job).toMatchObject({ status: 'CANCELLED', processed: 0, succeeded: 0 });
       const { rows: [ledger] } = await t.ctx.db.query(`SELECT count(*)::int AS earns FROM point_transactions WHERE partner_id = $1`, [partner.id]);

@@ -2,54 +2,27 @@
 // commit, coupon.redeemed and coupon.redemption_cancelled from the redeem and cancel statements,
 // each written with the change it announces, delivered signed in the webhook's format, and only to
 // webhooks that chose the event by name.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stampede, waitFor } from '../../test/harness/claims.ts';
+import { stampede } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
-import { createPartner, createTestApp, inRolledBackTransaction, type TestApp } from '../../test/harness/test-app.ts';
+import { appWithJobQueue } from '../../test/harness/job-app.ts';
+import { createPartner, inRolledBackTransaction } from '../../test/harness/test-app.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
+import { startWebhookReceiver, type ReceivedWebhook, type WebhookReceiver } from '../../test/harness/webhook-receiver.ts';
 import type { RedemptionPayload, SoldOutPayload } from './domain-event-messages.ts';
-import { startJobQueue } from '../job-queue.ts';
 import { DELIVER_WEBHOOK_TASK, WEBHOOK_MAX_ATTEMPTS } from './queue.ts';
 import { verifySignature } from './webhook-signature.ts';
 
-interface Received {
-  path: string;
-  event: string | undefined;
-  body: Record<string, unknown>;
-  raw: string;
-  signature: string | undefined;
-}
-
 describe('domain events on the webhook outbox', () => {
-  let t: TestApp;
-  let stopQueue: () => Promise<void>;
-  let receiver: http.Server;
+  let receiver: WebhookReceiver;
   let base: string;
-  const received: Received[] = [];
-
+  let received: ReceivedWebhook[];
   beforeAll(async () => {
-    receiver = http.createServer((request, response) => {
-      let text = '';
-      request.on('data', (chunk: Buffer) => { text += chunk.toString(); });
-      request.on('end', () => {
-        received.push({
-          path: request.url ?? '', event: request.headers['x-stampede-event'] as string | undefined, body: JSON.parse(text),
-          raw: text, signature: request.headers['stampede-signature'] as string | undefined,
-        });
-        response.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-    t = await createTestApp({ env: { STAMPEDE_WEBHOOK_ALLOW_PRIVATE: 'true' } });
-    stopQueue = await startJobQueue(t.ctx);
+    receiver = await startWebhookReceiver();
+    ({ base, received } = receiver);
   });
-  afterAll(async () => {
-    await stopQueue();
-    await t.close();
-    receiver.close();
-  });
+  afterAll(() => receiver?.close());
+  const t = appWithJobQueue({ env: { STAMPEDE_WEBHOOK_ALLOW_PRIVATE: 'true' } });
 
   /** Registers a webhook at `${base}/${path}`; returns its secret. */
   const register = async (headers: Record<string, string>, path: string, kind: string, events?: string[]) => {
@@ -78,7 +51,7 @@ describe('domain events on the webhook outbox', () => {
     expect(answers.filter((a) => a.status === 201)).toHaveLength(5);
 
     await waitFor(async () => ['json', 'slack', 'discord'].every((kind) => arrived(`sold-${kind}-${tag}`, 'event.sold_out', templateId).length > 0),
-      30_000, 'event.sold_out at every subscribed webhook');
+      { timeoutMs: 30_000, what: 'event.sold_out at every subscribed webhook' });
     const rows = await deliveriesOf(templateId, 'event.sold_out');
     expect(rows).toHaveLength(3);
     for (const kind of ['json', 'slack', 'discord']) expect(arrived(`sold-${kind}-${tag}`, 'event.sold_out', templateId)).toHaveLength(1);
@@ -127,7 +100,7 @@ describe('domain events on the webhook outbox', () => {
     expect(cancelled.statusCode).toBe(200);
 
     await waitFor(async () => arrived(`redeem-${tag}`, 'coupon.redemption_cancelled', couponId).length > 0 && arrived(`redeem-slack-${tag}`, 'coupon.redeemed', couponId).length > 0,
-      30_000, 'the redemption announcements');
+      { timeoutMs: 30_000, what: 'the redemption announcements' });
     const { rows } = await t.ctx.db.query<{ event: string; n: number }>(
       `SELECT d.event, count(*)::int AS n FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
         WHERE w.partner_id = $1 GROUP BY d.event ORDER BY d.event`, [partner.id]);

@@ -3,7 +3,6 @@
 // staged bytes.
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
 import { stageUserIdList } from '../coupons/distribution.ts';
@@ -11,6 +10,7 @@ import { withTransaction } from '../infra/db.ts';
 import { startJobQueue } from '../job-queue.ts';
 import { insertJob, setStagedInput } from './job-repository.ts';
 import { enqueueJobRun, ensureQueueSchema } from './queue.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 interface Timing { id: string; partner_id: string; status: string; started_at: Date; finished_at: Date }
 
@@ -51,7 +51,7 @@ describe('fair share of bulk jobs between partners', () => {
   const allFinished = (t: TestApp, ids: string[]) => waitFor(async () => {
     const rows = await timings(t, ids);
     return ids.every((id) => rows.get(id)?.status === 'SUCCEEDED');
-  }, 90_000, 'every job to succeed');
+  }, { timeoutMs: 90_000, what: 'every job to succeed' });
 
   it('starts the job of a partner with one queued before the second of a partner with ten (one worker slot)', async () => {
     const t = await app({ STAMPEDE_BULK_JOB_CONCURRENCY: '1' });

@@ -1,21 +1,12 @@
 // Cancelling a job that has already finished is refused with 409 JOB_NOT_CANCELLABLE (and the job
 // is left as it was); cancelling a cancelled job again answers it as it is.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
-import { until } from '../../test/harness/until.ts';
-import { startJobQueue } from '../job-queue.ts';
+import { describe, expect, it } from 'vitest';
+import { appWithJobQueue } from '../../test/harness/job-app.ts';
+import { createPartner, templateBody } from '../../test/harness/test-app.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 describe('cancelling a finished job', () => {
-  let t: TestApp;
-  let stopQueue: (() => Promise<void>) | undefined;
-  beforeAll(async () => {
-    t = await createTestApp();
-    stopQueue = await startJobQueue(t.ctx);
-  });
-  afterAll(async () => {
-    await stopQueue?.();
-    await t?.close();
-  });
+  const t = appWithJobQueue();
 
   it('409 JOB_NOT_CANCELLABLE once it succeeded; a second cancel of a cancelled job is answered as it is', async () => {
     const partner = await createPartner(t.app);
@@ -26,7 +17,7 @@ describe('cancelling a finished job', () => {
     expect(accepted.statusCode).toBe(202);
     const { jobId } = accepted.json<{ jobId: string }>();
     const status = async () => (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json().status as string;
-    await until(async () => (await status()) === 'SUCCEEDED', { timeoutMs: 60_000, what: 'the distribution to succeed' });
+    await waitFor(async () => (await status()) === 'SUCCEEDED', { timeoutMs: 60_000, what: 'the distribution to succeed' });
 
     const refused = await t.app.inject({ method: 'POST', url: `/v1/jobs/${jobId}/cancel`, headers: partner.headers });
     expect(refused.statusCode).toBe(409);

@@ -4,8 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createPartner, createTestApp } from '../../test/harness/test-app.ts';
-import { until } from '../../test/harness/until.ts';
 import { startJobRetention } from './job-retention.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 const DAY = 86_400_000;
 
@@ -30,7 +30,7 @@ describe('job retention schedule', () => {
       expect((await ids()).sort()).toEqual([finished, running].sort());
       const stop = await startJobRetention(t.ctx);
       try {
-        await until(async () => !(await ids()).includes(finished), { what: 'a scheduled run to delete the finished job' });
+        await waitFor(async () => !(await ids()).includes(finished), { what: 'a scheduled run to delete the finished job' });
       } finally {
         await stop();
       }

@@ -3,23 +3,18 @@
 // releases everything, and the next job runs; no source row text reaches the partner.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { waitFor } from '../../test/harness/claims.ts';
-import { withDeadline } from '../../test/harness/wait-for.ts';
+import { waitFor, withDeadline } from '../../test/harness/wait-for.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { createSourceDatabase, withCredentials, type TestSourceDatabase } from '../../test/harness/sql-source.ts';
-import { adminHeaders, createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
-import { startJobQueue } from '../job-queue.ts';
+import { appWithJobQueue, finishedJob } from '../../test/harness/job-app.ts';
+import { adminHeaders, createPartner } from '../../test/harness/test-app.ts';
 
 type Headers = Record<string, string>;
 const SECRET = 'SECRET-ROW-TEXT';
 
 describe('per-partner SQL sources', () => {
-  let t: TestApp;
   let source: TestSourceDatabase;
-  let stopQueue: () => Promise<void>;
   beforeAll(async () => {
-    t = await createTestApp();
-    stopQueue = await startJobQueue(t.ctx);
     source = await createSourceDatabase(inject('databaseUrl'));
     await source.admin(`CREATE TABLE members (n int PRIMARY KEY, id text)`);
     // 20,000 rows: every 1,000th is not a user id and carries text the partner must never see back.
@@ -27,18 +22,14 @@ describe('per-partner SQL sources', () => {
     await source.admin(`GRANT SELECT ON members TO ${source.role}`);
   });
   afterAll(async () => {
-    await stopQueue();
-    await t.close();
     await source.drop();
   });
+  const t = appWithJobQueue(); // registered last: closed first, before the source is dropped
 
   const register = (partnerId: string, url: string) =>
     t.app.inject({ method: 'PUT', url: `/v1/partners/${partnerId}/sql-source`, headers: adminHeaders, payload: { url } });
   const job = async (headers: Headers, jobId: string) => (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers })).json();
-  const finished = async (headers: Headers, jobId: string, timeoutMs: number) => {
-    await waitFor(async () => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes((await job(headers, jobId)).status), timeoutMs, `job ${jobId} to finish`);
-    return job(headers, jobId);
-  };
+  const finished = (headers: Headers, jobId: string, timeoutMs: number) => finishedJob(t.app, headers, jobId, timeoutMs);
   const partnerWithSource = async () => {
     const partner = await createPartner(t.app);
     const registered = await register(partner.id, source.url);
@@ -152,7 +143,7 @@ describe('per-partner SQL sources', () => {
     const failed = await finished(partner.headers, jobId, 30_000);
     expect(failed).toMatchObject({ status: 'FAILED', processed: 0 });
     expect(failed.error).toMatch(/^SOURCE_QUERY_FAILED: .*after row 10000 \(SQLSTATE 22P02\)/); // mid-stream, not at the end
-    await waitFor(async () => Object.values(await releasedEverything(jobId)).every((n) => n === 0), 30_000, 'the job to release everything');
+    await waitFor(async () => Object.values(await releasedEverything(jobId)).every((n) => n === 0), { timeoutMs: 30_000, what: 'the job to release everything' });
     await expectNoRowText(partner.id, jobId, JSON.stringify(failed));
     await anotherPartnersJobRuns();
   });
@@ -164,7 +155,7 @@ describe('per-partner SQL sources', () => {
     const failed = await finished(partner.headers, jobId, 30_000);
     expect(failed).toMatchObject({ status: 'FAILED' });
     expect(failed.error).toMatch(/^SOURCE_TIMEOUT: /);
-    await waitFor(async () => Object.values(await releasedEverything(jobId)).every((n) => n === 0), 30_000, 'the job to release everything');
+    await waitFor(async () => Object.values(await releasedEverything(jobId)).every((n) => n === 0), { timeoutMs: 30_000, what: 'the job to release everything' });
     await expectNoRowText(partner.id, jobId, JSON.stringify(failed));
     await anotherPartnersJobRuns();
   });
@@ -174,13 +165,13 @@ describe('per-partner SQL sources', () => {
     // A 1 ms sleep every 100 rows: each FETCH of 10,000 rows takes ≈ 0.1 s (far under the 2 s
     // timeout, which must not be what stops it), and the whole read over 20 s.
     const jobId = await sqlJob(partner, `SELECT 'm-' || g FROM generate_series(1, 2000000) g WHERE g % 100 <> 0 OR pg_sleep(0.001) IS NOT NULL`);
-    await waitFor(async () => (await releasedEverything(jobId)).source_sessions > 0 && (await job(partner.headers, jobId)).status === 'RUNNING', 15_000, 'the job to stage');
+    await waitFor(async () => (await releasedEverything(jobId)).source_sessions > 0 && (await job(partner.headers, jobId)).status === 'RUNNING', { timeoutMs: 15_000, what: 'the job to stage' });
     // The read takes over 20 s: a cancel (and a release) that waited for it would miss these deadlines,
     // and the total of 0 checked below shows the read never finished.
     const cancelled = await withDeadline(t.app.inject({ method: 'POST', url: `/v1/jobs/${jobId}/cancel`, headers: partner.headers }), 10_000, 'the cancel answering while the source is read');
     expect(cancelled.statusCode, cancelled.body).toBe(200);
     expect(cancelled.json().status).toBe('CANCELLED');
-    await waitFor(async () => Object.values(await releasedEverything(jobId)).every((n) => n === 0), 10_000, 'the cancelled run to release everything');
+    await waitFor(async () => Object.values(await releasedEverything(jobId)).every((n) => n === 0), { timeoutMs: 10_000, what: 'the cancelled run to release everything' });
     expect(await job(partner.headers, jobId)).toMatchObject({ status: 'CANCELLED', total: 0, processed: 0 });
     await anotherPartnersJobRuns();
   });

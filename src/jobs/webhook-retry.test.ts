@@ -5,13 +5,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
-import { until } from '../../test/harness/until.ts';
-import { startJobQueue } from '../job-queue.ts';
+import { appWithJobQueue } from '../../test/harness/job-app.ts';
+import { createPartner } from '../../test/harness/test-app.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 describe('webhook retries', () => {
-  let t: TestApp;
-  let stopQueue: (() => Promise<void>) | undefined;
   let receiver: http.Server;
   let base: string;
   const hits = new Map<string, number>();
@@ -26,14 +24,9 @@ describe('webhook retries', () => {
     });
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-    t = await createTestApp({ env: { STAMPEDE_WEBHOOK_ALLOW_PRIVATE: 'true' } });
-    stopQueue = await startJobQueue(t.ctx);
   });
-  afterAll(async () => {
-    await stopQueue?.();
-    await t?.close();
-    receiver.close();
-  });
+  afterAll(() => { receiver?.close(); });
+  const t = appWithJobQueue({ env: { STAMPEDE_WEBHOOK_ALLOW_PRIVATE: 'true' } });
 
   it('a receiver that always refuses: 8 attempts with growing backoff, then FAILED', async () => {
     const partner = await createPartner(t.app);
@@ -52,7 +45,7 @@ describe('webhook retries', () => {
 
     const { rows: [delivery] } = await t.ctx.db.query<{ id: string }>('SELECT id FROM webhook_deliveries WHERE job_id = $1', [jobId]);
     const backoffAfter = new Map<number, number>(); // failed attempts so far → seconds until the next one
-    await until(async () => {
+    await waitFor(async () => {
       const { rows: [state] } = await t.ctx.db.query<{ status: string }>('SELECT status FROM webhook_deliveries WHERE id = $1', [delivery!.id]);
       if (state!.status !== 'PENDING') return true;
       // The queue's entry, waiting for its next attempt (not running): note its backoff, then run it now.

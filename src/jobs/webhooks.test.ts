@@ -1,50 +1,23 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
-import { startJobQueue } from '../job-queue.ts';
+import { appWithJobQueue } from '../../test/harness/job-app.ts';
+import { createPartner, templateBody } from '../../test/harness/test-app.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
+import { startWebhookReceiver, type ReceivedWebhook, type WebhookReceiver } from '../../test/harness/webhook-receiver.ts';
 import { jobEventPayload, renderWebhookMessage } from './webhook-messages.ts';
 import type { Job } from './job-repository.ts';
 import { signatureHeader, verifySignature } from './webhook-signature.ts';
 
-interface Received {
-  path: string;
-  event: string | undefined;
-  body: Record<string, unknown>;
-  raw: string;
-  signature: string | undefined;
-}
-
 describe('job webhooks', () => {
-  let t: TestApp;
-  let stopQueue: () => Promise<void>;
-  let receiver: http.Server;
+  let receiver: WebhookReceiver;
   let base: string;
-  const received: Received[] = [];
-
+  let received: ReceivedWebhook[];
   beforeAll(async () => {
-    receiver = http.createServer((request, response) => {
-      let text = '';
-      request.on('data', (chunk: Buffer) => { text += chunk.toString(); });
-      request.on('end', () => {
-        received.push({
-          path: request.url ?? '', event: request.headers['x-stampede-event'] as string | undefined, body: JSON.parse(text),
-          raw: text, signature: request.headers['stampede-signature'] as string | undefined,
-        });
-        response.writeHead(request.url === '/broken' ? 500 : 200).end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-    // The receivers listen on 127.0.0.1: allowed here, refused by default (webhook-address.test.ts).
-    t = await createTestApp({ env: { STAMPEDE_WEBHOOK_ALLOW_PRIVATE: 'true' } });
-    stopQueue = await startJobQueue(t.ctx);
+    receiver = await startWebhookReceiver((path) => (path === '/broken' ? 500 : 200));
+    ({ base, received } = receiver);
   });
-  afterAll(async () => {
-    await stopQueue();
-    await t.close();
-    receiver.close();
-  });
+  afterAll(() => receiver?.close());
+  // The receivers listen on 127.0.0.1: allowed here, refused by default (webhook-address.test.ts).
+  const t = appWithJobQueue({ env: { STAMPEDE_WEBHOOK_ALLOW_PRIVATE: 'true' } });
 
   it('announces start and success in Slack, Discord and JSON shapes; a failing receiver does not fail the job', async () => {
     const partner = await createPartner(t.app);
@@ -65,12 +38,9 @@ describe('job webhooks', () => {
     });
     const { jobId } = accepted.json();
 
-    const deadline = Date.now() + 30_000;
     const got = (path: string, event: string) => received.find((r) => r.path === path && r.event === event && JSON.stringify(r.body).includes(jobId));
-    while (!(['/slack', '/discord', '/json', '/broken'].every((path) => got(path, 'job.started') && got(path, 'job.succeeded')))) {
-      if (Date.now() > deadline) throw new Error(`missing announcements; got ${JSON.stringify(received.map((r) => [r.path, r.event]))}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitFor(() => ['/slack', '/discord', '/json', '/broken'].every((path) => got(path, 'job.started') && got(path, 'job.succeeded')),
+      { what: 'job.started and job.succeeded at every receiver', intervalMs: 100 });
     const job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers: partner.headers })).json();
     expect(job).toMatchObject({ status: 'SUCCEEDED', succeeded: 3, skipped: 1 });
 
@@ -144,12 +114,7 @@ describe('job webhooks', () => {
     });
     const { jobId } = accepted.json();
     expect((await t.app.inject({ method: 'POST', url: `/v1/jobs/${jobId}/cancel`, headers: partner.headers })).json().status).toBe('CANCELLED');
-    const deadline = Date.now() + 30_000;
-    let announcement: Received | undefined;
-    while (!(announcement = received.find((r) => r.path === '/cancelled' && r.raw.includes(jobId)))) {
-      if (Date.now() > deadline) throw new Error('job.cancelled was not delivered');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const announcement = await waitFor(() => received.find((r) => r.path === '/cancelled' && r.raw.includes(jobId)), { what: 'job.cancelled to be delivered' });
     expect(announcement.event).toBe('job.cancelled');
     expect(announcement.body).toMatchObject({ event: 'job.cancelled', job: { id: jobId, status: 'CANCELLED' } });
     expect(verifySignature(registered.json().secret, announcement.raw, announcement.signature!, Math.floor(Date.now() / 1000))).toBe(true);

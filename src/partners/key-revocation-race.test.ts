@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminHeaders, createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 const KEYS = 1_000;
 const CLIENT = '127.0.0.1';
@@ -33,14 +34,6 @@ function countKeyQueries(t: TestApp): () => number {
     return result;
   };
   return () => finished;
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
 }
 
 async function revoke(t: TestApp, keys: Array<{ id: string }>): Promise<number> {
@@ -79,7 +72,7 @@ describe('API key revocation racing look-ups (distributed)', () => {
     // look-up's cache write waits while it reads PostgreSQL and the revocations answer.
     const lookups = keys.map((key) => b.ctx.keys.authenticate(key.apiKey, CLIENT));
     const held = b.ctx.redis!.blPop(hold, 60);
-    await waitFor(() => bQueries() - queriesBefore >= KEYS, 'the look-ups to read PostgreSQL');
+    await waitFor(() => bQueries() - queriesBefore >= KEYS, { what: 'the look-ups to read PostgreSQL', timeoutMs: 60_000 });
     const revokedAt = await revoke(a, keys);
     await a.ctx.redis!.lPush(hold, 'go');
     await held;
@@ -100,7 +93,7 @@ describe('API key revocation racing look-ups (distributed)', () => {
     const queriesBefore = bQueries();
     const lookups = keys.map((key) => b.ctx.keys.authenticate(key.apiKey, CLIENT));
     const held = b.ctx.redis!.blPop(hold, 60);
-    await waitFor(() => bQueries() - queriesBefore >= KEYS, 'the look-ups to read PostgreSQL');
+    await waitFor(() => bQueries() - queriesBefore >= KEYS, { what: 'the look-ups to read PostgreSQL', timeoutMs: 60_000 });
     // b's tombstone writes queue behind the look-ups' cache writes; b's revocations answer once
     // the hold is released, and only then is "after the revocation" checked.
     const revoked = revoke(b, keys);

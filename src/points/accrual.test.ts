@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startJobQueue } from '../job-queue.ts';
+import { describe, expect, it } from 'vitest';
 import { insertJob } from '../jobs/job-repository.ts';
-import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { appWithJobQueue, finishedJob } from '../../test/harness/job-app.ts';
+import { createPartner, type TestApp } from '../../test/harness/test-app.ts';
 import { waitFor } from '../../test/harness/wait-for.ts';
 import { stageAccrualItems } from './accrual.ts';
 import { earnFingerprint } from './idempotency.ts';
@@ -14,27 +14,8 @@ async function jobState(t: TestApp, headers: Headers, jobId: string) {
   return (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers })).json();
 }
 
-async function waitForJob(t: TestApp, headers: Headers, jobId: string, timeoutMs = 90_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const job = await jobState(t, headers, jobId);
-    if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(job.status)) return job;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} still ${job.status}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 describe('bulk point accrual', () => {
-  let t: TestApp;
-  let stopQueue: () => Promise<void>;
-  beforeAll(async () => {
-    t = await createTestApp();
-    stopQueue = await startJobQueue(t.ctx);
-  });
-  afterAll(async () => {
-    await stopQueue();
-    await t.close();
-  });
+  const t = appWithJobQueue();
 
   it('applies the same 10,000 items posted twice (the second while the first runs) exactly once', async () => {
     const partner = await createPartner(t.app);
@@ -70,12 +51,12 @@ describe('bulk point accrual', () => {
     const witness = await createPartner(t.app);
     const witnessJob = await t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: witness.headers, payload: { items: [{ userId: 'w-1', amount: 1, idempotencyKey: 'witness-1' }] } });
     expect(witnessJob.statusCode, witnessJob.body).toBe(202);
-    expect(await waitForJob(t, witness.headers, witnessJob.json().jobId, 40_000)).toMatchObject({ status: 'SUCCEEDED' });
+    expect(await finishedJob(t.app, witness.headers, witnessJob.json().jobId, 40_000)).toMatchObject({ status: 'SUCCEEDED' });
     expect(await jobState(t, partner.headers, second.json().jobId)).toMatchObject({ status: 'QUEUED' });
     expect(await jobState(t, partner.headers, firstId)).toMatchObject({ status: 'RUNNING', processed: 0 });
     await holder.query('COMMIT');
     holder.release();
-    const [a, b] = await Promise.all([waitForJob(t, partner.headers, firstId), waitForJob(t, partner.headers, second.json().jobId)]);
+    const [a, b] = await Promise.all([finishedJob(t.app, partner.headers, firstId), finishedJob(t.app, partner.headers, second.json().jobId)]);
 
     expect(a.status).toBe('SUCCEEDED');
     expect(b.status).toBe('SUCCEEDED');
@@ -127,17 +108,14 @@ describe('bulk point accrual', () => {
       expect(accepted.statusCode).toBe(202);
       // The chunk's insert of race:20 now waits for that writer; once it commits, the insert fails.
       // (pg_stat_activity keeps the first 1,024 bytes of the statement's text.)
-      const deadline = Date.now() + 30_000;
-      for (;;) {
+      await waitFor(async () => {
         const { rows: [waiting] } = await t.ctx.db.query<{ n: number }>(
           `SELECT count(*)::int AS n FROM pg_stat_activity
             WHERE wait_event_type = 'Lock' AND wait_event = 'transactionid' AND query LIKE '%accrual_chunk_items%'`);
-        if (waiting!.n > 0) break;
-        if (Date.now() > deadline) throw new Error('the chunk never waited for the other writer');
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+        return waiting!.n > 0;
+      }, { what: 'the chunk to wait for the other writer', intervalMs: 20 });
       await other.query('COMMIT');
-      const job = await waitForJob(t, partner.headers, accepted.json().jobId);
+      const job = await finishedJob(t.app, partner.headers, accepted.json().jobId);
       expect(job).toMatchObject({ status: 'SUCCEEDED', succeeded: 49, failed: 1, skipped: 0 });
     } finally {
       other.release();
@@ -164,7 +142,7 @@ describe('bulk point accrual', () => {
     const items = [0, 1].map((i) => ({ userId: `due-${i}`, amount: 5, idempotencyKey: `due:${i}` }));
     const accepted = await t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload: { items } });
     expect(accepted.statusCode).toBe(202);
-    expect(await waitForJob(t, partner.headers, accepted.json().jobId)).toMatchObject({ status: 'SUCCEEDED', succeeded: 2 });
+    expect(await finishedJob(t.app, partner.headers, accepted.json().jobId)).toMatchObject({ status: 'SUCCEEDED', succeeded: 2 });
     const { rows } = await t.ctx.db.query<{ user_id: string; balance: number; expired: number }>(
       `SELECT w.user_id, w.balance, coalesce((SELECT sum(-amount) FROM point_transactions t WHERE t.wallet_id = w.id AND t.type = 'EXPIRE'), 0)::int AS expired
          FROM point_wallets w WHERE w.partner_id = $1 ORDER BY w.user_id`, [partner.id]);
@@ -179,7 +157,7 @@ describe('bulk point accrual', () => {
       method: 'POST', url: '/v1/points/accruals', headers: partner.headers,
       payload: { items: [0, 1].map((i) => ({ userId: `due-${i}`, amount: 5, idempotencyKey: `due-again:${i}` })) },
     });
-    expect(await waitForJob(t, partner.headers, again.json().jobId)).toMatchObject({ status: 'SUCCEEDED', succeeded: 2 });
+    expect(await finishedJob(t.app, partner.headers, again.json().jobId)).toMatchObject({ status: 'SUCCEEDED', succeeded: 2 });
     const { rows: after } = await t.ctx.db.query<{ user_id: string; balance: number; expired: number }>(
       `SELECT w.user_id, w.balance, coalesce((SELECT sum(-amount) FROM point_transactions t WHERE t.wallet_id = w.id AND t.type = 'EXPIRE'), 0)::int AS expired
          FROM point_wallets w WHERE w.partner_id = $1 ORDER BY w.user_id`, [partner.id]);
@@ -195,7 +173,7 @@ describe('bulk point accrual', () => {
     }));
     const answers = await Promise.all(posts);
     expect(answers.map((answer) => answer.statusCode)).toEqual([202, 202, 202, 202]);
-    const jobs = await Promise.all(answers.map((answer) => waitForJob(t, partner.headers, answer.json().jobId)));
+    const jobs = await Promise.all(answers.map((answer) => finishedJob(t.app, partner.headers, answer.json().jobId)));
     expect(jobs.map((job) => [job.status, job.succeeded])).toEqual(Array(4).fill(['SUCCEEDED', 250]));
     // A refused request leaves the gate too: the next one is still served.
     const bad = await t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload: { items: [{ userId: 'x', amount: -1, idempotencyKey: 'k' }] } });
@@ -240,7 +218,7 @@ describe('bulk point accrual', () => {
     expect(accepted.statusCode).toBe(202);
     const queued = await jobState(t, partner.headers, accepted.json().jobId);
     expect(queued).toMatchObject({ status: 'QUEUED', scheduledAt, total: 1 });
-    const done = await waitForJob(t, partner.headers, accepted.json().jobId);
+    const done = await finishedJob(t.app, partner.headers, accepted.json().jobId);
     expect(done.status).toBe('SUCCEEDED');
     expect(Date.parse(done.startedAt)).toBeGreaterThanOrEqual(Date.parse(scheduledAt));
     const balance = (await t.app.inject({ url: '/v1/users/u1/points?pointType=staff', headers: partner.headers })).json();

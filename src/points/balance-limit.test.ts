@@ -3,35 +3,16 @@
 // refused (409 BALANCE_LIMIT_REACHED) and a bulk accrual item is an item failure while the rest of
 // its job is applied, as is an item whose staged expiry cannot be read. A job that fails records a
 // catalogued reason, not the database's text.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { acceptJob } from '../jobs/accept-job.ts';
-import { startJobQueue } from '../job-queue.ts';
-import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { appWithJobQueue, finishedJob } from '../../test/harness/job-app.ts';
+import { createPartner } from '../../test/harness/test-app.ts';
 import { stageAccrualItems } from './accrual.ts';
 import { checkPointsInvariants } from './invariants.ts';
 import { MAX_BALANCE } from './ledger-rules.ts';
 
 type Headers = Record<string, string>;
-let t: TestApp;
-let stopQueue: () => Promise<void>;
-beforeAll(async () => {
-  t = await createTestApp();
-  stopQueue = await startJobQueue(t.ctx);
-});
-afterAll(async () => {
-  await stopQueue();
-  await t.close();
-});
-
-async function waitForJob(headers: Headers, jobId: string, timeoutMs = 90_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const job = (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers })).json();
-    if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(job.status)) return job;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} still ${job.status}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const t = appWithJobQueue();
 
 let keySeq = 0;
 const post = (headers: Headers, url: string, payload: Record<string, unknown>) =>
@@ -48,7 +29,7 @@ describe('balance limit', () => {
     ];
     const accepted = await t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload: { items } });
     expect(accepted.statusCode, accepted.body).toBe(202);
-    const job = await waitForJob(partner.headers, accepted.json().jobId);
+    const job = await finishedJob(t.app, partner.headers, accepted.json().jobId);
     expect(job).toMatchObject({ status: 'SUCCEEDED', total: 9_009, processed: 9_009, succeeded: 9_008, failed: 1, error: null });
     const failures = (await t.app.inject({ url: `/v1/jobs/${job.id}/failures`, headers: partner.headers })).json();
     expect(failures.items).toEqual([{ position: 9_007, item: 'whale-9007', reason: 'BALANCE_LIMIT_REACHED' }]);
@@ -99,7 +80,7 @@ describe('invalid items of a staged job', () => {
       { userId: 'b', amount: 2, expiresAt, idempotencyKey: 'bad-1' },
       { userId: 'c', amount: 3, expiresAt: new Date(Date.now() + 2 * 86_400_000).toISOString(), idempotencyKey: 'ok-2' },
     ], [`"${expiresAt}"`, '"+010000-01-01T23:58:59.000Z"']);
-    const job = await waitForJob(partner.headers, jobId);
+    const job = await finishedJob(t.app, partner.headers, jobId);
     expect(job).toMatchObject({ status: 'SUCCEEDED', processed: 3, succeeded: 2, failed: 1, error: null });
     const failures = (await t.app.inject({ url: `/v1/jobs/${jobId}/failures`, headers: partner.headers })).json();
     expect(failures.items).toEqual([{ position: 1, item: 'bad-1', reason: 'MALFORMED_EXPIRY' }]);
@@ -111,7 +92,7 @@ describe('invalid items of a staged job', () => {
   it('records a catalogued reason, never the database error text, when a chunk cannot be applied at all', async () => {
     const partner = await createPartner(t.app);
     const jobId = await stagedJob(partner.id, [{ userId: 'u', amount: 1, idempotencyKey: 'k-1' }], ['[', '{not json']);
-    const job = await waitForJob(partner.headers, jobId);
+    const job = await finishedJob(t.app, partner.headers, jobId);
     expect(job.status).toBe('FAILED');
     expect(job.error).toBe('JOB_FAILED: The job failed on the server; the operator\'s logs have the details.');
   });

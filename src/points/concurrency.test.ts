@@ -3,9 +3,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
 import { pointsClient } from '../../test/harness/points-client.ts';
-import { until } from '../../test/harness/until.ts';
 import { expireDuePoints } from './expiry.ts';
 import { checkPointsInvariants } from './invariants.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 let clock = Date.now();
 let t: TestApp;
@@ -90,7 +90,7 @@ describe('concurrent points', () => {
       await competitor.query('SELECT 1 FROM point_wallets WHERE id = $1 FOR UPDATE', [wallet!.id]);
       const pid = (await competitor.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       first = points.earn({ userId: 'held', amount: 40 }, 'in-flight');
-      await until(async () => (await t.ctx.db.query(`SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, [pid])).rows.length > 0,
+      await waitFor(async () => (await t.ctx.db.query(`SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, [pid])).rows.length > 0,
         { what: 'the first process holding the key and waiting for the wallet' });
       const meanwhile = await other.earn({ userId: 'held', amount: 40 }, 'in-flight');
       expect(meanwhile.status).toBe(409);

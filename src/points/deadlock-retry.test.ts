@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
 import { pointsClient } from '../../test/harness/points-client.ts';
-import { until } from '../../test/harness/until.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 let t: TestApp;
 
@@ -48,7 +48,7 @@ describe('deadlock retry (real PostgreSQL deadlock)', () => {
         await competitor.query('SELECT 1 FROM point_wallets WHERE id = $1 FOR UPDATE', [high]);
         const pid = (await competitor.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
         const transfer = points.transfer({ fromUserId: 'from', toUserId: 'to', amount: 1 }, `deadlock-${n}-${randomUUID()}`);
-        await until(async () => {
+        await waitFor(async () => {
           const { rows } = await t.ctx.db.query(`SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, [pid]);
           return rows.length > 0;
         }, { timeoutMs: 30_000, what: 'the transfer waiting for the competitor', intervalMs: 5 });

@@ -2,8 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { createPartner, createTestApp, testContext } from '../../test/harness/test-app.ts';
 import { pointsClient } from '../../test/harness/points-client.ts';
-import { until } from '../../test/harness/until.ts';
 import { startPointsExpiry } from './expiry.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 
 describe('expiry schedule', () => {
   it('the worker\'s schedule expires due points without being asked (every 200 ms here instead of hourly)', async () => {
@@ -18,7 +18,7 @@ describe('expiry schedule', () => {
       now += 120_000; // the first lot is due: only a sweep writes its EXPIRE
       const expired = async () => (await t.ctx.db.query<{ amount: number }>(
         `SELECT amount FROM point_transactions WHERE partner_id = $1 AND type = 'EXPIRE'`, [partner.id])).rows.map((r) => r.amount);
-      await until(async () => (await expired()).length > 0, { what: 'a scheduled sweep to expire the due lot' });
+      await waitFor(async () => (await expired()).length > 0, { what: 'a scheduled sweep to expire the due lot' });
       expect(await expired()).toEqual([-30]);
       expect((await points.balance('u')).balance).toBe(5);
     } finally {

@@ -87,6 +87,13 @@ describe('transfer', () => {
   });
 });
 
+describe('transfer from a user without a wallet', () => {
+  it('refuses INSUFFICIENT_POINTS with nothing available, as a use does', () => {
+    const error = refusal(() => decideTransfer('partner', { fromUserId: 'a', toUserId: 'b', amount: 6, pointType: 'p' }, [wallet(2, 'b', [])], now));
+    expect([error.code, error.details]).toEqual(['INSUFFICIENT_POINTS', { available: 0, requested: 6 }]);
+  });
+});
+
 describe('cancel', () => {
   const earned: StoredTransaction = { id: 'earn-1', walletId: 1, pointType: 'p', type: 'EARN', amount: 10 };
   const used: StoredTransaction = { id: 'use-1', walletId: 1, pointType: 'p', type: 'USE', amount: -6 };
@@ -121,5 +128,87 @@ describe('cancel', () => {
     const decision = decideCancel('partner', { transactionId: 'use-1' }, state, now);
     expect(decision.body).toEqual({ transactionId: decision.transactionId, type: 'CANCEL_USE', amount: 6, balance: 2, cancelledTransactionId: 'use-1' });
     expect(decision.write.transactions.map((t) => [t.type, t.amount])).toEqual([['CANCEL_USE', 6], ['EXPIRE', -4]]);
+  });
+});
+
+describe('the limits and details every decision keeps', () => {
+  it('takes a wallet exactly to MAX_BALANCE, not one point past it, whatever the operation', () => {
+    expect(decideEarn('partner', { userId: 'u', amount: 1, pointType: 'p' }, [wallet(1, 'u', [], MAX_BALANCE - 1)], now).body).toMatchObject({ balance: MAX_BALANCE });
+    const input = { fromUserId: 'a', toUserId: 'b', amount: 1, pointType: 'p' };
+    expect(decideTransfer('partner', input, [wallet(1, 'a', [lot(1, 1, DAY_MS)]), wallet(2, 'b', [], MAX_BALANCE - 1)], now).body).toMatchObject({ toBalance: MAX_BALANCE });
+    // A USE cancelled after the wallet has filled up again: giving its points back is refused too.
+    const used: StoredTransaction = { id: 'use-1', walletId: 1, pointType: 'p', type: 'USE', amount: -2 };
+    const full: CancelState = {
+      kind: 'USE', target: used, wallet: { id: 1, balance: MAX_BALANCE - 1 }, cancelled: false,
+      allocations: [{ lotId: 1, amount: 2 }], lots: [lot(1, 0, DAY_MS, 2)],
+    };
+    expect(refusal(() => decideCancel('partner', { transactionId: 'use-1' }, full, now)).code).toBe('BALANCE_LIMIT_REACHED');
+  });
+
+  it('records the reason and the order id given, and null for those not given', () => {
+    const earn = decideEarn('partner', { userId: 'u', amount: 5, pointType: 'p', reason: 'welcome' }, [wallet(1, 'u', [])], now);
+    expect(earn.write.transactions).toEqual([expect.objectContaining({ type: 'EARN', reason: 'welcome', orderId: null, relatedTransactionId: null })]);
+    const use = decideUse('partner', { userId: 'u', amount: 1, pointType: 'p', orderId: 'o-9' }, [wallet(1, 'u', [lot(1, 5, DAY_MS)])], now);
+    expect(use.write.transactions).toEqual([expect.objectContaining({ type: 'USE', reason: null, orderId: 'o-9' })]);
+    const input = { fromUserId: 'a', toUserId: 'b', amount: 1, pointType: 'p' };
+    const wallets = () => [wallet(1, 'a', [lot(1, 5, DAY_MS)]), wallet(2, 'b', [])];
+    expect(decideTransfer('partner', { ...input, reason: 'gift' }, wallets(), now).write.transactions.map((t) => t.reason)).toEqual(['gift', 'gift']);
+    expect(decideTransfer('partner', input, wallets(), now).write.transactions.map((t) => t.reason)).toEqual([null, null]);
+  });
+
+  it('fails loudly, naming the user, when the wallet an operation creates before locking is missing', () => {
+    expect(() => decideEarn('partner', { userId: 'u-7', amount: 1, pointType: 'p' }, [], now)).toThrow('the wallet of u-7 was not created before its earn');
+    expect(() => decideTransfer('partner', { fromUserId: 'a', toUserId: 'b-7', amount: 1, pointType: 'p' }, [wallet(1, 'a', [lot(1, 5, DAY_MS)])], now))
+      .toThrow('the wallet of b-7 was not created before the transfer to it');
+  });
+});
+
+describe('use and transfer: the due lots of every wallet touched expire first', () => {
+  it('a use expires the due lots it did not spend, and answers the balance after both', () => {
+    const decision = decideUse('partner', { userId: 'u', amount: 2, pointType: 'p' }, [wallet(1, 'u', [lot(1, 4, -1), lot(2, 5, DAY_MS)])], now);
+    expect(decision.write.transactions.map((t) => [t.type, t.amount])).toEqual([['EXPIRE', -4], ['USE', -2]]);
+    expect(decision.body).toMatchObject({ balance: 3 });
+  });
+
+  it('a transfer expires the sender\'s and the receiver\'s due lots', () => {
+    const input = { fromUserId: 'a', toUserId: 'b', amount: 2, pointType: 'p' };
+    const decision = decideTransfer('partner', input, [wallet(1, 'a', [lot(1, 3, -1), lot(2, 5, DAY_MS)]), wallet(2, 'b', [lot(3, 7, -1), lot(4, 1, DAY_MS)])], now);
+    expect(decision.write.transactions.map((t) => [t.walletId, t.type, t.amount])).toEqual([
+      [1, 'EXPIRE', -3], [2, 'EXPIRE', -7], [1, 'TRANSFER_OUT', -2], [2, 'TRANSFER_IN', 2],
+    ]);
+    expect(decision.body).toMatchObject({ fromBalance: 3, toBalance: 3 });
+  });
+
+  it('finds the sender and the receiver by user, whatever order the wallets were locked in', () => {
+    const input = { fromUserId: 'a', toUserId: 'b', amount: 2, pointType: 'p' };
+    const decision = decideTransfer('partner', input, [wallet(2, 'b', [], 10), wallet(1, 'a', [lot(1, 5, DAY_MS)])], now);
+    expect(decision.body).toMatchObject({ fromBalance: 3, toBalance: 12 });
+    expect(decision.write.transactions.map((t) => [t.walletId, t.type])).toEqual([[1, 'TRANSFER_OUT'], [2, 'TRANSFER_IN']]);
+  });
+});
+
+describe('cancel: what can be named and what an EARN\'s cancel takes', () => {
+  const earned: StoredTransaction = { id: 'earn-1', walletId: 1, pointType: 'p', type: 'EARN', amount: 10 };
+  const used: StoredTransaction = { id: 'use-1', walletId: 1, pointType: 'p', type: 'USE', amount: -6 };
+
+  it('names a USE too, and a transaction of the point type given', () => {
+    expect(cancelTarget(used, { transactionId: 'use-1' })).toBe(used);
+    expect(cancelTarget(earned, { transactionId: 'earn-1', pointType: 'p' })).toBe(earned);
+    for (const type of ['CANCEL_EARN', 'CANCEL_USE', 'TRANSFER_OUT', 'TRANSFER_IN'] as const) {
+      const error = refusal(() => cancelTarget({ ...earned, type }, { transactionId: 'earn-1' }));
+      expect([error.code, error.message]).toEqual(['TRANSACTION_NOT_CANCELLABLE', `A ${type} transaction cannot be cancelled; only EARN and USE can.`]);
+    }
+  });
+
+  it('refuses an EARN whose lot is gone as already used', () => {
+    const state: CancelState = { kind: 'EARN', target: earned, wallet: { id: 1, balance: 0 }, cancelled: false, lot: undefined, lots: [] };
+    expect(refusal(() => decideCancel('partner', { transactionId: 'earn-1' }, state, now)).code).toBe('POINTS_ALREADY_USED');
+  });
+
+  it('cancels an EARN whose own lot is due without also expiring that lot', () => {
+    const state: CancelState = { kind: 'EARN', target: earned, wallet: { id: 1, balance: 10 }, cancelled: false, lot: lot(5, 10, -1), lots: [lot(5, 10, -1)] };
+    const decision = decideCancel('partner', { transactionId: 'earn-1' }, state, now);
+    expect(decision.write.transactions.map((t) => [t.type, t.amount, t.reason])).toEqual([['CANCEL_EARN', -10, null]]);
+    expect(decision.body).toMatchObject({ amount: 10, balance: 0 });
   });
 });

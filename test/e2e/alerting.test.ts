@@ -16,6 +16,7 @@ import { findOpsTool, missingOpsTools } from '../harness/ops-tools.ts';
 import { startRedisServer, type RedisServerHandle } from '../harness/redis-server.ts';
 import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
 import { ADMIN_TOKEN, templateBody } from '../harness/test-app.ts';
+import { waitFor } from '../harness/wait-for.ts';
 
 const OPS = new URL('../../ops/', import.meta.url);
 const missingTools = missingOpsTools(['prometheus', 'alertmanager']);
@@ -77,14 +78,10 @@ function startDaemon(binary: string, args: string[]): { child: ChildProcess; out
   return { child, output: () => text };
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, context: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${context()}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+/** `waitFor`, an error counting as "not yet" (a server still starting), failing with `context()` appended. */
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, context: () => string) {
+  return waitFor(probe, { what, timeoutMs, intervalMs: 250, tolerateErrors: true })
+    .catch((error: Error) => { throw new Error(`${error.message}\n${context()}`); });
 }
 
 /** The shipped rules with every `for:` cut to 1 s, so the test does not wait half a minute. */

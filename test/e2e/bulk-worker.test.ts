@@ -3,10 +3,11 @@
 // finished by the next worker with every item applied exactly once.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { checkPointsInvariants } from '../../src/points/invariants.ts';
-import { waitFor } from '../harness/claims.ts';
 import { createTemplate } from '../harness/issue-coupons.ts';
 import { stampedeWorkers } from '../harness/spawn-stampede.ts';
 import { createPartner, createTestApp, type TestApp } from '../harness/test-app.ts';
+import { finishedJob } from '../harness/job-app.ts';
+import { waitFor } from '../harness/wait-for.ts';
 
 describe('bulk jobs under stampede worker (distributed mode)', () => {
   let t: TestApp;
@@ -19,10 +20,7 @@ describe('bulk jobs under stampede worker (distributed mode)', () => {
 
   const startWorker = () => workers.start('job-queue');
   const job = async (headers: Record<string, string>, jobId: string) => (await t.app.inject({ url: `/v1/jobs/${jobId}`, headers })).json();
-  const finished = async (headers: Record<string, string>, jobId: string) => {
-    await waitFor(async () => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes((await job(headers, jobId)).status), 60_000, `job ${jobId} to finish`);
-    return job(headers, jobId);
-  };
+  const finished = (headers: Record<string, string>, jobId: string) => finishedJob(t.app, headers, jobId, 60_000);
 
   it('distributes a CSV, and finishes an accrual whose worker was killed mid-chunk, each item once', async () => {
     const partner = await createPartner(t.app);
@@ -51,11 +49,11 @@ describe('bulk jobs under stampede worker (distributed mode)', () => {
     const accrual = await t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload: { items } });
     expect(accrual.statusCode, accrual.body).toBe(202);
     const { jobId } = accrual.json<{ jobId: string }>();
-    await waitFor(async () => (await job(partner.headers, jobId)).status === 'RUNNING', 30_000, 'the accrual to start');
+    await waitFor(async () => (await job(partner.headers, jobId)).status === 'RUNNING', { timeoutMs: 30_000, what: 'the accrual to start' });
     await waitFor(async () => {
       const { rows } = await t.ctx.db.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%accrual_chunk_items%'`);
       return rows.length > 0;
-    }, 30_000, 'the first chunk to wait on the locked wallet');
+    }, { timeoutMs: 30_000, what: 'the first chunk to wait on the locked wallet' });
     first.child.kill('SIGKILL');
     expect(await first.exited).toBe('SIGKILL');
     await holder.query('COMMIT');

@@ -8,12 +8,13 @@
 // on its start-up check, which refuses any policy but `always` (src/runtime.test.ts, which fails
 // when the check is removed).
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { claimOnce, couponRows, drainClaims, issuedCountInDb, waitFor, type ClaimAnswer } from '../harness/claims.ts';
+import { claimOnce, couponRows, drainClaims, issuedCountInDb, type ClaimAnswer } from '../harness/claims.ts';
 import { createTemplate } from '../harness/issue-coupons.ts';
 import { startRedisServer, type RedisServerHandle } from '../harness/redis-server.ts';
 import { stampedeWorkers } from '../harness/spawn-stampede.ts';
 import { createPartner, createTestApp, type TestApp } from '../harness/test-app.ts';
 import { PERSISTER_GROUP, templateClaimKeys } from '../../src/claims/redis-keys.ts';
+import { waitFor } from '../harness/wait-for.ts';
 
 /** Sends claims from `concurrency` parallel clients, one new user per claim, until stopped. */
 function claimFlow(t: TestApp, headers: Record<string, string>, templateId: string, concurrency: number, prefix: string) {
@@ -58,19 +59,19 @@ describe('claim durability', () => {
       const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 100_000 });
       const first = await startWorker();
       const flow = claimFlow(t, partner.headers, templateId, 20, 'crash');
-      await waitFor(async () => (await couponRows(t.ctx.db, templateId)).length >= 200, 60_000, 'the worker to persist claims');
+      await waitFor(async () => (await couponRows(t.ctx.db, templateId)).length >= 200, { timeoutMs: 60_000, what: 'the worker to persist claims' });
       // Kill while it holds a batch it has read but not acknowledged.
       const stream = templateClaimKeys(templateId).stream;
-      await waitFor(async () => (await t.ctx.redis!.xPending(stream, PERSISTER_GROUP)).pending > 0, 60_000, 'a batch in flight');
+      await waitFor(async () => (await t.ctx.redis!.xPending(stream, PERSISTER_GROUP)).pending > 0, { timeoutMs: 60_000, what: 'a batch in flight' });
       first.child.kill('SIGKILL');
       expect(await first.exited).toBe('SIGKILL');
       const issuedAtKill = flow.issued().length;
-      await waitFor(async () => flow.issued().length >= issuedAtKill + 300, 60_000, 'more claims while no worker runs');
+      await waitFor(async () => flow.issued().length >= issuedAtKill + 300, { timeoutMs: 60_000, what: 'more claims while no worker runs' });
 
       await startWorker();
-      await waitFor(async () => flow.issued().length >= issuedAtKill + 600, 60_000, 'claims after the restart');
+      await waitFor(async () => flow.issued().length >= issuedAtKill + 600, { timeoutMs: 60_000, what: 'claims after the restart' });
       await flow.stop();
-      await waitFor(async () => (await t.ctx.redis!.xLen(stream)) === 0, 60_000, 'the restarted worker to drain the stream');
+      await waitFor(async () => (await t.ctx.redis!.xLen(stream)) === 0, { timeoutMs: 60_000, what: 'the restarted worker to drain the stream' });
 
       const { issued, rows } = await expectEveryAcknowledgedCouponOnce(t, templateId, flow.answers);
       expect(rows).toBe(issued);
@@ -95,11 +96,11 @@ describe('claim durability', () => {
       const partner = await createPartner(t.app);
       const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 100_000 });
       const flow = claimFlow(t, partner.headers, templateId, 20, 'restart');
-      await waitFor(async () => flow.issued().length >= 300, 60_000, 'claims before the crash');
+      await waitFor(async () => flow.issued().length >= 300, { timeoutMs: 60_000, what: 'claims before the crash' });
       await redisServer.kill();
       const issuedAtKill = flow.issued().length;
       await redisServer.restart();
-      await waitFor(async () => flow.issued().length >= issuedAtKill + 300, 60_000, 'claims after the restart');
+      await waitFor(async () => flow.issued().length >= issuedAtKill + 300, { timeoutMs: 60_000, what: 'claims after the restart' });
       await flow.stop();
 
       const refusedDuringCrash = flow.answers.filter((a) => a.status !== 201);

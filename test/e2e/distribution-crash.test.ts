@@ -6,21 +6,12 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
-import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
+import { isAlive, spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
 import { waitFor } from '../harness/wait-for.ts';
 import { createStampedeClient, expectData, templateDraft } from '../harness/api-client.ts';
 
 const ADMIN = 'crash-test-admin-token-0123456789';
 const USERS = 150_000;
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('distribution after a crash', () => {
   let dataDir: string;

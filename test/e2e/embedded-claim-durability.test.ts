@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
 import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
 import { templateBody } from '../harness/test-app.ts';
-import { until } from '../harness/until.ts';
+import { waitFor } from '../harness/wait-for.ts';
 
 const CLIENTS = 16;
 
@@ -37,7 +37,7 @@ describe('embedded mode: serve and its PostgreSQL killed mid-burst of claims', (
     const start = async () => {
       const p = spawnStampede(['serve'], env);
       processes.push(p);
-      await until(() => fetch(`${base}/health/ready`).then((r) => r.ok, () => false), { timeoutMs: 120_000, what: `serve ready:\n${p.output()}`, intervalMs: 100 });
+      await waitFor(() => fetch(`${base}/health/ready`).then((r) => r.ok, () => false), { timeoutMs: 120_000, what: `serve ready:\n${p.output()}`, intervalMs: 100 });
       return p;
     };
 
@@ -84,7 +84,7 @@ describe('embedded mode: serve and its PostgreSQL killed mid-burst of claims', (
       }
     });
 
-    await until(() => acknowledged.length >= 500, { timeoutMs: 90_000, what: 'claims before the kill' });
+    await waitFor(() => acknowledged.length >= 500, { timeoutMs: 90_000, what: 'claims before the kill' });
     const pids = await postgresPids();
     const acknowledgedBeforeKill = acknowledged.length;
     // Both at once, claims still in flight: the server cannot answer more, PostgreSQL cannot flush.

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
 import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
 import { ADMIN_TOKEN, createTestApp, type TestApp } from '../harness/test-app.ts';
-import { until } from '../harness/until.ts';
+import { waitFor } from '../harness/wait-for.ts';
 
 describe('forced exit after the shutdown budget', () => {
   let t: TestApp | undefined;
@@ -23,7 +23,7 @@ describe('forced exit after the shutdown budget', () => {
       DATABASE_URL: inject('databaseUrl'), STAMPEDE_ADMIN_TOKEN: ADMIN_TOKEN, PORT: String(port), HOST: '127.0.0.1',
       STAMPEDE_WORKERS: 'off', STAMPEDE_SHUTDOWN_TIMEOUT_MS: '2000', LOG_LEVEL: 'info',
     });
-    await until(() => fetch(`${base}/health/ready`).then((r) => r.ok, () => false), { timeoutMs: 90_000, what: 'serve ready', intervalMs: 100 });
+    await waitFor(() => fetch(`${base}/health/ready`).then((r) => r.ok, () => false), { timeoutMs: 90_000, what: 'serve ready', intervalMs: 100 });
     const created = await fetch(`${base}/v1/partners`, {
       method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: `forced-${port}` }),
     }).then((r) => r.json() as Promise<{ id: string; apiKey: string }>);
@@ -38,7 +38,7 @@ describe('forced exit after the shutdown budget', () => {
       await holder.query(`SELECT 1 FROM point_wallets WHERE partner_id = $1 AND user_id = 'held' FOR UPDATE`, [created.id]);
       const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       const stuck = earn('stuck').then((r) => r.status, () => 'cut off');
-      await until(async () => (await t!.ctx.db.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [pid])).rows.length > 0,
+      await waitFor(async () => (await t!.ctx.db.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [pid])).rows.length > 0,
         { what: 'the earn waiting for the held wallet' });
       server.child.kill('SIGTERM');
       // The drain cannot end while the wallet is held; only the budget ends it (the deadline here

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
 import { runWalkthrough, WALKTHROUGH_RESULTS } from '../harness/readme-walkthrough.ts';
+import { waitFor } from '../harness/wait-for.ts';
 
 const IMAGE = process.env.STAMPEDE_IMAGE;
 const exec = promisify(execFile);
@@ -18,17 +19,6 @@ const dockerRun = (args: string[]) => exec('docker', ['run', '--rm', ...args], {
   ({ stdout, stderr }) => ({ code: 0, output: stdout + stderr }),
   (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, output: error.stdout + error.stderr }),
 );
-
-/** Polls until `check` returns a value, or fails after `timeoutMs` with the last state seen. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}
 
 describe.skipIf(!IMAGE)('the Docker image', () => {
   const suffix = randomBytes(4).toString('hex');
@@ -78,11 +68,11 @@ describe.skipIf(!IMAGE)('the Docker image', () => {
     // machine a Node start alone took 27 s.
     type State = { Running: boolean; Health?: { Status: string; Log?: unknown[] } };
     const state = async () => JSON.parse(await docker('inspect', '-f', '{{json .State}}', container)) as State;
-    await waitFor('the container to be healthy', async () => {
+    await waitFor(async () => {
       const now = await state();
       if (!now.Running) throw new Error(`the container stopped:\n${await docker('logs', container).catch(String)}`);
-      return now.Health?.Status === 'healthy' ? true : undefined;
-    }, 400_000).catch(async (error: Error) => {
+      return now.Health?.Status === 'healthy';
+    }, { what: 'the container to be healthy', timeoutMs: 400_000, intervalMs: 500 }).catch(async (error: Error) => {
       const logs = await exec('docker', ['logs', container]).then(({ stdout, stderr }) => stdout + stderr, String);
       throw new Error(`${error.message}\nhealth: ${JSON.stringify((await state()).Health)}\nlogs:\n${logs}`);
     });

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stampedeWorkers } from '../harness/spawn-stampede.ts';
 import { createPartner, createTestApp, type TestApp } from '../harness/test-app.ts';
-import { until } from '../harness/until.ts';
+import { waitFor } from '../harness/wait-for.ts';
 
 describe('a job whose worker is killed mid-chunk', () => {
   let t: TestApp;
@@ -35,7 +35,7 @@ describe('a job whose worker is killed mid-chunk', () => {
       const accrual = await t.app.inject({ method: 'POST', url: '/v1/points/accruals', headers: partner.headers, payload: { items } });
       expect(accrual.statusCode, accrual.body).toBe(202);
       const { jobId } = accrual.json<{ jobId: string }>();
-      await until(async () => (await t.ctx.db.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [pid])).rows.length > 0,
+      await waitFor(async () => (await t.ctx.db.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [pid])).rows.length > 0,
         { timeoutMs: 90_000, what: 'the chunk waiting on the held wallet' });
       first.child.kill('SIGKILL');
       expect(await first.exited).toBe('SIGKILL');
@@ -44,7 +44,7 @@ describe('a job whose worker is killed mid-chunk', () => {
       expect(await job(jobId)).toMatchObject({ status: 'RUNNING', processed: 0 });
 
       await workers.start('job-queue');
-      await until(async () => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes((await job(jobId)).status), { timeoutMs: 120_000, what: 'the job to finish', intervalMs: 200 });
+      await waitFor(async () => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes((await job(jobId)).status), { timeoutMs: 120_000, what: 'the job to finish', intervalMs: 200 });
       expect(await job(jobId)).toMatchObject({ status: 'SUCCEEDED', total: 200, succeeded: 200, failed: 0 });
       const { rows: [ledger] } = await t.ctx.db.query(
         `SELECT (SELECT count(*)::int FROM point_transactions WHERE partner_id = $1 AND type = 'EARN') AS earns,

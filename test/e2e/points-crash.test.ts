@@ -39,10 +39,9 @@ describe('points after a crash', () => {
         DATABASE_URL: inject('databaseUrl'), PORT: String(port), HOST: '127.0.0.1', STAMPEDE_WORKERS: 'off', LOG_LEVEL: 'warn',
       });
       processes.push(p);
-      for (const deadline = Date.now() + 60_000; ; await new Promise((resolve) => setTimeout(resolve, 100))) {
-        if (await fetch(`${base}/health/live`).then((r) => r.ok, () => false)) return p;
-        if (Date.now() > deadline) throw new Error(`server not ready:\n${p.output()}`);
-      }
+      await waitFor(() => fetch(`${base}/health/live`).then((r) => r.ok, () => false), { what: 'serve to be live', timeoutMs: 60_000, intervalMs: 100 })
+        .catch((error: Error) => { throw new Error(`${error.message}:\n${p.output()}`); });
+      return p;
     };
     const send = async (call: Sent) => {
       const response = await fetch(`${base}${call.path}`, {

@@ -8,13 +8,14 @@
 // With 0 the same run loses acknowledged claims: the run prints what it saw
 // (docs/decisions/160-redis-failover.md records the figures).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { couponRows, drainClaims, issuedCountInDb, waitFor } from '../harness/claims.ts';
+import { couponRows, drainClaims, issuedCountInDb } from '../harness/claims.ts';
 import { createTemplate } from '../harness/issue-coupons.ts';
 import { startRedisCluster } from '../harness/redis-cluster.ts';
 import { redisCommand, type RedisNodeHandle } from '../harness/redis-nodes.ts';
 import { startRedisSentinel } from '../harness/redis-sentinel.ts';
 import { createPartner, createTestApp, type TestApp } from '../harness/test-app.ts';
 import { templateClaimKeys } from '../../src/claims/redis-keys.ts';
+import { waitFor } from '../harness/wait-for.ts';
 
 const USERS = 400;
 const PER_USER_LIMIT = 3;
@@ -136,7 +137,7 @@ for (const [topologyName, minReplicas] of CASES) {
       const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 1_000_000, perUserLimit: PER_USER_LIMIT });
       const load = claimLoad(t, partner.headers, templateId);
       try {
-        await waitFor(async () => load.acknowledged() >= 300, 60_000, 'claims before the crash');
+        await waitFor(async () => load.acknowledged() >= 300, { timeoutMs: 60_000, what: 'claims before the crash' });
         const stateKey = templateClaimKeys(templateId).state;
         const primary = await redis.primaryOf(stateKey);
         // The worst moment, made certain: the replicas hang and the primary drops their links
@@ -147,17 +148,17 @@ for (const [topologyName, minReplicas] of CASES) {
         for (const replica of replicas) replica.pause();
         try {
           await redisCommand(primary.url, ['CLIENT', 'KILL', 'TYPE', 'replica']);
-          await waitFor(async () => load.answers.length >= answersBefore + 100, 60_000, 'claims answered while the replicas hang');
+          await waitFor(async () => load.answers.length >= answersBefore + 100, { timeoutMs: 60_000, what: 'claims answered while the replicas hang' });
           await primary.kill();
         } finally {
           for (const replica of replicas) replica.resume();
         }
         const atKill = load.acknowledged();
-        await waitFor(async () => (await redis.primaryOf(stateKey)).port !== primary.port, 60_000, 'a replica to be promoted');
+        await waitFor(async () => (await redis.primaryOf(stateKey)).port !== primary.port, { timeoutMs: 60_000, what: 'a replica to be promoted' });
         // The dead primary's host comes back and rejoins as a replica: until then the promoted
         // one has no replica to WAIT for, and min replicas 1 answers 503.
         await primary.restart();
-        await waitFor(async () => load.acknowledged() >= atKill + 300, 90_000, 'claims on the promoted replica');
+        await waitFor(async () => load.acknowledged() >= atKill + 300, { timeoutMs: 90_000, what: 'claims on the promoted replica' });
       } finally {
         await load.stop();
       }

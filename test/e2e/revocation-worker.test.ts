@@ -3,10 +3,10 @@
 // once, the ones redeemed before (or after the job was accepted) untouched and counted as skipped.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { waitFor } from '../harness/claims.ts';
 import { createTemplate } from '../harness/issue-coupons.ts';
 import { stampedeWorkers } from '../harness/spawn-stampede.ts';
 import { createPartner, createTestApp, type TestApp } from '../harness/test-app.ts';
+import { waitFor } from '../harness/wait-for.ts';
 
 const COUPONS = 20_000;
 
@@ -56,7 +56,7 @@ describe('coupon revocation under stampede worker (distributed mode)', () => {
     await waitFor(async () => {
       const { rows } = await t.ctx.db.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%SET status = ''REVOKED''%'`);
       return rows.length > 0;
-    }, 60_000, 'a revocation chunk to wait on the locked coupon').catch(async (error: unknown) => {
+    }, { timeoutMs: 60_000, what: 'a revocation chunk to wait on the locked coupon' }).catch(async (error: unknown) => {
       await holder.query('ROLLBACK');
       holder.release();
       throw new Error(`${String(error)}; job ${JSON.stringify(await job(partner.headers, jobId))}; worker said:\n${first.output().slice(-3000)}`);
@@ -70,7 +70,7 @@ describe('coupon revocation under stampede worker (distributed mode)', () => {
     expect(cut.processed).toBeLessThan(cut.total);
 
     await workers.start('job-queue');
-    await waitFor(async () => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes((await job(partner.headers, jobId)).status), 120_000, 'the revocation to finish');
+    await waitFor(async () => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes((await job(partner.headers, jobId)).status), { timeoutMs: 120_000, what: 'the revocation to finish' });
     expect(await job(partner.headers, jobId)).toMatchObject({
       status: 'SUCCEEDED', total: COUPONS - 50, processed: COUPONS - 50, succeeded: COUPONS - 60, skipped: 10, failed: 0,
     });

@@ -8,20 +8,10 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
-import { waitFor } from '../harness/claims.ts';
-import { withDeadline } from '../harness/wait-for.ts';
-import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
+import { waitFor, withDeadline } from '../harness/wait-for.ts';
+import { isAlive, spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
 import { createSourceDatabase, type TestSourceDatabase } from '../harness/sql-source.ts';
 import { templateBody } from '../harness/test-app.ts';
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('stampede serve stopped while a job stages its SQL source', () => {
   let source: TestSourceDatabase;
@@ -64,18 +54,18 @@ describe('stampede serve stopped while a job stages its SQL source', () => {
     try {
       await waitFor(async () => (await sourceDb.query(
         `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'stampede-source' AND query LIKE 'FETCH%'`, [source.database])).rowCount! > 0,
-      60_000, 'the job to read its source');
+      { timeoutMs: 60_000, what: 'the job to read its source' });
 
       const postmasterPid = Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
       expect(isAlive(postmasterPid)).toBe(true);
       server.child.kill('SIGTERM');
       // The first row alone sleeps 30 s: a shutdown that waited for the source would miss this deadline.
       expect(await withDeadline(server.exited, 25_000, 'the server exiting on SIGTERM')).toBe(0);
-      await waitFor(async () => !isAlive(postmasterPid), 10_000, 'the embedded PostgreSQL to stop');
+      await waitFor(async () => !isAlive(postmasterPid), { timeoutMs: 10_000, what: 'the embedded PostgreSQL to stop' });
       // the source's statement was cancelled too, not left sleeping for minutes
       await waitFor(async () => (await sourceDb.query(
         `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'stampede-source'`, [source.database])).rowCount === 0,
-      10_000, 'the source session to end');
+      { timeoutMs: 10_000, what: 'the source session to end' });
     } finally {
       await sourceDb.end();
     }
@@ -92,7 +82,7 @@ describe('stampede serve stopped while a job stages its SQL source', () => {
     const postmasterPid = Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(1);
-    await waitFor(async () => !isAlive(postmasterPid), 10_000, 'the embedded PostgreSQL to stop');
+    await waitFor(async () => !isAlive(postmasterPid), { timeoutMs: 10_000, what: 'the embedded PostgreSQL to stop' });
   }, 120_000);
 
   it('drains a SIGTERM that arrives while it starts (PostgreSQL up, migrations running), and stops PostgreSQL', async () => {
@@ -106,6 +96,6 @@ describe('stampede serve stopped while a job stages its SQL source', () => {
     server.child.kill('SIGTERM');
     // Killed by the signal itself (no handler yet), the process would leave PostgreSQL running.
     expect(await server.exited).toBe(0);
-    await waitFor(async () => !isAlive(postmasterPid), 10_000, 'the embedded PostgreSQL to stop');
+    await waitFor(async () => !isAlive(postmasterPid), { timeoutMs: 10_000, what: 'the embedded PostgreSQL to stop' });
   }, 120_000);
 });

@@ -1,12 +1,13 @@
 // Two real `stampede serve` processes in distributed mode on one PostgreSQL and one Redis (what
 // several hosts, or STAMPEDE_PROCESSES, run): the stock of a claim event is exact across both, a
-// partner's rate limit is one budget across both, and a key revoked through one is refused by the
-// other once its local cache lifetime (STAMPEDE_API_KEY_CACHE_MS) has passed.
+// pause or resume made through one is obeyed by the other at its very next claim, a partner's
+// rate limit is one budget across both, and a key revoked through one is refused by the other once
+// its local cache lifetime (STAMPEDE_API_KEY_CACHE_MS) has passed.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
 import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
 import { ADMIN_TOKEN, templateBody } from '../harness/test-app.ts';
-import { until } from '../harness/until.ts';
+import { waitFor } from '../harness/wait-for.ts';
 
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
@@ -23,7 +24,7 @@ describe('two API processes sharing PostgreSQL and Redis', () => {
       });
       processes.push(p);
       const base = `http://127.0.0.1:${port}`;
-      await until(() => fetch(`${base}/health/ready`).then((r) => r.ok, () => false), { timeoutMs: 90_000, what: `serve on ${port}`, intervalMs: 100 });
+      await waitFor(() => fetch(`${base}/health/ready`).then((r) => r.ok, () => false), { timeoutMs: 90_000, what: `serve on ${port}`, intervalMs: 100 });
       return base;
     };
     bases = [await start(), await start()];
@@ -60,6 +61,28 @@ describe('two API processes sharing PostgreSQL and Redis', () => {
     expect(new Set(answers.map((a, i) => (a.status === 201 ? i % 2 : -1)).filter((p) => p >= 0)).size).toBe(2);
   });
 
+  it('a pause made through one process is obeyed by the other at its next claim, and a resume likewise', async () => {
+    // Each process has opened the event and holds the template in its cache before the change: a
+    // process that decided from its own copy of the settings would go on issuing.
+    const { headers } = await partner();
+    const template = await call(bases[0], 'POST', '/v1/coupon-templates', headers, templateBody({ totalQuantity: 100 }));
+    expect(template.status).toBe(201);
+    const claims = `/v1/coupon-templates/${template.body.id}/claims`;
+    const pause = (base: string, paused: boolean) => call(base, 'PATCH', `/v1/coupon-templates/${template.body.id}`, headers, { paused });
+    expect((await call(bases[0], 'POST', claims, headers, { userId: 'before-a' })).status).toBe(201);
+    expect((await call(bases[1], 'POST', claims, headers, { userId: 'before-b' })).status).toBe(201);
+
+    const paused = await pause(bases[0], true);
+    expect(paused.status, JSON.stringify(paused.body)).toBe(200);
+    const refused = await call(bases[1], 'POST', claims, headers, { userId: 'while-paused' });
+    expect([refused.status, refused.body.error?.code]).toEqual([409, 'CLAIM_PAUSED']);
+
+    const resumed = await pause(bases[1], false);
+    expect(resumed.status, JSON.stringify(resumed.body)).toBe(200);
+    const issued = await call(bases[0], 'POST', claims, headers, { userId: 'after-resume' });
+    expect(issued.status, JSON.stringify(issued.body)).toBe(201);
+  });
+
   it('counts one rate limit across both processes', async () => {
     // A fresh key at 1 request/s: its first request, through process A, opens the key's window
     // and spends its budget; one sent at once through process B is refused. With a budget per
@@ -88,6 +111,6 @@ describe('two API processes sharing PostgreSQL and Redis', () => {
     expect((await call(bases[0], 'GET', '/v1/users/u/points', headers)).status).toBe(401); // at once where it was revoked
     // B drops its cached principal after STAMPEDE_API_KEY_CACHE_MS (1 s here), then finds the
     // tombstone in Redis (its copy there lives 10 minutes: without the tombstone B would accept it).
-    await until(async () => (await call(bases[1], 'GET', '/v1/users/u/points', headers)).status === 401, { timeoutMs: 20_000, what: 'process B to refuse the revoked key' });
+    await waitFor(async () => (await call(bases[1], 'GET', '/v1/users/u/points', headers)).status === 401, { timeoutMs: 20_000, what: 'process B to refuse the revoked key' });
   });
 });

@@ -4,6 +4,7 @@ import type { AppContext } from '../../src/context.ts';
 import type { Queryable } from '../../src/infra/db.ts';
 import { startClaimPersister } from '../../src/claims/claim-persister.ts';
 import { templateClaimKeys } from '../../src/claims/redis-keys.ts';
+import { waitFor } from './wait-for.ts';
 
 export interface ClaimAnswer {
   readonly userId: string;
@@ -45,14 +46,6 @@ export async function issuedCountInDb(db: Queryable, templateId: string): Promis
   return rows[0]!.issued_count;
 }
 
-export async function waitFor(condition: () => Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /**
  * Distributed mode: runs a persister until the template's stream is empty. Embedded mode has
  * nothing pending (the group commit answered after COMMIT), so this returns at once.
@@ -62,7 +55,7 @@ export async function drainClaims(ctx: AppContext, templateId: string, timeoutMs
   const redis = ctx.redis;
   const stop = await startClaimPersister(ctx);
   try {
-    await waitFor(async () => (await redis.xLen(templateClaimKeys(templateId).stream)) === 0, timeoutMs, `stream of ${templateId} to drain`);
+    await waitFor(async () => (await redis.xLen(templateClaimKeys(templateId).stream)) === 0, { timeoutMs, what: `stream of ${templateId} to drain` });
   } finally {
     await stop();
   }

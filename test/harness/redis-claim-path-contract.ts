@@ -5,7 +5,7 @@
 // redelivery, take-over of a dead persister's entries, set-if-absent loading, and rebuilding
 // Redis state from PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { claimOnce, couponRows, drainClaims, issuedCountInDb, stampede, waitFor } from './claims.ts';
+import { claimOnce, couponRows, drainClaims, issuedCountInDb, stampede } from './claims.ts';
 import { createTemplate, issueCoupon } from './issue-coupons.ts';
 import { adminHeaders, createPartner, createTestApp, type TestApp } from './test-app.ts';
 import { loadLuaScript, runLuaScript } from '../../src/infra/lua.ts';
@@ -16,6 +16,7 @@ import { persistClaims } from '../../src/claims/claim-writer.ts';
 import { loadTemplateState } from '../../src/claims/redis-claim-gate.ts';
 import { reconcileTemplate } from '../../src/claims/reconcile.ts';
 import { activeTemplateIds, PERSISTER_GROUP, templateClaimKeys } from '../../src/claims/redis-keys.ts';
+import { waitFor } from './wait-for.ts';
 
 export interface RedisUnderTest {
   /** REDIS_URL and STAMPEDE_REDIS_MODE of the topology. */
@@ -106,8 +107,8 @@ describe(`claim path in distributed mode (${name})`, () => {
 
     const stop = await startClaimPersister(t.ctx);
     try {
-      await waitFor(async () => (await couponRows(t.ctx.db, templateId)).length === 30, 20_000, 'reclaimed entries to be persisted');
-      await waitFor(async () => (await redis().xLen(keys.stream)) === 0, 20_000, 'stream to drain');
+      await waitFor(async () => (await couponRows(t.ctx.db, templateId)).length === 30, { timeoutMs: 20_000, what: 'reclaimed entries to be persisted' });
+      await waitFor(async () => (await redis().xLen(keys.stream)) === 0, { timeoutMs: 20_000, what: 'stream to drain' });
     } finally {
       await stop();
     }

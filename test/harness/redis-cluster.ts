@@ -2,7 +2,8 @@
 // --cluster-enabled yes (plus `replicasPerMaster` replicas each), joined by
 // `redis-cli --cluster create … --cluster-yes`, ready once every node reports cluster_state:ok.
 import { spawn } from 'node:child_process';
-import { redisCommand, startRedisNode, waitUntil, DURABLE_REDIS_ARGS, type RedisNodeHandle } from './redis-nodes.ts';
+import { redisCommand, startRedisNode, DURABLE_REDIS_ARGS, type RedisNodeHandle } from './redis-nodes.ts';
+import { waitFor } from './wait-for.ts';
 
 export interface RedisClusterHandle {
   /** Seed-node list for REDIS_URL with STAMPEDE_REDIS_MODE=cluster. */
@@ -31,16 +32,16 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   try {
     await runRedisCli(['--cluster', 'create', ...nodes.map((node) => `127.0.0.1:${node.port}`),
       '--cluster-replicas', String(replicas), '--cluster-yes']);
-    await waitUntil(async () => {
+    await waitFor(async () => {
       const infos = await Promise.all(nodes.map((node) => redisCommand(node.url, ['CLUSTER', 'INFO']) as Promise<string>));
       return infos.every((info) => info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${nodes.length}`));
-    }, 30_000, 'the cluster to be ok on every node');
+    }, { timeoutMs: 30_000, what: 'the cluster to be ok on every node', tolerateErrors: true });
     if (replicas > 0) {
       // Replicas must have synced before a test kills their master, or there is nothing to promote.
-      await waitUntil(async () => {
+      await waitFor(async () => {
         const roles = await Promise.all(nodes.map((node) => redisCommand(node.url, ['INFO', 'replication']) as Promise<string>));
         return roles.filter((info) => info.includes('role:slave') && info.includes('master_link_status:up')).length === masters * replicas;
-      }, 30_000, 'every replica to sync');
+      }, { timeoutMs: 30_000, what: 'every replica to sync', tolerateErrors: true });
     }
   } catch (error) {
     await stop();

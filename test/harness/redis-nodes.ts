@@ -7,6 +7,7 @@ import path from 'node:path';
 import { createClient } from 'redis';
 import { freePort } from '../../src/infra/free-port.ts';
 import { assertRedisServerInstalled } from './redis-server.ts';
+import { waitFor } from './wait-for.ts';
 
 export interface RedisNodeHandle {
   readonly port: number;
@@ -41,14 +42,14 @@ export async function startRedisNode(extraArgs: string[], options: { configFile?
     await new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.kill('SIGKILL'); });
   };
   try {
-    await waitUntil(async () => { await redisCommand(url, ['PING']); return true; }, 10_000, `redis-server at ${url} to answer`);
+    await waitFor(async () => { await redisCommand(url, ['PING']); return true; }, { timeoutMs: 10_000, what: `redis-server at ${url} to answer`, tolerateErrors: true });
   } catch (error) {
     await kill();
     throw error;
   }
   const restart = async () => {
     child = launch();
-    await waitUntil(async () => { await redisCommand(url, ['PING']); return true; }, 10_000, `redis-server at ${url} to answer again`);
+    await waitFor(async () => { await redisCommand(url, ['PING']); return true; }, { timeoutMs: 10_000, what: `redis-server at ${url} to answer again`, tolerateErrors: true });
   };
   return { port, url, dir, kill, restart, pause: () => child.kill('SIGSTOP'), resume: () => child.kill('SIGCONT'), stop: async () => { await kill(); await rm(dir, { recursive: true, force: true }); } };
 }
@@ -62,19 +63,5 @@ export async function redisCommand(url: string, args: string[]): Promise<unknown
     return await client.sendCommand(args);
   } finally {
     client.destroy();
-  }
-}
-
-export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

@@ -3,7 +3,8 @@
 // replica within about down-after-milliseconds + a second.
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { redisCommand, startRedisNode, waitUntil, DURABLE_REDIS_ARGS, type RedisNodeHandle } from './redis-nodes.ts';
+import { redisCommand, startRedisNode, DURABLE_REDIS_ARGS, type RedisNodeHandle } from './redis-nodes.ts';
+import { waitFor } from './wait-for.ts';
 
 export const SENTINEL_MASTER_NAME = 'stampede';
 
@@ -33,10 +34,10 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
   try {
     nodes.push(...await Promise.all(Array.from({ length: options.replicas ?? 1 }, () =>
       startRedisNode([...DURABLE_REDIS_ARGS, '--replicaof', '127.0.0.1', String(primary.port)]))));
-    await waitUntil(async () => {
+    await waitFor(async () => {
       const info = await redisCommand(primary.url, ['INFO', 'replication']) as string;
       return info.includes(`connected_slaves:${nodes.length - 1}`) && (info.match(/state=online/g)?.length ?? 0) === nodes.length - 1;
-    }, 30_000, 'the replicas to sync');
+    }, { timeoutMs: 30_000, what: 'the replicas to sync', tolerateErrors: true });
     sentinels.push(...await Promise.all(Array.from({ length: 3 }, () => startRedisNode(['--sentinel'], {
       configFile: async (dir, port) => {
         const file = path.join(dir, 'sentinel.conf');
@@ -51,11 +52,11 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
         return file;
       },
     }))));
-    await waitUntil(async () => {
+    await waitFor(async () => {
       const known = await Promise.all(sentinels.map((sentinel) =>
         redisCommand(sentinel.url, ['SENTINEL', 'SENTINELS', SENTINEL_MASTER_NAME]) as Promise<unknown[]>));
       return known.every((others) => others.length === 2);
-    }, 30_000, 'the Sentinels to know each other');
+    }, { timeoutMs: 30_000, what: 'the Sentinels to know each other', tolerateErrors: true });
   } catch (error) {
     await stop();
     throw error;

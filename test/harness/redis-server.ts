@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createClient } from 'redis';
 import { freePort } from '../../src/infra/free-port.ts';
+import { waitFor } from './wait-for.ts';
 
 export interface RedisServerHandle {
   readonly url: string;
@@ -73,19 +74,17 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
 }
 
 async function waitForPing(url: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
+  await waitFor(async () => {
     const client = createClient({ url, socket: { reconnectStrategy: false } });
     client.on('error', () => undefined);
     try {
       await client.connect();
       await client.ping();
       await client.close();
-      return;
+      return true;
     } catch (error) {
       await client.destroy();
-      if (Date.now() > deadline) throw new Error(`redis-server did not start at ${url}: ${String(error)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      throw error;
     }
-  }
+  }, { what: `redis-server to start at ${url}`, timeoutMs: 10_000, tolerateErrors: true });
 }

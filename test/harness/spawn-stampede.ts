@@ -64,6 +64,16 @@ export function spawnStampede(args: string[], env: Record<string, string | undef
   };
 }
 
+/** True while a process with this pid exists (signal 0 checks without sending anything). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * `stampede worker` processes on the given services, for tests that kill and restart them:
  * `start` waits until the named worker has started; `killAll` SIGKILLs those still running.

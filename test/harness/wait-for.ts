@@ -8,6 +8,11 @@ export interface WaitForOptions {
   /** Generous by default: the machine running the suite may be loaded. */
   readonly timeoutMs?: number;
   readonly intervalMs?: number;
+  /**
+   * An error thrown by `probe` is "not yet" (a server still starting, a node being promoted) and
+   * the last one is named in the failure. Without it an error fails the wait at once.
+   */
+  readonly tolerateErrors?: boolean;
 }
 
 type Held<T> = Exclude<T, false | null | undefined>;
@@ -15,16 +20,24 @@ type Held<T> = Exclude<T, false | null | undefined>;
 /**
  * Calls `probe` until it returns a value other than false/null/undefined and returns that value
  * (so `const job = await waitFor(async () => (await get()).state === 'DONE' && job, …)` works).
- * An error thrown by `probe` fails the wait at once: it is a failure, not "not yet".
+ * An error thrown by `probe` fails the wait at once (it is a failure, not "not yet") unless
+ * `tolerateErrors` is set.
  */
 export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitForOptions): Promise<Held<T>> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = await probe();
-    if (value !== false && value !== null && value !== undefined) return value as Held<T>;
+    let last: unknown;
+    let threw = false;
+    try {
+      last = await probe();
+    } catch (error) {
+      if (!options.tolerateErrors) throw error;
+      [last, threw] = [error, true];
+    }
+    if (!threw && last !== false && last !== null && last !== undefined) return last as Held<T>;
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.what} (last: ${String(value)})`);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.what} (last: ${String(last)})`);
     }
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 50));
   }

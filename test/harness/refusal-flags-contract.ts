@@ -3,8 +3,10 @@
 // against a private single Redis by src/claims/refusal-flags.test.ts, against a 3-master Redis
 // Cluster by redis-claim-path-cluster.test.ts and against a primary and replica behind three
 // Sentinels by redis-claim-path-sentinel.test.ts. "Without asking Redis" is measured on Redis
-// itself: the EVAL/EVALSHA calls of every data node (INFO commandstats), which is why the Redis
-// under test must be private to the file.
+// itself: the runs of claim-5.lua that every data node reports through MONITOR, which is why the
+// Redis under test must be private to the file (CLIENT KILL TYPE pubsub would also hit others).
+import { randomUUID } from 'node:crypto';
+import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimOnce, drainClaims, stampede } from './claims.ts';
 import { createTemplate } from './issue-coupons.ts';
@@ -13,7 +15,42 @@ import { createPartner, createTestApp, type TestApp } from './test-app.ts';
 import { waitFor } from './wait-for.ts';
 import { ClaimRefusal } from '../../src/claims/claim-gate.ts';
 import type { FastRefusalGate } from '../../src/claims/fast-refusal-gate.ts';
+import { changeTemplate } from '../../src/claims/claim-settings.ts';
 import { reconcileTemplate } from '../../src/claims/reconcile.ts';
+import { loadLuaScript } from '../../src/infra/lua.ts';
+
+const CLAIM_SCRIPT = loadLuaScript(new URL('../../src/claims/claim-5.lua', import.meta.url));
+
+/**
+ * Counts the runs of claim-5.lua on every data node (EVALSHA by its digest, or EVAL of its source).
+ * runs() first waits until each node's MONITOR stream has shown an ECHO sent after everything
+ * before it, so no earlier run is still on its way.
+ */
+async function watchClaimScript(urls: readonly string[]) {
+  let runs = 0;
+  const fences = new Map<string, number>();
+  const firstLine = CLAIM_SCRIPT.source.split('\n')[0]!.slice(3, 40);
+  const monitors = await Promise.all(urls.map(async (url) => {
+    const monitor = createClient({ url });
+    monitor.on('error', () => undefined);
+    await monitor.connect();
+    await monitor.monitor((line) => {
+      if (line.includes(CLAIM_SCRIPT.sha) || line.includes(firstLine)) runs += 1;
+      const fence = /"ECHO" "(fence-[^"]+)"/i.exec(line)?.[1];
+      if (fence) fences.set(fence, (fences.get(fence) ?? 0) + 1);
+    });
+    return monitor;
+  }));
+  return {
+    async runs(): Promise<number> {
+      const fence = `fence-${randomUUID()}`;
+      await Promise.all(urls.map((url) => redisCommand(url, ['ECHO', fence])));
+      await waitFor(() => fences.get(fence) === urls.length, { what: 'every MONITOR to catch up', timeoutMs: 10_000, intervalMs: 2 });
+      return runs;
+    },
+    close: () => { for (const monitor of monitors) monitor.destroy(); },
+  };
+}
 
 export interface PrivateRedis {
   /** REDIS_URL and STAMPEDE_REDIS_MODE of the topology. */
@@ -35,26 +72,22 @@ describe(`fast refusals across API processes (${name})`, () => {
   let redis: PrivateRedis;
   let a: TestApp;
   let b: TestApp;
+  let claimScript: Awaited<ReturnType<typeof watchClaimScript>>;
   beforeAll(async () => {
     redis = await startRedis();
     const options = { distributed: true, redisUrl: redis.url, env: { STAMPEDE_REDIS_MODE: redis.mode, ...redis.env } };
     [a, b] = await Promise.all([createTestApp(options), createTestApp(options)]);
+    claimScript = await watchClaimScript(redis.dataNodeUrls);
   });
   afterAll(async () => {
+    claimScript?.close();
     await Promise.all([a?.close(), b?.close()]);
     await redis?.stop();
   });
 
   const flagsOf = (app: TestApp) => (app.ctx.claimGate as FastRefusalGate).flags;
-  /** Scripts run on Redis so far (EVAL + EVALSHA on every data node). */
-  const scriptCalls = async () => {
-    let calls = 0;
-    for (const url of redis.dataNodeUrls) {
-      const stats = await redisCommand(url, ['INFO', 'commandstats']) as string;
-      for (const match of stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(match[1]);
-    }
-    return calls;
-  };
+  /** claim-5.lua runs so far, over every data node. */
+  const scriptCalls = () => claimScript.runs();
   /** The template as the app's claim route holds it (its own cache). */
   const cached = async (app: TestApp, id: string) => (await app.ctx.claimTemplates.get(id))!;
   /** Opens the event through each app (which starts their subscriptions) and waits until both are subscribed. */
@@ -110,6 +143,19 @@ describe(`fast refusals across API processes (${name})`, () => {
     expect((await claimOnce(a.app, partner.headers, id, 'u-2')).status).toBe(201);
   });
 
+  it('when the change that resumes an event resolves (what PATCH answers after), B has already dropped its flag', async (context) => {
+    // In a cluster the un-flag crosses the cluster bus, unordered with the change's reply.
+    if (!redis.unflagBeforeAcknowledgement) context.skip();
+    const { partner, id, patch } = await opened(100);
+    await patch({ paused: true });
+    const template = await cached(b, id);
+    await waitFor(() => flagsOf(b).refusalFor(template, 'u-1') === ClaimRefusal.Paused, { what: 'B to know the event paused', timeoutMs: 500, intervalMs: 1 });
+    const { rows: [key] } = await a.ctx.db.query<{ id: string }>('SELECT id FROM api_keys WHERE partner_id = $1', [partner.id]);
+    await changeTemplate(a.ctx, { partnerId: partner.id, keyId: key!.id }, id, { paused: false });
+    // No I/O between the change resolving and this check: B read the un-flag before the change's last reply.
+    expect(flagsOf(b).refusalFor(template, 'u-1')).toBeUndefined();
+  });
+
   it('stock raised after a sell-out: B accepts at its next claim', async () => {
     const { partner, id, patch } = await opened(3);
     expect((await claimOnce(a.app, partner.headers, id, 'a-1')).status).toBe(201);
@@ -128,8 +174,12 @@ describe(`fast refusals across API processes (${name})`, () => {
     expect(await claimOnce(b.app, partner.headers, id, 'alice')).toMatchObject({ status: 409, code: 'CLAIM_LIMIT_REACHED' });
     expect(await scriptCalls()).toBe(before);
 
+    const template = await cached(b, id);
+    expect(flagsOf(b).refusalFor(template, 'alice')).toBe(ClaimRefusal.LimitReached);
     await patch({ perUserLimit: 2 });
     await unflagged(id, 'alice');
+    // B's cached template still has the old settings version: only the change's message drops the record.
+    expect(flagsOf(b).refusalFor(template, 'alice')).toBeUndefined();
     expect((await claimOnce(b.app, partner.headers, id, 'alice')).status).toBe(201);
     expect(await claimOnce(b.app, partner.headers, id, 'alice')).toMatchObject({ status: 409, code: 'CLAIM_LIMIT_REACHED' });
   });

@@ -83,6 +83,7 @@ export async function openRuntime(givenConfig: Config, logger: Logger, options: 
     }
 
     const ctx = createContext({ config, logger, db, ledgerDb, authDb, workerDb, redis, metrics: createMetrics() });
+    closers.push(async () => { await ctx.claimGate.close?.(); });
     return { ctx, databaseUrl, close };
   } catch (error) {
     await close();

@@ -100,6 +100,7 @@ try {
   failed = Object.values(checks).includes(false);
   log(JSON.stringify({ holders, distributeSeconds, targets: TARGETS, modes, reconcile: report, checks, ok: !failed }));
 } finally {
+  await ctx.claimGate.close?.();
   await redis.close();
   await db.end();
   await ledgerDb.end();

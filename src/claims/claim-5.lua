@@ -41,6 +41,9 @@
 --          holdings not loaded, -7 paused, -8 Idempotency-Key used before for another user
 --          (ClaimRefusal in claim-gate.ts). A key's recorded outcome is answered again, whatever
 --          the window, pause and stock say now; window and pause refusals are not recorded.
+-- publishes "s <KEYS[1]> <ver>" on stampede:claims:refusal-flags when it issues the event's last
+--          coupon, so every API process refuses the event's claims without asking
+--          (refusal-flag-subscriber.ts)
 local idem = ARGV[5]
 if idem ~= '' then
   local first = redis.call('HGET', KEYS[5], idem)
@@ -105,6 +108,9 @@ if soldOut then
 end
 
 local issued = redis.call('HINCRBY', KEYS[1], 'issued', 1)
+if total >= 0 and issued >= total then
+  redis.call('PUBLISH', 'stampede:claims:refusal-flags', 's ' .. KEYS[1] .. ' ' .. (redis.call('HGET', KEYS[1], 'ver') or '0'))
+end
 local slot = redis.call('HINCRBY', KEYS[1], 'slot', 1)
 local seq = held + 1
 if held > 0 then

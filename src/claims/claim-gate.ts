@@ -80,4 +80,6 @@ export interface ClaimGate {
    * template's gate lock and row lock.
    */
   applySettings(template: CouponTemplate): Promise<{ readonly refusedIssuedCount?: number }>;
+  /** Releases what the adapter holds open besides the shared pools (the refusal-flags subscription). */
+  close?(): Promise<void>;
 }

@@ -98,6 +98,18 @@ export function createMetrics() {
       labelNames: ['template'] as const,
       registers,
     }),
+    claimShortcutRefusals: new client.Counter({
+      name: 'stampede_claim_shortcut_refusals_total',
+      help: 'Claims this process refused without asking Redis (refusal flags: sold_out, closed, paused; limit_reached from its record of users at their limit). Also counted in stampede_claims_total.',
+      labelNames: ['template', 'outcome'] as const,
+      registers,
+    }),
+    claimRefusalFlagsSubscribed: new client.Gauge({
+      name: 'stampede_claim_refusal_flags_subscribed',
+      help: '1 while the refusal-flags subscription is confirmed (refusals may be shortcut), 0 while every claim asks Redis.',
+      aggregator: 'min',
+      registers,
+    }),
     reconcileDrift: new client.Gauge({
       name: 'stampede_reconcile_drift',
       help: 'Issued count in the gate minus rows in PostgreSQL, as last measured by reconcile.',

@@ -59,6 +59,7 @@ export async function testContext(options: TestAppOptions = {}): Promise<AppCont
 }
 
 export async function closeContext(ctx: AppContext): Promise<void> {
+  await ctx.claimGate.close?.();
   await ctx.redis?.close();
   await ctx.db.end();
   await ctx.ledgerDb.end();

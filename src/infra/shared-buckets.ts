@@ -2,11 +2,10 @@
 // process with no Redis call on the request path, and settled with Redis in the background every
 // SETTLE_INTERVAL_MS so the limit holds across every API process (docs/decisions/190).
 //
-// Per key and window a process admits from a lease of tokens Redis granted it (settle-bucket-2.lua:
-// never past the limit, at most an even share of what remains per grant), asked for ahead of the
-// window from the demand it sees. A key this process has no lease for (new, or quiet in the
-// window before) is admitted from a provisional share, ceil(limit / processes), reported at the
-// next settle. A busy key whose lease for the new window is late waits for the next settle.
+// Per key and window a process may admit its fair share, ceil(limit / processes), without asking
+// (its floor, reserved for it in Redis once it has settled the key), and beyond it from leases
+// Redis grants (settle-bucket-2.lua: never past what the limit leaves after the tokens granted and
+// the other processes' reserved floors), asked for ahead of the window from the demand it sees.
 // Redis unreachable: each process admits up to the whole limit itself (fail open, logged, counted).
 // Memory: buckets live in one LRU per group (the partner) with a cap per group and in total.
 import { randomUUID } from 'node:crypto';
@@ -47,9 +46,10 @@ export interface BucketRequest {
   /** Requests admitted per window (second). */
   readonly limit: number;
   /**
-   * 'always': every bucket with requests settles each interval (few keys, the API key limit).
-   * 'beyond-share': a bucket settles only once this process has admitted its provisional share in
-   * a window (many keys, nearly all quiet: per-user throttles cost Redis nothing until one floods).
+   * 'always': every bucket with requests settles and asks for the next window's lease (few keys,
+   * the API key limit: exact once every process serving the key has settled it).
+   * 'beyond-share': a bucket settles only once this process has admitted its fair share in a
+   * window (many keys, nearly all quiet: per-user throttles cost Redis nothing until one floods).
    */
   readonly settle: 'always' | 'beyond-share';
 }
@@ -69,8 +69,12 @@ interface Bucket {
   window: number;
   /** Tokens of `window` leased from Redis and not yet used. */
   lease: number;
-  /** Tokens this process may still admit in `window` without a lease. */
-  provisional: number;
+  /** Tokens of `window` leased from Redis in all. */
+  leased: number;
+  /** Tokens admitted in `window` below the floor, without a lease. */
+  floorUsed: number;
+  /** This key's fair share as Redis last computed it; 0: not known (the share of the processes alive). */
+  fair: number;
   /** Tokens admitted without a lease and not yet reported to Redis. */
   unreported: number;
   /** Requests seen in `window`, admitted or not: the demand a lease is sized by. */
@@ -133,13 +137,13 @@ export class SharedBuckets {
     bucket.demand += 1;
     let allowed = true;
     if (bucket.lease > 0) bucket.lease -= 1;
-    else if (bucket.provisional > 0) {
-      bucket.provisional -= 1;
+    else if (this.floorLeft(bucket) > 0) {
+      bucket.floorUsed += 1;
       bucket.unreported += 1;
     } else if (!this.healthy && bucket.admitted < bucket.limit) bucket.unreported += 1; // fail open, per process
     else allowed = false;
     if (allowed) bucket.admitted += 1;
-    if (this.options.redis && (bucket.eager || bucket.registered || bucket.provisional === 0)) {
+    if (this.options.redis && (bucket.eager || bucket.registered || this.floorLeft(bucket) === 0)) {
       this.pending.add(bucket);
       this.start();
     }
@@ -165,8 +169,11 @@ export class SharedBuckets {
     this.heartbeat();
   }
 
-  private share(limit: number): number {
-    return this.healthy ? Math.ceil(limit / this.processes) : limit;
+  /** What this process may still admit in the bucket's window without a lease. */
+  private floorLeft(bucket: Bucket): number {
+    if (!this.options.redis) return bucket.limit - bucket.floorUsed;
+    const floor = bucket.fair > 0 ? Math.min(bucket.fair, bucket.limit) : Math.ceil(bucket.limit / this.processes);
+    return Math.max(0, floor - bucket.leased - bucket.floorUsed);
   }
 
   private bucketFor(request: BucketRequest, window: number): Bucket {
@@ -194,7 +201,9 @@ export class SharedBuckets {
       limit: request.limit,
       window,
       lease: 0,
-      provisional: this.options.redis ? this.share(request.limit) : request.limit,
+      leased: 0,
+      floorUsed: 0,
+      fair: 0,
       unreported: 0,
       demand: 0,
       admitted: 0,
@@ -218,35 +227,23 @@ export class SharedBuckets {
   }
 
   private roll(bucket: Bucket, window: number): void {
-    const wasBusy = bucket.registered && bucket.window === window - 1;
     bucket.window = window;
     bucket.demand = 0;
     bucket.admitted = 0;
     bucket.unreported = 0;
-    if (!this.options.redis) {
-      bucket.provisional = bucket.limit;
-      return;
-    }
-    if (bucket.nextWindow === window) {
-      bucket.lease = Math.min(bucket.nextLease, bucket.limit);
-      bucket.provisional = 0;
-      bucket.registered = true;
-    } else {
-      bucket.lease = 0;
-      bucket.registered = false;
-      // Busy in the window before but its lease for this one is late: wait for the next settle
-      // rather than admit a share other processes' leases do not leave room for.
-      bucket.provisional = wasBusy && this.healthy ? 0 : this.share(bucket.limit);
-    }
+    bucket.floorUsed = 0;
+    const prefetched = bucket.nextWindow === window;
+    bucket.lease = prefetched ? Math.min(bucket.nextLease, bucket.limit) : 0;
+    bucket.leased = bucket.lease;
+    bucket.registered = prefetched;
     bucket.nextLease = 0;
   }
 
   /** A lowered limit applies from the next request: what this process holds is cut to what the new one leaves. */
   private changeLimit(bucket: Bucket, limit: number): void {
     bucket.limit = limit;
-    const left = Math.max(0, limit - bucket.admitted);
-    bucket.lease = Math.min(bucket.lease, left);
-    bucket.provisional = Math.min(bucket.provisional, this.options.redis ? Math.min(left, this.share(limit)) : left);
+    bucket.fair = 0;
+    bucket.lease = Math.min(bucket.lease, Math.max(0, limit - bucket.admitted));
     bucket.nextLease = Math.min(bucket.nextLease, limit);
   }
 
@@ -263,8 +260,8 @@ export class SharedBuckets {
       }
       const rate = bucket.demand / elapsed;
       if (!bucket.settlingCurrent) {
-        const want = Math.max(0, Math.ceil(rate * Math.max(left, SETTLE_INTERVAL_MS) * HEADROOM) - bucket.lease - bucket.provisional);
-        // A key whose lease and share cover its demand costs Redis nothing until the next window's lease.
+        const want = Math.max(0, Math.ceil(rate * Math.max(left, SETTLE_INTERVAL_MS) * HEADROOM) - bucket.lease - this.floorLeft(bucket));
+        // A key whose lease and floor cover its demand costs Redis nothing until the next window's lease.
         if (want > 0) void this.settle(bucket, window, want);
       }
       if (prefetch && !bucket.settlingNext) {
@@ -293,8 +290,10 @@ export class SharedBuckets {
       ]) as [number, number];
       this.succeeded();
       const grant = Number(reply[0]);
+      bucket.fair = Number(reply[1]);
       if (window === bucket.window) {
         bucket.lease += grant;
+        bucket.leased += grant;
         bucket.registered = true;
       } else if (window > bucket.window) {
         if (bucket.nextWindow !== window) bucket.nextLease = 0;

@@ -61,14 +61,16 @@ describe('two API processes sharing PostgreSQL and Redis', () => {
     expect(new Set(answers.map((a, i) => (a.status === 201 ? i % 2 : -1)).filter((p) => p >= 0)).size).toBe(2);
   });
 
-  it('holds one rate limit across both processes, flooded together: ~1,000/s in all, not 1,000/s each', async () => {
+  it('holds one rate limit across both processes, flooded together: the limit in all, not the limit each', async () => {
     // Each process decides from its own buckets and settles with Redis every 100 ms (no Redis call
-    // per request: docs/decisions/190). Both are flooded for 7 s with far more than the limit; a
+    // per request: docs/decisions/190). Both are flooded for 7 s with more than the limit; a
     // client cannot tell which second the server counted a request in, so the bound is over the
     // seconds the run touched: at most the limit (+5%) in each, plus one limit for the key's first
     // second (each process's share before its first settle), at least 95% of it in each whole one.
-    // A limit of 1,000 per process would admit ~2,000/s.
-    const limit = 1_000;
+    // A limit per process would admit twice the limit per second. 100/s, not 1,000/s, so that two
+    // real processes on a loaded 2-core machine are still offered well over it (the 1,000/s figure
+    // is src/infra/shared-buckets.test.ts's, per window, and src/http/rate-limit.test.ts's).
+    const limit = 100;
     const { headers } = await partner(limit);
     const url = '/v1/coupon-templates/0190a000-0000-7000-8000-000000000000/claims'; // unknown: admitted → 404, no PostgreSQL
     const started = Date.now();
@@ -83,6 +85,7 @@ describe('two API processes sharing PostgreSQL and Redis', () => {
     const seconds = (ended - started) / 1000;
     const touched = Math.floor(ended / 1000) - Math.floor(started / 1000) + 1;
     const figures = `admitted ${admitted}, limited ${limited} in ${seconds} s (${touched} windows touched)`;
+    if (process.env.SHOW_FIGURES) console.log(figures);
     expect(admitted + limited, figures).toBe(results.reduce((sum, result) => sum + result['2xx'] + result.non2xx, 0));
     expect((admitted + limited) / seconds, `offered per second: ${figures}`).toBeGreaterThan(2 * limit);
     expect(admitted, figures).toBeLessThanOrEqual(limit * 1.05 * touched + limit);

@@ -65,12 +65,14 @@ describe('two API processes sharing PostgreSQL and Redis', () => {
     // Each process decides from its own buckets and settles with Redis every 100 ms (no Redis call
     // per request: docs/decisions/190). Both are flooded for 7 s with more than the limit; a
     // client cannot tell which second the server counted a request in, so the bound is over the
-    // seconds the run touched: at most the limit (+5%) in each, plus one limit for the key's first
-    // second (each process's share before its first settle), at least 95% of it in each whole one.
-    // A limit per process would admit twice the limit per second. 100/s, not 1,000/s, so that two
+    // seconds the run touched: at most the limit (+5%) in each, plus two limits for the key's first
+    // seconds (before a process has heard of the other, it admits the whole limit without asking;
+    // the next second each may still hold the share of the processes it knew), at least 95% of it
+    // in each whole one.
+    // A limit per process would admit twice the limit per second. 40/s, not 1,000/s, so that two
     // real processes on a loaded 2-core machine are still offered well over it (the 1,000/s figure
     // is src/infra/shared-buckets.test.ts's, per window, and src/http/rate-limit.test.ts's).
-    const limit = 100;
+    const limit = 40;
     const { headers } = await partner(limit);
     const url = '/v1/coupon-templates/0190a000-0000-7000-8000-000000000000/claims'; // unknown: admitted → 404, no PostgreSQL
     const started = Date.now();
@@ -88,7 +90,7 @@ describe('two API processes sharing PostgreSQL and Redis', () => {
     if (process.env.SHOW_FIGURES) console.log(figures);
     expect(admitted + limited, figures).toBe(results.reduce((sum, result) => sum + result['2xx'] + result.non2xx, 0));
     expect((admitted + limited) / seconds, `offered per second: ${figures}`).toBeGreaterThan(2 * limit);
-    expect(admitted, figures).toBeLessThanOrEqual(limit * 1.05 * touched + limit);
+    expect(admitted, figures).toBeLessThanOrEqual(limit * 1.05 * touched + 2 * limit);
     expect(admitted, figures).toBeGreaterThanOrEqual(limit * 0.95 * (touched - 2));
   });
 

@@ -39,6 +39,15 @@ export interface AppOptions extends OpsOptions {
 
 registerFormats();
 
+/**
+ * Fastify ignores a bare hop count (it cannot check the peer): a count n is given as "the socket
+ * and the n − 1 hops before it are proxies", which trusts whoever connects directly; docs/configuration.md says so.
+ */
+function trustProxyOption(setting: false | number | string[]): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof setting !== 'number') return setting;
+  return (_address, hop) => hop < setting;
+}
+
 export async function buildApp(ctx: AppContext, options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: ctx.logger as FastifyBaseLogger,
@@ -53,12 +62,16 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     },
     requestIdHeader: false,
     return503OnClosing: true,
+    // request.ip: the socket's address, or with STAMPEDE_TRUST_PROXY the last trusted hop of X-Forwarded-For.
+    trustProxy: trustProxyOption(ctx.config.trustProxy),
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors,
     clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   app.addHook('onSend', async (request, reply) => { void reply.header('X-Request-Id', request.id); });
+  // The rate limits' background settling belongs to the serving app.
+  app.addHook('onClose', async () => { ctx.buckets.stop(); });
   installErrorHandling(app);
   installJsonParser(app);
 

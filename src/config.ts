@@ -104,6 +104,11 @@ export interface Config {
   readonly unknownKeyLookupsPerMinute: number;
   /** Points calls waiting for a ledger transaction in one process beyond which new ones get 503. */
   readonly pointsQueueLimit: number;
+  /**
+   * Fastify's trustProxy: false (the client address is the socket's), a hop count, or the proxies'
+   * addresses and CIDR ranges; then the client address is the last trusted hop of X-Forwarded-For.
+   */
+  readonly trustProxy: false | number | string[];
 }
 
 export class ConfigError extends Error {
@@ -111,6 +116,33 @@ export class ConfigError extends Error {
     super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
     this.name = 'ConfigError';
   }
+}
+
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+/** STAMPEDE_TRUST_PROXY: unset (false), a hop count 1–16, or a comma-separated list of addresses, CIDR ranges and range names. */
+function parseTrustProxy(raw: string | undefined, problems: string[]): false | number | string[] {
+  if (raw === undefined || raw.trim() === '') return false;
+  const value = raw.trim();
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    if (hops >= 1 && hops <= 16) return hops;
+    problems.push(`STAMPEDE_TRUST_PROXY=${JSON.stringify(raw)}: a hop count must be between 1 and 16`);
+    return false;
+  }
+  const entries = value.split(',').map((entry) => entry.trim());
+  const bad = entries.filter((entry) => {
+    if (PROXY_RANGE_NAMES.includes(entry)) return false;
+    const [address = '', prefix, ...rest] = entry.split('/');
+    const family = isIP(address);
+    if (family === 0 || rest.length > 0) return true;
+    return prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
+  });
+  if (entries.length > 64 || bad.length > 0) {
+    problems.push(`STAMPEDE_TRUST_PROXY=${JSON.stringify(raw)}: expected a hop count or up to 64 comma-separated addresses, CIDR ranges or ${PROXY_RANGE_NAMES.join('/')}${bad.length > 0 ? ` (not understood: ${bad.join(', ')})` : ''}`);
+    return false;
+  }
+  return entries;
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -197,6 +229,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const host = env.HOST || (databaseUrl === undefined ? '127.0.0.1' : '0.0.0.0');
   if (isIP(host) === 0 && !/^[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*$/i.test(host)) problems.push(`HOST=${JSON.stringify(host)}: expected an IP address or a host name`);
 
+  const trustProxy = parseTrustProxy(env.STAMPEDE_TRUST_PROXY, problems);
+
   const config: Config = {
     port: int('PORT', 3000, 0, 65535),
     host,
@@ -249,6 +283,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // --- auth, durability and process hardening (h-auth) ---
     unknownKeyLookupsPerMinute: int('STAMPEDE_UNKNOWN_KEY_LOOKUPS_PER_MINUTE', 60, 1, 1_000_000),
     pointsQueueLimit: int('STAMPEDE_POINTS_QUEUE_LIMIT', 20_000, 1, 10_000_000),
+    trustProxy,
   };
 
   // The embedded claim gate lives in one process; N processes would each sell the whole stock.

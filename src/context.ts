@@ -6,6 +6,7 @@ import type { Db } from './infra/db.ts';
 import type { Logger } from './infra/logger.ts';
 import type { Metrics } from './infra/metrics.ts';
 import type { Redis } from './infra/redis.ts';
+import type { SharedBuckets } from './infra/shared-buckets.ts';
 import type { KeyAuthenticator } from './partners/key-authenticator.ts';
 import type { PendingCoupons } from './coupons/pending-coupons.ts';
 import type { ClaimGate } from './claims/claim-gate.ts';
@@ -45,6 +46,8 @@ export interface AppContext {
   readonly pointsGroupCommit: PointsGroupCommit;
   /** Claim outcomes and latencies of the events someone watches live (claims/live-feed.ts). */
   readonly liveClaims: LiveClaimCounters;
+  /** Per-key limits of this process, settled with Redis in the background: API key rate limits, claim throttles. */
+  readonly buckets: SharedBuckets;
 }
 
 /** Starts one kind of background work (src/workers.ts runs them); the returned function stops it after flushing. */

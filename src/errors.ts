@@ -89,6 +89,8 @@ export const ERROR_CATALOG = {
   PER_USER_LIMIT_LOWERED: { status: 409, message: 'perUserLimit can only be raised.' },
   CLAIM_END_BEFORE_START: { status: 409, message: 'claimEndsAt must be after claimStartsAt.' },
   COUPON_REVOKED: { status: 409, message: 'The coupon has been revoked.' },
+  // claim throttles (issue 21)
+  CLAIM_THROTTLED: { status: 429, message: 'Too many claim attempts for this event from this user or client address; retry after Retry-After seconds.' },
   // server side
   CLAIM_NOT_REPLICATED: { status: 503, message: 'The claim was not confirmed by enough Redis replicas in time; its outcome is unknown: retry with the same Idempotency-Key.' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'A backing service is unavailable; retry shortly.' },

@@ -20,6 +20,7 @@ import { createMetrics } from './infra/metrics.ts';
 import { migrate } from './infra/migrate.ts';
 import { SetupError } from './infra/setup-error.ts';
 import { connectRedis, redisDurabilityProblems } from './infra/redis.ts';
+import { SharedBuckets } from './infra/shared-buckets.ts';
 
 export interface Runtime {
   readonly ctx: AppContext;
@@ -187,5 +188,6 @@ export function createContext(parts: {
     ...createClaimParts({ ...parts, clock }),
     pointsGroupCommit: new PointsGroupCommit({ ...parts, clock }, groupCommitLimits(parts.config)),
     liveClaims: new LiveClaimCounters(),
+    buckets: new SharedBuckets({ redis: parts.redis, logger: parts.logger, metrics: parts.metrics, expectedProcesses: parts.config.processes }),
   };
 }

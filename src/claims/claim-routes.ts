@@ -1,14 +1,19 @@
 // POST /v1/coupon-templates/{id}/claims: the first-come-first-served claim (docs/architecture.md, "Claims").
 // The hot path: template from the in-process cache (no PostgreSQL), a UUIDv7 made here so the
 // answer already carries the id the row will have, one gate call. Refusals are the common answer
-// under a stampede, so they are sent straight from the catalog instead of thrown.
+// under a stampede, so they are sent straight from the catalog instead of thrown. An event's claim
+// throttles (per user, per client address) are decided before the gate, in this process, from
+// buckets settled with Redis in the background (infra/shared-buckets.ts).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { v7 as uuidv7 } from 'uuid';
 import type { AppContext } from '../context.ts';
 import { couponValidity } from '../coupons/validity.ts';
 import { AppError, ERROR_CATALOG, errorBody } from '../errors.ts';
+import { refusal } from '../http/openapi.ts';
 import { ErrorResponse, IdParams, Timestamp, UserId, Uuid } from '../http/schemas.ts';
+import type { CouponTemplate } from '../coupons/template-repository.ts';
+import type { BucketDecision } from '../infra/shared-buckets.ts';
 import { REFUSALS } from './claim-gate.ts';
 
 const ClaimBody = Type.Object({ userId: UserId }, { additionalProperties: false });
@@ -40,7 +45,10 @@ export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
         params: IdParams,
         headers: ClaimHeaders,
         body: ClaimBody,
-        response: { 201: ClaimResponse, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 422: ErrorResponse, 503: ErrorResponse },
+        response: {
+          201: ClaimResponse, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 422: ErrorResponse,
+          429: refusal(429, ['RATE_LIMITED', 'CLAIM_THROTTLED']), 503: ErrorResponse,
+        },
       },
     }, async (request, reply) => {
       const { userId } = request.body;
@@ -50,6 +58,12 @@ export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
         throw new AppError('TEMPLATE_NOT_FOUND');
       }
       const label = metrics.templateLabel(template.id);
+      const throttled = throttle(ctx, template, userId, request.ip);
+      if (throttled) {
+        metrics.claimThrottled.inc({ template: label, reason: throttled.reason });
+        return reply.code(429).header('Retry-After', String(Math.max(1, Math.ceil(throttled.decision.retryAfterMs / 1000))))
+          .send(errorBody('CLAIM_THROTTLED', `Too many claim attempts for this event from this ${throttled.reason === 'user' ? 'user' : 'client address'}; retry after Retry-After seconds.`));
+      }
       const couponId = uuidv7();
       const started = performance.now();
       let result;
@@ -85,4 +99,21 @@ export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       });
     });
   };
+}
+
+/**
+ * The event's throttles, the client address's first: a refused attempt spends no user token. Each
+ * partner's buckets are capped in number (infra/shared-buckets.ts), so user ids cannot fill memory.
+ */
+function throttle(ctx: AppContext, template: CouponTemplate, userId: string, address: string): { reason: 'user' | 'address'; decision: BucketDecision } | undefined {
+  const { perUserPerSecond, perClientAddressPerSecond } = template.claimThrottle;
+  if (perClientAddressPerSecond !== null) {
+    const decision = ctx.buckets.take({ scope: `claim-address:${template.id}`, key: address, group: template.partnerId, limit: perClientAddressPerSecond, settle: 'beyond-share' });
+    if (!decision.allowed) return { reason: 'address', decision };
+  }
+  if (perUserPerSecond !== null) {
+    const decision = ctx.buckets.take({ scope: `claim-user:${template.id}`, key: userId, group: template.partnerId, limit: perUserPerSecond, settle: 'beyond-share' });
+    if (!decision.allowed) return { reason: 'user', decision };
+  }
+  return undefined;
 }

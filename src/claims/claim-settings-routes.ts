@@ -10,7 +10,7 @@ export function claimSettingsRoutes(ctx: AppContext): FastifyPluginAsyncTypebox 
   return async (app) => {
     app.patch('/v1/coupon-templates/:id', {
       schema: {
-        operationId: 'updateCouponTemplate', summary: 'Change a live event: pause or resume, resize the stock, move its end, raise the per-user limit, change validity', tags: ['coupons'],
+        operationId: 'updateCouponTemplate', summary: 'Change a live event: pause or resume, resize the stock, move its end, raise the per-user limit, change validity or claim throttles', tags: ['coupons'],
         params: IdParams, body: PatchTemplateBody, response: { 200: TemplateResponse, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
       },
     }, async (request) => {

@@ -18,10 +18,12 @@ export interface TemplatePatch {
   claimEndsAt?: string | undefined;
   perUserLimit?: number | undefined;
   validity?: ValidityInput | undefined;
+  /** Each field given replaces the one in force; null removes that throttle. */
+  claimThrottle?: { perUserPerSecond?: number | null | undefined; perClientAddressPerSecond?: number | null | undefined } | undefined;
 }
 
 /** The changeable fields, as the API shows them (the audit's before and after). */
-export const CHANGEABLE_FIELDS = ['name', 'paused', 'totalQuantity', 'claimEndsAt', 'perUserLimit', 'validity'] as const;
+export const CHANGEABLE_FIELDS = ['name', 'paused', 'totalQuantity', 'claimEndsAt', 'perUserLimit', 'validity', 'claimThrottle'] as const;
 export type ChangeableField = (typeof CHANGEABLE_FIELDS)[number];
 export type FieldValues = Partial<Record<ChangeableField, unknown>>;
 
@@ -92,6 +94,13 @@ export function decideTemplateChange(current: CouponTemplate, patch: TemplatePat
     } else {
       next.validity = { type: 'RELATIVE', days: validity.days };
     }
+  }
+  if (patch.claimThrottle !== undefined) {
+    const { perUserPerSecond, perClientAddressPerSecond } = patch.claimThrottle;
+    next.claimThrottle = {
+      perUserPerSecond: perUserPerSecond === undefined ? current.claimThrottle.perUserPerSecond : perUserPerSecond,
+      perClientAddressPerSecond: perClientAddressPerSecond === undefined ? current.claimThrottle.perClientAddressPerSecond : perClientAddressPerSecond,
+    };
   }
   const before: FieldValues = {};
   const after: FieldValues = {};

@@ -6,7 +6,7 @@ const template: CouponTemplate = {
   id: 't', partnerId: 'p', name: 'Event', discount: { type: 'FIXED', value: 100 }, minOrderAmount: 0,
   totalQuantity: 100, perUserLimit: 2, issuedCount: 40,
   claimStartsAt: new Date('2030-01-01T00:00:00Z'), claimEndsAt: new Date('2030-01-02T00:00:00Z'),
-  validity: { type: 'RELATIVE', days: 7 }, paused: false, settingsVersion: 3, createdAt: new Date('2029-12-01T00:00:00Z'),
+  validity: { type: 'RELATIVE', days: 7 }, paused: false, settingsVersion: 3, claimThrottle: { perUserPerSecond: null, perClientAddressPerSecond: null }, createdAt: new Date('2029-12-01T00:00:00Z'),
 };
 const now = new Date('2030-01-01T12:00:00Z');
 
@@ -26,6 +26,17 @@ describe('decideTemplateChange', () => {
   it('refuses an absolute validity ending before the window opens', () => {
     const validity = { type: 'ABSOLUTE' as const, validFrom: '2029-01-01T00:00:00Z', validUntil: '2029-06-01T00:00:00Z' };
     expect(decideTemplateChange(template, { validity }, 40, now)).toMatchObject({ refusal: { code: 'VALIDATION_FAILED' } });
+  });
+  it('changes each claim throttle field given, keeps the other, null removes one', () => {
+    const set = decideTemplateChange(template, { claimThrottle: { perUserPerSecond: 5 } }, 40, now);
+    expect(set).toMatchObject({
+      before: { claimThrottle: { perUserPerSecond: null, perClientAddressPerSecond: null } },
+      after: { claimThrottle: { perUserPerSecond: 5, perClientAddressPerSecond: null } },
+    });
+    const throttled = { ...template, claimThrottle: { perUserPerSecond: 5, perClientAddressPerSecond: 50 } };
+    expect(decideTemplateChange(throttled, { claimThrottle: { perClientAddressPerSecond: null } }, 40, now))
+      .toMatchObject({ after: { claimThrottle: { perUserPerSecond: 5, perClientAddressPerSecond: null } } });
+    expect(decideTemplateChange(throttled, { claimThrottle: { perUserPerSecond: 5 } }, 40, now)).toMatchObject({ before: {}, after: {} });
   });
   it('records only the fields that change', () => {
     expect(decideTemplateChange(template, { paused: false, name: 'Event', totalQuantity: 100 }, 40, now)).toMatchObject({ before: {}, after: {} });

@@ -18,7 +18,14 @@ export interface CouponTemplate {
   paused: boolean;
   /** Raised by every change (PATCH), so a gate never replaces newer settings with older ones. */
   settingsVersion: number;
+  /** Claim attempts admitted per user, and per client address, per second; null: not throttled. */
+  claimThrottle: ClaimThrottle;
   createdAt: Date;
+}
+
+export interface ClaimThrottle {
+  perUserPerSecond: number | null;
+  perClientAddressPerSecond: number | null;
 }
 
 export interface TemplateRow {
@@ -40,6 +47,8 @@ export interface TemplateRow {
   validity_days: number | null;
   paused: boolean;
   settings_version: number;
+  claim_throttle_per_user: number | null;
+  claim_throttle_per_address: number | null;
   created_at: Date;
 }
 
@@ -62,6 +71,7 @@ export function toTemplate(row: TemplateRow): CouponTemplate {
       : { type: 'RELATIVE', days: row.validity_days! },
     paused: row.paused,
     settingsVersion: row.settings_version,
+    claimThrottle: { perUserPerSecond: row.claim_throttle_per_user, perClientAddressPerSecond: row.claim_throttle_per_address },
     createdAt: row.created_at,
   };
 }
@@ -71,8 +81,8 @@ export async function insertTemplate(db: Queryable, id: string, partnerId: strin
   const { rows } = await db.query<TemplateRow>(
     `INSERT INTO coupon_templates (id, partner_id, name, discount_type, discount_value, discount_max_amount,
        min_order_amount, total_quantity, per_user_limit, claim_starts_at, claim_ends_at,
-       validity_type, valid_from, valid_until, validity_days)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+       validity_type, valid_from, valid_until, validity_days, claim_throttle_per_user, claim_throttle_per_address)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
      RETURNING *`,
     [
       id, partnerId, draft.name, draft.discount.type, draft.discount.value,
@@ -82,6 +92,7 @@ export async function insertTemplate(db: Queryable, id: string, partnerId: strin
       validity.type === 'ABSOLUTE' ? validity.validFrom : null,
       validity.type === 'ABSOLUTE' ? validity.validUntil : null,
       validity.type === 'RELATIVE' ? validity.days : null,
+      draft.claimThrottle?.perUserPerSecond ?? null, draft.claimThrottle?.perClientAddressPerSecond ?? null,
     ],
   );
   return toTemplate(rows[0]!);
@@ -120,7 +131,8 @@ export async function updateTemplateSettings(db: Queryable, template: CouponTemp
   const { validity } = template;
   const { rows } = await db.query<TemplateRow>(
     `UPDATE coupon_templates SET name = $2, paused = $3, total_quantity = $4, claim_ends_at = $5, per_user_limit = $6,
-            validity_type = $7, valid_from = $8, valid_until = $9, validity_days = $10, settings_version = $11
+            validity_type = $7, valid_from = $8, valid_until = $9, validity_days = $10, settings_version = $11,
+            claim_throttle_per_user = $12, claim_throttle_per_address = $13
       WHERE id = $1 RETURNING *`,
     [
       template.id, template.name, template.paused, template.totalQuantity, template.claimEndsAt, template.perUserLimit,
@@ -129,6 +141,7 @@ export async function updateTemplateSettings(db: Queryable, template: CouponTemp
       validity.type === 'ABSOLUTE' ? validity.validUntil : null,
       validity.type === 'RELATIVE' ? validity.days : null,
       template.settingsVersion,
+      template.claimThrottle.perUserPerSecond, template.claimThrottle.perClientAddressPerSecond,
     ],
   );
   return toTemplate(rows[0]!);

@@ -22,6 +22,20 @@ const Validity = Type.Union([
   Type.Object({ type: Type.Literal('RELATIVE'), days: Type.Integer({ minimum: 1, maximum: 3650 }) }, { additionalProperties: false }),
 ]);
 
+const ThrottleFields = {
+  perUserPerSecond: Type.Union([Type.Integer({ minimum: 1, maximum: 1_000 }), Type.Null()], {
+    description: 'claim attempts one user may make per second on this event (beyond: 429 CLAIM_THROTTLED); null: not throttled',
+  }),
+  perClientAddressPerSecond: Type.Union([Type.Integer({ minimum: 1, maximum: 100_000 }), Type.Null()], {
+    description: 'claim attempts one client address may make per second on this event (the socket\'s address, or with ' +
+      'STAMPEDE_TRUST_PROXY the last trusted hop of X-Forwarded-For; beyond: 429 CLAIM_THROTTLED); null: not throttled',
+  }),
+};
+const ClaimThrottleInput = Type.Object(
+  { perUserPerSecond: Type.Optional(ThrottleFields.perUserPerSecond), perClientAddressPerSecond: Type.Optional(ThrottleFields.perClientAddressPerSecond) },
+  { additionalProperties: false, description: 'Optional per-user and per-address limits on claim attempts (docs/claims.md); a field left out is unchanged (not throttled at creation).' },
+);
+
 export const CreateTemplateBody = Type.Object(
   {
     name: Text(200),
@@ -34,6 +48,7 @@ export const CreateTemplateBody = Type.Object(
     claimStartsAt: Timestamp,
     claimEndsAt: Timestamp,
     validity: Validity,
+    claimThrottle: Type.Optional(ClaimThrottleInput),
   },
   { additionalProperties: false },
 );
@@ -51,6 +66,7 @@ export const TemplateResponse = Type.Object({
   claimEndsAt: Timestamp,
   validity: Validity,
   paused: Type.Boolean({ description: 'claims answer 409 CLAIM_PAUSED while true' }),
+  claimThrottle: Type.Object(ThrottleFields),
   createdAt: Timestamp,
 });
 
@@ -66,6 +82,7 @@ export const PatchTemplateBody = Type.Object(
     })),
     perUserLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'raise only' })),
     validity: Type.Optional(Validity),
+    claimThrottle: Type.Optional(ClaimThrottleInput),
   },
   { additionalProperties: false, minProperties: 1, description: 'Any of the changeable settings; each applies to the next claim in every process.' },
 );
@@ -101,6 +118,7 @@ export function templateResponse(template: CouponTemplate): Static<typeof Templa
       ? { type: 'ABSOLUTE', validFrom: validity.validFrom.toISOString(), validUntil: validity.validUntil.toISOString() }
       : validity,
     paused: template.paused,
+    claimThrottle: { ...template.claimThrottle },
     createdAt: template.createdAt.toISOString(),
   };
 }

@@ -16,6 +16,7 @@ export interface TemplateDraft {
   claimStartsAt: string;
   claimEndsAt: string;
   validity: Validity;
+  claimThrottle?: { perUserPerSecond?: number | null | undefined; perClientAddressPerSecond?: number | null | undefined } | undefined;
 }
 
 export interface FieldProblem {

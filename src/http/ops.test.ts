@@ -35,13 +35,20 @@ describe.each([{ distributed: false }, { distributed: true }])('operational rout
   });
 
   it('rate-limits per key with 429, Retry-After and a code', async () => {
-    const partner = await createPartner(t.app, { rateLimitPerSecond: 5 });
-    const statuses: number[] = [];
+    // Windows are whole seconds: a run that straddled a boundary (a loaded machine) is run again with a fresh key.
+    let statuses: number[] = [];
     let limited;
-    for (let i = 0; i < 8; i++) {
-      const response = await t.app.inject({ url: '/v1/coupon-templates', headers: partner.headers });
-      statuses.push(response.statusCode);
-      if (response.statusCode === 429) limited = response;
+    for (let run = 0; run < 5; run++) {
+      const partner = await createPartner(t.app, { rateLimitPerSecond: 5 });
+      const second = Math.floor(Date.now() / 1000);
+      statuses = [];
+      limited = undefined;
+      for (let i = 0; i < 8; i++) {
+        const response = await t.app.inject({ url: '/v1/coupon-templates', headers: partner.headers });
+        statuses.push(response.statusCode);
+        if (response.statusCode === 429) limited = response;
+      }
+      if (Math.floor(Date.now() / 1000) === second) break;
     }
     expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(5);
     expect(limited?.json().error.code).toBe('RATE_LIMITED');

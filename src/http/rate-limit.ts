@@ -1,45 +1,20 @@
-// Per-API-key rate limits with @fastify/rate-limit. Its bundled Redis store speaks ioredis only,
-// so this file adapts the same fixed-window algorithm to node-redis (one atomic Lua call per
-// request, see rate-limit-1.lua) so the limit holds across every API process.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import rateLimit from '@fastify/rate-limit';
+// Per-API-key rate limits: a one-second window per key, decided in this process from token
+// buckets that settle with Redis in the background (infra/shared-buckets.ts, docs/decisions/190),
+// so the limit holds across every API process without a Redis call on the request path.
+import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
-import { loadLuaScript, runLuaScript } from '../infra/lua.ts';
-import type { Redis } from '../infra/redis.ts';
-
-const RATE_LIMIT = loadLuaScript(new URL('./rate-limit-1.lua', import.meta.url));
-const WINDOW_MS = 1_000;
-
-type IncrCallback = (error: Error | null, result?: { current: number; ttl: number }) => void;
-
-function redisStoreFor(redis: Redis) {
-  return class RedisRateLimitStore {
-    incr(key: string, callback: IncrCallback, timeWindow = WINDOW_MS): void {
-      runLuaScript(redis, RATE_LIMIT, [`stampede:ratelimit:${key}`], [String(timeWindow)])
-        .then((reply) => {
-          const [current, ttl] = reply as [number, number];
-          callback(null, { current, ttl });
-        })
-        .catch((error: Error) => callback(error));
-    }
-
-    child(): RedisRateLimitStore {
-      return this;
-    }
-  };
-}
 
 export async function registerRateLimit(scope: FastifyInstance, ctx: AppContext): Promise<void> {
-  await scope.register(rateLimit, {
-    hook: 'preHandler', // after authentication: the limit is per key, never per IP
-    timeWindow: WINDOW_MS,
-    max: (request: FastifyRequest) => request.principal.rateLimitPerSecond ?? ctx.config.rateLimitPerSecond,
-    keyGenerator: (request: FastifyRequest) => request.principal.keyId,
-    // A Redis hiccup must not turn into a claim outage: let the request through and log it.
-    skipOnError: true,
-    ...(ctx.redis ? { store: redisStoreFor(ctx.redis) } : {}),
-    errorResponseBuilder: (_request, context) =>
-      new AppError('RATE_LIMITED', `Rate limit of ${context.max} requests per second exceeded; retry in ${context.after}.`),
+  // After authentication: the limit is per key, never per address.
+  scope.addHook('preHandler', async (request, reply) => {
+    const { principal } = request;
+    const limit = principal.rateLimitPerSecond ?? ctx.config.rateLimitPerSecond;
+    const decision = ctx.buckets.take({ scope: 'api-key', key: principal.keyId, group: principal.partnerId, limit, settle: 'always' });
+    if (decision.allowed) return;
+    ctx.metrics.rateLimited.inc();
+    const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+    void reply.header('Retry-After', String(seconds));
+    throw new AppError('RATE_LIMITED', `Rate limit of ${limit} requests per second exceeded; retry in ${seconds} second${seconds === 1 ? '' : 's'}.`);
   });
 }

@@ -146,6 +146,27 @@ export function createMetrics() {
       labelNames: ['type', 'result'] as const,
       registers,
     }),
+    rateLimited: new client.Counter({
+      name: 'stampede_rate_limited_total',
+      help: 'Requests refused 429 RATE_LIMITED by the per-API-key rate limit.',
+      registers,
+    }),
+    claimThrottled: new client.Counter({
+      name: 'stampede_claim_throttled_total',
+      help: 'Claims refused 429 CLAIM_THROTTLED by an event\'s claim throttle, by template and reason (user, address).',
+      labelNames: ['template', 'reason'] as const,
+      registers,
+    }),
+    bucketSettleFailures: new client.Counter({
+      name: 'stampede_rate_limit_settle_failures_total',
+      help: 'Rate limit and claim throttle settles with Redis that failed (each process then admits up to the whole limit itself).',
+      registers,
+    }),
+    bucketEvictions: new client.Counter({
+      name: 'stampede_rate_limit_bucket_evictions_total',
+      help: 'Rate limit and claim throttle buckets dropped from memory at their cap (per partner or in total) before going idle.',
+      registers,
+    }),
     redisErrors: new client.Counter({
       name: 'stampede_redis_errors_total',
       help: 'Redis client errors (connection and command).',

@@ -1,8 +1,9 @@
 // Two real `stampede serve` processes in distributed mode on one PostgreSQL and one Redis (what
 // several hosts, or STAMPEDE_PROCESSES, run): the stock of a claim event is exact across both, a
 // pause or resume made through one is obeyed by the other at its very next claim, a partner's
-// rate limit is one budget across both, and a key revoked through one is refused by the other once
-// its local cache lifetime (STAMPEDE_API_KEY_CACHE_MS) has passed.
+// rate limit is one budget across both (within the bound of docs/decisions/190), and a key revoked
+// through one is refused by the other once its local cache lifetime (STAMPEDE_API_KEY_CACHE_MS) has passed.
+import autocannon from 'autocannon';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
 import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
@@ -83,22 +84,37 @@ describe('two API processes sharing PostgreSQL and Redis', () => {
     expect(issued.status, JSON.stringify(issued.body)).toBe(201);
   });
 
-  it('counts one rate limit across both processes', async () => {
-    // A fresh key at 1 request/s: its first request, through process A, opens the key's window
-    // and spends its budget; one sent at once through process B is refused. With a budget per
-    // process, B's first request would pass. (Should the machine stall a whole second between the
-    // two, the window ends and B may pass: another fresh key is tried.)
-    let refusedByOther = false;
-    for (let round = 0; round < 3 && !refusedByOther; round++) {
-      const { headers } = await partner(1);
-      expect((await call(bases[0], 'GET', '/v1/users/u/points', headers)).status).toBe(200);
-      const other = await call(bases[1], 'GET', '/v1/users/u/points', headers);
-      if (other.status === 429) {
-        expect(other.body.error.code).toBe('RATE_LIMITED');
-        refusedByOther = true;
-      }
-    }
-    expect(refusedByOther).toBe(true);
+  it('holds one rate limit across both processes, flooded together: the limit in all, not the limit each', async () => {
+    // Each process decides from its own buckets and settles with Redis every 100 ms (no Redis call
+    // per request: docs/decisions/190). Both are flooded for 7 s with more than the limit; a
+    // client cannot tell which second the server counted a request in, so the bound is over the
+    // seconds the run touched: at most the limit (+5%) in each, plus two limits for the key's first
+    // seconds (before a process has heard of the other, it admits the whole limit without asking;
+    // the next second each may still hold the share of the processes it knew), at least 95% of it
+    // in each whole one.
+    // A limit per process would admit twice the limit per second. 40/s, not 1,000/s, so that two
+    // real processes on a loaded 2-core machine are still offered well over it (the 1,000/s figure
+    // is src/infra/shared-buckets.test.ts's, per window, and src/http/rate-limit.test.ts's).
+    const limit = 40;
+    const { headers } = await partner(limit);
+    const url = '/v1/coupon-templates/0190a000-0000-7000-8000-000000000000/claims'; // unknown: admitted → 404, no PostgreSQL
+    const started = Date.now();
+    const results = await Promise.all(bases.map((base) => autocannon({
+      url: `${base}${url}`, connections: 16, duration: 7,
+      requests: [{ method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ userId: 'u' }) }],
+    })));
+    const ended = Date.now();
+    const count = (status: `${number}`) => results.reduce((sum, result) => sum + (result.statusCodeStats?.[status]?.count ?? 0), 0);
+    const admitted = count('404');
+    const limited = count('429');
+    const seconds = (ended - started) / 1000;
+    const touched = Math.floor(ended / 1000) - Math.floor(started / 1000) + 1;
+    const figures = `admitted ${admitted}, limited ${limited} in ${seconds} s (${touched} windows touched)`;
+    if (process.env.SHOW_FIGURES) console.log(figures);
+    expect(admitted + limited, figures).toBe(results.reduce((sum, result) => sum + result['2xx'] + result.non2xx, 0));
+    expect((admitted + limited) / seconds, `offered per second: ${figures}`).toBeGreaterThan(2 * limit);
+    expect(admitted, figures).toBeLessThanOrEqual(limit * 1.05 * touched + 2 * limit);
+    expect(admitted, figures).toBeGreaterThanOrEqual(limit * 0.95 * (touched - 2));
   });
 
   it('a key revoked through one process is refused by the other', async () => {

@@ -170,7 +170,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Change a live event: pause or resume, resize the stock, move its end, raise the per-user limit, change validity */
+        /** Change a live event: pause or resume, resize the stock, move its end, raise the per-user limit, change validity or claim throttles */
         patch: operations["updateCouponTemplate"];
         trace?: never;
     };
@@ -562,7 +562,7 @@ export interface components {
                  * @description Stable; see docs/errors.md.
                  * @enum {string}
                  */
-                code: "VALIDATION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "ROUTE_NOT_FOUND" | "API_KEY_MISSING" | "API_KEY_INVALID" | "ADMIN_TOKEN_INVALID" | "RATE_LIMITED" | "PARTNER_NOT_FOUND" | "API_KEY_NOT_FOUND" | "TEMPLATE_NOT_FOUND" | "SOLD_OUT" | "CLAIM_LIMIT_REACHED" | "CLAIM_NOT_OPEN" | "CLAIM_CLOSED" | "CLAIM_EVENT_LIVE" | "COUPON_NOT_FOUND" | "COUPON_ALREADY_USED" | "COUPON_EXPIRED" | "COUPON_NOT_YET_VALID" | "MIN_ORDER_AMOUNT_NOT_MET" | "ORDER_MISMATCH" | "INSUFFICIENT_POINTS" | "POINTS_ALREADY_USED" | "ALREADY_CANCELLED" | "TRANSACTION_NOT_FOUND" | "TRANSACTION_NOT_CANCELLABLE" | "SAME_WALLET_TRANSFER" | "IDEMPOTENCY_KEY_REQUIRED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "JOB_NOT_FOUND" | "JOB_NOT_CANCELLABLE" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_URL_NOT_ALLOWED" | "WEBHOOK_LIMIT_REACHED" | "TOO_MANY_ITEMS" | "SOURCE_QUERY_REJECTED" | "BULK_UPLOAD_LIMIT_REACHED" | "LIVE_VIEWERS_LIMIT_REACHED" | "LIVE_VIEWERS_BUSY" | "BULK_UPLOADS_BUSY" | "UPLOAD_TIMEOUT" | "CSV_COLUMN_REQUIRED" | "CSV_COLUMN_NOT_FOUND" | "CSV_MALFORMED" | "DATABASE_BUSY" | "MALFORMED_REQUEST" | "MALFORMED_JSON" | "METHOD_NOT_ALLOWED" | "REQUEST_TIMEOUT" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "BALANCE_LIMIT_REACHED" | "SOURCE_NOT_CONFIGURED" | "SQL_SOURCE_NOT_FOUND" | "SOURCE_NOT_ALLOWED" | "SOURCE_UNREACHABLE" | "SOURCE_QUERY_FAILED" | "SOURCE_TIMEOUT" | "SOURCE_ROW_LIMIT" | "SECRET_KEY_NOT_CONFIGURED" | "JOB_QUEUE_FULL" | "JOB_STAGED_BYTES_LIMIT" | "JOB_FAILED" | "JOB_ABANDONED" | "API_KEY_LOOKUPS_LIMITED" | "POINTS_QUEUE_FULL" | "CLAIM_PAUSED" | "TOTAL_QUANTITY_BELOW_ISSUED" | "PER_USER_LIMIT_LOWERED" | "CLAIM_END_BEFORE_START" | "COUPON_REVOKED" | "CLAIM_NOT_REPLICATED" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
+                code: "VALIDATION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "ROUTE_NOT_FOUND" | "API_KEY_MISSING" | "API_KEY_INVALID" | "ADMIN_TOKEN_INVALID" | "RATE_LIMITED" | "PARTNER_NOT_FOUND" | "API_KEY_NOT_FOUND" | "TEMPLATE_NOT_FOUND" | "SOLD_OUT" | "CLAIM_LIMIT_REACHED" | "CLAIM_NOT_OPEN" | "CLAIM_CLOSED" | "CLAIM_EVENT_LIVE" | "COUPON_NOT_FOUND" | "COUPON_ALREADY_USED" | "COUPON_EXPIRED" | "COUPON_NOT_YET_VALID" | "MIN_ORDER_AMOUNT_NOT_MET" | "ORDER_MISMATCH" | "INSUFFICIENT_POINTS" | "POINTS_ALREADY_USED" | "ALREADY_CANCELLED" | "TRANSACTION_NOT_FOUND" | "TRANSACTION_NOT_CANCELLABLE" | "SAME_WALLET_TRANSFER" | "IDEMPOTENCY_KEY_REQUIRED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "JOB_NOT_FOUND" | "JOB_NOT_CANCELLABLE" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_URL_NOT_ALLOWED" | "WEBHOOK_LIMIT_REACHED" | "TOO_MANY_ITEMS" | "SOURCE_QUERY_REJECTED" | "BULK_UPLOAD_LIMIT_REACHED" | "LIVE_VIEWERS_LIMIT_REACHED" | "LIVE_VIEWERS_BUSY" | "BULK_UPLOADS_BUSY" | "UPLOAD_TIMEOUT" | "CSV_COLUMN_REQUIRED" | "CSV_COLUMN_NOT_FOUND" | "CSV_MALFORMED" | "DATABASE_BUSY" | "MALFORMED_REQUEST" | "MALFORMED_JSON" | "METHOD_NOT_ALLOWED" | "REQUEST_TIMEOUT" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "BALANCE_LIMIT_REACHED" | "SOURCE_NOT_CONFIGURED" | "SQL_SOURCE_NOT_FOUND" | "SOURCE_NOT_ALLOWED" | "SOURCE_UNREACHABLE" | "SOURCE_QUERY_FAILED" | "SOURCE_TIMEOUT" | "SOURCE_ROW_LIMIT" | "SECRET_KEY_NOT_CONFIGURED" | "JOB_QUEUE_FULL" | "JOB_STAGED_BYTES_LIMIT" | "JOB_FAILED" | "JOB_ABANDONED" | "API_KEY_LOOKUPS_LIMITED" | "POINTS_QUEUE_FULL" | "CLAIM_PAUSED" | "TOTAL_QUANTITY_BELOW_ISSUED" | "PER_USER_LIMIT_LOWERED" | "CLAIM_END_BEFORE_START" | "COUPON_REVOKED" | "CLAIM_THROTTLED" | "CLAIM_NOT_REPLICATED" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
                 /** @description For people; may change. */
                 message: string;
                 /** @description For VALIDATION_FAILED: the fields at fault, as [{field, message}]. */
@@ -1672,6 +1672,12 @@ export interface operations {
                             };
                             /** @description claims answer 409 CLAIM_PAUSED while true */
                             paused: boolean;
+                            claimThrottle: {
+                                /** @description claim attempts one user may make per second on this event (beyond: 429 CLAIM_THROTTLED); null: not throttled */
+                                perUserPerSecond: number | null;
+                                /** @description claim attempts one client address may make per second on this event (the socket's address, or with STAMPEDE_TRUST_PROXY the last trusted hop of X-Forwarded-For; beyond: 429 CLAIM_THROTTLED); null: not throttled */
+                                perClientAddressPerSecond: number | null;
+                            };
                             /** Format: date-time */
                             createdAt: string;
                         }[];
@@ -1795,6 +1801,13 @@ export interface operations {
                         type: "RELATIVE";
                         days: number;
                     };
+                    /** @description Optional per-user and per-address limits on claim attempts (docs/claims.md); a field left out is unchanged (not throttled at creation). */
+                    claimThrottle?: {
+                        /** @description claim attempts one user may make per second on this event (beyond: 429 CLAIM_THROTTLED); null: not throttled */
+                        perUserPerSecond?: number | null;
+                        /** @description claim attempts one client address may make per second on this event (the socket's address, or with STAMPEDE_TRUST_PROXY the last trusted hop of X-Forwarded-For; beyond: 429 CLAIM_THROTTLED); null: not throttled */
+                        perClientAddressPerSecond?: number | null;
+                    };
                 };
             };
         };
@@ -1843,6 +1856,12 @@ export interface operations {
                         };
                         /** @description claims answer 409 CLAIM_PAUSED while true */
                         paused: boolean;
+                        claimThrottle: {
+                            /** @description claim attempts one user may make per second on this event (beyond: 429 CLAIM_THROTTLED); null: not throttled */
+                            perUserPerSecond: number | null;
+                            /** @description claim attempts one client address may make per second on this event (the socket's address, or with STAMPEDE_TRUST_PROXY the last trusted hop of X-Forwarded-For; beyond: 429 CLAIM_THROTTLED); null: not throttled */
+                            perClientAddressPerSecond: number | null;
+                        };
                         /** Format: date-time */
                         createdAt: string;
                     };
@@ -1995,6 +2014,12 @@ export interface operations {
                         };
                         /** @description claims answer 409 CLAIM_PAUSED while true */
                         paused: boolean;
+                        claimThrottle: {
+                            /** @description claim attempts one user may make per second on this event (beyond: 429 CLAIM_THROTTLED); null: not throttled */
+                            perUserPerSecond: number | null;
+                            /** @description claim attempts one client address may make per second on this event (the socket's address, or with STAMPEDE_TRUST_PROXY the last trusted hop of X-Forwarded-For; beyond: 429 CLAIM_THROTTLED); null: not throttled */
+                            perClientAddressPerSecond: number | null;
+                        };
                         /** Format: date-time */
                         createdAt: string;
                     };
@@ -2116,6 +2141,13 @@ export interface operations {
                         type: "RELATIVE";
                         days: number;
                     };
+                    /** @description Optional per-user and per-address limits on claim attempts (docs/claims.md); a field left out is unchanged (not throttled at creation). */
+                    claimThrottle?: {
+                        /** @description claim attempts one user may make per second on this event (beyond: 429 CLAIM_THROTTLED); null: not throttled */
+                        perUserPerSecond?: number | null;
+                        /** @description claim attempts one client address may make per second on this event (the socket's address, or with STAMPEDE_TRUST_PROXY the last trusted hop of X-Forwarded-For; beyond: 429 CLAIM_THROTTLED); null: not throttled */
+                        perClientAddressPerSecond?: number | null;
+                    };
                 };
             };
         };
@@ -2164,6 +2196,12 @@ export interface operations {
                         };
                         /** @description claims answer 409 CLAIM_PAUSED while true */
                         paused: boolean;
+                        claimThrottle: {
+                            /** @description claim attempts one user may make per second on this event (beyond: 429 CLAIM_THROTTLED); null: not throttled */
+                            perUserPerSecond: number | null;
+                            /** @description claim attempts one client address may make per second on this event (the socket's address, or with STAMPEDE_TRUST_PROXY the last trusted hop of X-Forwarded-For; beyond: 429 CLAIM_THROTTLED); null: not throttled */
+                            perClientAddressPerSecond: number | null;
+                        };
                         /** Format: date-time */
                         createdAt: string;
                     };
@@ -4008,7 +4046,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Refused (docs/errors.md): `RATE_LIMITED`. */
+            /** @description Refused (docs/errors.md): `RATE_LIMITED`, `CLAIM_THROTTLED`. */
             429: {
                 headers: {
                     [name: string]: unknown;

@@ -221,7 +221,7 @@ if (args.redis !== undefined || args['min-replicas'] !== undefined) {
   await runTopologyBench({
     redis: list(args.redis ?? ''), minReplicas: list(args['min-replicas'] ?? '').map(Number), quick: args.quick,
     processes: config.distributedProcesses, connections: config.connections, drainRows: args.drain === undefined ? undefined : Number(args.drain),
-    machine: machine(), interrupted: () => interrupted, log,
+    machine: machine(), interrupted: () => interrupted, log, profileDir: config.profile ? profileRoot : undefined,
   });
 }
 

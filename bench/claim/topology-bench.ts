@@ -3,7 +3,11 @@
 // the same load generator, process count and connections, on one scenario: three events (load
 // spread over them: user n claims at event n % 3), one per master on the 3-master cluster. Then,
 // unless --drain=0, one claim persister's drain rate. Prints its own table and one JSON line last.
+import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { summariseCpuProfiles } from '../lib/cpu-profile.ts';
 import { startBenchServices } from '../lib/services.ts';
 import { formatTable, round } from '../lib/stats.ts';
 import { measurePersisterDrain, type DrainFigures } from './persister-drain.ts';
@@ -21,6 +25,8 @@ export interface TopologyBenchOptions {
   readonly connections: readonly number[];
   /** Claims for the persister drain (0: skip). */
   readonly drainRows: number | undefined;
+  /** Write V8 CPU profiles of each server under this directory and summarise them. */
+  readonly profileDir: string | undefined;
   readonly machine: Record<string, unknown>;
   readonly interrupted: () => boolean;
   readonly log: (line?: string) => void;
@@ -111,8 +117,10 @@ export async function runTopologyBench(options: TopologyBenchOptions): Promise<n
 
   async function benchSetting(setting: Setting, topology: BenchTopology, processes: number): Promise<void> {
     const label = `${settingLabel(setting)}, ${processes} proc`;
+    const profileDir = options.profileDir ? path.join(options.profileDir, `${setting.topology}-${setting.minReplicas}-${processes}`) : undefined;
+    if (profileDir) await mkdir(profileDir, { recursive: true });
     const server = await startServer({
-      kind: 'distributed', processes, env: { ...topology.env, STAMPEDE_REDIS_MIN_REPLICAS: String(setting.minReplicas) },
+      kind: 'distributed', processes, env: { ...topology.env, STAMPEDE_REDIS_MIN_REPLICAS: String(setting.minReplicas) }, ...(profileDir ? { cpuProfileDir: profileDir } : {}),
     }, services); // the topology's REDIS_URL and mode override the services' single Redis
     try {
       const run = async (users: number, quantity: number, connections: number) => {
@@ -138,6 +146,7 @@ export async function runTopologyBench(options: TopologyBenchOptions): Promise<n
     } finally {
       await server.stop();
     }
+    if (profileDir) log(`\nCPU profile of ${label} (warm-up included):\n${await summariseCpuProfiles(profileDir, fileURLToPath(new URL('../../', import.meta.url)))}\n`);
   }
 
   const comparisons = compare(runs);

@@ -40,7 +40,7 @@ export interface SpreadRun {
   readonly rowsInPostgresAfterMs: number | null;
   /** CPU seconds per process group ("server", "postgres", "redis-server", "load generator"). */
   readonly cpuSeconds: Record<string, number>;
-  /** CPU seconds of each redis-server of the topology, by port (masters first). */
+  /** CPU seconds of each redis-server of the topology by ":port", masters first (a non-numeric key keeps that order). */
   readonly redisCpuSecondsByPort: Record<string, number>;
   /** CPU µs per claim request (server, every redis-server of the topology, load generator) and PostgreSQL µs per persisted row. */
   readonly micros: { serverPerClaim: number; redisPerClaim: number; loadGeneratorPerClaim: number; postgresPerRow: number };
@@ -160,9 +160,9 @@ export async function pollIssued(db: Db, templateIds: readonly string[], total: 
   }
 }
 
-/** CPU seconds of each redis-server whose title names one of `ports` ("redis-server 127.0.0.1:6379 [cluster]"). */
+/** CPU seconds of each redis-server whose title names one of `ports` ("redis-server 127.0.0.1:6379 [cluster]"), by ":port". */
 export function redisSecondsByPort(before: CpuSnapshot, after: CpuSnapshot, ports: readonly number[]): Record<string, number> {
-  const seconds: Record<string, number> = Object.fromEntries(ports.map((port) => [String(port), 0]));
+  const seconds: Record<string, number> = Object.fromEntries(ports.map((port) => [`:${port}`, 0]));
   for (const [pid, times] of after) {
     if (times.comm !== 'redis-server') continue;
     let title: string;
@@ -171,7 +171,7 @@ export function redisSecondsByPort(before: CpuSnapshot, after: CpuSnapshot, port
     } catch {
       continue; // exited
     }
-    const port = /:(\d+)/.exec(title)?.[1];
+    const port = /:\d+/.exec(title)?.[0];
     if (port === undefined || !(port in seconds)) continue;
     seconds[port] = seconds[port]! + (times.ticks - (before.get(pid)?.ticks ?? 0)) / 100; // USER_HZ
   }

@@ -1,6 +1,6 @@
 // `npm run bench:claim [-- --quick] [--only=bare,baseline,embedded,distributed] [--processes=1,2]
 //   [--connections=256,1024] [--filler=10000000] [--profile] [--viewers=200]`
-// `npm run bench:claim -- --redis=single,cluster [--min-replicas=0,1] [--drain=200000] …`: the Redis
+// `npm run bench:claim -- --redis=single,cluster [--min-replicas=0,1] [--drain=100000] …`: the Redis
 //   topology comparison instead (bench/claim/topology-bench.ts).
 //
 // The claim benchmark of issue 3: one event of 10,000 coupons, 100,000 distinct users each

@@ -64,7 +64,7 @@ export async function runTopologyBench(options: TopologyBenchOptions): Promise<n
   ];
   const scale = options.quick
     ? { users: 10_000, quantity: 999, warmUsers: 1_500, warmQuantity: 300, drainRows: 20_000 }
-    : { users: 100_000, quantity: 9_999, warmUsers: 3_000, warmQuantity: 999, drainRows: 200_000 };
+    : { users: 100_000, quantity: 9_999, warmUsers: 3_000, warmQuantity: 999, drainRows: 100_000 };
   const drainRows = options.drainRows ?? scale.drainRows;
   const claimsPerUser = 3;
   const startedAt = new Date();

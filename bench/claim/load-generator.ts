@@ -11,6 +11,8 @@ export interface LoadPlan {
   readonly host: string;
   readonly port: number;
   readonly path: string;
+  /** When set, user n claims at paths[n % paths.length] instead (load spread over several events). */
+  readonly paths?: readonly string[];
   readonly headers: Record<string, string>;
   readonly users: number;
   readonly claimsPerUser: number;
@@ -82,7 +84,8 @@ export async function generateLoad(plan: LoadPlan): Promise<LoadResult> {
   const lane = async (connection: KeepAliveConnection) => {
     for (let user = nextUser++; user < plan.users; user = nextUser++) {
       const userId = `${plan.userPrefix}${user}`;
-      const request = jsonPost(plan.host, plan.port, plan.path, plan.headers, { userId });
+      const target = plan.paths ? plan.paths[user % plan.paths.length]! : plan.path;
+      const request = jsonPost(plan.host, plan.port, target, plan.headers, { userId });
       for (let claim = 0; claim < plan.claimsPerUser; claim++) {
         const sentAt = performance.now();
         const response = await connection.request(request).catch((error: Error) => error);

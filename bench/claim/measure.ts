@@ -72,7 +72,7 @@ export function stopLoadGenerators(): void {
   for (const child of loadGenerators) child.kill('SIGKILL');
 }
 
-async function runLoadGenerator(plan: LoadPlan): Promise<LoadResult> {
+export async function runLoadGenerator(plan: LoadPlan): Promise<LoadResult> {
   const child = spawn(process.execPath, ['--import', 'tsx', LOAD_GENERATOR, JSON.stringify(plan)], { stdio: ['ignore', 'pipe', 'pipe'] });
   loadGenerators.add(child);
   child.once('exit', () => loadGenerators.delete(child));

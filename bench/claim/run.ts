@@ -1,5 +1,7 @@
 // `npm run bench:claim [-- --quick] [--only=bare,baseline,embedded,distributed] [--processes=1,2]
 //   [--connections=256,1024] [--filler=10000000] [--profile] [--viewers=200]`
+// `npm run bench:claim -- --redis=single,cluster [--min-replicas=0,1] [--drain=100000] …`: the Redis
+//   topology comparison instead (bench/claim/topology-bench.ts).
 //
 // The claim benchmark of issue 3: one event of 10,000 coupons, 100,000 distinct users each
 // sending 3 claims back to back (300,000 requests), at 256 and 1,024 keep-alive connections, from
@@ -24,6 +26,7 @@ import { loadFillerCoupons } from './filler.ts';
 import { measureRun, stopLoadGenerators, type RunPlan } from './measure.ts';
 import { bestDistributedProcesses, ratios, runsTable, targetChecks, targetsTable, type RunFigures } from './report.ts';
 import { settingLabel, startServer, type RunningServer, type ServerKind, type ServerSetting } from './servers.ts';
+import { runTopologyBench } from './topology-bench.ts';
 import { unexpectedOutcomes, verifyAnswers, verifyBareAnswers, verifyRows } from './verify.ts';
 import { openViewers } from './viewers.ts';
 
@@ -39,6 +42,9 @@ const { values: args } = parseArgs({
     filler: { type: 'string' },
     profile: { type: 'boolean', default: false },
     viewers: { type: 'string', default: '200' },
+    redis: { type: 'string' },
+    'min-replicas': { type: 'string' },
+    drain: { type: 'string' },
   },
 });
 
@@ -209,6 +215,14 @@ async function benchSetting(setting: ServerSetting, services: BenchServices, row
     await server.stop();
   }
   if (profileDir) log(`\nCPU profile of ${label}${rowsBefore ? ' (grown index)' : ''}:\n${await summariseCpuProfiles(profileDir, ROOT)}\n`);
+}
+
+if (args.redis !== undefined || args['min-replicas'] !== undefined) {
+  await runTopologyBench({
+    redis: list(args.redis ?? ''), minReplicas: list(args['min-replicas'] ?? '').map(Number), quick: args.quick,
+    processes: config.distributedProcesses, connections: config.connections, drainRows: args.drain === undefined ? undefined : Number(args.drain),
+    machine: machine(), interrupted: () => interrupted, log, profileDir: config.profile ? profileRoot : undefined,
+  });
 }
 
 const startedAt = new Date();

@@ -23,6 +23,8 @@ export interface ServerSetting {
   readonly processes: number;
   /** Write a V8 CPU profile of the server into this directory. */
   readonly cpuProfileDir?: string;
+  /** The product only: settings added last (another Redis topology, STAMPEDE_WORKERS=off, …). */
+  readonly env?: Record<string, string>;
 }
 
 /** A running server under test, ready to open coupon events. */
@@ -96,6 +98,7 @@ export async function startServer(setting: ServerSetting, services: BenchService
     STAMPEDE_RATE_LIMIT_PER_SECOND: '10000000',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
+    ...setting.env,
   }).catch(async (error: unknown) => {
     await rm(dataDir, { recursive: true, force: true });
     throw error;

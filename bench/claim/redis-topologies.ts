@@ -4,7 +4,8 @@
 // master holds an event, so the benchmark can put one event on each master.
 import { templateClaimKeys } from '../../src/claims/redis-keys.ts';
 import { startRedisCluster } from '../../test/harness/redis-cluster.ts';
-import { DURABLE_REDIS_ARGS, redisCommand, startRedisNode, waitUntil, type RedisNodeHandle } from '../../test/harness/redis-nodes.ts';
+import { DURABLE_REDIS_ARGS, redisCommand, startRedisNode, type RedisNodeHandle } from '../../test/harness/redis-nodes.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 import type { BenchServices } from '../lib/services.ts';
 
 export type TopologyKind = 'single' | 'cluster' | 'replicated';
@@ -57,10 +58,10 @@ export async function startTopology(kind: TopologyKind, services: BenchServices)
       try {
         const [primary] = nodes as [RedisNodeHandle];
         nodes.push(await startRedisNode([...DURABLE_REDIS_ARGS, '--replicaof', '127.0.0.1', String(primary.port)]));
-        await waitUntil(async () => {
+        await waitFor(async () => {
           const info = await redisCommand(primary.url, ['INFO', 'replication']) as string;
           return info.includes('connected_slaves:1') && info.includes('state=online');
-        }, 30_000, 'the replica to sync');
+        }, { timeoutMs: 30_000, what: 'the replica to sync', tolerateErrors: true });
         return {
           kind,
           description: `a primary (:${primary.port}) with one replica (:${nodes[1]!.port}), STAMPEDE_REDIS_MODE=single pointed at the primary`,

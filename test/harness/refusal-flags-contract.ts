@@ -75,7 +75,10 @@ describe(`fast refusals across API processes (${name})`, () => {
   let claimScript: Awaited<ReturnType<typeof watchClaimScript>>;
   beforeAll(async () => {
     redis = await startRedis();
-    const options = { distributed: true, redisUrl: redis.url, env: { STAMPEDE_REDIS_MODE: redis.mode, ...redis.env } };
+    // Flags trusted for a minute: on a loaded machine a 1 s TTL could expire mid-test and hide a
+    // missing un-flag (the TTL has its own unit test).
+    const env = { STAMPEDE_REDIS_MODE: redis.mode, STAMPEDE_CLAIM_REFUSAL_FLAG_TTL_MS: '60000', ...redis.env };
+    const options = { distributed: true, redisUrl: redis.url, env };
     [a, b] = await Promise.all([createTestApp(options), createTestApp(options)]);
     claimScript = await watchClaimScript(redis.dataNodeUrls);
   });

@@ -6,12 +6,12 @@
 // change) and from the gate's own refusals, which teach only if no message arrived while the claim
 // was in flight (a change may have overtaken it). A flag is dropped by any change of the event
 // (the change script publishes it atomically with the change), by a newer settingsVersion on the
-// template a claim carries, by losing the subscription, and after SHORTCUT_TTL_MS in any case.
+// template a claim carries, by losing the subscription, and after its TTL (1 s) in any case.
 import { LRUCache } from 'lru-cache';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
 import { ClaimRefusal, type AnsweredRefusal } from './claim-gate.ts';
 
-/** How long any shortcut is trusted without a new confirmation: the bound if an un-flag is ever lost. */
+/** How long a shortcut is trusted without a new confirmation by default (STAMPEDE_CLAIM_REFUSAL_FLAG_TTL_MS): the bound if an un-flag is ever lost. */
 export const SHORTCUT_TTL_MS = 1_000;
 const MAX_EVENTS = 10_000;
 /** Users remembered at their limit, per event and in total. */
@@ -50,7 +50,10 @@ export class RefusalFlags {
   /** Bumped by every message and every change of the subscription: a gate answer overtaken by one teaches nothing. */
   private generation = 0;
 
-  constructor(private readonly now: () => number = () => performance.now()) {}
+  constructor(
+    private readonly ttlMs: number = SHORTCUT_TTL_MS,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   /** Whether the subscription is confirmed: without it nothing is shortcut (and nothing is learnt). */
   get isSubscribed(): boolean {
@@ -83,7 +86,7 @@ export class RefusalFlags {
 
   /** Remembers a refusal the gate answered, unless a message or a change of subscription came in meanwhile. */
   learn(snapshot: number, template: CouponTemplate, userId: string, refusal: AnsweredRefusal): void {
-    if (!this.subscribed || snapshot !== this.generation) return;
+    if (!this.subscribed || snapshot !== this.generation || this.ttlMs === 0) return;
     if (EVENT_REFUSALS.has(refusal)) this.flag(template.id, refusal as EventRefusal, template.settingsVersion);
     else if (refusal === ClaimRefusal.LimitReached) this.limit(template.id, userId, template.settingsVersion);
   }
@@ -128,7 +131,7 @@ export class RefusalFlags {
 
   private flag(templateId: string, refusal: EventRefusal, version: number): void {
     if (!this.subscribed) return;
-    this.recordOf(templateId).flag = { refusal, version, until: this.now() + SHORTCUT_TTL_MS };
+    this.recordOf(templateId).flag = { refusal, version, until: this.now() + this.ttlMs };
   }
 
   private limit(templateId: string, userId: string, version: number): void {
@@ -144,7 +147,7 @@ export class RefusalFlags {
     }
     const known = limited.has(userId);
     if (!known && limited.size < MAX_LIMITED_USERS_PER_EVENT && this.limitedUsers >= MAX_LIMITED_USERS) return;
-    limited.set(userId, { version, until: this.now() + SHORTCUT_TTL_MS });
+    limited.set(userId, { version, until: this.now() + this.ttlMs });
     if (!known) this.limitedUsers += 1;
   }
 

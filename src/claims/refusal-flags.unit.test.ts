@@ -9,7 +9,7 @@ const template = (id: string, settingsVersion = 1) => ({ id, settingsVersion }) 
 
 function subscribedFlags() {
   let now = 0;
-  const flags = new RefusalFlags(() => now);
+  const flags = new RefusalFlags(SHORTCUT_TTL_MS, () => now);
   flags.confirmSubscription();
   return { flags, advance: (ms: number) => { now += ms; } };
 }
@@ -41,7 +41,7 @@ describe('RefusalFlags', () => {
   });
 
   it('shortcuts nothing and learns nothing without a confirmed subscription; losing it forgets everything', () => {
-    const flags = new RefusalFlags(() => 0);
+    const flags = new RefusalFlags(SHORTCUT_TTL_MS, () => 0);
     flags.learn(flags.snapshot(), template('t1'), 'alice', ClaimRefusal.SoldOut);
     flags.onMessage({ kind: 'sold-out', templateId: 't1', version: 1 });
     flags.confirmSubscription();
@@ -87,6 +87,15 @@ describe('RefusalFlags', () => {
     advance(1);
     expect(flags.refusalFor(template('t1'), 'x')).toBeUndefined();
     expect(flags.refusalFor(template('t2'), 'alice')).toBeUndefined();
+  });
+
+  it('with a TTL of 0 shortcuts nothing', () => {
+    const flags = new RefusalFlags(0, () => 0);
+    flags.confirmSubscription();
+    flags.onMessage({ kind: 'sold-out', templateId: 't1', version: 1 });
+    flags.learn(flags.snapshot(), template('t1'), 'alice', ClaimRefusal.LimitReached);
+    expect(flags.refusalFor(template('t1'), 'alice')).toBeUndefined();
+    expect(flags.limitedUserCount).toBe(0);
   });
 
   it('bounds the users it remembers per event and in total', () => {

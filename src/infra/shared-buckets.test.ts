@@ -85,7 +85,7 @@ describe('shared token buckets across processes (Redis)', () => {
     const down = new SharedBuckets({ redis: unreachable, logger, metrics, expectedProcesses: 2, now: () => fixedNow });
     buckets.push(down);
     const request: BucketRequest = { scope: 'test-down', key: 'k', group: 'partner', limit: 10, settle: 'always' };
-    // Before any settle has failed: its provisional share of the limit (10 / 2 processes).
+    // Before any settle has failed: its floor, the limit over the processes it expects (10 / 2).
     expect(Array.from({ length: 6 }, () => down.take(request).allowed)).toEqual([true, true, true, true, true, false]);
     await waitFor(async () => ((await metrics.bucketSettleFailures.get()).values[0]?.value ?? 0) > 0, { what: 'a failed settle to be counted' });
     // Redis is down: this process alone admits up to the whole limit, then refuses.

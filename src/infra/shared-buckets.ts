@@ -2,10 +2,10 @@
 // process with no Redis call on the request path, and settled with Redis in the background every
 // SETTLE_INTERVAL_MS so the limit holds across every API process (docs/decisions/190).
 //
-// Per key and window a process may admit its fair share, ceil(limit / processes), without asking
-// (its floor, reserved for it in Redis once it has settled the key), and beyond it from leases
-// Redis grants (settle-bucket-2.lua: never past what the limit leaves after the tokens granted and
-// the other processes' reserved floors), asked for ahead of the window from the demand it sees.
+// Per key and window a process may admit its floor, ceil(limit / processes), without asking
+// (reserved for it in Redis once it has settled the key), and beyond it from leases Redis grants
+// (settle-bucket-2.lua: never past what the limit leaves after the tokens granted or reported and
+// every process's reserved floor), asked for ahead of the window from the demand it sees.
 // Redis unreachable: each process admits up to the whole limit itself (fail open, logged, counted).
 // Memory: buckets live in one LRU per group (the partner) with a cap per group and in total.
 import { randomUUID } from 'node:crypto';
@@ -69,11 +69,9 @@ interface Bucket {
   window: number;
   /** Tokens of `window` leased from Redis and not yet used. */
   lease: number;
-  /** Tokens of `window` leased from Redis in all. */
-  leased: number;
-  /** Tokens admitted in `window` below the floor, without a lease. */
+  /** Tokens admitted in `window` from the floor, without a lease. */
   floorUsed: number;
-  /** This key's fair share as Redis last computed it; 0: not known (the share of the processes alive). */
+  /** This key's floor as Redis last computed it; 0: not known (the limit over the processes alive). */
   fair: number;
   /** Tokens admitted without a lease and not yet reported to Redis. */
   unreported: number;
@@ -169,11 +167,11 @@ export class SharedBuckets {
     this.heartbeat();
   }
 
-  /** What this process may still admit in the bucket's window without a lease. */
+  /** What this process may still admit in the bucket's window without a lease: its floor, leases apart. */
   private floorLeft(bucket: Bucket): number {
     if (!this.options.redis) return bucket.limit - bucket.floorUsed;
     const floor = bucket.fair > 0 ? Math.min(bucket.fair, bucket.limit) : Math.ceil(bucket.limit / this.processes);
-    return Math.max(0, floor - bucket.leased - bucket.floorUsed);
+    return Math.max(0, floor - bucket.floorUsed);
   }
 
   private bucketFor(request: BucketRequest, window: number): Bucket {
@@ -201,7 +199,6 @@ export class SharedBuckets {
       limit: request.limit,
       window,
       lease: 0,
-      leased: 0,
       floorUsed: 0,
       fair: 0,
       unreported: 0,
@@ -234,7 +231,6 @@ export class SharedBuckets {
     bucket.floorUsed = 0;
     const prefetched = bucket.nextWindow === window;
     bucket.lease = prefetched ? Math.min(bucket.nextLease, bucket.limit) : 0;
-    bucket.leased = bucket.lease;
     bucket.registered = prefetched;
     bucket.nextLease = 0;
   }
@@ -293,7 +289,6 @@ export class SharedBuckets {
       bucket.fair = Number(reply[1]);
       if (window === bucket.window) {
         bucket.lease += grant;
-        bucket.leased += grant;
         bucket.registered = true;
       } else if (window > bucket.window) {
         if (bucket.nextWindow !== window) bucket.nextLease = 0;

@@ -74,6 +74,8 @@ export interface Config {
   readonly claimReclaimIdleMs: number;
   /** Embedded gate: how long an idle group commit waits for more claims before committing. */
   readonly claimGroupCommitMs: number;
+  /** Embedded gate: group commits in PostgreSQL at once (claims arriving during one go out beside it). */
+  readonly claimCommitsInFlight: number;
   /** Most points calls in one ledger transaction (src/points/group-commit.ts). */
   readonly pointsBatchSize: number;
   /** Most ledger transactions a process has in PostgreSQL at once. */
@@ -233,6 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     claimBatchSize: int('STAMPEDE_CLAIM_BATCH_SIZE', 1_000, 1, 10_000),
     claimReclaimIdleMs: int('STAMPEDE_CLAIM_RECLAIM_IDLE_MS', 30_000, 100, 3_600_000),
     claimGroupCommitMs: int('STAMPEDE_CLAIM_GROUP_COMMIT_MS', 2, 0, 1_000),
+    claimCommitsInFlight: int('STAMPEDE_CLAIM_COMMITS_IN_FLIGHT', 2, 1, 16),
     pointsBatchSize: int('STAMPEDE_POINTS_BATCH_SIZE', 100, 1, 1_000),
     pointsBatchesInFlight: int('STAMPEDE_POINTS_BATCHES_IN_FLIGHT', 4, 1, 100),
     bulkJobConcurrency: int('STAMPEDE_BULK_JOB_CONCURRENCY', 2, 1, 64),

@@ -260,7 +260,7 @@ async function benchSetting(setting: ServerSetting, services: BenchServices, row
   if (profileDir) {
     const summaries = busyProfiles(await cpuProfileSummaries(profileDir, ROOT));
     profiles[`${label}${rowsBefore ? ' (grown index)' : ''}`] = summaries.map((summary) => ({ ...summary, byCategory: summary.byCategory.slice(0, 8), byFunction: summary.byFunction.slice(0, 10) }));
-    log(`\nCPU profile of ${label}${rowsBefore ? ' (grown index)' : ''} (warm-up included; processes busy < 0.5 s left out):\n${formatCpuProfileSummaries(summaries)}\n`);
+    log(`\nCPU profile of ${label}${rowsBefore ? ' (grown index)' : ''} (main threads busy ≥ 0.5 s; warm-up and start-up included):\n${formatCpuProfileSummaries(summaries)}\n`);
   }
 }
 

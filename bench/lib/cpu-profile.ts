@@ -77,5 +77,9 @@ export async function summariseCpuProfiles(dir: string, root: string, top = 15):
   return formatCpuProfileSummaries(await cpuProfileSummaries(dir, root, top));
 }
 
-/** The busy profiles only (a cluster primary's is mostly idle). */
-export const busyProfiles = (summaries: readonly ProfileSummary[]): ProfileSummary[] => summaries.filter((summary) => summary.busySeconds >= MIN_BUSY_SECONDS);
+/**
+ * The busy main threads only: `node --cpu-prof` names files CPU.<date>.<time>.<pid>.<thread>.<seq>;
+ * thread 0 is the main thread (thread 1 under `--import tsx` is its module loader, busy at start-up).
+ */
+export const busyProfiles = (summaries: readonly ProfileSummary[]): ProfileSummary[] =>
+  summaries.filter((summary) => summary.busySeconds >= MIN_BUSY_SECONDS && /\.\d+\.0\.\d+\.cpuprofile$/.test(summary.file));

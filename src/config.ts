@@ -76,6 +76,8 @@ export interface Config {
   readonly claimGroupCommitMs: number;
   /** Distributed: how long a refusal flag is trusted without the gate confirming it (0: no shortcut refusals). */
   readonly claimRefusalFlagTtlMs: number;
+  /** Embedded gate: group commits in PostgreSQL at once (claims arriving during one go out beside it). */
+  readonly claimCommitsInFlight: number;
   /** Most points calls in one ledger transaction (src/points/group-commit.ts). */
   readonly pointsBatchSize: number;
   /** Most ledger transactions a process has in PostgreSQL at once. */
@@ -270,6 +272,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     claimReclaimIdleMs: int('STAMPEDE_CLAIM_RECLAIM_IDLE_MS', 30_000, 100, 3_600_000),
     claimGroupCommitMs: int('STAMPEDE_CLAIM_GROUP_COMMIT_MS', 2, 0, 1_000),
     claimRefusalFlagTtlMs: int('STAMPEDE_CLAIM_REFUSAL_FLAG_TTL_MS', 1_000, 0, 60_000),
+    claimCommitsInFlight: int('STAMPEDE_CLAIM_COMMITS_IN_FLIGHT', 2, 1, 16),
     pointsBatchSize: int('STAMPEDE_POINTS_BATCH_SIZE', 100, 1, 1_000),
     pointsBatchesInFlight: int('STAMPEDE_POINTS_BATCHES_IN_FLIGHT', 4, 1, 100),
     bulkJobConcurrency: int('STAMPEDE_BULK_JOB_CONCURRENCY', 2, 1, 64),

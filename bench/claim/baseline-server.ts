@@ -9,7 +9,7 @@ import { createPool } from '../../src/infra/db.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { installErrorHandling } from '../../src/http/error-handler.ts';
 import { IdParams, UserId } from '../../src/http/schemas.ts';
-import { benchApp, serveUntilSignalled } from '../lib/bench-server.ts';
+import { benchApp, echoRequestId, serveUntilSignalled } from '../lib/bench-server.ts';
 import { claimWithRowLock } from './baseline-claim.ts';
 
 const config = loadConfig();
@@ -20,6 +20,7 @@ const db = createPool(config.databaseUrl, config.dbPoolSize, logger);
 const app = benchApp(logger).withTypeProvider<TypeBoxTypeProvider>();
 app.setValidatorCompiler(TypeBoxValidatorCompiler);
 installErrorHandling(app);
+echoRequestId(app);
 app.post('/v1/coupon-templates/:id/claims', {
   schema: { params: IdParams, body: Type.Object({ userId: UserId }, { additionalProperties: false }) },
 }, async (request, reply) => reply.code(201).send(await claimWithRowLock(db, request.params.id, request.body.userId)));

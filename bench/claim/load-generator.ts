@@ -24,7 +24,16 @@ export interface LoadPlan {
   readonly timeoutMs: number;
 }
 
+/** One of the slowest answers of a run: when it was sent (ms after the first request), how long it took, what it got. */
+export interface SlowAnswer {
+  readonly sentAtMs: number;
+  readonly latencyMs: number;
+  readonly outcome: string;
+}
+
 export interface LoadResult {
+  /** Which load generator ran: this Node one or wrk (wrk-generator.ts). */
+  readonly generator: 'node' | 'wrk';
   readonly requests: number;
   readonly durationMs: number;
   readonly requestsPerSecond: number;
@@ -37,8 +46,43 @@ export interface LoadResult {
   /** Epoch milliseconds (sub-millisecond precision) of the first request and the last 201 received. */
   readonly startedAt: number;
   readonly last201At: number | null;
-  /** CPU seconds this process spent during the run (user + system). */
+  /** CPU seconds the load generator's process spent during the run (user + system). */
   readonly cpuSeconds: number;
+  /** Answers that took longer than one second. */
+  readonly overOneSecond: number;
+  /** The slowest answers, and how many over one second were sent in each second of the run. */
+  readonly tail?: { readonly slowest: SlowAnswer[]; readonly overOneSecondBySentSecond: Record<string, number> };
+  /** wrk only: its socket errors (a read or write error loses the request in flight). */
+  readonly errors?: Record<string, number>;
+  /** wrk only: its own histogram's p99 (corrected for coordinated omission) and max, for comparison. */
+  readonly wrkLatencyMs?: { readonly correctedP99: number; readonly max: number };
+}
+
+const SLOWEST_KEPT = 10;
+
+/** The slow end of a run's answers, fed one answer at a time (both load generators use it). */
+export class TailRecorder {
+  private readonly slowest: SlowAnswer[] = [];
+  private readonly bySentSecond: Record<string, number> = {};
+  overOneSecond = 0;
+
+  /** `sentAtMs`: milliseconds after the run's first request. */
+  record(sentAtMs: number, latencyMs: number, outcome: string): void {
+    if (latencyMs > 1000) {
+      this.overOneSecond += 1;
+      const second = String(Math.floor(sentAtMs / 1000));
+      this.bySentSecond[second] = (this.bySentSecond[second] ?? 0) + 1;
+    }
+    if (this.slowest.length < SLOWEST_KEPT || latencyMs > this.slowest.at(-1)!.latencyMs) {
+      this.slowest.push({ sentAtMs: Math.round(sentAtMs), latencyMs: Math.round(latencyMs), outcome });
+      this.slowest.sort((a, b) => b.latencyMs - a.latencyMs);
+      if (this.slowest.length > SLOWEST_KEPT) this.slowest.pop();
+    }
+  }
+
+  tail(): NonNullable<LoadResult['tail']> {
+    return { slowest: this.slowest, overOneSecondBySentSecond: this.bySentSecond };
+  }
 }
 
 const ERROR_CODE = /"code"\s*:\s*"([A-Z_]+)"/;
@@ -56,7 +100,9 @@ export async function generateLoad(plan: LoadPlan): Promise<LoadResult> {
   let last201At: number | null = null;
   const now = () => performance.timeOrigin + performance.now();
 
-  const record = (userId: string, response: RawResponse | Error, latencyMs: number) => {
+  const tail = new TailRecorder();
+  let firstSentAt = 0;
+  const record = (userId: string, response: RawResponse | Error, latencyMs: number, sentAt: number) => {
     latencies[recorded++] = latencyMs;
     let outcome: string;
     if (response instanceof Error) {
@@ -79,6 +125,7 @@ export async function generateLoad(plan: LoadPlan): Promise<LoadResult> {
       if (response.status !== 409) sample(`${response.status}: ${response.body.slice(0, 300)}`);
     }
     outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+    tail.record(sentAt - firstSentAt, latencyMs, outcome);
   };
 
   const lane = async (connection: KeepAliveConnection) => {
@@ -89,12 +136,13 @@ export async function generateLoad(plan: LoadPlan): Promise<LoadResult> {
       for (let claim = 0; claim < plan.claimsPerUser; claim++) {
         const sentAt = performance.now();
         const response = await connection.request(request).catch((error: Error) => error);
-        record(userId, response, performance.now() - sentAt);
+        record(userId, response, performance.now() - sentAt, sentAt);
       }
     }
   };
 
   const cpuBefore = process.cpuUsage();
+  firstSentAt = performance.now();
   const startedAt = now();
   await Promise.all(connections.map(lane));
   const durationMs = now() - startedAt;
@@ -102,6 +150,7 @@ export async function generateLoad(plan: LoadPlan): Promise<LoadResult> {
   for (const connection of connections) connection.close();
 
   return {
+    generator: 'node',
     requests: recorded,
     durationMs,
     requestsPerSecond: recorded / (durationMs / 1000),
@@ -112,6 +161,8 @@ export async function generateLoad(plan: LoadPlan): Promise<LoadResult> {
     startedAt,
     last201At,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    overOneSecond: tail.overOneSecond,
+    tail: tail.tail(),
   };
 }
 

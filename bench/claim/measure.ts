@@ -1,6 +1,6 @@
-// One measured run: the load generator in its own process against one fresh event, while this
-// process polls PostgreSQL for the event's rows (to time when the last acknowledged coupon is
-// durable there) and /proc for the CPU each process spent.
+// One measured run: the load generator (wrk or the Node one) in its own process against one fresh
+// event, while this process polls PostgreSQL for the event's rows (to time when the last
+// acknowledged coupon is durable there) and /proc for the CPU each process spent.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,9 @@ import type { Db } from '../../src/infra/db.ts';
 import { cpuSecondsBetween, cpuSnapshot } from '../lib/process-cpu.ts';
 import type { LoadPlan, LoadResult } from './load-generator.ts';
 import type { RunningServer } from './servers.ts';
+import { generateLoadWithWrk } from './wrk-generator.ts';
+
+export type GeneratorName = 'wrk' | 'node';
 
 export interface RunPlan {
   readonly users: number;
@@ -17,6 +20,9 @@ export interface RunPlan {
   /** Coupons in the event; rows are awaited only when the server writes any (not the bare route). */
   readonly quantity: number;
   readonly expectsRows: boolean;
+  readonly generator: GeneratorName;
+  /** wrk threads (the Node generator is one process). */
+  readonly wrkThreads: number;
 }
 
 export interface RunResult {
@@ -52,11 +58,15 @@ export async function measureRun(server: RunningServer, db: Db, templateId: stri
 
   const before = cpuSnapshot();
   try {
-    load = await runLoadGenerator(loadPlan);
+    load = plan.generator === 'wrk'
+      ? await generateLoadWithWrk(loadPlan, plan.wrkThreads, (stop) => stoppers.add(stop))
+      : await runLoadGenerator(loadPlan);
   } catch (error) {
     load = 'failed';
     await poller;
     throw error;
+  } finally {
+    stoppers.clear();
   }
   const cpuSeconds = { ...cpuSecondsBetween(before, cpuSnapshot(), server.pids), 'load generator': load.cpuSeconds };
   await poller;
@@ -66,10 +76,14 @@ export async function measureRun(server: RunningServer, db: Db, templateId: stri
 }
 
 const loadGenerators = new Set<ChildProcess>();
+/** wrk runs are ended with SIGINT, so they still print what they measured. */
+const stoppers = new Set<() => void>();
 
 /** Kills the load generator in flight, if any: a benchmark cut short still reports what it measured. */
 export function stopLoadGenerators(): void {
   for (const child of loadGenerators) child.kill('SIGKILL');
+  for (const stop of stoppers) stop();
+  stoppers.clear();
 }
 
 export async function runLoadGenerator(plan: LoadPlan): Promise<LoadResult> {

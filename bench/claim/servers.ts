@@ -15,11 +15,15 @@ import { insertPartner } from '../../src/partners/partner-repository.ts';
 import { startServerProcess, type ServerProcess } from '../lib/server-process.ts';
 import type { BenchServices } from '../lib/services.ts';
 
-export type ServerKind = 'bare' | 'baseline' | 'embedded' | 'distributed';
+/** `bare`: the minimal bare route (the ceiling); `bare-validating`: the same with the product's schemas checked. */
+export type ServerKind = 'bare' | 'bare-validating' | 'baseline' | 'embedded' | 'distributed';
+
+/** Kinds that answer every claim with a constant 201 and write nothing. */
+export const isBare = (kind: ServerKind): boolean => kind === 'bare' || kind === 'bare-validating';
 
 export interface ServerSetting {
   readonly kind: ServerKind;
-  /** STAMPEDE_PROCESSES for the product; 1 otherwise. */
+  /** STAMPEDE_PROCESSES for the product, BARE_PROCESSES for the bare routes; 1 otherwise. */
   readonly processes: number;
   /** Write a V8 CPU profile of the server into this directory. */
   readonly cpuProfileDir?: string;
@@ -58,7 +62,8 @@ export function eventDraft(totalQuantity: number): TemplateDraft {
 
 export function settingLabel(setting: ServerSetting): string {
   switch (setting.kind) {
-    case 'bare': return 'bare Fastify route';
+    case 'bare': return `bare route, minimal (${setting.processes} proc)`;
+    case 'bare-validating': return `bare route, validating (${setting.processes} proc)`;
     case 'baseline': return 'baseline (FOR UPDATE)';
     case 'embedded': return 'embedded (group commit)';
     case 'distributed': return `distributed (Redis, ${setting.processes} proc)`;
@@ -69,11 +74,12 @@ export async function startServer(setting: ServerSetting, services: BenchService
   const port = await freePort();
   const profile = setting.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', setting.cpuProfileDir] : [];
   const label = settingLabel(setting);
-  if (setting.kind === 'bare' || setting.kind === 'baseline') {
-    const script = fileURLToPath(new URL(`./${setting.kind}-server.ts`, import.meta.url));
+  if (isBare(setting.kind) || setting.kind === 'baseline') {
+    const script = fileURLToPath(new URL(`./${isBare(setting.kind) ? 'bare' : 'baseline'}-server.ts`, import.meta.url));
     const server = await startServerProcess(label, [...profile, '--import', 'tsx', script], port, {
       DATABASE_URL: services.databaseUrl,
       LOG_LEVEL: 'warn',
+      ...(isBare(setting.kind) ? { BARE_ROUTE: setting.kind === 'bare' ? 'minimal' : 'validating', BARE_PROCESSES: String(setting.processes) } : {}),
     });
     const partnerId = setting.kind === 'baseline' ? (await insertPartner(services.db, { id: uuidv7(), name: 'bench baseline', rateLimitPerSecond: null })).id : '';
     return {
@@ -82,7 +88,7 @@ export async function startServer(setting: ServerSetting, services: BenchService
       pids: [server.pid],
       stop: () => server.stop(),
       openEvent: async (totalQuantity) =>
-        setting.kind === 'bare' ? uuidv7() : (await insertTemplate(services.db, uuidv7(), partnerId, eventDraft(totalQuantity))).id,
+        setting.kind !== 'baseline' ? uuidv7() : (await insertTemplate(services.db, uuidv7(), partnerId, eventDraft(totalQuantity))).id,
     };
   }
 
@@ -96,6 +102,8 @@ export async function startServer(setting: ServerSetting, services: BenchService
     STAMPEDE_PROCESSES: String(setting.processes),
     // The benchmark measures claims, not the per-key limiter's refusals: far above any rate here.
     STAMPEDE_RATE_LIMIT_PER_SECOND: '10000000',
+    // Claim settings given to the benchmark (e.g. STAMPEDE_CLAIM_COMMITS_IN_FLIGHT=1) reach the product.
+    ...Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[0].startsWith('STAMPEDE_CLAIM_') && entry[1] !== undefined)),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
     ...setting.env,

@@ -14,12 +14,15 @@ const EXPECTED_REFUSALS = new Set(['409 SOLD_OUT', '409 CLAIM_LIMIT_REACHED']);
 export function verifyAnswers(load: LoadResult, expectedRequests: number, quantity: number, failuresAllowed: boolean): string[] {
   const problems: string[] = [];
   if (load.requests !== expectedRequests) problems.push(`${load.requests} answers, expected ${expectedRequests}`);
+  const counted = Object.values(load.outcomes).reduce((sum, count) => sum + count, 0);
+  if (counted !== load.requests) problems.push(`the answers counted by outcome sum to ${counted}, not ${load.requests}`);
   const issued = load.outcomes['201'] ?? 0;
   if (issued !== quantity) problems.push(`${issued} × 201, expected exactly ${quantity}`);
   const users = new Set(load.acknowledged.map(([, userId]) => userId));
   if (users.size !== load.acknowledged.length) problems.push(`${load.acknowledged.length - users.size} users got more than one coupon`);
   const coupons = new Set(load.acknowledged.map(([couponId]) => couponId));
   if (coupons.size !== load.acknowledged.length) problems.push(`${load.acknowledged.length - coupons.size} coupon ids were handed out twice`);
+  if (load.acknowledged.length !== issued) problems.push(`${load.acknowledged.length} coupon ids kept for ${issued} × 201`);
   if (failuresAllowed) return problems;
   const failures = unexpectedOutcomes(load);
   if (failures.length > 0) problems.push(`${failures.join(', ')}; e.g. ${load.unexpectedSamples.join(' | ')}`);
@@ -33,10 +36,10 @@ export function unexpectedOutcomes(load: LoadResult): string[] {
     .map(([outcome, count]) => `${count} × ${outcome}`);
 }
 
-/** The bare route answers every request with its constant 201. */
+/** The bare routes answer every request with their constant 201. */
 export function verifyBareAnswers(load: LoadResult, expectedRequests: number): string[] {
   const answered = load.outcomes['201'] ?? 0;
-  return answered === expectedRequests ? [] : [`${answered} × 201 of ${expectedRequests} requests: ${JSON.stringify(load.outcomes)}`];
+  return answered === expectedRequests && load.requests === expectedRequests ? [] : [`${answered} × 201 of ${expectedRequests} requests: ${JSON.stringify(load.outcomes)}`];
 }
 
 /** Exactly `quantity` rows, slots 1..quantity once each, one per user, and every 201 among them. */

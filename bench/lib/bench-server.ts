@@ -11,6 +11,17 @@ export function benchApp(logger?: Logger): FastifyInstance {
   return app;
 }
 
+/**
+ * Answers carry the request's X-Request-Id back, as the product does (app.ts): the wrk load
+ * generator matches each answer to its request by it, to time every request.
+ */
+export function echoRequestId(app: FastifyInstance): void {
+  app.addHook('onSend', async (request, reply) => {
+    const id = request.headers['x-request-id'];
+    if (typeof id === 'string') void reply.header('x-request-id', id);
+  });
+}
+
 export async function serveUntilSignalled(app: FastifyInstance, port: number, onClose?: () => Promise<void>): Promise<void> {
   await app.listen({ port, host: '127.0.0.1' });
   const stop = () => {

@@ -29,9 +29,20 @@ function category(frame: ProfileNode['callFrame'], root: string): string {
   return url.startsWith('file://') ? path.relative(root, new URL(url).pathname) : url;
 }
 
-export async function summariseCpuProfiles(dir: string, root: string, top = 15): Promise<string> {
-  const files = (await readdir(dir)).filter((file) => file.endsWith('.cpuprofile'));
-  const sections: string[] = [];
+/** Self time of one profile: busy seconds, and the top entries as [name, seconds, share of busy]. */
+export interface ProfileSummary {
+  readonly file: string;
+  readonly busySeconds: number;
+  readonly byCategory: Array<[name: string, seconds: number, share: number]>;
+  readonly byFunction: Array<[name: string, seconds: number, share: number]>;
+}
+
+/** Profiles that spent less than this busy (a cluster primary that serves nothing) are left out. */
+const MIN_BUSY_SECONDS = 0.5;
+
+export async function cpuProfileSummaries(dir: string, root: string, top = 15): Promise<ProfileSummary[]> {
+  const files = (await readdir(dir)).filter((file) => file.endsWith('.cpuprofile')).sort();
+  const summaries: ProfileSummary[] = [];
   for (const file of files) {
     const profile = JSON.parse(await readFile(path.join(dir, file), 'utf8')) as CpuProfile;
     const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
@@ -48,13 +59,27 @@ export async function summariseCpuProfiles(dir: string, root: string, top = 15):
       const name = `${frame.functionName || '(anonymous)'} ${where}${frame.url ? `:${frame.lineNumber + 1}` : ''}`;
       byFunction.set(name, (byFunction.get(name) ?? 0) + micros);
     });
-    const rows = (map: Map<string, number>) =>
-      [...map].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, micros]) => [name, (micros / 1e6).toFixed(2), `${((micros / busy) * 100).toFixed(1)}%`]);
-    sections.push(
-      `${file}: ${(busy / 1e6).toFixed(1)} s busy (idle excluded)\n` +
-      `${formatTable(['self time by package / file', 's', 'share'], rows(byCategory))}\n\n` +
-      `${formatTable(['hottest functions (self time)', 's', 'share'], rows(byFunction))}`,
-    );
+    const rows = (map: Map<string, number>) => [...map].sort((a, b) => b[1] - a[1]).slice(0, top)
+      .map(([name, micros]): [string, number, number] => [name, Math.round(micros / 1e4) / 100, Math.round((micros / busy) * 1000) / 1000]);
+    summaries.push({ file, busySeconds: Math.round(busy / 1e5) / 10, byCategory: rows(byCategory), byFunction: rows(byFunction) });
   }
-  return sections.join('\n\n');
+  return summaries;
 }
+
+export function formatCpuProfileSummaries(summaries: readonly ProfileSummary[]): string {
+  const rows = (entries: ProfileSummary['byFunction']) => entries.map(([name, seconds, share]) => [name, seconds.toFixed(2), `${(share * 100).toFixed(1)}%`]);
+  return summaries.map((summary) => `${summary.file}: ${summary.busySeconds.toFixed(1)} s busy (idle excluded)\n` +
+    `${formatTable(['self time by package / file', 's', 'share'], rows(summary.byCategory))}\n\n` +
+    `${formatTable(['hottest functions (self time)', 's', 'share'], rows(summary.byFunction))}`).join('\n\n');
+}
+
+export async function summariseCpuProfiles(dir: string, root: string, top = 15): Promise<string> {
+  return formatCpuProfileSummaries(await cpuProfileSummaries(dir, root, top));
+}
+
+/**
+ * The busy main threads only: `node --cpu-prof` names files CPU.<date>.<time>.<pid>.<thread>.<seq>;
+ * thread 0 is the main thread (thread 1 under `--import tsx` is its module loader, busy at start-up).
+ */
+export const busyProfiles = (summaries: readonly ProfileSummary[]): ProfileSummary[] =>
+  summaries.filter((summary) => summary.busySeconds >= MIN_BUSY_SECONDS && /\.\d+\.0\.\d+\.cpuprofile$/.test(summary.file));

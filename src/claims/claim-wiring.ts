@@ -41,7 +41,7 @@ export function createClaimParts(parts: { config: Config; logger: Logger; db: Db
   return {
     claimTemplates,
     claimGate: new MemoryClaimGate(parts.db, parts.logger, parts.metrics, parts.clock,
-      { lingerMs: parts.config.claimGroupCommitMs, maxBatch: parts.config.claimBatchSize }),
+      { lingerMs: parts.config.claimGroupCommitMs, maxBatch: parts.config.claimBatchSize, commitsInFlight: parts.config.claimCommitsInFlight }),
     pendingCoupons: NO_PENDING_COUPONS,
   };
 }

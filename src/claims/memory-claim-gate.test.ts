@@ -1,11 +1,13 @@
 // The in-process gate's bounds (issue 15): caches far smaller than the events stay exact, because
 // an entry is dropped only when nothing of it is in flight; and claims beyond the in-flight bound
-// are refused at once with 503 instead of queueing without limit.
+// are refused at once with 503 instead of queueing without limit. And its group commit (issue 21):
+// claims that arrive while a batch is in PostgreSQL go out beside it, not after it.
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { couponRows, issuedCountInDb } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
 import { AppError } from '../errors.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
 import { MemoryClaimGate, type GroupCommitOptions } from './memory-claim-gate.ts';
@@ -58,5 +60,40 @@ describe('in-process claim gate bounds', () => {
     expect(answers.filter((answer) => answer === 'SERVICE_UNAVAILABLE')).toHaveLength(15);
     expect(await issuedCountInDb(t.ctx.db, event.id)).toBe(5);
     expect((await gate.claim(event, uuidv7(), 'after'))).toHaveProperty('issued');
+  });
+
+  it('commits a claim that arrives while an earlier batch waits in PostgreSQL, without waiting for that batch', async () => {
+    const partner = await createPartner(t.app);
+    const event = await template(partner, { totalQuantity: 10 });
+    const gate = gateWith({ maxBatch: 1, lingerMs: 0 });
+    // An open transaction holding slot 1 of the event: the first claim's statement (slot 1) waits on it.
+    const blocker = await t.ctx.db.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(
+        `INSERT INTO coupons (id, partner_id, template_id, user_id, slot, seq, status, valid_from, valid_until, issued_at)
+         VALUES ($1, $2, $3, 'blocker', 1, 1, 'ISSUED', now(), now() + interval '1 day', now())`,
+        [uuidv7(), event.partnerId, event.id]);
+      const first = gate.claim(event, uuidv7(), 'first');
+      await waitFor(async () => (await t.ctx.db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO coupons%'")).rows[0]!.n === 1,
+      { what: 'the first claim\'s statement to wait on the open transaction' });
+
+      // Slot 2 conflicts with nothing: answered while the first batch is still held (deadline 10 s).
+      let deadline: NodeJS.Timeout | undefined;
+      const second = await Promise.race([
+        gate.claim(event, uuidv7(), 'second'),
+        new Promise<string>((resolve) => { deadline = setTimeout(() => resolve('not answered within 10 s'), 10_000); }),
+      ]).finally(() => clearTimeout(deadline));
+      expect(second).toMatchObject({ issued: { slot: 2 } });
+
+      await blocker.query('ROLLBACK');
+      expect(await first).toMatchObject({ issued: { slot: 1 } });
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
+      blocker.release();
+    }
+    expect((await couponRows(t.ctx.db, event.id)).map((row) => row.slot).sort()).toEqual([1, 2]);
+    expect(await issuedCountInDb(t.ctx.db, event.id)).toBe(2);
   });
 });

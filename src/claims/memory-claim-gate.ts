@@ -1,8 +1,9 @@
 // The embedded claim gate: counters in this process and group commit. A claim is decided at once
-// in memory, then waits for the next flush: every claim gathered while the previous flush was
-// committing (or for `lingerMs` when idle) is inserted by one statement (its own transaction) per
-// template, and only after it committed are they all answered. No 201 goes out for a row that is
-// not committed. One process must own the counters (embedded mode runs one API process);
+// in memory, then waits for the next flush: the claims gathered for `lingerMs` (or a full batch)
+// are inserted by one statement (its own transaction) per template, and only after it committed
+// are they all answered. Up to `commitsInFlight` flushes are in PostgreSQL at once, so claims that
+// arrive during a commit do not wait for it to end before theirs starts (docs/decisions/180). No
+// 201 goes out for a row that is not committed. One process must own the counters (embedded mode runs one API process);
 // PostgreSQL's constraints refuse anything a second owner would over-issue.
 //
 // Memory does not grow with an event's holders: a claim outside the window is refused before
@@ -30,6 +31,8 @@ export interface GroupCommitOptions {
   readonly maxBatch: number;
   /** Claims inside the gate at once (deciding or awaiting their commit); beyond, 503 at once. */
   readonly maxInFlight?: number;
+  /** Flushes in PostgreSQL at once (default 2); more claims wait for one of them to end. */
+  readonly commitsInFlight?: number;
   /** Users whose holdings are cached, over all events. */
   readonly cachedUsers?: number;
   /** Events whose counters are cached. */
@@ -37,6 +40,7 @@ export interface GroupCommitOptions {
 }
 
 const DEFAULT_MAX_IN_FLIGHT = 20_000;
+const DEFAULT_COMMITS_IN_FLIGHT = 2;
 /** ~150 bytes each: ~15 MB at most, whatever the number of holders. */
 const DEFAULT_CACHED_USERS = 100_000;
 const DEFAULT_CACHED_EVENTS = 1_000;
@@ -55,8 +59,10 @@ interface OpenEvent {
   inFlight: number;
   /** Unique over the process, renewed by a resync: user entries of another epoch are read again. */
   epoch: number;
-  /** While a resync rebuilds the counters, claims of the event wait for it. */
+  /** While a resync rebuilds the counters, claims of the event wait for it (and its queued claims stay queued). */
   resyncing: Promise<void> | undefined;
+  /** The event's group-commit statements in PostgreSQL now: a resync reads the counters once none is. */
+  readonly statements: Set<Promise<unknown>>;
 }
 
 interface UserHoldings {
@@ -123,7 +129,8 @@ export class MemoryClaimGate implements ClaimGate {
   private queue: Waiting[] = [];
   private inProgress = 0;
   private nextEpoch = 1;
-  private flushing = false;
+  private commitsInFlight = 0;
+  private readonly maxCommitsInFlight: number;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -136,6 +143,7 @@ export class MemoryClaimGate implements ClaimGate {
     this.events = new SettledLru(options.cachedEvents ?? DEFAULT_CACHED_EVENTS);
     this.users = new SettledLru(options.cachedUsers ?? DEFAULT_CACHED_USERS);
     this.holdings = new HoldingsLookup((templateId, userIds) => heldCounts(db, templateId, userIds));
+    this.maxCommitsInFlight = options.commitsInFlight ?? DEFAULT_COMMITS_IN_FLIGHT;
   }
 
   async claim(template: CouponTemplate, couponId: string, userId: string, idempotencyKey?: string): Promise<ClaimResult> {
@@ -298,7 +306,9 @@ export class MemoryClaimGate implements ClaimGate {
         const settings = changed && changed.settingsVersion >= opened.template.settingsVersion ? changed : opened.template;
         let event = this.events.peek(template.id);
         if (!event) {
-          event = { template: settings, issued: opened.issuedCount, slot: opened.maxSlot, inFlight: 0, epoch: this.nextEpoch++, resyncing: undefined };
+          event = {
+            template: settings, issued: opened.issuedCount, slot: opened.maxSlot, inFlight: 0, epoch: this.nextEpoch++, resyncing: undefined, statements: new Set(),
+          };
           this.events.set(template.id, event);
           this.users.set(key, { held: opened.userCouponIds.length, inFlight: 0, epoch: event.epoch });
         }
@@ -350,7 +360,12 @@ export class MemoryClaimGate implements ClaimGate {
 
   private enqueue(waiting: Waiting): void {
     this.queue.push(waiting);
-    if (this.flushing || this.timer) return;
+    this.scheduleFlush();
+  }
+
+  /** A full batch goes at once, fewer claims after `lingerMs`; none while every commit slot is taken (the next one to end flushes). */
+  private scheduleFlush(): void {
+    if (this.commitsInFlight >= this.maxCommitsInFlight || this.timer || this.queue.length === 0) return;
     if (this.queue.length >= this.options.maxBatch) void this.flush();
     else this.timer = setTimeout(() => void this.flush(), this.options.lingerMs);
   }
@@ -358,18 +373,27 @@ export class MemoryClaimGate implements ClaimGate {
   private async flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.flushing = true;
+    if (this.commitsInFlight >= this.maxCommitsInFlight) return;
+    // In arrival order; claims of an event whose counters are being rebuilt stay queued (the rebuild counts them).
+    const batch: Waiting[] = [];
+    const kept: Waiting[] = [];
+    for (const waiting of this.queue) (batch.length < this.options.maxBatch && !waiting.event.resyncing ? batch : kept).push(waiting);
+    if (batch.length === 0) return;
+    this.queue = kept;
+    this.commitsInFlight += 1;
     try {
-      const batch = this.queue.splice(0, this.options.maxBatch);
       const byEvent = new Map<OpenEvent, Waiting[]>();
       for (const waiting of batch) {
         const group = byEvent.get(waiting.event);
         if (group) group.push(waiting);
         else byEvent.set(waiting.event, [waiting]);
       }
-      await Promise.all([...byEvent.values()].map((group) => this.commit(group)));
+      const commits = [...byEvent.values()].map((group) => this.commit(group));
+      // More than a batch still waiting and a slot free: the next one goes beside this one.
+      this.scheduleFlush();
+      await Promise.all(commits);
     } finally {
-      this.flushing = false;
+      this.commitsInFlight -= 1;
       // Claims that arrived during the commit have waited long enough: flush them now.
       if (this.queue.length > 0) void this.flush();
     }
@@ -380,10 +404,13 @@ export class MemoryClaimGate implements ClaimGate {
     const { template } = event;
     const started = performance.now();
     let inserted: Set<string>;
+    // One statement (INSERT + issued_count), atomic on its own: the group's one commit.
+    const statement = withRetry(() => insertClaimedCoupons(this.db, template, group.map((w) => w.coupon)));
+    event.statements.add(statement);
     try {
-      // One statement (INSERT + issued_count), atomic on its own: the group's one commit.
-      inserted = await withRetry(() => insertClaimedCoupons(this.db, template, group.map((w) => w.coupon)));
+      inserted = await statement;
     } catch (error) {
+      event.statements.delete(statement);
       this.logger.error({ err: error, templateId: template.id, claims: group.length }, 'claim group commit failed');
       // Claims wait from now on: none may be decided with counters that count these failed ones.
       const resync = this.resync(event, isRetryableConflict(error) ? 'retries exhausted' : 'commit failed');
@@ -391,6 +418,7 @@ export class MemoryClaimGate implements ClaimGate {
       await resync;
       return;
     }
+    event.statements.delete(statement);
     this.metrics.claimBatchSize.observe({ gate: this.kind }, group.length);
     this.metrics.claimBatchCommitDuration.observe({ gate: this.kind }, (performance.now() - started) / 1000);
     const refused = group.filter((waiting) => !inserted.has(waiting.coupon.id)).length;
@@ -415,14 +443,17 @@ export class MemoryClaimGate implements ClaimGate {
 
   /**
    * Rebuilds an event's counters from PostgreSQL plus the claims still queued, with the event's
-   * claims held back meanwhile. It runs inside a flush, so no other commit of the event is in
-   * flight and the result is exact. Users with claims queued are read again at once; every other
-   * cached user of the event is read again on its next claim (a new epoch).
+   * claims held back meanwhile (new ones wait in decide, queued ones stay queued). It reads once
+   * every statement of the event still in PostgreSQL has landed or failed, so the result is exact.
+   * Users with claims queued are read again at once; every other cached user of the event is read
+   * again on its next claim (a new epoch). A second failure meanwhile joins the rebuild under way.
    */
   private resync(event: OpenEvent, reason: string): Promise<void> {
+    if (event.resyncing) return event.resyncing;
     const { template } = event;
     const run = async () => {
       try {
+        while (event.statements.size > 0) await Promise.allSettled([...event.statements]);
         const counters = await eventCounters(this.db, template.id);
         const queued = this.queue.filter((waiting) => waiting.event === event);
         const held = await heldCounts(this.db, template.id, [...new Set(queued.map((waiting) => waiting.coupon.userId))]);
@@ -441,6 +472,8 @@ export class MemoryClaimGate implements ClaimGate {
         this.logger.error({ err: error, templateId: template.id }, 'claim counters could not be resynchronised');
       } finally {
         event.resyncing = undefined;
+        // Its queued claims waited for the rebuild: they go now.
+        if (this.queue.length > 0) void this.flush();
       }
     };
     event.resyncing = run();

@@ -41,14 +41,15 @@ export async function startRedisNode(extraArgs: string[], options: { configFile?
     await new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.kill('SIGKILL'); });
   };
   try {
-    await waitUntil(async () => { await redisCommand(url, ['PING']); return true; }, 10_000, `redis-server at ${url} to answer`);
+    // A deadline, not a speed bound: at a load average of 30 a fresh redis-server took over 10 s to answer.
+    await waitUntil(async () => { await redisCommand(url, ['PING']); return true; }, 30_000, `redis-server at ${url} to answer`);
   } catch (error) {
     await kill();
     throw error;
   }
   const restart = async () => {
     child = launch();
-    await waitUntil(async () => { await redisCommand(url, ['PING']); return true; }, 10_000, `redis-server at ${url} to answer again`);
+    await waitUntil(async () => { await redisCommand(url, ['PING']); return true; }, 30_000, `redis-server at ${url} to answer again`);
   };
   return { port, url, dir, kill, restart, pause: () => child.kill('SIGSTOP'), resume: () => child.kill('SIGCONT'), stop: async () => { await kill(); await rm(dir, { recursive: true, force: true }); } };
 }

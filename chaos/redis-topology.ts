@@ -54,6 +54,36 @@ async function startSingle(): Promise<ChaosRedis> {
   };
 }
 
+/**
+ * Faults that take turns from inject to the end of their heal: the schedule spaces them out, but on
+ * a loaded machine a failover can outlast that space, and two at once are no longer a failover
+ * (a Sentinel set-up with both nodes down; a cluster with two of three masters down has no
+ * majority left to elect a replica).
+ */
+class Turns {
+  private last: Promise<void> = Promise.resolve();
+  private readonly releases = new Map<Fault, () => void>();
+  async take(fault: Fault, inject: () => Promise<void>): Promise<void> {
+    const previous = this.last;
+    let release!: () => void;
+    this.last = new Promise((resolve) => { release = resolve; });
+    await previous;
+    try {
+      await inject();
+      this.releases.set(fault, release);
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+  async end(fault: Fault, heal: () => Promise<void>): Promise<void> {
+    const release = this.releases.get(fault);
+    if (!release) return; // never injected: nothing to heal
+    this.releases.delete(fault);
+    try { await heal(); } finally { release(); }
+  }
+}
+
 /** Nodes killed by a fault and not yet restarted, so a node is never launched twice. */
 class DownNodes {
   private readonly down = new Set<RedisNodeHandle>();
@@ -86,12 +116,13 @@ async function startSentinel(log: (line: string) => void): Promise<ChaosRedis> {
     throw new Error(`no Sentinel answered ${args.join(' ')}`);
   };
   const switchedFrom = new Map<Fault, RedisNodeHandle>();
+  const turns = new Turns();
   return {
     topology: 'sentinel',
     shards: 1,
     target: { url: sentinel.url, mode: 'sentinel', sentinelMaster: sentinel.masterName },
     env: { REDIS_URL: sentinel.url, STAMPEDE_REDIS_MODE: 'sentinel', STAMPEDE_REDIS_SENTINEL_MASTER: sentinel.masterName, STAMPEDE_REDIS_MIN_REPLICAS: '1' },
-    inject: async (fault) => {
+    inject: (fault) => turns.take(fault, async () => {
       if (fault.kind === 'kill-redis') await down.kill(fault, await replica());
       else if (fault.kind === 'redis-failover') {
         // Only a replica in sync can be promoted; without one this would be an outage, not a failover.
@@ -103,8 +134,8 @@ async function startSentinel(log: (line: string) => void): Promise<ChaosRedis> {
         switchedFrom.set(fault, await primary());
         await askSentinels(['SENTINEL', 'FAILOVER', sentinel.masterName]);
       }
-    },
-    heal: async (fault) => {
+    }),
+    heal: (fault) => turns.end(fault, async () => {
       if (fault.kind === 'redis-switchover') {
         const from = switchedFrom.get(fault);
         if (from) await waitUntil(async () => (await primary()) !== from, PROMOTION_DEADLINE_MS, 'the Sentinels to switch the primary over');
@@ -118,7 +149,7 @@ async function startSentinel(log: (line: string) => void): Promise<ChaosRedis> {
           .catch((error) => log(`failover: ${String(error)}; restarting the old primary anyway`));
       }
       await down.restart(node);
-    },
+    }),
     healAll: async () => {
       await down.restartAll();
       await waitUntil(async () => {
@@ -183,39 +214,42 @@ async function startCluster(log: (line: string) => void): Promise<ChaosRedis> {
   };
   const shardOf = (fault: Fault) => Number(fault.target.split('-').pop());
   const switched = new Map<Fault, RedisNodeHandle>();
+  const injectOnShard = async (fault: Fault): Promise<void> => {
+    const { master, replica } = await shard(shardOf(fault));
+    // Only a replica in sync can be promoted; without one a failover would be an outage of the shard.
+    const synced = replica !== undefined && (await redisCommand(replica.url, ['INFO', 'replication']) as string).includes('master_link_status:up');
+    if (!replica || (fault.kind !== 'kill-redis' && !synced)) throw new Error(`shard ${shardOf(fault)} has no replica in sync: no ${fault.kind} now`);
+    if (fault.kind === 'redis-failover') await down.kill(fault, master);
+    else if (fault.kind === 'kill-redis') await down.kill(fault, replica);
+    else {
+      // A planned switchover: the replica catches up with its master, then takes its slots.
+      switched.set(fault, replica);
+      await redisCommand(replica.url, ['CLUSTER', 'FAILOVER']);
+    }
+  };
+  const healOnShard = async (fault: Fault): Promise<void> => {
+    if (fault.kind === 'redis-switchover') {
+      const to = switched.get(fault);
+      if (to) await waitUntil(async () => (await shard(shardOf(fault))).master === to, PROMOTION_DEADLINE_MS, 'the replica to take over its master\'s slots');
+      return;
+    }
+    const node = down.killedBy(fault);
+    if (!node) return;
+    if (fault.kind === 'redis-failover') {
+      // The old master returns only once its replica is promoted: then it rejoins as a replica.
+      await waitUntil(async () => (await shard(shardOf(fault))).master !== node, PROMOTION_DEADLINE_MS, 'the cluster to promote the replica')
+        .catch((error) => log(`failover: ${String(error)}; restarting the old master anyway`));
+    }
+    await down.restart(node);
+  };
+  const masterTurns = new Turns();
   return {
     topology: 'cluster',
     shards: MASTERS,
     target: { url: cluster.url, mode: 'cluster' },
     env: { REDIS_URL: cluster.url, STAMPEDE_REDIS_MODE: 'cluster', STAMPEDE_REDIS_MIN_REPLICAS: '1' },
-    inject: async (fault) => {
-      const { master, replica } = await shard(shardOf(fault));
-      // Only a replica in sync can be promoted; without one a failover would be an outage of the shard.
-      const synced = replica !== undefined && (await redisCommand(replica.url, ['INFO', 'replication']) as string).includes('master_link_status:up');
-      if (!replica || (fault.kind !== 'kill-redis' && !synced)) throw new Error(`shard ${shardOf(fault)} has no replica in sync: no ${fault.kind} now`);
-      if (fault.kind === 'redis-failover') await down.kill(fault, master);
-      else if (fault.kind === 'kill-redis') await down.kill(fault, replica);
-      else {
-        // A planned switchover: the replica catches up with its master, then takes its slots.
-        switched.set(fault, replica);
-        await redisCommand(replica.url, ['CLUSTER', 'FAILOVER']);
-      }
-    },
-    heal: async (fault) => {
-      if (fault.kind === 'redis-switchover') {
-        const to = switched.get(fault);
-        if (to) await waitUntil(async () => (await shard(shardOf(fault))).master === to, PROMOTION_DEADLINE_MS, 'the replica to take over its master\'s slots');
-        return;
-      }
-      const node = down.killedBy(fault);
-      if (!node) return;
-      if (fault.kind === 'redis-failover') {
-        // The old master returns only once its replica is promoted: then it rejoins as a replica.
-        await waitUntil(async () => (await shard(shardOf(fault))).master !== node, PROMOTION_DEADLINE_MS, 'the cluster to promote the replica')
-          .catch((error) => log(`failover: ${String(error)}; restarting the old master anyway`));
-      }
-      await down.restart(node);
-    },
+    inject: (fault) => (fault.kind === 'kill-redis' ? injectOnShard(fault) : masterTurns.take(fault, () => injectOnShard(fault))),
+    heal: (fault) => (fault.kind === 'kill-redis' ? healOnShard(fault) : masterTurns.end(fault, () => healOnShard(fault))),
     healAll: async () => {
       await down.restartAll();
       await waitUntil(async () => {

@@ -65,13 +65,15 @@ export function buildSchedule(seed: number, shape: ScheduleShape): Fault[] {
     for (const [kind, weight] of weights) if ((roll -= weight) < 0) return kind;
     return weights[0]![0];
   };
-  /** The Redis target of a fault, and the group that takes one Redis fault at a time. */
-  const redisTarget = (kind: FaultKind): { target: string; group: string } => {
-    if (topology === 'single') return { target: 'redis', group: 'redis' };
+  /** The Redis target of a fault, and the groups that each take one Redis fault at a time. */
+  const redisTarget = (kind: FaultKind): { target: string; groups: string[] } => {
+    if (topology === 'single') return { target: 'redis', groups: ['redis'] };
     const role = kind === 'kill-redis' ? 'replica' : topology === 'sentinel' ? 'primary' : 'master';
-    if (topology === 'sentinel') return { target: `redis-${role}`, group: 'redis' };
+    if (topology === 'sentinel') return { target: `redis-${role}`, groups: ['redis'] };
     const shard = between(0, shape.redis!.shards - 1);
-    return { target: `redis-${role}-${shard}`, group: `redis-shard-${shard}` };
+    // A replica is elected by a majority of the masters: with three, two masters down at once
+    // would leave no majority, so failovers and switchovers take turns across the shards.
+    return { target: `redis-${role}-${shard}`, groups: kind === 'kill-redis' ? [`redis-shard-${shard}`] : [`redis-shard-${shard}`, 'redis-masters'] };
   };
   const faults: Fault[] = [];
   const busyUntil = new Map<string, number>();
@@ -81,13 +83,13 @@ export function buildSchedule(seed: number, shape: ScheduleShape): Fault[] {
     const redis = kind === 'kill-redis' || kind === 'redis-failover' || kind === 'redis-switchover' ? redisTarget(kind) : undefined;
     const target = redis?.target ?? (kind === 'kill-serve' ? `serve-${between(0, shape.serves - 1)}`
       : kind === 'kill-worker' || kind === 'pause-worker' ? `worker-${between(0, shape.workers - 1)}` : 'postgres');
-    const group = redis?.group ?? target;
+    const groups = redis?.groups ?? [target];
     const holdMs = kind === 'pause-worker' ? shape.minPauseMs + between(500, 3_000) : between(500, 4_000);
     // Faults stack (a worker dies while Redis is down), but one target takes one fault at a time.
-    if ((busyUntil.get(group) ?? 0) > at) continue;
+    if (groups.some((group) => (busyUntil.get(group) ?? 0) > at)) continue;
     const settleMs = kind === 'redis-failover' || kind === 'redis-switchover' ? FAILOVER_SETTLE_MS
       : kind === 'kill-redis' && topology !== 'single' ? REPLICA_RESYNC_MS : 1_000;
-    busyUntil.set(group, at + holdMs + settleMs);
+    for (const group of groups) busyUntil.set(group, at + holdMs + settleMs);
     faults.push({ at, kind, target, holdMs });
   }
   return faults;

@@ -132,10 +132,9 @@ async function run(d: Deployment): Promise<number> {
     const violations = Object.entries(verdicts).flatMap(([name, v]) => v.violations.map((line) => `${name}: ${line}`));
     for (const line of violations.slice(0, 50)) log(`VIOLATION ${line}`);
     const verdict = violations.length === 0 ? 'pass' : 'fail';
-    const byKind: Record<string, number> = {};
-    for (const fault of schedule) byKind[fault.kind] = (byKind[fault.kind] ?? 0) + 1;
     console.log(JSON.stringify({
-      verdict, seed, minutes, redis: topology, requests: history.attempts.length, answers: answers.byStatus, faultsInjected: schedule.length, faultsByKind: byKind,
+      verdict, seed, minutes, redis: topology, requests: history.attempts.length, answers: answers.byStatus,
+      faultsScheduled: schedule.length, faultsInjected: Object.values(injected).reduce((sum, n) => sum + n, 0), faultsByKind: injected, faultsSkipped: skipped,
       unplannedExits: exits.summary, pointsCallsSettledAfterwards: settled,
       acknowledgedChecked: { claims: claims.checked, redemptions: redemptions.checked, points: points.checked, bulkItems: bulkCheck.checked },
       lost: claims.lost + redemptions.lost + points.lost + bulkCheck.lost, violations: violations.length, seconds: Math.round((Date.now() - started) / 1000),
@@ -148,13 +147,19 @@ async function run(d: Deployment): Promise<number> {
   }
 }
 
+/** Faults by kind that struck, and those that could not (their target was still down from another fault, say). */
+const injected: Record<string, number> = {};
+const skipped: Record<string, number> = {};
+
 async function runSchedule(d: Deployment, faults: readonly Fault[], loadStart: number): Promise<void> {
   await Promise.all(faults.map(async (fault) => {
     await delay(Math.max(0, loadStart + fault.at - Date.now()));
     log(`inject ${fault.kind} ${fault.target}`);
     // A fault that cannot be injected or healed now (its target is still restarting) is logged;
     // healAll() brings everything back before the checks.
-    await d.inject(fault).catch((error) => log(`inject ${fault.kind} ${fault.target} failed: ${String(error)}`));
+    await d.inject(fault).then(
+      () => { injected[fault.kind] = (injected[fault.kind] ?? 0) + 1; },
+      (error) => { skipped[fault.kind] = (skipped[fault.kind] ?? 0) + 1; log(`inject ${fault.kind} ${fault.target} failed: ${String(error)}`); });
     await delay(fault.holdMs);
     log(`heal ${fault.kind} ${fault.target}`);
     await d.heal(fault).catch((error) => log(`heal ${fault.kind} ${fault.target} failed: ${String(error)}`));

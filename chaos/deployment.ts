@@ -135,7 +135,9 @@ export async function startDeployment(shape: { serves: number; workers: number; 
   const waitLive = (base: string) => async (child: StampedeProcess) => {
     for (const deadline = Date.now() + 300_000; ; await new Promise((resolve) => setTimeout(resolve, 100))) {
       if (await fetch(`${base}/health/live`).then((r) => r.ok, () => false)) return;
-      if (child.child.exitCode !== null || Date.now() > deadline) throw new Error(`process did not start (exit ${String(child.child.exitCode)}): ${exitReason(child.output())}`);
+      // Killed while starting (a later fault) counts as exited: exitCode stays null after a signal.
+      const exit = child.child.exitCode ?? child.child.signalCode;
+      if (exit !== null || Date.now() > deadline) throw new Error(`process did not start (exit ${String(exit)}): ${exitReason(child.output())}`);
     }
   };
   const processes = new Map<string, Supervised>();

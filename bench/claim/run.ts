@@ -30,13 +30,12 @@ import { round } from '../lib/stats.ts';
 import { loadFillerCoupons } from './filler.ts';
 import { measureRun, stopLoadGenerators, type GeneratorName, type RunPlan } from './measure.ts';
 import { bestDistributedProcesses, ratios, runsTable, targetChecks, targetsTable, type RunFigures } from './report.ts';
-import { settingLabel, startServer, type RunningServer, type ServerKind, type ServerSetting } from './servers.ts';
-import { runTopologyBench } from './topology-bench.ts';
 import { describeDiagnostics, runDiagnostics, scrapeMetrics } from './server-metrics.ts';
 import { isBare, settingLabel, startServer, type RunningServer, type ServerKind, type ServerSetting } from './servers.ts';
 import type { LoadResult } from './load-generator.ts';
 import { unexpectedOutcomes, verifyAnswers, verifyBareAnswers, verifyRows } from './verify.ts';
 import { openViewers } from './viewers.ts';
+import { runTopologyBench } from './topology-bench.ts';
 import { wrkInstalled } from './wrk-generator.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -31,6 +31,10 @@ export function createPool(
   // An idle client whose server went away emits 'error' on the pool; without a listener the
   // process would crash. The next checkout gets a fresh connection.
   pool.on('error', (error) => logger.warn({ err: error }, 'idle PostgreSQL client failed'));
+  // A checked-out client whose server goes away (PostgreSQL restarting) emits 'error' as well as
+  // failing its query, and pg-pool listens only while it is idle: unheard, that event crashed the
+  // process. The caller sees the failed query; the pool discards the client on release.
+  pool.on('connect', (client) => client.on('error', (error) => logger.debug({ err: error }, 'PostgreSQL connection lost')));
   return pool;
 }
 

@@ -24,10 +24,17 @@ export interface RedisClusterOptions {
 export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<RedisClusterHandle> {
   const masters = options.masters ?? 3;
   const replicas = options.replicasPerMaster ?? 0;
-  const nodes = await Promise.all(Array.from({ length: masters * (1 + replicas) }, () => startRedisNode([
+  const started = await Promise.allSettled(Array.from({ length: masters * (1 + replicas) }, () => startRedisNode([
     ...DURABLE_REDIS_ARGS, '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf',
     '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 1_000),
   ])));
+  const nodes = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const failed = started.find((result) => result.status === 'rejected');
+  if (failed) {
+    // One node did not start: the others must not outlive the attempt.
+    await Promise.all(nodes.map((node) => node.stop()));
+    throw failed.reason;
+  }
   const stop = async () => { await Promise.all(nodes.map((node) => node.stop())); };
   try {
     await runRedisCli(['--cluster', 'create', ...nodes.map((node) => `127.0.0.1:${node.port}`),

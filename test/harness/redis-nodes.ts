@@ -42,14 +42,15 @@ export async function startRedisNode(extraArgs: string[], options: { configFile?
     await new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.kill('SIGKILL'); });
   };
   try {
-    await waitFor(async () => { await redisCommand(url, ['PING']); return true; }, { timeoutMs: 10_000, what: `redis-server at ${url} to answer`, tolerateErrors: true });
+    // A deadline, not a speed bound: at a load average of 30 a fresh redis-server took over 10 s to answer.
+    await waitFor(async () => { await redisCommand(url, ['PING']); return true; }, { timeoutMs: 30_000, what: `redis-server at ${url} to answer`, tolerateErrors: true });
   } catch (error) {
     await kill();
     throw error;
   }
   const restart = async () => {
     child = launch();
-    await waitFor(async () => { await redisCommand(url, ['PING']); return true; }, { timeoutMs: 10_000, what: `redis-server at ${url} to answer again`, tolerateErrors: true });
+    await waitFor(async () => { await redisCommand(url, ['PING']); return true; }, { timeoutMs: 30_000, what: `redis-server at ${url} to answer again`, tolerateErrors: true });
   };
   return { port, url, dir, kill, restart, pause: () => child.kill('SIGSTOP'), resume: () => child.kill('SIGCONT'), stop: async () => { await kill(); await rm(dir, { recursive: true, force: true }); } };
 }

@@ -7,10 +7,15 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { RedisTarget } from '../src/infra/redis.ts';
 import { startRedisCluster } from '../test/harness/redis-cluster.ts';
-import { redisCommand, waitUntil, type RedisNodeHandle } from '../test/harness/redis-nodes.ts';
+import { redisCommand, type RedisNodeHandle } from '../test/harness/redis-nodes.ts';
+import { waitFor } from '../test/harness/wait-for.ts';
 import { startRedisSentinel } from '../test/harness/redis-sentinel.ts';
 import { startRedisServer } from '../test/harness/redis-server.ts';
 import type { Fault, RedisTopology } from './schedule.ts';
+
+/** The test harness's one wait, errors meaning "not yet" (a node restarting, a replica being promoted). */
+const waitUntil = (check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> =>
+  waitFor(check, { timeoutMs, what, tolerateErrors: true }).then(() => undefined);
 
 export interface ChaosRedis {
   readonly topology: RedisTopology;

@@ -8,9 +8,9 @@ import path from 'node:path';
 import type { RedisTarget } from '../src/infra/redis.ts';
 import { startRedisCluster } from '../test/harness/redis-cluster.ts';
 import { redisCommand, type RedisNodeHandle } from '../test/harness/redis-nodes.ts';
-import { waitFor } from '../test/harness/wait-for.ts';
 import { startRedisSentinel } from '../test/harness/redis-sentinel.ts';
 import { startRedisServer } from '../test/harness/redis-server.ts';
+import { waitFor } from '../test/harness/wait-for.ts';
 import type { Fault, RedisTopology } from './schedule.ts';
 
 /** The test harness's one wait, errors meaning "not yet" (a node restarting, a replica being promoted). */

@@ -23,6 +23,16 @@ describe('claimRefusal', () => {
     expect(claimRefusal({ ...counters, issued: 10 }, 2, 2_500)).toBe(ClaimRefusal.Closed);
   });
 
+  it('refuses every claim while paused inside the window, before the limit and the stock; the window answers first', () => {
+    const paused = { ...counters, paused: true };
+    expect(claimRefusal(paused, 0, 1_500)).toBe(ClaimRefusal.Paused);
+    expect(claimRefusal(paused, 2, 1_500)).toBe(ClaimRefusal.Paused);
+    expect(claimRefusal({ ...paused, issued: 10 }, 0, 1_500)).toBe(ClaimRefusal.Paused);
+    expect(claimRefusal(paused, 0, 999)).toBe(ClaimRefusal.NotOpen);
+    expect(claimRefusal(paused, 0, 2_000)).toBe(ClaimRefusal.Closed);
+    expect(claimRefusal({ ...counters, paused: false }, 0, 1_500)).toBeUndefined();
+  });
+
   it('never sells out an unlimited event', () => {
     expect(claimRefusal({ ...counters, totalQuantity: null, issued: 1_000_000 }, 0, 1_500)).toBeUndefined();
   });

@@ -86,6 +86,13 @@ describe('redemptionRefusal', () => {
   });
 });
 
+describe('redemptionRefusal of a revoked coupon', () => {
+  it('refuses it as COUPON_REVOKED, inside its window and on an order above the minimum', () => {
+    expect(redemptionRefusal({ ...issued, status: 'REVOKED' }, 20_000, inWindow)).toBe('COUPON_REVOKED');
+    expect(effectiveStatus({ ...issued, status: 'REVOKED' }, atExpiry)).toBe('REVOKED');
+  });
+});
+
 describe('diagnoseRedemption', () => {
   const request = { userId: 'u1', orderId: 'o1', orderAmount: 20_000 };
   it('answers not found for a missing coupon and for another user’s', () => {

@@ -29,7 +29,10 @@ export function createClaimParts(parts: { config: Config; logger: Logger; db: Db
     const redis = parts.redis;
     const gate = new RedisClaimGate(redis, parts.db, { minReplicas: parts.config.redisMinReplicas, timeoutMs: parts.config.redisReplicaTimeoutMs });
     const flags = new RefusalFlags(parts.config.claimRefusalFlagTtlMs);
-    const subscriber = new RefusalFlagSubscriber(redis, flags, parts.logger, (subscribed) => parts.metrics.claimRefusalFlagsSubscribed.set(subscribed ? 1 : 0));
+    const subscriber = new RefusalFlagSubscriber(redis, flags, parts.logger, (subscribed) => {
+      parts.metrics.claimRefusalFlagsSubscribed.set(subscribed ? 1 : 0);
+      if (!subscribed) parts.metrics.claimRefusalFlagsInterruptions.inc();
+    });
     // A read of the event's state after its change: the change's message went out before its reply.
     const settled = (templateId: string) => redis.hGet(templateClaimKeys(templateId).state, 'ver');
     return {

@@ -110,6 +110,11 @@ export function createMetrics() {
       aggregator: 'min',
       registers,
     }),
+    claimRefusalFlagsInterruptions: new client.Counter({
+      name: 'stampede_claim_refusal_flags_interruptions_total',
+      help: 'Times a confirmed refusal-flags subscription was lost (every flag forgotten until it is confirmed again).',
+      registers,
+    }),
     reconcileDrift: new client.Gauge({
       name: 'stampede_reconcile_drift',
       help: 'Issued count in the gate minus rows in PostgreSQL, as last measured by reconcile.',

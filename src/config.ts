@@ -72,7 +72,7 @@ export interface Config {
   readonly claimBatchSize: number;
   /** A claim delivered to a persister and not acknowledged for this long is taken over by another. */
   readonly claimReclaimIdleMs: number;
-  /** Embedded gate: how long an idle group commit waits for more claims before committing. */
+  /** Embedded gate: how long a free commit slot waits for more claims (0: to the end of the event-loop turn, no timer). */
   readonly claimGroupCommitMs: number;
   /** Distributed: how long a refusal flag is trusted without the gate confirming it (0: no shortcut refusals). */
   readonly claimRefusalFlagTtlMs: number;
@@ -270,7 +270,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsPort: env.STAMPEDE_METRICS_PORT ? int('STAMPEDE_METRICS_PORT', 0, 0, 65535) : undefined,
     claimBatchSize: int('STAMPEDE_CLAIM_BATCH_SIZE', 1_000, 1, 10_000),
     claimReclaimIdleMs: int('STAMPEDE_CLAIM_RECLAIM_IDLE_MS', 30_000, 100, 3_600_000),
-    claimGroupCommitMs: int('STAMPEDE_CLAIM_GROUP_COMMIT_MS', 2, 0, 1_000),
+    claimGroupCommitMs: int('STAMPEDE_CLAIM_GROUP_COMMIT_MS', 0, 0, 1_000),
     claimRefusalFlagTtlMs: int('STAMPEDE_CLAIM_REFUSAL_FLAG_TTL_MS', 1_000, 0, 60_000),
     claimCommitsInFlight: int('STAMPEDE_CLAIM_COMMITS_IN_FLIGHT', 2, 1, 16),
     pointsBatchSize: int('STAMPEDE_POINTS_BATCH_SIZE', 100, 1, 1_000),

@@ -1,9 +1,10 @@
 // The in-process gate's bounds (issue 15): caches far smaller than the events stay exact, because
 // an entry is dropped only when nothing of it is in flight; and claims beyond the in-flight bound
 // are refused at once with 503 instead of queueing without limit. And its group commit (issue 21):
-// claims that arrive while a batch is in PostgreSQL go out beside it, not after it.
+// claims that arrive while a batch is in PostgreSQL go out beside it, not after it, and no flush
+// waits for a timer (libuv defers timers while 1,024 sockets are ready at once).
 import { v7 as uuidv7 } from 'uuid';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { couponRows, issuedCountInDb } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
@@ -96,4 +97,18 @@ describe('in-process claim gate bounds', () => {
     expect((await couponRows(t.ctx.db, event.id)).map((row) => row.slot).sort()).toEqual([1, 2]);
     expect(await issuedCountInDb(t.ctx.db, event.id)).toBe(2);
   });
+
+  it('commits without waiting for a timer (lingerMs 0): claims are answered while no timer can fire', async () => {
+    const partner = await createPartner(t.app);
+    const event = await template(partner, { totalQuantity: 10 });
+    const gate = gateWith({ lingerMs: 0 });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval', 'setImmediate'] });
+    try {
+      const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => gate.claim(event, uuidv7(), `no-timer-${i}`)));
+      expect(answers.map((answer) => 'issued' in answer)).toEqual([true, true, true, true, true]);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(await issuedCountInDb(t.ctx.db, event.id)).toBe(5);
+  }, 20_000);
 });

@@ -25,7 +25,11 @@ import { HoldingsLookup } from './holdings-lookup.ts';
 import { eventCounters, heldCounts, insertClaimedCoupons, openClaimEvent, type ClaimedCoupon } from './claim-repository.ts';
 
 export interface GroupCommitOptions {
-  /** How long an idle gate waits for company before flushing a first claim. */
+  /**
+   * How long a free commit slot waits for company before flushing. 0: at the end of the current
+   * turn of the event loop (process.nextTick), no timer: with 1,024 sockets ready at once libuv
+   * polls again up to 48 times before it runs timers, so a timer can wait seconds (decision 180).
+   */
   readonly lingerMs: number;
   /** Most claims in one flush; more wait for the next one. */
   readonly maxBatch: number;
@@ -131,7 +135,8 @@ export class MemoryClaimGate implements ClaimGate {
   private nextEpoch = 1;
   private commitsInFlight = 0;
   private readonly maxCommitsInFlight: number;
-  private timer: NodeJS.Timeout | undefined;
+  /** A flush is scheduled (a linger timer, or `true` for one at the end of this turn). */
+  private timer: NodeJS.Timeout | true | undefined;
 
   constructor(
     private readonly db: Db,
@@ -367,11 +372,15 @@ export class MemoryClaimGate implements ClaimGate {
   private scheduleFlush(): void {
     if (this.commitsInFlight >= this.maxCommitsInFlight || this.timer || this.queue.length === 0) return;
     if (this.queue.length >= this.options.maxBatch) void this.flush();
-    else this.timer = setTimeout(() => void this.flush(), this.options.lingerMs);
+    else if (this.options.lingerMs === 0) {
+      // The claims decided in this turn (a holdings batch decides hundreds at once) go together.
+      this.timer = true;
+      process.nextTick(() => void this.flush());
+    } else this.timer = setTimeout(() => void this.flush(), this.options.lingerMs);
   }
 
   private async flush(): Promise<void> {
-    clearTimeout(this.timer);
+    if (this.timer !== true) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.commitsInFlight >= this.maxCommitsInFlight) return;
     // In arrival order; claims of an event whose counters are being rebuilt stay queued (the rebuild counts them).

@@ -47,13 +47,19 @@ export async function startChaosRedis(topology: RedisTopology, log: (line: strin
 async function startSingle(): Promise<ChaosRedis> {
   const redis = await startRedisServer({ appendfsync: 'always' });
   let down = false;
+  let killedBy: Fault | undefined;
   return {
     topology: 'single',
     shards: 1,
     target: { url: redis.url, mode: 'single' },
     env: { REDIS_URL: redis.url },
-    inject: async () => { await redis.kill(); down = true; },
-    heal: async () => { if (down) { await redis.restart(); down = false; } },
+    inject: async (fault) => {
+      if (down) throw new Error('Redis is still down from another fault');
+      down = true;
+      killedBy = fault;
+      await redis.kill();
+    },
+    heal: async (fault) => { if (down && killedBy === fault) { await redis.restart(); down = false; } },
     healAll: async () => { if (down) { await redis.restart(); down = false; } },
     stop: async (logDir) => { await keepLog(redis.dir, logDir, 'redis'); await redis.stop(); },
   };

@@ -55,7 +55,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   };
   const kill = async () => {
     const proc = child;
-    if (!proc || proc.exitCode !== null) return;
+    // Gone already (killed by a signal leaves exitCode null): waiting for its 'exit' would wait forever.
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     await new Promise<void>((resolve) => { proc.once('exit', () => resolve()); proc.kill('SIGKILL'); });
   };
 

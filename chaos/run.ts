@@ -44,6 +44,10 @@ const loadAtStart = os.loadavg();
 log(`seed ${seed}, ${minutes} min, ${CLIENTS} clients, Redis ${topology}; replay with: ${replay}`);
 for (const fault of schedule) log(`  schedule +${(fault.at / 1000).toFixed(1)}s ${fault.kind} ${fault.target} for ${fault.holdMs} ms`);
 
+/** Faults by kind that struck, and those that could not (their target was still down from another fault, say). */
+const injected: Record<string, number> = {};
+const skipped: Record<string, number> = {};
+
 const logDir = path.join(os.tmpdir(), `stampede-chaos-${seed}-${process.pid}`);
 const deployment = await startDeployment(SHAPE, log, logDir);
 // An error nobody awaited must not leave PostgreSQL, Redis and four Stampede processes running.
@@ -146,10 +150,6 @@ async function run(d: Deployment): Promise<number> {
     await db.end();
   }
 }
-
-/** Faults by kind that struck, and those that could not (their target was still down from another fault, say). */
-const injected: Record<string, number> = {};
-const skipped: Record<string, number> = {};
 
 async function runSchedule(d: Deployment, faults: readonly Fault[], loadStart: number): Promise<void> {
   await Promise.all(faults.map(async (fault) => {

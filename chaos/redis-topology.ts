@@ -10,12 +10,9 @@ import { startRedisCluster } from '../test/harness/redis-cluster.ts';
 import { redisCommand, type RedisNodeHandle } from '../test/harness/redis-nodes.ts';
 import { startRedisSentinel } from '../test/harness/redis-sentinel.ts';
 import { startRedisServer } from '../test/harness/redis-server.ts';
+// Every wait below tolerates errors: a node restarting or a replica being promoted is "not yet".
 import { waitFor } from '../test/harness/wait-for.ts';
 import type { Fault, RedisTopology } from './schedule.ts';
-
-/** The test harness's one wait, errors meaning "not yet" (a node restarting, a replica being promoted). */
-const waitUntil = (check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> =>
-  waitFor(check, { timeoutMs, what, tolerateErrors: true }).then(() => undefined);
 
 export interface ChaosRedis {
   readonly topology: RedisTopology;
@@ -149,24 +146,24 @@ async function startSentinel(log: (line: string) => void): Promise<ChaosRedis> {
     heal: (fault) => turns.end(fault, async () => {
       if (fault.kind === 'redis-switchover') {
         const from = switchedFrom.get(fault);
-        if (from) await waitUntil(async () => (await primary()) !== from, PROMOTION_DEADLINE_MS, 'the Sentinels to switch the primary over');
+        if (from) await waitFor(async () => (await primary()) !== from, { timeoutMs: PROMOTION_DEADLINE_MS, what: 'the Sentinels to switch the primary over', tolerateErrors: true });
         return;
       }
       const node = down.killedBy(fault);
       if (!node) return;
       if (fault.kind === 'redis-failover') {
         // The old primary returns only once its replica is promoted: then it rejoins as a replica.
-        await waitUntil(async () => (await primary()) !== node, PROMOTION_DEADLINE_MS, 'the Sentinels to promote the replica')
+        await waitFor(async () => (await primary()) !== node, { timeoutMs: PROMOTION_DEADLINE_MS, what: 'the Sentinels to promote the replica', tolerateErrors: true })
           .catch((error) => log(`failover: ${String(error)}; restarting the old primary anyway`));
       }
       await down.restart(node);
     }),
     healAll: async () => {
       await down.restartAll();
-      await waitUntil(async () => {
+      await waitFor(async () => {
         const info = await redisCommand((await primary()).url, ['INFO', 'replication']) as string;
         return info.includes('role:master') && info.includes('connected_slaves:1') && info.includes('state=online');
-      }, 120_000, 'the primary to have its replica in sync');
+      }, { timeoutMs: 120_000, what: 'the primary to have its replica in sync', tolerateErrors: true });
     },
     stop: async (logDir) => {
       for (const [i, node] of [...sentinel.nodes, ...sentinel.sentinels].entries()) {
@@ -241,14 +238,14 @@ async function startCluster(log: (line: string) => void): Promise<ChaosRedis> {
   const healOnShard = async (fault: Fault): Promise<void> => {
     if (fault.kind === 'redis-switchover') {
       const to = switched.get(fault);
-      if (to) await waitUntil(async () => (await shard(shardOf(fault))).master === to, PROMOTION_DEADLINE_MS, 'the replica to take over its master\'s slots');
+      if (to) await waitFor(async () => (await shard(shardOf(fault))).master === to, { timeoutMs: PROMOTION_DEADLINE_MS, what: 'the replica to take over its master\'s slots', tolerateErrors: true });
       return;
     }
     const node = down.killedBy(fault);
     if (!node) return;
     if (fault.kind === 'redis-failover') {
       // The old master returns only once its replica is promoted: then it rejoins as a replica.
-      await waitUntil(async () => (await shard(shardOf(fault))).master !== node, PROMOTION_DEADLINE_MS, 'the cluster to promote the replica')
+      await waitFor(async () => (await shard(shardOf(fault))).master !== node, { timeoutMs: PROMOTION_DEADLINE_MS, what: 'the cluster to promote the replica', tolerateErrors: true })
         .catch((error) => log(`failover: ${String(error)}; restarting the old master anyway`));
     }
     await down.restart(node);
@@ -263,12 +260,12 @@ async function startCluster(log: (line: string) => void): Promise<ChaosRedis> {
     heal: (fault) => (fault.kind === 'kill-redis' ? healOnShard(fault) : masterTurns.end(fault, () => healOnShard(fault))),
     healAll: async () => {
       await down.restartAll();
-      await waitUntil(async () => {
+      await waitFor(async () => {
         const infos = await Promise.all(cluster.nodes.map((node) => redisCommand(node.url, ['CLUSTER', 'INFO']) as Promise<string>));
         if (!infos.every((info) => info.includes('cluster_state:ok'))) return false;
         const replication = await Promise.all(cluster.nodes.map((node) => redisCommand(node.url, ['INFO', 'replication']) as Promise<string>));
         return replication.filter((info) => info.includes('role:slave') && info.includes('master_link_status:up')).length === MASTERS;
-      }, 120_000, 'the cluster to be ok with every replica in sync');
+      }, { timeoutMs: 120_000, what: 'the cluster to be ok with every replica in sync', tolerateErrors: true });
     },
     stop: async (logDir) => {
       for (const node of cluster.nodes) await keepLog(node.dir, logDir, `redis-${node.port}`);

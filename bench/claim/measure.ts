@@ -54,7 +54,9 @@ export async function measureRun(server: RunningServer, db: Db, templateId: stri
 
   let load: LoadResult | 'running' | 'failed' = 'running';
   let rowsCompleteAt: number | null = null;
-  const poller = plan.expectsRows ? pollRows(db, templateId, plan.quantity, () => load, (at) => { rowsCompleteAt = at; }) : Promise.resolve();
+  const countRows = async () => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM coupons WHERE template_id = $1', [templateId])).rows[0]!.n;
+  const loadState = () => (load === 'running' || load === 'failed' ? load : 'done');
+  const poller = plan.expectsRows ? pollUntil(countRows, plan.quantity, loadState, (at) => { rowsCompleteAt = at; }) : Promise.resolve();
 
   const before = cpuSnapshot();
   try {
@@ -100,19 +102,18 @@ export async function runLoadGenerator(plan: LoadPlan): Promise<LoadResult> {
 }
 
 /**
- * Counts the event's rows every 10 ms until all `quantity` are there, and reports the epoch time
- * of the first poll that saw them. Gives up ROWS_DEADLINE_MS after the load ended, at once if it failed.
+ * Reads `count()` every 10 ms until it reaches `target`, and reports the epoch time of the first
+ * read that did. Gives up ROWS_DEADLINE_MS after the load ended, at once if it failed.
  */
-async function pollRows(db: Db, templateId: string, quantity: number, load: () => LoadResult | 'running' | 'failed', complete: (at: number) => void): Promise<void> {
+export async function pollUntil(count: () => Promise<number>, target: number, load: () => 'running' | 'done' | 'failed', complete: (at: number) => void): Promise<void> {
   let deadline = Number.POSITIVE_INFINITY;
   for (;;) {
-    const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM coupons WHERE template_id = $1', [templateId]);
-    if (rows[0]!.n >= quantity) {
+    if ((await count()) >= target) {
       complete(performance.timeOrigin + performance.now());
       return;
     }
     if (load() === 'failed') return;
-    if (load() !== 'running' && deadline === Number.POSITIVE_INFINITY) deadline = Date.now() + ROWS_DEADLINE_MS;
+    if (load() === 'done' && deadline === Number.POSITIVE_INFINITY) deadline = Date.now() + ROWS_DEADLINE_MS;
     if (Date.now() > deadline) return;
     await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
   }

@@ -4,12 +4,11 @@
 // process group and per redis-server node.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { performance } from 'node:perf_hooks';
 import type { Db } from '../../src/infra/db.ts';
 import { cpuSecondsBetween, cpuSnapshot, type CpuSnapshot } from '../lib/process-cpu.ts';
 import { round, type LatencySummary } from '../lib/stats.ts';
 import type { LoadPlan } from './load-generator.ts';
-import { runLoadGenerator } from './measure.ts';
+import { pollUntil, runLoadGenerator } from './measure.ts';
 import type { BenchTopology } from './redis-topologies.ts';
 import type { RunningServer } from './servers.ts';
 import { verifyAnswers, verifyRows } from './verify.ts';
@@ -48,8 +47,6 @@ export interface SpreadRun {
   readonly problems: string[];
 }
 
-const POLL_INTERVAL_MS = 10;
-const ROWS_DEADLINE_MS = 60_000;
 const MAX_TEMPLATES_TO_SPREAD = 60;
 
 /**
@@ -91,7 +88,10 @@ export async function measureSpread(server: RunningServer, db: Db, topology: Ben
   const templateIds = events.map((event) => event.templateId);
   let state: 'running' | 'done' | 'failed' = 'running';
   let complete: number | null = null;
-  const poller = pollIssued(db, templateIds, total, () => state, (at) => { complete = at; });
+  const poller = pollUntil(
+    // One indexed read: the persister raises issued_count in the statement that inserts the rows.
+    async () => (await db.query<{ n: number }>('SELECT coalesce(sum(issued_count), 0)::int AS n FROM coupon_templates WHERE id = ANY($1::uuid[])', [templateIds])).rows[0]!.n,
+    total, () => state, (at) => { complete = at; });
 
   const before = cpuSnapshot();
   let load: Awaited<ReturnType<typeof runLoadGenerator>>;
@@ -141,24 +141,6 @@ export async function measureSpread(server: RunningServer, db: Db, topology: Ben
   };
 }
 
-/**
- * Sums the events' issued_count every 10 ms (one indexed read: the persister raises it in the
- * statement that inserts the rows) until it reaches `total`; gives up 60 s after the load ended.
- */
-export async function pollIssued(db: Db, templateIds: readonly string[], total: number, load: () => 'running' | 'done' | 'failed', complete: (at: number) => void): Promise<void> {
-  let deadline = Number.POSITIVE_INFINITY;
-  for (;;) {
-    const { rows } = await db.query<{ n: number }>('SELECT coalesce(sum(issued_count), 0)::int AS n FROM coupon_templates WHERE id = ANY($1::uuid[])', [templateIds]);
-    if (rows[0]!.n >= total) {
-      complete(performance.timeOrigin + performance.now());
-      return;
-    }
-    if (load() === 'failed') return;
-    if (load() === 'done' && deadline === Number.POSITIVE_INFINITY) deadline = Date.now() + ROWS_DEADLINE_MS;
-    if (Date.now() > deadline) return;
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
-  }
-}
 
 /** CPU seconds of each redis-server whose title names one of `ports` ("redis-server 127.0.0.1:6379 [cluster]"), by ":port". */
 export function redisSecondsByPort(before: CpuSnapshot, after: CpuSnapshot, ports: readonly number[]): Record<string, number> {

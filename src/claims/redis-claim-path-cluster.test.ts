@@ -14,9 +14,9 @@ const clusterStarted = async () => (cluster ??= await startRedisCluster({ master
 afterAll(async () => { await cluster?.stop(); });
 
 describeClaimPathContract('3-master Redis Cluster', async () => ({ url: (await clusterStarted()).url, mode: 'cluster', stop: async () => undefined }));
-describeFastRefusals('3-master Redis Cluster', async () => {
+describeFastRefusals('3-master Redis Cluster', { unflagBeforeAcknowledgement: false }, async () => {
   const { url, nodes } = await clusterStarted();
-  return { url, mode: 'cluster', dataNodeUrls: nodes.map((node) => node.url), unflagBeforeAcknowledgement: false, stop: async () => undefined };
+  return { url, mode: 'cluster', dataNodeUrls: nodes.map((node) => node.url), stop: async () => undefined };
 });
 
 describe('Redis Cluster durability check', () => {

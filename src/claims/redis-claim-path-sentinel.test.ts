@@ -10,10 +10,10 @@ describeClaimPathContract('primary + replica behind 3 Sentinels', async () => {
   return { url: sentinel.url, mode: 'sentinel', env: { STAMPEDE_REDIS_SENTINEL_MASTER: sentinel.masterName }, stop: () => sentinel.stop() };
 });
 
-describeFastRefusals('primary + replica behind 3 Sentinels', async () => {
+describeFastRefusals('primary + replica behind 3 Sentinels', { unflagBeforeAcknowledgement: true }, async () => {
   const sentinel = await startRedisSentinel({ replicas: 1 });
   return {
     url: sentinel.url, mode: 'sentinel', env: { STAMPEDE_REDIS_SENTINEL_MASTER: sentinel.masterName },
-    dataNodeUrls: sentinel.nodes.map((node) => node.url), unflagBeforeAcknowledgement: true, stop: () => sentinel.stop(),
+    dataNodeUrls: sentinel.nodes.map((node) => node.url), stop: () => sentinel.stop(),
   };
 });

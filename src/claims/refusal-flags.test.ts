@@ -4,7 +4,7 @@
 import { describeFastRefusals } from '../../test/harness/refusal-flags-contract.ts';
 import { DURABLE_REDIS_ARGS, startRedisNode } from '../../test/harness/redis-nodes.ts';
 
-describeFastRefusals('single Redis', async () => {
+describeFastRefusals('single Redis', { unflagBeforeAcknowledgement: true }, async () => {
   const node = await startRedisNode(DURABLE_REDIS_ARGS);
-  return { url: node.url, mode: 'single', dataNodeUrls: [node.url], unflagBeforeAcknowledgement: true, stop: () => node.stop() };
+  return { url: node.url, mode: 'single', dataNodeUrls: [node.url], stop: () => node.stop() };
 });

@@ -151,6 +151,12 @@ export function createMetrics() {
       labelNames: ['type', 'result'] as const,
       registers,
     }),
+    jobRunnerRestarts: new client.Counter({
+      name: 'stampede_job_runner_restarts_total',
+      help: 'Job queue runners (bulk-jobs, webhooks) started again after stopping on an error (a database blip).',
+      labelNames: ['runner'] as const,
+      registers,
+    }),
     rateLimited: new client.Counter({
       name: 'stampede_rate_limited_total',
       help: 'Requests refused 429 RATE_LIMITED by the per-API-key rate limit.',

@@ -7,7 +7,10 @@
 // run holds a session advisory lock on its own connection for as long as it runs, so PostgreSQL
 // itself knows whether the runner is alive: the sweeper unlocks queue entries locked for a while
 // whose advisory lock is free (their process is gone), and another worker resumes them at once.
-import { Logger as QueueLogger, run, runMigrations, type Runner, type Task } from 'graphile-worker';
+//
+// Database blips: each runner is a graphile-worker pool kept running by keepQueuePoolRunning (below).
+import { EventEmitter } from 'node:events';
+import { Logger as QueueLogger, runMigrations, runTaskList, type Task, type TaskList, type WorkerEvents, type WorkerPool } from 'graphile-worker';
 import type { AppContext, WorkerStarter } from '../context.ts';
 import type { Db, Queryable } from '../infra/db.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -24,7 +27,7 @@ export const JOB_LOCK_KEY_SQL = `('x' || right(replace($1::text, '-', ''), 16)):
 // runners so a queue full of bulk jobs never delays an announcement. How many bulk jobs run at once
 // is STAMPEDE_BULK_JOB_CONCURRENCY (default 2: inserting is CPU in the PostgreSQL backend, one
 // core per job; on the 2-core benchmark machine 3 or 4 only added contention, bench/RESULTS.md).
-const WEBHOOK_CONCURRENCY = 4;
+export const WEBHOOK_CONCURRENCY = 4;
 const JOB_MAX_ATTEMPTS = 10;
 export const WEBHOOK_MAX_ATTEMPTS = 8;
 const SWEEP_INTERVAL_MS = 5_000;
@@ -33,6 +36,8 @@ const ORPHAN_AFTER_SECONDS = 10;
 const SCHEMA_LOCK_ID = 0x5741_4d51;
 /** How long a stopping worker lets its runs reach their next step before interrupting them. */
 const HAND_OVER_MS = 2_000;
+/** A runner that stopped on an error starts again after 1 s, doubling to 30 s while it keeps failing. */
+export const RUNNER_RESTART_DELAYS = { firstMs: 1_000, maxMs: 30_000 } as const;
 
 const schemaReady = new WeakMap<Db, Promise<void>>();
 
@@ -128,15 +133,14 @@ export function jobQueueWorker(makeTasks: (ctx: AppContext) => QueueTasks): Work
     const deliverTask: Task = async (payload, helpers) => {
       await tasks.deliverWebhook((payload as { deliveryId: string }).deliveryId, attemptOf(helpers));
     };
-    const common = { pgPool: ctx.db, noHandleSignals: true, pollInterval: 1_000, logger: queueLogger(ctx.logger) };
-    const runners: Runner[] = [];
-    try {
-      runners.push(await run({ ...common, concurrency: ctx.config.bulkJobConcurrency, taskList: { [RUN_JOB_TASK]: runJobTask } }));
-      runners.push(await run({ ...common, concurrency: WEBHOOK_CONCURRENCY, taskList: { [DELIVER_WEBHOOK_TASK]: deliverTask } }));
-    } catch (error) {
-      for (const runner of runners) await runner.stop();
-      throw error;
-    }
+    const options = { noHandleSignals: true, pollInterval: 1_000, logger: queueLogger(ctx.logger) };
+    const pool = (concurrency: number, taskList: TaskList) => (events: WorkerEvents) =>
+      runTaskList({ ...options, concurrency, events }, taskList, ctx.db);
+    const restarted = (runner: string) => () => ctx.metrics.jobRunnerRestarts.inc({ runner });
+    const runners = [
+      keepQueuePoolRunning('bulk-jobs', pool(ctx.config.bulkJobConcurrency, { [RUN_JOB_TASK]: runJobTask }), ctx.logger, restarted('bulk-jobs')),
+      keepQueuePoolRunning('webhooks', pool(WEBHOOK_CONCURRENCY, { [DELIVER_WEBHOOK_TASK]: deliverTask }), ctx.logger, restarted('webhooks')),
+    ];
 
     let sweeping: Promise<void> = Promise.resolve();
     const sweep = () => {
@@ -162,6 +166,86 @@ export function jobQueueWorker(makeTasks: (ctx: AppContext) => QueueTasks): Work
         clearTimeout(interrupter);
       }
     };
+  };
+}
+
+/** Starts one graphile-worker pool that emits its events on `events`. */
+export type QueuePoolStarter = (events: WorkerEvents) => WorkerPool;
+
+/**
+ * Keeps a graphile-worker pool running until `stop()`: a pool that ends, or loses a worker, while
+ * not stopping is logged and replaced by a new one after a backoff (RUNNER_RESTART_DELAYS, back to
+ * the first delay once a pool has lived for the longest one); a start that throws is retried the same way.
+ *
+ * Why a bare pool and not 0.16's `run()`: `run()` adds a cron (we have no cron items) whose start-up
+ * query is what failed on a database restart, stopping the runner and rejecting a promise inside
+ * graphile-worker that no caller can handle (runner.js `cron.promise.finally`): an unhandled
+ * rejection, so the process exited. And a pool's worker whose job completion cannot be written
+ * (the database is down) "commits seppuku" and is never replaced, so a few blips idle a pool.
+ * The dying pool is shut down gracefully beside its replacement (its other jobs finish), so bulk
+ * jobs may briefly run above their configured concurrency.
+ */
+export function keepQueuePoolRunning(
+  name: string,
+  start: QueuePoolStarter,
+  logger: Logger,
+  onRestart: () => void,
+  delays: { readonly firstMs: number; readonly maxMs: number } = RUNNER_RESTART_DELAYS,
+): { stop(): Promise<void> } {
+  let stopping = false;
+  let current: WorkerPool | undefined;
+  let startedAt = 0;
+  let delayMs = delays.firstMs;
+  let retry: NodeJS.Timeout | undefined;
+  const shutdowns = new Map<WorkerPool, Promise<void>>();
+  const shutDown = (pool: WorkerPool, reason: string) => {
+    let done = shutdowns.get(pool);
+    if (!done) {
+      done = pool.gracefulShutdown(reason)
+        .catch((error: unknown) => logger.warn({ err: error, runner: name }, 'job queue runner did not shut down cleanly'))
+        .then(() => pool.promise)
+        .finally(() => shutdowns.delete(pool));
+      shutdowns.set(pool, done);
+    }
+    return done;
+  };
+  const restartAfterError = (pool: WorkerPool | undefined, error: unknown) => {
+    if (stopping || pool !== current) return; // stopping, or this pool was already replaced
+    current = undefined;
+    if (Date.now() - startedAt >= delays.maxMs) delayMs = delays.firstMs;
+    logger.warn({ err: error, runner: name, restartInMs: delayMs }, 'job queue runner stopped on an error; starting it again');
+    if (pool) void shutDown(pool, `Restarting the ${name} runner after an error`);
+    retry = setTimeout(launch, delayMs);
+    delayMs = Math.min(delayMs * 2, delays.maxMs);
+  };
+  function launch() {
+    retry = undefined;
+    if (stopping) return;
+    if (startedAt !== 0) onRestart();
+    startedAt = Date.now();
+    const events: WorkerEvents = new EventEmitter();
+    let pool: WorkerPool;
+    try {
+      pool = start(events);
+    } catch (error) {
+      restartAfterError(undefined, error);
+      return;
+    }
+    current = pool;
+    events.on('worker:fatalError', ({ error }) => restartAfterError(pool, error));
+    pool.promise.then(
+      () => restartAfterError(pool, new Error('the worker pool ended by itself')),
+      (error: unknown) => restartAfterError(pool, error),
+    );
+  }
+  launch();
+  return {
+    async stop() {
+      stopping = true;
+      clearTimeout(retry);
+      if (current) void shutDown(current, `Stopping the ${name} runner`);
+      await Promise.all(shutdowns.values());
+    },
   };
 }
 

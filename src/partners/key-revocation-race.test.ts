@@ -36,6 +36,18 @@ function countKeyQueries(t: TestApp): () => number {
   return () => finished;
 }
 
+/**
+ * Holds `holder`'s Redis connection with a BLPOP until `release()`, which `releaser` sends. No
+ * BLPOP timeout: on a loaded machine a hold that lapsed before the revocations answered would let
+ * the look-ups cache first, and the test would fail for the machine's speed, not the code's.
+ */
+function holdRedis(holder: TestApp, releaser: TestApp) {
+  const key = `stampede:test:hold:${randomUUID()}`;
+  const held = holder.ctx.redis!.blPop(key, 0);
+  let released: Promise<unknown> | undefined;
+  return { release: () => (released ??= releaser.ctx.redis!.lPush(key, 'go').then(() => held)) };
+}
+
 async function revoke(t: TestApp, keys: Array<{ id: string }>): Promise<number> {
   const answers = await Promise.all(keys.map((key) => t.app.inject({ method: 'DELETE', url: `/v1/api-keys/${key.id}`, headers: adminHeaders })));
   expect(answers.map((answer) => answer.statusCode)).toEqual(keys.map(() => 204));
@@ -65,17 +77,19 @@ describe('API key revocation racing look-ups (distributed)', () => {
   it(`${KEYS} revocations on one instance racing ${KEYS} look-ups on another: no revoked key comes back`, async () => {
     const partner = await createPartner(a.app);
     const keys = await issueKeys(a, partner.id, KEYS);
-    const hold = `stampede:test:hold:${randomUUID()}`;
 
     const queriesBefore = bQueries();
     // Every look-up sends its GET now; the BLPOP behind them holds b's connection, so each
     // look-up's cache write waits while it reads PostgreSQL and the revocations answer.
     const lookups = keys.map((key) => b.ctx.keys.authenticate(key.apiKey, CLIENT));
-    const held = b.ctx.redis!.blPop(hold, 60);
-    await waitFor(() => bQueries() - queriesBefore >= KEYS, { what: 'the look-ups to read PostgreSQL', timeoutMs: 60_000 });
-    const revokedAt = await revoke(a, keys);
-    await a.ctx.redis!.lPush(hold, 'go');
-    await held;
+    const hold = holdRedis(b, a);
+    let revokedAt: number;
+    try {
+      await waitFor(() => bQueries() - queriesBefore >= KEYS, { what: 'the look-ups to read PostgreSQL', timeoutMs: 60_000 });
+      revokedAt = await revoke(a, keys);
+    } finally {
+      await hold.release();
+    }
     const answered = await Promise.all(lookups);
     expect(performance.now()).toBeGreaterThan(revokedAt);
 
@@ -88,17 +102,20 @@ describe('API key revocation racing look-ups (distributed)', () => {
   it(`${KEYS} revocations racing ${KEYS} look-ups in the same instance: the local cache does not keep the key either`, async () => {
     const partner = await createPartner(b.app);
     const keys = await issueKeys(b, partner.id, KEYS);
-    const hold = `stampede:test:hold:${randomUUID()}`;
 
     const queriesBefore = bQueries();
     const lookups = keys.map((key) => b.ctx.keys.authenticate(key.apiKey, CLIENT));
-    const held = b.ctx.redis!.blPop(hold, 60);
-    await waitFor(() => bQueries() - queriesBefore >= KEYS, { what: 'the look-ups to read PostgreSQL', timeoutMs: 60_000 });
-    // b's tombstone writes queue behind the look-ups' cache writes; b's revocations answer once
-    // the hold is released, and only then is "after the revocation" checked.
-    const revoked = revoke(b, keys);
-    await a.ctx.redis!.lPush(hold, 'go');
-    await Promise.all([held, revoked, ...lookups]);
+    const hold = holdRedis(b, a);
+    let revoked: Promise<number>;
+    try {
+      await waitFor(() => bQueries() - queriesBefore >= KEYS, { what: 'the look-ups to read PostgreSQL', timeoutMs: 60_000 });
+      // b's tombstone writes queue behind the look-ups' cache writes; b's revocations answer once
+      // the hold is released, and only then is "after the revocation" checked.
+      revoked = revoke(b, keys);
+    } finally {
+      await hold.release();
+    }
+    await Promise.all([revoked, ...lookups]);
 
     const accepted = [...await stillAccepted(b, keys), ...await stillAccepted(a, keys)];
     console.log(`revocation race (one instance, local cache on): ${KEYS} keys, ${accepted.length} look-ups after the revocations accepted a revoked key`);

@@ -217,7 +217,10 @@ describe('bulk point accrual', () => {
     });
     expect(accepted.statusCode).toBe(202);
     const queued = await jobState(t, partner.headers, accepted.json().jobId);
-    expect(queued).toMatchObject({ status: 'QUEUED', scheduledAt, total: 1 });
+    expect(queued).toMatchObject({ scheduledAt, total: 1 });
+    // Read before scheduledAt, it must still be waiting. On a machine loaded enough for the answers to
+    // take past it the job may rightly have started; when it started is checked below in every case.
+    if (Date.now() < Date.parse(scheduledAt)) expect(queued.status).toBe('QUEUED');
     const done = await finishedJob(t.app, partner.headers, accepted.json().jobId);
     expect(done.status).toBe('SUCCEEDED');
     expect(Date.parse(done.startedAt)).toBeGreaterThanOrEqual(Date.parse(scheduledAt));

@@ -17,7 +17,11 @@ export interface RedisClusterHandle {
 export interface RedisClusterOptions {
   readonly masters?: number;
   readonly replicasPerMaster?: number;
-  /** cluster-node-timeout: how long a silent master takes to be failed over (ms). */
+  /**
+   * cluster-node-timeout: how long a silent master takes to be failed over (ms). Redis' default
+   * 15 s unless a test fails one over on purpose: with no replica to promote, a master marked
+   * failing after a 1 s fsync stall under load takes the cluster down (CLUSTERDOWN) mid-test.
+   */
   readonly nodeTimeoutMs?: number;
 }
 
@@ -26,7 +30,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   const replicas = options.replicasPerMaster ?? 0;
   const started = await Promise.allSettled(Array.from({ length: masters * (1 + replicas) }, () => startRedisNode([
     ...DURABLE_REDIS_ARGS, '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf',
-    '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 1_000),
+    '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 15_000),
   ])));
   const nodes = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
   const failed = started.find((result) => result.status === 'rejected');

@@ -22,7 +22,11 @@ export interface RedisSentinelHandle {
 
 export interface RedisSentinelOptions {
   readonly replicas?: number;
-  /** How long the primary must be silent before the Sentinels call it down. */
+  /**
+   * How long the primary must be silent before the Sentinels call it down. 30 s unless a test
+   * fails it over on purpose: a primary fsyncing every write (appendfsync always) on a loaded
+   * disk can be silent for a second, and an unasked failover mid-test loses unreplicated writes.
+   */
   readonly downAfterMs?: number;
 }
 
@@ -44,7 +48,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
         await writeFile(file, [
           `port ${port}`,
           `sentinel monitor ${SENTINEL_MASTER_NAME} 127.0.0.1 ${primary.port} 2`,
-          `sentinel down-after-milliseconds ${SENTINEL_MASTER_NAME} ${options.downAfterMs ?? 1_000}`,
+          `sentinel down-after-milliseconds ${SENTINEL_MASTER_NAME} ${options.downAfterMs ?? 30_000}`,
           `sentinel failover-timeout ${SENTINEL_MASTER_NAME} 10000`,
           `sentinel parallel-syncs ${SENTINEL_MASTER_NAME} 1`,
           '',

@@ -16,6 +16,8 @@ export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 /** Every test process seals and opens partners' SQL sources with the same key and timeout. */
 export const TEST_SECRET_KEY = 'test-secret-key-0123456789abcdefghijklmnop';
 export const TEST_SOURCE_STATEMENT_TIMEOUT_MS = '2000';
+/** How long a test app's query may wait for a pool connection (the product's default is 5 s). */
+const TEST_DB_ACQUIRE_TIMEOUT_MS = 60_000;
 
 export interface TestApp {
   readonly app: FastifyInstance;
@@ -42,6 +44,10 @@ export function testConfig(options: TestAppOptions = {}): Config {
     STAMPEDE_SECRET_KEY: TEST_SECRET_KEY,
     STAMPEDE_SOURCE_STATEMENT_TIMEOUT_MS: TEST_SOURCE_STATEMENT_TIMEOUT_MS,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+    // A deadline for a pool connection, not a speed claim: at load average 12-15 a claim stampede
+    // waited 1.4 s for one (a busy event loop opening it) and 1,000 revocations 1.8 s, so at 30-45
+    // the 5 s default answered 503 mid-test. database-busy.test.ts sets its own to prove the 503.
+    STAMPEDE_DB_ACQUIRE_TIMEOUT_MS: String(TEST_DB_ACQUIRE_TIMEOUT_MS),
     ...options.env,
   });
 }
@@ -53,7 +59,7 @@ export async function testContext(options: TestAppOptions = {}): Promise<AppCont
   const db = createPool(config.databaseUrl!, config.dbPoolSize, logger, { acquireTimeoutMs });
   const ledgerDb = createPool(config.databaseUrl!, config.dbPoolSize, logger, { pipelined: true, indexPlans: true, acquireTimeoutMs });
   const authDb = createPool(config.databaseUrl!, config.dbAuthPoolSize, logger, { acquireTimeoutMs });
-  const workerDb = createPool(config.databaseUrl!, config.dbPoolSize, logger);
+  const workerDb = createPool(config.databaseUrl!, config.dbPoolSize, logger, { acquireTimeoutMs });
   const redis = config.redisUrl ? await connectRedis(redisTargetOf(config), logger) : undefined;
   return createContext({ config, logger, db, ledgerDb, authDb, workerDb, redis, metrics: createMetrics(), ...(options.clock ? { clock: options.clock } : {}) });
 }

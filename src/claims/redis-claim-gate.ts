@@ -119,10 +119,12 @@ export class RedisClaimGate implements ClaimGate {
       });
       this.nextWait.set(stateKey, wait);
     }
-    const acknowledged = await wait;
+    // WAIT failing (the master demoted during a failover, the connection lost) leaves the claim as
+    // unknown as a WAIT that timed out: it ran, but may not be on the node that is master now.
+    const acknowledged = await wait.catch(() => -1);
     if (acknowledged < this.replication.minReplicas) {
-      throw new AppError('CLAIM_NOT_REPLICATED', `The claim reached ${acknowledged} of the ${this.replication.minReplicas} Redis replicas it must before it is confirmed; ` +
-        'retry with the same Idempotency-Key to learn its outcome.');
+      const reached = acknowledged < 0 ? 'could not be confirmed by its Redis master' : `reached ${acknowledged} of the ${this.replication.minReplicas} Redis replicas it must`;
+      throw new AppError('CLAIM_NOT_REPLICATED', `The claim ${reached} before it is confirmed; retry with the same Idempotency-Key to learn its outcome.`);
     }
   }
 

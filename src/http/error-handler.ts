@@ -143,8 +143,12 @@ const REDIS_UNAVAILABLE = [
   ClientClosedError, ClientOfflineError, DisconnectsClientError, SocketClosedUnexpectedlyError,
   ConnectionTimeoutError, SocketTimeoutError, ReconnectStrategyError,
 ];
-/** Redis replies that mean "not now": still loading its data after a restart, busy with a script, a replica without its master, a cluster whose slot owner is failing over. */
-const REDIS_NOT_NOW = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN) /;
+/**
+ * Redis replies that mean "not now": still loading its data after a restart, busy with a script, a
+ * replica without its master, a cluster whose slot owner is failing over, a write or a blocked
+ * command that reached a master just demoted to replica (READONLY, UNBLOCKED).
+ */
+const REDIS_NOT_NOW = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|UNBLOCKED) /;
 
 function isUnavailable(error: FastifyError): boolean {
   const code = String((error as { code?: unknown }).code ?? '');

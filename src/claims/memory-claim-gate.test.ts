@@ -83,6 +83,25 @@ describe('in-process claim gate bounds', () => {
     expect((await couponRows(t.ctx.db, event.id)).map((row) => row.id)).toEqual(made);
   });
 
+  it('knownRefusal answers what claim() answers when that is a refusal, and nothing where claim() would issue or must load', async () => {
+    const partner = await createPartner(t.app);
+    const event = await template(partner, { totalQuantity: 2, perUserLimit: 1 });
+    const gate = gateWith({});
+    expect(gate.knownRefusal(event, 'first')).toBeUndefined(); // the event is not open here yet
+    expect(await gate.claim(event, uuidv7, 'first')).toHaveProperty('issued');
+    expect(gate.knownRefusal(event, 'first')).toBe(ClaimRefusal.LimitReached);
+    expect(await gate.claim(event, uuidv7, 'first')).toEqual({ refusal: ClaimRefusal.LimitReached });
+    expect(gate.knownRefusal(event, 'second')).toBeUndefined(); // would issue (its holdings are not held yet either)
+    expect(await gate.claim(event, uuidv7, 'second')).toHaveProperty('issued');
+    expect(gate.knownRefusal(event, 'third')).toBe(ClaimRefusal.SoldOut);
+    expect(await gate.claim(event, uuidv7, 'third')).toEqual({ refusal: ClaimRefusal.SoldOut });
+    const closed = { ...event, claimEndsAt: new Date(Date.now() - 1_000), claimStartsAt: new Date(Date.now() - 60_000) };
+    const fresh = gateWith({});
+    expect(fresh.knownRefusal(closed, 'late')).toBe(ClaimRefusal.Closed);
+    expect(await fresh.claim(closed, uuidv7, 'late')).toEqual({ refusal: ClaimRefusal.Closed });
+    expect(await issuedCountInDb(t.ctx.db, event.id)).toBe(2);
+  });
+
   it('commits a claim that arrives while an earlier batch waits in PostgreSQL, without waiting for that batch', async () => {
     const partner = await createPartner(t.app);
     const event = await template(partner, { totalQuantity: 10 });

@@ -19,7 +19,7 @@ import { couponValidity } from '../coupons/validity.ts';
 import { isRetryableConflict, withRetry, type Db } from '../infra/db.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
-import { ClaimRefusal, type ClaimGate, type ClaimResult, type IssuedClaim } from './claim-gate.ts';
+import { ClaimRefusal, type AnsweredRefusal, type ClaimGate, type ClaimResult, type IssuedClaim } from './claim-gate.ts';
 import { claimRefusal, soldOut, windowRefusal } from './claim-rules.ts';
 import { HoldingsLookup } from './holdings-lookup.ts';
 import { eventCounters, heldCounts, insertClaimedCoupons, openClaimEvent, type ClaimedCoupon } from './claim-repository.ts';
@@ -168,6 +168,30 @@ export class MemoryClaimGate implements ClaimGate {
       if ('refusal' in outcome && (outcome.refusal === ClaimRefusal.NotOpen || outcome.refusal === ClaimRefusal.Closed || outcome.refusal === ClaimRefusal.Paused)) this.idempotent.delete(key);
     }, () => this.idempotent.delete(key));
     return result;
+  }
+
+  /**
+   * What claim() would answer now, when it is a refusal decided without awaiting anything: outside
+   * the window; or, with the event (not resyncing) and the user held here, the decision itself.
+   * Undefined when claim() must open, load, wait or would issue. Nothing is pinned: nothing awaits.
+   */
+  knownRefusal(template: CouponTemplate, userId: string): AnsweredRefusal | undefined {
+    const nowMs = this.clock().getTime();
+    const event = this.events.get(template.id);
+    const outside = windowRefusal(windowOf(event?.template ?? template), nowMs);
+    if (outside !== undefined || !event || event.resyncing) return outside;
+    const settings = event.template;
+    const counters = {
+      totalQuantity: settings.totalQuantity,
+      perUserLimit: settings.perUserLimit,
+      ...windowOf(settings),
+      paused: settings.paused,
+      issued: event.issued,
+    };
+    const user = this.users.get(userKey(template.id, userId));
+    // As decide(): without the user's holdings, only what answers every user alike.
+    if (!user || user.epoch !== event.epoch) return counters.paused ? ClaimRefusal.Paused : soldOut(counters) ? ClaimRefusal.SoldOut : undefined;
+    return claimRefusal(counters, user.held, nowMs);
   }
 
   private async claimOnce(template: CouponTemplate, newCouponId: () => string, userId: string): Promise<ClaimResult> {

@@ -2,15 +2,17 @@
 // size as a real 201 — no auth, no Redis, no PostgreSQL. Whatever the product loses against this
 // is the cost of its own work. Two routes:
 //   - minimal (the ceiling): no body schema, no validation, a pre-serialised constant answer;
-//   - validating (a second reference): the product's params and body schemas checked by Fastify.
+//   - validating (a second reference): the product's params and body schemas checked by Fastify
+//     with the product's validator compiler (src/http/validator-compiler.ts).
 // With BARE_PROCESSES > 1 it runs as a node:cluster primary that forks that many workers and
 // serves nothing itself, like `stampede serve` with STAMPEDE_PROCESSES (same default scheduling),
 // so the product is compared with a bare route at its own process count.
 // Env: PORT, BARE_ROUTE (minimal | validating), BARE_PROCESSES (default 1).
 import cluster from 'node:cluster';
 import { Type } from 'typebox';
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { IdParams, UserId } from '../../src/http/schemas.ts';
+import { validatorCompiler } from '../../src/http/validator-compiler.ts';
 import { benchApp, echoRequestId, serveUntilSignalled } from '../lib/bench-server.ts';
 
 const CONSTANT_COUPON = {
@@ -49,7 +51,7 @@ if (processes > 1 && cluster.isPrimary) {
   } else {
     echoRequestId(app);
     const typed = app.withTypeProvider<TypeBoxTypeProvider>();
-    typed.setValidatorCompiler(TypeBoxValidatorCompiler);
+    typed.setValidatorCompiler(validatorCompiler);
     typed.post('/v1/coupon-templates/:id/claims', {
       schema: { params: IdParams, body: Type.Object({ userId: UserId }, { additionalProperties: false }) },
     }, async (_request, reply) => reply.code(201).send(CONSTANT_COUPON));

@@ -106,6 +106,8 @@ export async function startServer(setting: ServerSetting, services: BenchService
     ...Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[0].startsWith('STAMPEDE_CLAIM_') && entry[1] !== undefined)),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
+    // BENCH_SERVER_NODE_OPTIONS (e.g. --perf-basic-prof for `perf record`) reaches the product only.
+    ...(process.env.BENCH_SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_SERVER_NODE_OPTIONS } : {}),
     ...setting.env,
   }).catch(async (error: unknown) => {
     await rm(dataDir, { recursive: true, force: true });

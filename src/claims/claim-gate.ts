@@ -45,7 +45,7 @@ export function isAnsweredRefusal(code: number): code is AnsweredRefusal {
 
 /** A coupon the gate issued: where it stands in the event and when it was issued. */
 export interface IssuedClaim {
-  /** The coupon: the id the caller proposed, or the first one on a replay of an Idempotency-Key. */
+  /** The coupon: the id newCouponId gave, or the first one on a replay of an Idempotency-Key. */
   readonly couponId: string;
   readonly slot: number;
   readonly seq: number;
@@ -63,13 +63,20 @@ export interface ClaimGate {
   /** Label for metrics: which adapter decided. */
   readonly kind: 'redis' | 'memory';
   /**
-   * Decides one claim. When it resolves with `issued`, the coupon is durable: committed to
+   * Decides one claim. `newCouponId` is called at most once, and only when the claim may be
+   * issued (a refusal decided without it costs no id). When it resolves with `issued`, the coupon is durable: committed to
    * PostgreSQL (memory) or recorded in Redis with AOF (and on STAMPEDE_REDIS_MIN_REPLICAS
    * replicas) and bound for PostgreSQL (redis). With an `idempotencyKey`, the key's first outcome
    * is answered again (the first coupon, or the same refusal) as long as it survives; a key first
    * used for another user is refused (IdempotencyKeyReused).
    */
-  claim(template: CouponTemplate, couponId: string, userId: string, idempotencyKey?: string): Promise<ClaimResult>;
+  claim(template: CouponTemplate, newCouponId: () => string, userId: string, idempotencyKey?: string): Promise<ClaimResult>;
+  /**
+   * A refusal this gate answers for a claim without an Idempotency-Key at once, without I/O (what
+   * claim() would answer), or undefined: then claim() decides. Never an issue. Lets the claim route
+   * answer such claims synchronously (decision 210). Absent: every claim goes to claim().
+   */
+  knownRefusal?(template: CouponTemplate, userId: string): AnsweredRefusal | undefined;
   /** Coupons issued as the gate sees them now; undefined when it holds no state for the template. */
   issuedCount(template: CouponTemplate): Promise<number | undefined>;
   /**

@@ -41,13 +41,27 @@ export class ClaimTemplates {
   }
 
   async get(templateId: string): Promise<CouponTemplate | undefined> {
-    const cached = this.found.get(templateId);
-    if (cached) {
-      if (performance.now() - cached.loadedAt > this.refreshMs) void this.loadOnce(templateId).catch(() => undefined);
-      return cached.template;
-    }
+    const cached = this.cached(templateId);
+    if (cached) return cached;
     if (this.missing.get(templateId)) return undefined;
     return this.loadOnce(templateId);
+  }
+
+  /**
+   * forPartner() without waiting, for the claim route's synchronous path: the cached template (read
+   * again in the background when old, as get() does) if it is the partner's; undefined when it is
+   * not cached or not the partner's (forPartner() then decides).
+   */
+  cachedForPartner(partnerId: string, templateId: string): CouponTemplate | undefined {
+    const template = this.cached(templateId);
+    return template?.partnerId === partnerId ? template : undefined;
+  }
+
+  private cached(templateId: string): CouponTemplate | undefined {
+    const cached = this.found.get(templateId);
+    if (!cached) return undefined;
+    if (performance.now() - cached.loadedAt > this.refreshMs) void this.loadOnce(templateId).catch(() => undefined);
+    return cached.template;
   }
 
   /** Drops the entry (this process changed the template): the next claim reads it again. */

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { claimOnce, couponRows, drainClaims, issuedCountInDb, stampede } from '../../test/harness/claims.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { ERROR_CATALOG } from '../errors.ts';
 import { templateClaimKeys } from './redis-keys.ts';
 
 // 6,000 claims through inject() took 4-6 s at load average 8 and 12.7 s at 17
@@ -62,6 +63,26 @@ describe.each([
       expect(seqs.sort()).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
     }
   }, STAMPEDE_TIMEOUT_MS);
+
+  it('a refusal answers its catalog code and message as JSON, with the request id', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 2, perUserLimit: 1 });
+    const claim = (userId: string, requestId: string) => t.app.inject({
+      method: 'POST', url: `/v1/coupon-templates/${templateId}/claims`, headers: { ...partner.headers, 'x-request-id': requestId }, payload: { userId },
+    });
+    const expectRefusal = async (userId: string, requestId: string, code: 'CLAIM_LIMIT_REACHED' | 'SOLD_OUT') => {
+      const refused = await claim(userId, requestId);
+      expect(refused.statusCode).toBe(409);
+      expect(refused.headers['x-request-id']).toBe(requestId);
+      expect(refused.headers['content-type']).toBe('application/json; charset=utf-8');
+      expect(refused.json()).toEqual({ error: { code, message: ERROR_CATALOG[code].message } });
+    };
+    expect((await claim('first', 'claim-1')).statusCode).toBe(201);
+    await expectRefusal('first', 'limited-1', 'CLAIM_LIMIT_REACHED');
+    expect((await claim('second', 'claim-2')).statusCode).toBe(201);
+    await expectRefusal('third', 'sold-out-1', 'SOLD_OUT');
+    await expectRefusal('fourth', 'sold-out-2', 'SOLD_OUT');
+  });
 
   it('a user of a perUserLimit 3 event gets exactly 3 of 5 clicks, then CLAIM_LIMIT_REACHED', async () => {
     const partner = await createPartner(t.app);

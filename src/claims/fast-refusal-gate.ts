@@ -4,7 +4,7 @@
 // first outcome only Redis knows), goes to the Redis gate, which alone issues coupons.
 import type { CouponTemplate } from '../coupons/template-repository.ts';
 import type { Metrics } from '../infra/metrics.ts';
-import { REFUSALS, type ClaimGate, type ClaimResult } from './claim-gate.ts';
+import { REFUSALS, type AnsweredRefusal, type ClaimGate, type ClaimResult } from './claim-gate.ts';
 import type { RefusalFlags } from './refusal-flags.ts';
 
 export interface FlagChannel {
@@ -31,18 +31,21 @@ export class FastRefusalGate implements ClaimGate {
     this.kind = gate.kind;
   }
 
-  async claim(template: CouponTemplate, couponId: string, userId: string, idempotencyKey?: string): Promise<ClaimResult> {
-    if (idempotencyKey) return this.gate.claim(template, couponId, userId, idempotencyKey);
-    this.channel.start();
-    const known = this.flags.refusalFor(template, userId);
-    if (known !== undefined) {
-      this.metrics.claimShortcutRefusals.inc({ template: this.metrics.templateLabel(template.id), outcome: REFUSALS[known].outcome });
-      return { refusal: known };
-    }
+  async claim(template: CouponTemplate, newCouponId: () => string, userId: string, idempotencyKey?: string): Promise<ClaimResult> {
+    if (idempotencyKey) return this.gate.claim(template, newCouponId, userId, idempotencyKey);
+    const known = this.knownRefusal(template, userId);
+    if (known !== undefined) return { refusal: known };
     const snapshot = this.flags.snapshot();
-    const result = await this.gate.claim(template, couponId, userId);
+    const result = await this.gate.claim(template, newCouponId, userId);
     if ('refusal' in result) this.flags.learn(snapshot, template, userId, result.refusal);
     return result;
+  }
+
+  knownRefusal(template: CouponTemplate, userId: string): AnsweredRefusal | undefined {
+    this.channel.start();
+    const known = this.flags.refusalFor(template, userId);
+    if (known !== undefined) this.metrics.claimShortcutRefusals.inc(this.metrics.templateLabel(template.id), REFUSALS[known].outcome);
+    return known;
   }
 
   issuedCount(template: CouponTemplate): Promise<number | undefined> {

@@ -11,6 +11,7 @@ import { createPartner, createTestApp, type TestApp } from '../../test/harness/t
 import { waitFor } from '../../test/harness/wait-for.ts';
 import { AppError } from '../errors.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
+import { ClaimRefusal } from './claim-gate.ts';
 import { MemoryClaimGate, type GroupCommitOptions } from './memory-claim-gate.ts';
 
 describe('in-process claim gate bounds', () => {
@@ -28,7 +29,7 @@ describe('in-process claim gate bounds', () => {
     const events = [await template(partner, { totalQuantity: 200, perUserLimit: 3 }), await template(partner, { totalQuantity: 200, perUserLimit: 3 })];
     const gate = gateWith({ cachedUsers: 3, cachedEvents: 1 });
     const answers = await Promise.all(Array.from({ length: 60 }, (_, u) => Array.from({ length: 4 }, (_, click) =>
-      gate.claim(events[(u + click) % 2]!, uuidv7(), `user-${u}`).then(
+      gate.claim(events[(u + click) % 2]!, uuidv7, `user-${u}`).then(
         (result) => ('issued' in result ? 'issued' : result.refusal),
         (error: unknown) => (error instanceof AppError ? error.code : String(error)),
       ))).flat());
@@ -43,9 +44,9 @@ describe('in-process claim gate bounds', () => {
     expect(gate.cacheSizes()).toEqual({ events: 1, users: 3, queued: 0 });
 
     // Users evicted long ago are read again from PostgreSQL: the limit holds across evictions.
-    const again = await Promise.all(Array.from({ length: 60 }, (_, u) => gate.claim(events[u % 2]!, uuidv7(), `user-${u}`)));
+    const again = await Promise.all(Array.from({ length: 60 }, (_, u) => gate.claim(events[u % 2]!, uuidv7, `user-${u}`)));
     expect(again.filter((result) => 'issued' in result)).toHaveLength(60); // each user's third coupon of one event
-    const limited = await Promise.all(Array.from({ length: 60 }, (_, u) => gate.claim(events[u % 2]!, uuidv7(), `user-${u}`)));
+    const limited = await Promise.all(Array.from({ length: 60 }, (_, u) => gate.claim(events[u % 2]!, uuidv7, `user-${u}`)));
     expect(limited.map((result) => ('refusal' in result ? result.refusal : 'issued'))).toEqual(Array(60).fill(-4));
   });
 
@@ -53,14 +54,52 @@ describe('in-process claim gate bounds', () => {
     const partner = await createPartner(t.app);
     const event = await template(partner, { totalQuantity: 100 });
     const gate = gateWith({ maxInFlight: 5, lingerMs: 50 });
-    const answers = await Promise.all(Array.from({ length: 20 }, (_, u) => gate.claim(event, uuidv7(), `user-${u}`).then(
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, u) => gate.claim(event, uuidv7, `user-${u}`).then(
       (result) => ('issued' in result ? 'issued' : String(result.refusal)),
       (error: unknown) => (error instanceof AppError ? error.code : String(error)),
     )));
     expect(answers.filter((answer) => answer === 'issued')).toHaveLength(5);
     expect(answers.filter((answer) => answer === 'SERVICE_UNAVAILABLE')).toHaveLength(15);
     expect(await issuedCountInDb(t.ctx.db, event.id)).toBe(5);
-    expect((await gate.claim(event, uuidv7(), 'after'))).toHaveProperty('issued');
+    expect((await gate.claim(event, uuidv7, 'after'))).toHaveProperty('issued');
+  });
+
+  it('makes a coupon id only for a claim it issues: once for the coupon, never for a refusal', async () => {
+    const partner = await createPartner(t.app);
+    const event = await template(partner, { totalQuantity: 1, perUserLimit: 1 });
+    const gate = gateWith({});
+    const made: string[] = [];
+    const newCouponId = () => {
+      const id = uuidv7();
+      made.push(id);
+      return id;
+    };
+    const issued = await gate.claim(event, newCouponId, 'first');
+    expect(issued).toMatchObject({ issued: { couponId: made[0] } });
+    expect(made).toHaveLength(1);
+    expect(await gate.claim(event, newCouponId, 'first')).toEqual({ refusal: ClaimRefusal.LimitReached });
+    expect(await gate.claim(event, newCouponId, 'second')).toEqual({ refusal: ClaimRefusal.SoldOut });
+    expect(made).toHaveLength(1);
+    expect((await couponRows(t.ctx.db, event.id)).map((row) => row.id)).toEqual(made);
+  });
+
+  it('knownRefusal answers what claim() answers when that is a refusal, and nothing where claim() would issue or must load', async () => {
+    const partner = await createPartner(t.app);
+    const event = await template(partner, { totalQuantity: 2, perUserLimit: 1 });
+    const gate = gateWith({});
+    expect(gate.knownRefusal(event, 'first')).toBeUndefined(); // the event is not open here yet
+    expect(await gate.claim(event, uuidv7, 'first')).toHaveProperty('issued');
+    expect(gate.knownRefusal(event, 'first')).toBe(ClaimRefusal.LimitReached);
+    expect(await gate.claim(event, uuidv7, 'first')).toEqual({ refusal: ClaimRefusal.LimitReached });
+    expect(gate.knownRefusal(event, 'second')).toBeUndefined(); // would issue (its holdings are not held yet either)
+    expect(await gate.claim(event, uuidv7, 'second')).toHaveProperty('issued');
+    expect(gate.knownRefusal(event, 'third')).toBe(ClaimRefusal.SoldOut);
+    expect(await gate.claim(event, uuidv7, 'third')).toEqual({ refusal: ClaimRefusal.SoldOut });
+    const closed = { ...event, claimEndsAt: new Date(Date.now() - 1_000), claimStartsAt: new Date(Date.now() - 60_000) };
+    const fresh = gateWith({});
+    expect(fresh.knownRefusal(closed, 'late')).toBe(ClaimRefusal.Closed);
+    expect(await fresh.claim(closed, uuidv7, 'late')).toEqual({ refusal: ClaimRefusal.Closed });
+    expect(await issuedCountInDb(t.ctx.db, event.id)).toBe(2);
   });
 
   it('commits a claim that arrives while an earlier batch waits in PostgreSQL, without waiting for that batch', async () => {
@@ -75,7 +114,7 @@ describe('in-process claim gate bounds', () => {
         `INSERT INTO coupons (id, partner_id, template_id, user_id, slot, seq, status, valid_from, valid_until, issued_at)
          VALUES ($1, $2, $3, 'blocker', 1, 1, 'ISSUED', now(), now() + interval '1 day', now())`,
         [uuidv7(), event.partnerId, event.id]);
-      const first = gate.claim(event, uuidv7(), 'first');
+      const first = gate.claim(event, uuidv7, 'first');
       await waitFor(async () => (await t.ctx.db.query<{ n: number }>(
         "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO coupons%'")).rows[0]!.n === 1,
       { what: 'the first claim\'s statement to wait on the open transaction' });
@@ -83,7 +122,7 @@ describe('in-process claim gate bounds', () => {
       // Slot 2 conflicts with nothing: answered while the first batch is still held (deadline 10 s).
       let deadline: NodeJS.Timeout | undefined;
       const second = await Promise.race([
-        gate.claim(event, uuidv7(), 'second'),
+        gate.claim(event, uuidv7, 'second'),
         new Promise<string>((resolve) => { deadline = setTimeout(() => resolve('not answered within 10 s'), 10_000); }),
       ]).finally(() => clearTimeout(deadline));
       expect(second).toMatchObject({ issued: { slot: 2 } });
@@ -104,7 +143,7 @@ describe('in-process claim gate bounds', () => {
     const gate = gateWith({ lingerMs: 0 });
     vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval', 'setImmediate'] });
     try {
-      const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => gate.claim(event, uuidv7(), `no-timer-${i}`)));
+      const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => gate.claim(event, uuidv7, `no-timer-${i}`)));
       expect(answers.map((answer) => 'issued' in answer)).toEqual([true, true, true, true, true]);
     } finally {
       vi.useRealTimers();

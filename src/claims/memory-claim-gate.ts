@@ -19,7 +19,7 @@ import { couponValidity } from '../coupons/validity.ts';
 import { isRetryableConflict, withRetry, type Db } from '../infra/db.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
-import { ClaimRefusal, type ClaimGate, type ClaimResult, type IssuedClaim } from './claim-gate.ts';
+import { ClaimRefusal, type AnsweredRefusal, type ClaimGate, type ClaimResult, type IssuedClaim } from './claim-gate.ts';
 import { claimRefusal, soldOut, windowRefusal } from './claim-rules.ts';
 import { HoldingsLookup } from './holdings-lookup.ts';
 import { eventCounters, heldCounts, insertClaimedCoupons, openClaimEvent, type ClaimedCoupon } from './claim-repository.ts';
@@ -151,8 +151,8 @@ export class MemoryClaimGate implements ClaimGate {
     this.maxCommitsInFlight = options.commitsInFlight ?? DEFAULT_COMMITS_IN_FLIGHT;
   }
 
-  async claim(template: CouponTemplate, couponId: string, userId: string, idempotencyKey?: string): Promise<ClaimResult> {
-    if (idempotencyKey === undefined) return this.claimOnce(template, couponId, userId);
+  async claim(template: CouponTemplate, newCouponId: () => string, userId: string, idempotencyKey?: string): Promise<ClaimResult> {
+    if (idempotencyKey === undefined) return this.claimOnce(template, newCouponId, userId);
     // One process holds the gate: the first outcome of a key lives here (a restart forgets it, as
     // it forgets nothing else that matters: the coupon is committed before the answer).
     const key = `${template.id} ${idempotencyKey}`;
@@ -161,7 +161,7 @@ export class MemoryClaimGate implements ClaimGate {
       if (first.userId !== userId) return { refusal: ClaimRefusal.IdempotencyKeyReused };
       return first.result;
     }
-    const result = this.claimOnce(template, couponId, userId);
+    const result = this.claimOnce(template, newCouponId, userId);
     this.idempotent.set(key, { userId, result });
     // Failures, window and pause refusals are not outcomes to replay (the Redis gate records neither).
     result.then((outcome) => {
@@ -170,7 +170,31 @@ export class MemoryClaimGate implements ClaimGate {
     return result;
   }
 
-  private async claimOnce(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult> {
+  /**
+   * What claim() would answer now, when it is a refusal decided without awaiting anything: outside
+   * the window; or, with the event (not resyncing) and the user held here, the decision itself.
+   * Undefined when claim() must open, load, wait or would issue. Nothing is pinned: nothing awaits.
+   */
+  knownRefusal(template: CouponTemplate, userId: string): AnsweredRefusal | undefined {
+    const nowMs = this.clock().getTime();
+    const event = this.events.get(template.id);
+    const outside = windowRefusal(windowOf(event?.template ?? template), nowMs);
+    if (outside !== undefined || !event || event.resyncing) return outside;
+    const settings = event.template;
+    const counters = {
+      totalQuantity: settings.totalQuantity,
+      perUserLimit: settings.perUserLimit,
+      ...windowOf(settings),
+      paused: settings.paused,
+      issued: event.issued,
+    };
+    const user = this.users.get(userKey(template.id, userId));
+    // As decide(): without the user's holdings, only what answers every user alike.
+    if (!user || user.epoch !== event.epoch) return counters.paused ? ClaimRefusal.Paused : soldOut(counters) ? ClaimRefusal.SoldOut : undefined;
+    return claimRefusal(counters, user.held, nowMs);
+  }
+
+  private async claimOnce(template: CouponTemplate, newCouponId: () => string, userId: string): Promise<ClaimResult> {
     // Outside the window nothing is opened, read or marked live. An open event's settings are in force.
     const outside = windowRefusal(windowOf(this.events.peek(template.id)?.template ?? template), this.clock().getTime());
     if (outside !== undefined) return { refusal: outside };
@@ -179,7 +203,7 @@ export class MemoryClaimGate implements ClaimGate {
     }
     this.inProgress += 1;
     try {
-      return await this.decide(template, couponId, userId);
+      return await this.decide(template, newCouponId, userId);
     } finally {
       this.inProgress -= 1;
     }
@@ -212,7 +236,7 @@ export class MemoryClaimGate implements ClaimGate {
     return { events: this.events.size, users: this.users.size, queued: this.queue.length };
   }
 
-  private async decide(template: CouponTemplate, couponId: string, userId: string): Promise<ClaimResult> {
+  private async decide(template: CouponTemplate, newCouponId: () => string, userId: string): Promise<ClaimResult> {
     const key = userKey(template.id, userId);
     // The entries this claim keeps from eviction while it awaits (one inFlight count on each),
     // given back on every way out; a coupon taken keeps them as the claim's own in-flight counts.
@@ -278,6 +302,7 @@ export class MemoryClaimGate implements ClaimGate {
         event.slot += 1;
         user.held += 1;
         const window = couponValidity(settings.validity, now);
+        const couponId = newCouponId();
         const issued: IssuedClaim = { couponId, slot: event.slot, seq: user.held, issuedAt: now, issuedCount: event.issued, ...window };
         const coupon: ClaimedCoupon = { id: couponId, userId, slot: issued.slot, seq: issued.seq, issuedAt: now, ...window };
         return { issued: await new Promise<IssuedClaim>((resolve, reject) => this.enqueue({ event, user, userKey: key, coupon, issued, resolve, reject })) };

@@ -70,10 +70,10 @@ export class RedisClaimGate implements ClaimGate {
     this.holdings = new HoldingsLookup((templateId, userIds) => usersCouponIds(db, templateId, userIds));
   }
 
-  async claim(template: CouponTemplate, couponId: string, userId: string, idempotencyKey = ''): Promise<ClaimResult> {
+  async claim(template: CouponTemplate, newCouponId: () => string, userId: string, idempotencyKey = ''): Promise<ClaimResult> {
     const claimKeys = this.keysOf(template.id);
     const keys = claimKeys.claimScriptKeys;
-    const args = [couponId, userId, String(template.claimStartsAt.getTime()), String(template.claimEndsAt.getTime()), idempotencyKey];
+    const args = [newCouponId(), userId, String(template.claimStartsAt.getTime()), String(template.claimEndsAt.getTime()), idempotencyKey];
     // The user's coupon ids read from PostgreSQL, once claim-5.lua asked for them (-6).
     let userCoupons: string[] | undefined;
     for (let round = 0; round < MAX_ROUNDS; round += 1) {

@@ -6,15 +6,15 @@ import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 
 export async function registerRateLimit(scope: FastifyInstance, ctx: AppContext): Promise<void> {
-  // After authentication: the limit is per key, never per address.
-  scope.addHook('preHandler', async (request, reply) => {
+  // After authentication: the limit is per key, never per address. A callback hook: no promise per request.
+  scope.addHook('preHandler', (request, reply, done) => {
     const { principal } = request;
     const limit = principal.rateLimitPerSecond ?? ctx.config.rateLimitPerSecond;
     const decision = ctx.buckets.take({ scope: 'api-key', key: principal.keyId, group: principal.partnerId, limit, settle: 'always' });
-    if (decision.allowed) return;
+    if (decision.allowed) return done();
     ctx.metrics.rateLimited.inc();
     const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
     void reply.header('Retry-After', String(seconds));
-    throw new AppError('RATE_LIMITED', `Rate limit of ${limit} requests per second exceeded; retry in ${seconds} second${seconds === 1 ? '' : 's'}.`);
+    done(new AppError('RATE_LIMITED', `Rate limit of ${limit} requests per second exceeded; retry in ${seconds} second${seconds === 1 ? '' : 's'}.`));
   });
 }

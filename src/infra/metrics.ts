@@ -3,6 +3,7 @@
 // labelled by user; template ids pass through `templateLabel`, which caps how many distinct
 // templates one process reports (the rest are summed under "other").
 import client from 'prom-client';
+import { HotCounter, HotHistogram } from './hot-metrics.ts';
 
 // Sub-millisecond to multi-second: a flash-sale claim answers in ~1 ms, a bulk upload in seconds.
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -34,26 +35,25 @@ export function createMetrics() {
       templateLabels.add(templateId);
       return templateId;
     },
-    httpRequestDuration: new client.Histogram({
+    // Counted on every request or claim: hot metrics (observe(value, ...labelValues), inc(...labelValues)).
+    httpRequestDuration: new HotHistogram({
       name: 'stampede_http_request_duration_seconds',
       help: 'HTTP request latency by route pattern, method and status class.',
       labelNames: ['route', 'method', 'status_class'] as const,
-      buckets: LATENCY_BUCKETS,
       registers,
-    }),
-    claims: new client.Counter({
+    }, LATENCY_BUCKETS),
+    claims: new HotCounter({
       name: 'stampede_claims_total',
       help: 'Claim answers by template and outcome (issued, sold_out, limit_reached, not_open, closed, not_found).',
       labelNames: ['template', 'outcome'] as const,
       registers,
     }),
-    claimGateDuration: new client.Histogram({
+    claimGateDuration: new HotHistogram({
       name: 'stampede_claim_gate_duration_seconds',
       help: 'Time the claim gate (Redis script or in-process counter + group commit) took to decide a claim.',
       labelNames: ['gate'] as const,
-      buckets: LATENCY_BUCKETS,
       registers,
-    }),
+    }, LATENCY_BUCKETS),
     claimRemaining: new client.Gauge({
       name: 'stampede_claim_remaining',
       help: 'Coupons left in a limited event, as the gate sees them.',
@@ -98,7 +98,7 @@ export function createMetrics() {
       labelNames: ['template'] as const,
       registers,
     }),
-    claimShortcutRefusals: new client.Counter({
+    claimShortcutRefusals: new HotCounter({
       name: 'stampede_claim_shortcut_refusals_total',
       help: 'Claims this process refused without asking Redis (refusal flags: sold_out, closed, paused; limit_reached from its record of users at their limit). Also counted in stampede_claims_total.',
       labelNames: ['template', 'outcome'] as const,

@@ -76,8 +76,8 @@ export class KeyAuthenticator {
    * `clientAddress` has used up its unknown-key look-ups and this key is not cached.
    */
   async authenticate(apiKey: string, clientAddress: string): Promise<Principal | null> {
-    const cached = this.local?.get(apiKey);
-    if (cached) return cached.principal;
+    const cached = this.cached(apiKey);
+    if (cached !== undefined) return cached;
     if (!looksLikeApiKey(apiKey) || this.unknown.has(apiKey)) return null;
     const spent = this.misses.get(clientAddress);
     if (spent && spent.count >= this.options.unknownKeyLookupsPerMinute) {
@@ -101,6 +101,14 @@ export class KeyAuthenticator {
       this.local?.set(apiKey, { principal: found, hashHex });
       return found;
     }
+  }
+
+  /**
+   * The key's principal as this process holds it (null: revoked), without waiting: undefined when
+   * it is not held here (or its entry expired) and authenticate() must look it up.
+   */
+  cached(apiKey: string): Principal | null | undefined {
+    return this.local?.get(apiKey)?.principal;
   }
 
   /** Called after a key was revoked (or its partner changed) in PostgreSQL. */

@@ -111,7 +111,7 @@ export async function measureFirstClaims(options: {
     for (const [index, userId] of users.entries()) {
       if (name === 'first claim at opening' && index > 0) gate = await options.reopen!();
       const started = performance.now();
-      const result: ClaimResult = await gate.claim(event, uuidv7(), userId);
+      const result: ClaimResult = await gate.claim(event, uuidv7, userId);
       latencies.push(performance.now() - started);
       const outcome = 'issued' in result ? 'issued' : REFUSALS[result.refusal].outcome;
       outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;

@@ -175,6 +175,10 @@ describe(`fast refusals across API processes (${name})`, () => {
     expect(await scriptCalls()).toBe(before);
     expect((await b.ctx.metrics.registry.getSingleMetric('stampede_claim_shortcut_refusals_total')!.get()).values)
       .toContainEqual(expect.objectContaining({ labels: { template: id, outcome: 'sold_out' }, value: 4 }));
+    // A shortcut refusal makes no coupon id (ids are made only for claims the gate may issue).
+    let made = 0;
+    expect(await b.ctx.claimGate.claim(template, () => { made += 1; return 'not-used'; }, 'b-4')).toEqual({ refusal: ClaimRefusal.SoldOut });
+    expect(made).toBe(0);
     console.info(`sold out → B flagged: ${propagationMs.toFixed(1)} ms (${name})`);
   });
 

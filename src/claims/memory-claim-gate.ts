@@ -96,6 +96,18 @@ interface Waiting {
  * An LRU that never loses an entry with claims in flight: one evicted meanwhile waits aside until
  * its last claim settles (so the aside map holds at most one entry per claim in flight).
  */
+/** An open event's counters as the claim rules read them: the settings in force and the coupons issued. */
+function countersOf(event: OpenEvent) {
+  const settings = event.template;
+  return {
+    totalQuantity: settings.totalQuantity,
+    perUserLimit: settings.perUserLimit,
+    ...windowOf(settings),
+    paused: settings.paused,
+    issued: event.issued,
+  };
+}
+
 class SettledLru<V extends { inFlight: number }> {
   private readonly pinned = new Map<string, V>();
   private readonly lru: LRUCache<string, V>;
@@ -180,14 +192,7 @@ export class MemoryClaimGate implements ClaimGate {
     const event = this.events.get(template.id);
     const outside = windowRefusal(windowOf(event?.template ?? template), nowMs);
     if (outside !== undefined || !event || event.resyncing) return outside;
-    const settings = event.template;
-    const counters = {
-      totalQuantity: settings.totalQuantity,
-      perUserLimit: settings.perUserLimit,
-      ...windowOf(settings),
-      paused: settings.paused,
-      issued: event.issued,
-    };
+    const counters = countersOf(event);
     const user = this.users.get(userKey(template.id, userId));
     // As decide(): without the user's holdings, only what answers every user alike.
     if (!user || user.epoch !== event.epoch) return counters.paused ? ClaimRefusal.Paused : soldOut(counters) ? ClaimRefusal.SoldOut : undefined;
@@ -270,14 +275,7 @@ export class MemoryClaimGate implements ClaimGate {
           continue;
         }
         const now = this.clock();
-        const settings = event.template;
-        const counters = {
-          totalQuantity: settings.totalQuantity,
-          perUserLimit: settings.perUserLimit,
-          ...windowOf(settings),
-          paused: settings.paused,
-          issued: event.issued,
-        };
+        const counters = countersOf(event);
         const user = this.users.get(key);
         if (!user || user.epoch !== event.epoch) {
           // Sold out (or closed meanwhile) answers every user alike: no lookup once the stock is gone.
@@ -301,7 +299,7 @@ export class MemoryClaimGate implements ClaimGate {
         event.issued += 1;
         event.slot += 1;
         user.held += 1;
-        const window = couponValidity(settings.validity, now);
+        const window = couponValidity(event.template.validity, now);
         const couponId = newCouponId();
         const issued: IssuedClaim = { couponId, slot: event.slot, seq: user.held, issuedAt: now, issuedCount: event.issued, ...window };
         const coupon: ClaimedCoupon = { id: couponId, userId, slot: issued.slot, seq: issued.seq, issuedAt: now, ...window };

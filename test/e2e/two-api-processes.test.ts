@@ -2,8 +2,10 @@
 // several hosts, or STAMPEDE_PROCESSES, run): the stock of a claim event is exact across both, a
 // pause or resume made through one is obeyed by the other at its very next claim, a partner's
 // rate limit is one budget across both (within the bound of docs/decisions/190), and a key revoked
-// through one is refused by the other once its local cache lifetime (STAMPEDE_API_KEY_CACHE_MS) has passed.
+// through one is refused by the other once its local cache lifetime (STAMPEDE_API_KEY_CACHE_MS) has
+// passed, and a points call's Idempotency-Key still in flight in one is answered 409 by the other.
 import autocannon from 'autocannon';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
 import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
@@ -129,5 +131,47 @@ describe('two API processes sharing PostgreSQL and Redis', () => {
     // B drops its cached principal after STAMPEDE_API_KEY_CACHE_MS (1 s here), then finds the
     // tombstone in Redis (its copy there lives 10 minutes: without the tombstone B would accept it).
     await waitFor(async () => (await call(bases[1], 'GET', '/v1/users/u/points', headers)).status === 401, { timeoutMs: 20_000, what: 'process B to refuse the revoked key' });
+  });
+
+  it('a points key still in flight in one process is answered 409 IDEMPOTENCY_IN_PROGRESS by the other, which replays it once done', async () => {
+    const { id, headers } = await partner();
+    const earn = async (base: string, key: string, amount = 40) => {
+      const response = await fetch(`${base}/v1/points/earn`, {
+        method: 'POST', headers: { ...headers, 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify({ userId: 'held', amount }),
+      });
+      return { status: response.status, body: await response.json() as Record<string, any>, replayed: response.headers.get('idempotent-replayed') === 'true' }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    };
+    expect((await earn(bases[0], 'opens-the-wallet', 5)).status).toBe(201);
+    // A competing transaction holds the wallet: process A takes the key, then waits for the wallet
+    // with its transaction open, while process B receives the same key.
+    const competitor = new pg.Client({ connectionString: inject('databaseUrl') });
+    const observer = new pg.Client({ connectionString: inject('databaseUrl') });
+    await competitor.connect();
+    await observer.connect();
+    let first: ReturnType<typeof earn> | undefined;
+    try {
+      const { rows: [wallet] } = await observer.query<{ id: number }>(`SELECT id FROM point_wallets WHERE partner_id = $1 AND user_id = 'held'`, [id]);
+      await competitor.query('BEGIN');
+      await competitor.query('SELECT 1 FROM point_wallets WHERE id = $1 FOR UPDATE', [wallet!.id]);
+      const pid = (await competitor.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      first = earn(bases[0], 'in-flight');
+      await waitFor(async () => (await observer.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [pid])).rows.length > 0,
+        { timeoutMs: 30_000, what: 'process A holding the key and waiting for the wallet' });
+      const meanwhile = await earn(bases[1], 'in-flight');
+      expect([meanwhile.status, meanwhile.body.error?.code]).toEqual([409, 'IDEMPOTENCY_IN_PROGRESS']);
+    } finally {
+      await competitor.query('ROLLBACK').catch(() => undefined);
+      await competitor.end();
+    }
+    try {
+      const applied = await first!;
+      expect([applied.status, applied.replayed]).toEqual([201, false]);
+      expect(await earn(bases[1], 'in-flight')).toEqual({ status: 201, body: applied.body, replayed: true });
+      const { rows } = await observer.query<{ n: number }>(`SELECT count(*)::int AS n FROM point_transactions WHERE partner_id = $1 AND type = 'EARN'`, [id]);
+      expect(rows[0]!.n).toBe(2); // the opening earn and the held one, once
+    } finally {
+      await observer.end();
+    }
   });
 });

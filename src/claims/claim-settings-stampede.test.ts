@@ -53,7 +53,8 @@ describe.each([
     /** Lowers the stock to the issued count in force plus `margin`, retrying with the count a refusal names. */
     const lowerTo = async (margin: number) => {
       let issued = (await t.app.inject({ url: `/v1/coupon-templates/${id}`, headers: partner.headers })).json().issuedCount as number;
-      for (;;) {
+      for (const deadline = Date.now() + 120_000; ;) {
+        if (Date.now() > deadline) throw new Error(`the stock was not lowered to the issued count + ${margin} within 120 s (last count ${issued})`);
         const response = await change({ totalQuantity: issued + margin });
         if (response.statusCode === 200) return issued + margin;
         expect(response.json().error.code).toBe('TOTAL_QUANTITY_BELOW_ISSUED');

@@ -4,7 +4,7 @@
 -- and load-template-2.lua keeps these settings). Settings of a higher version already in force are
 -- kept (a change is applied in two steps, and an opening may read PostgreSQL before a change).
 --
--- KEYS[1]  stampede:{tpl:<id>}:state   hash (see claim-4.lua)
+-- KEYS[1]  stampede:{tpl:<id>}:state   hash (see claim-5.lua)
 -- KEYS[2]  stampede:{tpl:<id>}:users   its expiry follows the state's
 -- ARGV[1]  total (-1 = unlimited)
 -- ARGV[2]  per-user limit

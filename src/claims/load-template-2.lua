@@ -1,11 +1,11 @@
 -- Opens a template's claim event in Redis: its counters (no holder: each user's coupons are read
--- on the user's first claim and handed to claim-4.lua) and its settings, and only if no live state
+-- on the user's first claim and handed to claim-5.lua) and its settings, and only if no live state
 -- exists, so two loaders racing, or a loader that read PostgreSQL before claims started flowing,
 -- never overwrite a live counter. Settings already in the hash with a version at least as high
 -- (written by a change, change-settings-2.lua, after this loader read PostgreSQL) are kept. The
 -- state expires after the event (window end plus the hour reconcile still watches it).
 --
--- KEYS[1]  stampede:{tpl:<id>}:state   hash written here (see claim-4.lua)
+-- KEYS[1]  stampede:{tpl:<id>}:state   hash written here (see claim-5.lua)
 -- KEYS[2]  stampede:{tpl:<id>}:users   dropped: holdings left from a lost state are read afresh
 -- ARGV[1]  issued count in PostgreSQL
 -- ARGV[2]  highest slot in PostgreSQL (0 if none)

@@ -1,6 +1,6 @@
 -- The claims of one user on one template that are not yet persisted to PostgreSQL (read-only).
 --
--- KEYS[1]  stampede:{tpl:<id>}:users   hash: userId -> coupon ids (see claim-4.lua)
+-- KEYS[1]  stampede:{tpl:<id>}:users   hash: userId -> coupon ids (see claim-5.lua)
 -- KEYS[2]  stampede:{tpl:<id>}:claims  hash: couponId -> "slot seq issuedAtMs userId"
 -- ARGV[1]  user id
 -- returns  flat array {couponId, record, couponId, record, ...}; empty when nothing is pending

@@ -115,6 +115,7 @@ const CASES: Array<[string, number]> = [
   ['primary + 1 replica behind 3 Sentinels', 1],
   ['primary + 1 replica behind 3 Sentinels', 0],
   ['3-master Redis Cluster, 1 replica per master', 1],
+  ['3-master Redis Cluster, 1 replica per master', 0],
 ];
 
 for (const [topologyName, minReplicas] of CASES) {

@@ -2,8 +2,8 @@
 // against a single Redis by redis-claim-path.test.ts, against a 3-master Redis Cluster by
 // redis-claim-path-cluster.test.ts and against a primary and replica behind three Sentinels by
 // redis-claim-path-sentinel.test.ts): read-your-writes before the persister runs, idempotent
-// redelivery, take-over of a dead persister's entries, set-if-absent loading, and rebuilding
-// Redis state from PostgreSQL.
+// redelivery, take-over of a dead persister's entries, set-if-absent loading, rebuilding Redis
+// state from PostgreSQL, many events at once, the backlog metrics, and the auth and rate-limit keys.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimOnce, couponRows, drainClaims, issuedCountInDb, stampede } from './claims.ts';
 import { createTemplate, issueCoupon } from './issue-coupons.ts';
@@ -208,6 +208,20 @@ describe(`claim path in distributed mode (${name})`, () => {
       expect(new Set((await couponRows(t.ctx.db, templateId)).map((row) => row.slot)).size).toBe(20);
       expect(await reconcileTemplate(t.ctx, templateId)).toMatchObject({ drift: 0, problems: [], redis: { unpersisted: 0 } });
     }
+  });
+
+  it('the backlog metrics read each event\'s stream on the node that holds it', async () => {
+    // Two events, so in a cluster their streams may sit on different masters; nothing persists here.
+    const partner = await createPartner(t.app);
+    const templateIds = await Promise.all([createTemplate(t.app, partner.headers), createTemplate(t.app, partner.headers)]);
+    for (const [i, templateId] of templateIds.entries()) {
+      for (let n = 0; n <= i; n++) expect((await claimOnce(t.app, partner.headers, templateId, `backlog-${n}`)).status).toBe(201);
+    }
+    const metrics = (await t.app.inject({ url: '/metrics' })).body;
+    const sample = (series: string) => Number(metrics.split('\n').find((line) => line.startsWith(`${series} `))?.slice(series.length + 1));
+    expect(templateIds.map((id) => sample(`stampede_claim_stream_length{template="${id}"}`))).toEqual([1, 2]);
+    for (const id of templateIds) expect(sample(`stampede_claim_consumer_lag_seconds{template="${id}"}`)).toBeGreaterThanOrEqual(0);
+    for (const templateId of templateIds) await drainClaims(t.ctx, templateId);
   });
 
   it('API-key cache, revocation tombstones and rate limits live in this Redis', async () => {

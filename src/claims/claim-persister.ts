@@ -13,6 +13,7 @@ import type { AppContext } from '../context.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
 import { createRedisClient, type Redis } from '../infra/redis.ts';
 import { claimFromStreamEntry } from './claim-record.ts';
+import { replicatedNow, type ReplicationOptions } from './claim-replication-fence.ts';
 import { persistClaims } from './claim-writer.ts';
 import { activeTemplateIds, deactivateTemplate, PERSISTER_GROUP, partnerActiveTemplatesKey, templateClaimKeys, type TemplateClaimKeys } from './redis-keys.ts';
 
@@ -57,12 +58,15 @@ class ClaimPersister {
   private wake: (() => void) | undefined;
   private nextRefresh = 0;
   private nextHousekeeping = 0;
+  private readonly replication: ReplicationOptions;
 
   constructor(
     private readonly ctx: AppContext,
     private readonly redis: Redis,
     private readonly consumer: string,
-  ) {}
+  ) {
+    this.replication = { minReplicas: ctx.config.redisMinReplicas, timeoutMs: ctx.config.redisReplicaTimeoutMs };
+  }
 
   async run(): Promise<void> {
     let idleMs = 0;
@@ -125,6 +129,13 @@ class ClaimPersister {
     const entries = reply?.[0]?.messages ?? [];
     if (entries.length === 0) {
       stream.backlog = false;
+      return 0;
+    }
+    // Not replicated yet: PostgreSQL must not get a claim a failover could still take out of Redis
+    // (claim-replication-fence.ts). The entries stay pending and are read again on the next pass.
+    if (!(await replicatedNow(this.redis, stream.template.id, this.replication))) {
+      stream.backlog = true;
+      this.ctx.metrics.claimPersistDeferred.inc();
       return 0;
     }
     // A pending entry deleted from the stream comes back without fields: acknowledge it, nothing to write.

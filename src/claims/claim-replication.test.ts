@@ -7,6 +7,8 @@ import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { redisCommand } from '../../test/harness/redis-nodes.ts';
 import { startRedisSentinel, type RedisSentinelHandle } from '../../test/harness/redis-sentinel.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
+import { waitFor } from '../../test/harness/wait-for.ts';
+import { startClaimPersister } from './claim-persister.ts';
 import { templateClaimKeys } from './redis-keys.ts';
 
 describe('claims with STAMPEDE_REDIS_MIN_REPLICAS=1 (primary + replica behind Sentinel)', () => {
@@ -58,5 +60,35 @@ describe('claims with STAMPEDE_REDIS_MIN_REPLICAS=1 (primary + replica behind Se
     await drainClaims(t.ctx, templateId);
     expect(await couponRows(t.ctx.db, templateId)).toHaveLength(5);
     expect(await issuedCountInDb(t.ctx.db, templateId)).toBe(5);
+  });
+
+  it('a claim answered 503 reaches PostgreSQL only once the replica holds it: neither the persister nor a read writes it before', async () => {
+    // Had it been written, a failover to a replica without it would let Redis hand its slot out
+    // again, and PostgreSQL would refuse that acknowledged claim (chaos seed 20261209).
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 10, perUserLimit: 1 });
+    const replica = redis.nodes[1]!;
+    const deferred = async () => (await t.ctx.metrics.claimPersistDeferred.get()).values[0]?.value ?? 0;
+    const deferredBefore = await deferred();
+    replica.pause();
+    const stopPersister = await startClaimPersister(t.ctx);
+    try {
+      const unconfirmed = await t.app.inject({ method: 'POST', url: `/v1/coupon-templates/${templateId}/claims`, headers: partner.headers, payload: { userId: 'bob' } });
+      expect([unconfirmed.statusCode, unconfirmed.json().error.code]).toEqual([503, 'CLAIM_NOT_REPLICATED']);
+      await waitFor(async () => (await deferred()) > deferredBefore, { timeoutMs: 30_000, what: 'the persister to defer the unreplicated claim' });
+      expect(await couponRows(t.ctx.db, templateId)).toHaveLength(0);
+      const read = await t.app.inject({ url: '/v1/users/bob/coupons', headers: partner.headers });
+      expect([read.statusCode, read.json().error?.code]).toEqual([503, 'SERVICE_UNAVAILABLE']);
+      expect(await couponRows(t.ctx.db, templateId)).toHaveLength(0);
+    } finally {
+      replica.resume();
+    }
+    try {
+      // Once the replica holds it, the claim is as safe as an acknowledged one and is written.
+      await waitFor(async () => (await couponRows(t.ctx.db, templateId)).length === 1, { timeoutMs: 30_000, what: 'the claim persisted once replicated' });
+    } finally {
+      await stopPersister();
+    }
+    expect(await issuedCountInDb(t.ctx.db, templateId)).toBe(1);
   });
 });

@@ -27,7 +27,8 @@ export function createClaimParts(parts: { config: Config; logger: Logger; db: Db
   const claimTemplates = new ClaimTemplates(parts.db);
   if (parts.redis) {
     const redis = parts.redis;
-    const gate = new RedisClaimGate(redis, parts.db, { minReplicas: parts.config.redisMinReplicas, timeoutMs: parts.config.redisReplicaTimeoutMs });
+    const replication = { minReplicas: parts.config.redisMinReplicas, timeoutMs: parts.config.redisReplicaTimeoutMs };
+    const gate = new RedisClaimGate(redis, parts.db, replication);
     const flags = new RefusalFlags(parts.config.claimRefusalFlagTtlMs);
     const subscriber = new RefusalFlagSubscriber(redis, flags, parts.logger, (subscribed) => {
       parts.metrics.claimRefusalFlagsSubscribed.set(subscribed ? 1 : 0);
@@ -38,7 +39,7 @@ export function createClaimParts(parts: { config: Config; logger: Logger; db: Db
     return {
       claimTemplates,
       claimGate: new FastRefusalGate(gate, flags, subscriber, settled, parts.metrics),
-      pendingCoupons: new RedisPendingCoupons({ ...parts, redis: parts.redis, templates: claimTemplates }),
+      pendingCoupons: new RedisPendingCoupons({ ...parts, redis: parts.redis, templates: claimTemplates, replication }),
     };
   }
   return {

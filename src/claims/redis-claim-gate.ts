@@ -14,6 +14,7 @@ import { loadLuaScript, runLuaScript } from '../infra/lua.ts';
 import { waitForReplicas, type Redis } from '../infra/redis.ts';
 import { CLAIM_EVENT_SETTLE_MS } from '../coupons/gate-lock.ts';
 import { ClaimRefusal, isAnsweredRefusal, type ClaimGate, type ClaimResult } from './claim-gate.ts';
+import type { ReplicationOptions } from './claim-replication-fence.ts';
 import { openClaimEvent, usersCouponIds } from './claim-repository.ts';
 import { HoldingsLookup } from './holdings-lookup.ts';
 import { activeTemplatesKeyOf, partnerActiveTemplatesKey, templateClaimKeys, type TemplateClaimKeys } from './redis-keys.ts';
@@ -46,12 +47,6 @@ export function settingsArgs(template: CouponTemplate): string[] {
     String(template.settingsVersion),
     String(claimStateExpiresAt(template)),
   ];
-}
-
-export interface ReplicationOptions {
-  /** Replicas that must hold an issued claim before it is answered (0: none, no WAIT). */
-  readonly minReplicas: number;
-  readonly timeoutMs: number;
 }
 
 export class RedisClaimGate implements ClaimGate {

@@ -19,6 +19,9 @@ export function templateClaimKeys(templateId: string): TemplateClaimKeys {
   return { ...keys, claimScriptKeys: [keys.state, keys.users, keys.claims, keys.stream, keys.idempotency] };
 }
 
+/** A key of the event's slot written (and expired at once) only to move a connection's replication offset (claim-replication-fence.ts). */
+export const replicationFenceKey = (templateId: string): string => `stampede:{tpl:${templateId}}:fence`;
+
 /**
  * Templates whose claim stream the persister reads, spread over a fixed set of sets with their own
  * hash tags: in a Redis Cluster no single node holds (and serves) the index of every event, and a

@@ -5,6 +5,7 @@
 // one HGET per active template of that partner, all sent at once. The claim hot path pays nothing
 // for this. Found claims are inserted with the persister's idempotent insert.
 import type { PendingCoupons } from '../coupons/pending-coupons.ts';
+import { AppError } from '../errors.ts';
 import type { Db } from '../infra/db.ts';
 import type { Logger } from '../infra/logger.ts';
 import { loadLuaScript, runLuaScript } from '../infra/lua.ts';
@@ -13,13 +14,14 @@ import type { Redis } from '../infra/redis.ts';
 import { claimFromRecord } from './claim-record.ts';
 import type { ClaimedCoupon } from './claim-repository.ts';
 import { persistClaims } from './claim-writer.ts';
+import { replicatedNow, type ReplicationOptions } from './claim-replication-fence.ts';
 import { partnerActiveTemplatesKey, templateClaimKeys } from './redis-keys.ts';
 import type { ClaimTemplates } from './claim-templates.ts';
 
 const PENDING_USER_CLAIMS = loadLuaScript(new URL('./pending-user-claims-2.lua', import.meta.url));
 
 export class RedisPendingCoupons implements PendingCoupons {
-  constructor(private readonly deps: { redis: Redis; db: Db; logger: Logger; metrics: Metrics; templates: ClaimTemplates }) {}
+  constructor(private readonly deps: { redis: Redis; db: Db; logger: Logger; metrics: Metrics; templates: ClaimTemplates; replication: ReplicationOptions }) {}
 
   async persistCoupon(partnerId: string, couponId: string): Promise<void> {
     const { redis } = this.deps;
@@ -52,6 +54,12 @@ export class RedisPendingCoupons implements PendingCoupons {
 
   private async persist(partnerId: string, templateId: string, claims: ClaimedCoupon[]): Promise<void> {
     const template = await this.deps.templates.forPartner(partnerId, templateId);
-    if (template) await persistClaims(this.deps, template, claims);
+    if (!template) return;
+    // As the persister: only replicated claims reach PostgreSQL (claim-replication-fence.ts). Until
+    // then their outcome is unknown here too, so the read is refused, not answered without them.
+    if (!(await replicatedNow(this.deps.redis, templateId, this.deps.replication))) {
+      throw new AppError('SERVICE_UNAVAILABLE', 'Recent claims of this event are not replicated yet; retry shortly.');
+    }
+    await persistClaims(this.deps, template, claims);
   }
 }

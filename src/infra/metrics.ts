@@ -92,6 +92,11 @@ export function createMetrics() {
       buckets: LATENCY_BUCKETS,
       registers,
     }),
+    claimPersistDeferred: new client.Counter({
+      name: 'stampede_claim_persist_deferred_total',
+      help: 'Claim batches the persister left pending because fewer replicas than STAMPEDE_REDIS_MIN_REPLICAS held them yet.',
+      registers,
+    }),
     claimsRefusedByDatabase: new client.Counter({
       name: 'stampede_claims_refused_by_database_total',
       help: 'Claims the gate issued that PostgreSQL refused (slot or user sequence taken, or over-issue): the gate lost or drifted from its state.',

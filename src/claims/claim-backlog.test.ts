@@ -2,12 +2,8 @@
 // persister runs (the test app starts no workers: the persister is "paused").
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPartner, createTestApp, templateBody, type TestApp } from '../../test/harness/test-app.ts';
+import { metricSample as sample } from '../../test/harness/metrics-text.ts';
 import { waitFor } from '../../test/harness/wait-for.ts';
-
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 describe('claim backlog metrics', () => {
   let t: TestApp;

@@ -11,6 +11,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/infra/free-port.ts';
+import { metricSample as sample } from '../harness/metrics-text.ts';
 import { startRedisServer } from '../harness/redis-server.ts';
 import { spawnStampede, type StampedeProcess } from '../harness/spawn-stampede.ts';
 import { waitFor } from '../harness/wait-for.ts';
@@ -24,12 +25,6 @@ function getOnNewConnection(url: string): Promise<number> {
       response.on('end', () => resolve(response.statusCode ?? 0));
     }).on('error', reject);
   });
-}
-
-/** The value of one series in Prometheus text (labels as printed by prom-client, in order). */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
 const processAlive = (pid: number) => {

@@ -43,7 +43,8 @@ describe('two API processes sharing PostgreSQL and Redis', () => {
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) as Record<string, any> : {} }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const parsed = text ? JSON.parse(text) as Record<string, any> : {}; // eslint-disable-line @typescript-eslint/no-explicit-any
+    return { status: response.status, body: parsed, replayed: response.headers.get('idempotent-replayed') === 'true' };
   };
   const partner = async (rateLimitPerSecond?: number) => {
     const created = await call(bases[0], 'POST', '/v1/partners', admin, { name: `two-${Date.now()}-${Math.random()}`, ...(rateLimitPerSecond ? { rateLimitPerSecond } : {}) });
@@ -135,13 +136,8 @@ describe('two API processes sharing PostgreSQL and Redis', () => {
 
   it('a points key still in flight in one process is answered 409 IDEMPOTENCY_IN_PROGRESS by the other, which replays it once done', async () => {
     const { id, headers } = await partner();
-    const earn = async (base: string, key: string, amount = 40) => {
-      const response = await fetch(`${base}/v1/points/earn`, {
-        method: 'POST', headers: { ...headers, 'content-type': 'application/json', 'idempotency-key': key },
-        body: JSON.stringify({ userId: 'held', amount }),
-      });
-      return { status: response.status, body: await response.json() as Record<string, any>, replayed: response.headers.get('idempotent-replayed') === 'true' }; // eslint-disable-line @typescript-eslint/no-explicit-any
-    };
+    const earn = (base: string, key: string, amount = 40) =>
+      call(base, 'POST', '/v1/points/earn', { ...headers, 'idempotency-key': key }, { userId: 'held', amount });
     expect((await earn(bases[0], 'opens-the-wallet', 5)).status).toBe(201);
     // A competing transaction holds the wallet: process A takes the key, then waits for the wallet
     // with its transaction open, while process B receives the same key.

@@ -16,6 +16,7 @@ import { persistClaims } from '../../src/claims/claim-writer.ts';
 import { loadTemplateState } from '../../src/claims/redis-claim-gate.ts';
 import { reconcileTemplate } from '../../src/claims/reconcile.ts';
 import { activeTemplateIds, PERSISTER_GROUP, templateClaimKeys } from '../../src/claims/redis-keys.ts';
+import { metricSample } from './metrics-text.ts';
 import { waitFor } from './wait-for.ts';
 
 export interface RedisUnderTest {
@@ -218,9 +219,8 @@ describe(`claim path in distributed mode (${name})`, () => {
       for (let n = 0; n <= i; n++) expect((await claimOnce(t.app, partner.headers, templateId, `backlog-${n}`)).status).toBe(201);
     }
     const metrics = (await t.app.inject({ url: '/metrics' })).body;
-    const sample = (series: string) => Number(metrics.split('\n').find((line) => line.startsWith(`${series} `))?.slice(series.length + 1));
-    expect(templateIds.map((id) => sample(`stampede_claim_stream_length{template="${id}"}`))).toEqual([1, 2]);
-    for (const id of templateIds) expect(sample(`stampede_claim_consumer_lag_seconds{template="${id}"}`)).toBeGreaterThanOrEqual(0);
+    expect(templateIds.map((id) => metricSample(metrics, `stampede_claim_stream_length{template="${id}"}`))).toEqual([1, 2]);
+    for (const id of templateIds) expect(metricSample(metrics, `stampede_claim_consumer_lag_seconds{template="${id}"}`)).toBeGreaterThanOrEqual(0);
     for (const templateId of templateIds) await drainClaims(t.ctx, templateId);
   });
 

@@ -13,7 +13,7 @@ import type { AppContext } from '../context.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
 import { createRedisClient, type Redis } from '../infra/redis.ts';
 import { claimFromStreamEntry } from './claim-record.ts';
-import { replicatedNow, type ReplicationOptions } from './claim-replication-fence.ts';
+import { replicatedNow, replicationOf, type ReplicationOptions } from './claim-replication-fence.ts';
 import { persistClaims } from './claim-writer.ts';
 import { activeTemplateIds, deactivateTemplate, PERSISTER_GROUP, partnerActiveTemplatesKey, templateClaimKeys, type TemplateClaimKeys } from './redis-keys.ts';
 
@@ -65,7 +65,7 @@ class ClaimPersister {
     private readonly redis: Redis,
     private readonly consumer: string,
   ) {
-    this.replication = { minReplicas: ctx.config.redisMinReplicas, timeoutMs: ctx.config.redisReplicaTimeoutMs };
+    this.replication = replicationOf(ctx.config);
   }
 
   async run(): Promise<void> {

@@ -3,6 +3,7 @@
 // promotes a replica without it, Redis forgets it and hands its slot out again. Had the persister
 // written it meanwhile, PostgreSQL would refuse the new claim of that slot: an acknowledged claim
 // lost (chaos seed 20261209, Sentinel: a switchover to a replica that had not finished its sync).
+import type { Config } from '../config.ts';
 import { waitForReplicas, type Redis } from '../infra/redis.ts';
 import { replicationFenceKey } from './redis-keys.ts';
 
@@ -11,6 +12,8 @@ export interface ReplicationOptions {
   readonly minReplicas: number;
   readonly timeoutMs: number;
 }
+
+export const replicationOf = (config: Config): ReplicationOptions => ({ minReplicas: config.redisMinReplicas, timeoutMs: config.redisReplicaTimeoutMs });
 
 /**
  * Whether `minReplicas` replicas hold every write the event's master took before this call. WAIT

@@ -8,6 +8,7 @@ import type { Logger } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
 import type { Redis } from '../infra/redis.ts';
 import type { ClaimGate } from './claim-gate.ts';
+import { replicationOf } from './claim-replication-fence.ts';
 import { MemoryClaimGate } from './memory-claim-gate.ts';
 import { RedisClaimGate } from './redis-claim-gate.ts';
 import { RedisPendingCoupons } from './redis-pending-coupons.ts';
@@ -27,7 +28,7 @@ export function createClaimParts(parts: { config: Config; logger: Logger; db: Db
   const claimTemplates = new ClaimTemplates(parts.db);
   if (parts.redis) {
     const redis = parts.redis;
-    const replication = { minReplicas: parts.config.redisMinReplicas, timeoutMs: parts.config.redisReplicaTimeoutMs };
+    const replication = replicationOf(parts.config);
     const gate = new RedisClaimGate(redis, parts.db, replication);
     const flags = new RefusalFlags(parts.config.claimRefusalFlagTtlMs);
     const subscriber = new RefusalFlagSubscriber(redis, flags, parts.logger, (subscribed) => {

@@ -25,9 +25,9 @@ export default {
     },
     {
       name: 'domain-http-only-from-routes',
-      comment: "Only a domain's *-routes.ts files speak HTTP; rules and repositories stay reusable from jobs and the CLI.",
+      comment: "Only a domain's *-routes.ts files speak HTTP (and the claim route's two halves, claim-answers.ts and claim-fast-path.ts); rules and repositories stay reusable from jobs and the CLI.",
       severity: 'error',
-      from: { path: `^src/${domains}/`, pathNot: '-routes[.]ts$' },
+      from: { path: `^src/${domains}/`, pathNot: '(-routes|/claim-answers|/claim-fast-path)[.]ts$' },
       to: { path: '^src/http/' },
     },
     {

@@ -1,10 +1,10 @@
 // Builds the Fastify app: a factory with no port, no process concerns. Tests call it and use
 // inject(); src/server.ts listens. Route plugins are listed here by domain.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { createServer, type ServerOptions } from 'node:http';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { v7 as uuidv7 } from 'uuid';
 import type { AppContext } from './context.ts';
 import { AppError } from './errors.ts';
 import { adminAuthHook, partnerAuthHook } from './http/auth.ts';
@@ -14,6 +14,7 @@ import { installJsonParser } from './http/json-body.ts';
 import { opsRoutes, type OpsOptions } from './http/ops-routes.ts';
 import { registerRateLimit } from './http/rate-limit.ts';
 import { lazyRequestLogger } from './http/request-logger.ts';
+import { requestIdOf } from './http/request-id.ts';
 import { registerFormats } from './http/schemas.ts';
 import { validatorCompiler } from './http/validator-compiler.ts';
 import { partnerAdminRoutes } from './partners/partner-routes.ts';
@@ -23,6 +24,7 @@ import { pointsAdminRoutes } from './points/admin-routes.ts';
 import { pointsRoutes } from './points/ledger-routes.ts';
 import { couponRoutes } from './coupons/coupon-routes.ts';
 import { claimRoutes } from './claims/claim-routes.ts';
+import { createClaimFastPath, type ClaimFastPath } from './claims/claim-fast-path.ts';
 import { claimSettingsRoutes } from './claims/claim-settings-routes.ts';
 import { distributionRoutes } from './coupons/distribution-routes.ts';
 import { revocationRoutes } from './coupons/revocation-routes.ts';
@@ -54,8 +56,30 @@ const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
 /** '2xx' for 201: one string per class, not one built per request. */
 const statusClass = (status: number): string => STATUS_CLASSES[Math.floor(status / 100) - 1] ?? `${Math.floor(status / 100)}xx`;
 
+/**
+ * Fastify's own HTTP/1 server, with the claim fast path in front of its handler (decision 230).
+ * The settings are the four Fastify applies to the server it makes itself (lib/server.js).
+ */
+function serverWith(fastPath: () => ClaimFastPath | undefined): FastifyServerFactory {
+  return (handler, opts) => {
+    const options = opts as { http?: ServerOptions; keepAliveTimeout: number; requestTimeout: number; connectionTimeout: number; maxRequestsPerSocket: number };
+    const server = createServer(options.http ?? {}, (req, res) => {
+      if (!fastPath()?.(req, res, handler)) handler(req, res);
+    });
+    server.keepAliveTimeout = options.keepAliveTimeout;
+    server.requestTimeout = options.requestTimeout;
+    server.setTimeout(options.connectionTimeout);
+    if (options.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = options.maxRequestsPerSocket;
+    return server;
+  };
+}
+
 export async function buildApp(ctx: AppContext, options: AppOptions): Promise<FastifyInstance> {
+  // Off while requests are logged (Fastify logs each one) and once the app closes (Fastify answers 503).
+  let fastPath: ClaimFastPath | undefined;
+  let open = true;
   const app = Fastify({
+    serverFactory: serverWith(() => fastPath),
     loggerInstance: ctx.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: !options.logRequests }),
     childLoggerFactory: lazyRequestLogger,
@@ -63,10 +87,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     // Without it a client that stops sending mid-body keeps what its request holds (a CSV upload's
     // connection and open transaction, the accrual staging slot) for as long as the socket lives.
     connectionTimeout: ctx.config.idleTimeoutMs,
-    genReqId: (request) => {
-      const given = request.headers['x-request-id'];
-      return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : uuidv7();
-    },
+    genReqId: (request) => requestIdOf(request.headers),
     requestIdHeader: false,
     return503OnClosing: true,
     // request.ip: the socket's address, or with STAMPEDE_TRUST_PROXY the last trusted hop of X-Forwarded-For.
@@ -100,7 +121,10 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   await app.register(consoleRoutes());
   // Open live streams would hold app.close() until its timeout: they are ended before the server closes.
   const liveFeed = new LiveFeed(ctx);
-  app.addHook('preClose', async () => liveFeed.closeAll());
+  app.addHook('preClose', async () => {
+    open = false;
+    await liveFeed.closeAll();
+  });
 
   await app.register(async (ops) => {
     documentRoutes(ops, 'public');
@@ -133,6 +157,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     await partner.register(jobRoutes(ctx));
     await partner.register(accrualRoutes(ctx));
   });
+  if (!options.logRequests) fastPath = createClaimFastPath(ctx, () => open);
 
   return app;
 }

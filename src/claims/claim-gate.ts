@@ -74,9 +74,12 @@ export interface ClaimGate {
   /**
    * A refusal this gate answers for a claim without an Idempotency-Key at once, without I/O (what
    * claim() would answer), or undefined: then claim() decides. Never an issue. Lets the claim route
-   * answer such claims synchronously (decision 210). Absent: every claim goes to claim().
+   * answer such claims synchronously (decision 210). Absent: every claim goes to claim(). It only
+   * reads (counts nothing), so the claim fast path may ask before it commits (decision 230).
    */
   knownRefusal?(template: CouponTemplate, userId: string): AnsweredRefusal | undefined;
+  /** Called when a claim is answered with what knownRefusal said: the adapter counts its shortcuts. */
+  answeredKnown?(template: CouponTemplate, refusal: AnsweredRefusal): void;
   /** Coupons issued as the gate sees them now; undefined when it holds no state for the template. */
   issuedCount(template: CouponTemplate): Promise<number | undefined>;
   /**

@@ -2,23 +2,23 @@
 // The hot path: template from the in-process cache (no PostgreSQL), one gate call, which makes the
 // coupon's UUIDv7 (so the answer already carries the id the row will have) only for a claim it may
 // issue. Refusals are the common answer under a stampede, so they are sent straight from the
-// catalog, serialised once, instead of thrown. An event's claim
-// throttles (per user, per client address) are decided before the gate, in this process, from
-// buckets settled with Redis in the background (infra/shared-buckets.ts).
+// catalog, serialised once, instead of thrown (claim-answers.ts). An event's claim throttles (per
+// user, per client address) are decided before the gate, in this process, from buckets settled
+// with Redis in the background (infra/shared-buckets.ts). Known refusals mostly never get here:
+// the fast path answers them before Fastify (claim-fast-path.ts, decision 230).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { v7 as uuidv7 } from 'uuid';
 import type { AppContext } from '../context.ts';
 import { couponValidity } from '../coupons/validity.ts';
-import { AppError, ERROR_CATALOG, errorBody } from '../errors.ts';
+import { AppError } from '../errors.ts';
 import { refusal } from '../http/openapi.ts';
-import { ErrorResponse, IdParams, Timestamp, UserId, Uuid } from '../http/schemas.ts';
+import { ErrorResponse, IdParams, Timestamp, Uuid } from '../http/schemas.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
-import type { BucketDecision } from '../infra/shared-buckets.ts';
-import { REFUSALS, type AnsweredRefusal } from './claim-gate.ts';
-
-const ClaimBody = Type.Object({ userId: UserId }, { additionalProperties: false });
+import { ClaimBody, JSON_UTF8, answerImmediately, refused } from './claim-answers.ts';
+import type { AnsweredRefusal } from './claim-gate.ts';
+import { replayFastPathBody } from './claim-fast-path.ts';
 
 const ClaimHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({
@@ -36,14 +36,6 @@ const ClaimResponse = Type.Object({
   validFrom: Timestamp,
   validUntil: Timestamp,
 });
-
-/**
- * Each gate refusal's status and body, serialised once: nearly every answer in a stampede is one of
- * them, and a string body with its content type skips the serializer (decision 210).
- */
-const REFUSAL_ANSWERS = new Map(Object.entries(REFUSALS).map(([refusal, { code }]) =>
-  [Number(refusal) as AnsweredRefusal, { status: ERROR_CATALOG[code].status, body: JSON.stringify(errorBody(code)) }]));
-const JSON_UTF8 = 'application/json; charset=utf-8';
 
 interface Claim {
   readonly userId: string;
@@ -67,6 +59,8 @@ export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
           429: refusal(429, ['RATE_LIMITED', 'CLAIM_THROTTLED']), 503: ErrorResponse,
         },
       },
+      // A body the claim fast path read before it handed the request over (claim-fast-path.ts).
+      preParsing: replayFastPathBody,
     }, (request, reply) => {
       // Synchronous while it can be (a cached template, a refusal the gate knows at once: nearly
       // every claim of a stampede), with no promise or microtask turn (decision 210).
@@ -88,21 +82,15 @@ export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
 
   /** Throttles, then the gate. Undefined once answered here; the gate's decision is awaited otherwise. */
   function answer(template: CouponTemplate, { userId, idempotencyKey, client }: Claim, reply: FastifyReply): Promise<void> | undefined {
-    const label = metrics.templateLabel(template.id);
-    const throttled = throttle(ctx, template, userId, client);
-    if (throttled) {
-      metrics.claimThrottled.inc({ template: label, reason: throttled.reason });
-      void reply.code(429).header('Retry-After', String(Math.max(1, Math.ceil(throttled.decision.retryAfterMs / 1000))))
-        .send(errorBody('CLAIM_THROTTLED', `Too many claim attempts for this event from this ${throttled.reason === 'user' ? 'user' : 'client address'}; retry after Retry-After seconds.`));
-      return undefined;
-    }
     const started = performance.now();
     const known = idempotencyKey === undefined ? ctx.claimGate.knownRefusal?.(template, userId) : undefined;
-    if (known !== undefined) {
-      refuse(template, label, known, performance.now() - started, reply);
+    const now = answerImmediately(ctx, template, userId, client, known, started);
+    if (now) {
+      if (now.retryAfter !== undefined) void reply.header('Retry-After', now.retryAfter);
+      void reply.code(now.status).header('content-type', JSON_UTF8).send(now.body);
       return undefined;
     }
-    return decide(template, label, userId, idempotencyKey, started, reply);
+    return decide(template, metrics.templateLabel(template.id), userId, idempotencyKey, started, reply);
   }
 
   async function decide(template: CouponTemplate, label: string, userId: string, idempotencyKey: string | undefined, started: number, reply: FastifyReply): Promise<void> {
@@ -138,29 +126,8 @@ export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
   }
 
   function refuse(template: CouponTemplate, label: string, refusal: AnsweredRefusal, elapsedMs: number, reply: FastifyReply): void {
-    metrics.claimGateDuration.observe(elapsedMs / 1000, ctx.claimGate.kind);
-    const { outcome } = REFUSALS[refusal];
-    metrics.claims.inc(label, outcome);
-    ctx.liveClaims.record(template.id, outcome, elapsedMs);
-    const answer = REFUSAL_ANSWERS.get(refusal)!;
-    void reply.code(answer.status).header('content-type', JSON_UTF8).send(answer.body);
+    const { status, body } = refused(ctx, template, label, refusal, elapsedMs);
+    void reply.code(status).header('content-type', JSON_UTF8).send(body);
   }
 }
 
-/**
- * The event's throttles, the client address's first: a refused attempt spends no user token. The
- * address (request.ip) is read only for an event that throttles by it. Each
- * partner's buckets are capped in number (infra/shared-buckets.ts), so user ids cannot fill memory.
- */
-function throttle(ctx: AppContext, template: CouponTemplate, userId: string, client: { readonly ip: string }): { reason: 'user' | 'address'; decision: BucketDecision } | undefined {
-  const { perUserPerSecond, perClientAddressPerSecond } = template.claimThrottle;
-  if (perClientAddressPerSecond !== null) {
-    const decision = ctx.buckets.take({ scope: `claim-address:${template.id}`, key: client.ip, group: template.partnerId, limit: perClientAddressPerSecond, settle: 'beyond-share' });
-    if (!decision.allowed) return { reason: 'address', decision };
-  }
-  if (perUserPerSecond !== null) {
-    const decision = ctx.buckets.take({ scope: `claim-user:${template.id}`, key: userId, group: template.partnerId, limit: perUserPerSecond, settle: 'beyond-share' });
-    if (!decision.allowed) return { reason: 'user', decision };
-  }
-  return undefined;
-}

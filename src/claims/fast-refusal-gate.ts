@@ -34,7 +34,10 @@ export class FastRefusalGate implements ClaimGate {
   async claim(template: CouponTemplate, newCouponId: () => string, userId: string, idempotencyKey?: string): Promise<ClaimResult> {
     if (idempotencyKey) return this.gate.claim(template, newCouponId, userId, idempotencyKey);
     const known = this.knownRefusal(template, userId);
-    if (known !== undefined) return { refusal: known };
+    if (known !== undefined) {
+      this.answeredKnown(template, known);
+      return { refusal: known };
+    }
     const snapshot = this.flags.snapshot();
     const result = await this.gate.claim(template, newCouponId, userId);
     if ('refusal' in result) this.flags.learn(snapshot, template, userId, result.refusal);
@@ -43,9 +46,11 @@ export class FastRefusalGate implements ClaimGate {
 
   knownRefusal(template: CouponTemplate, userId: string): AnsweredRefusal | undefined {
     this.channel.start();
-    const known = this.flags.refusalFor(template, userId);
-    if (known !== undefined) this.metrics.claimShortcutRefusals.inc(this.metrics.templateLabel(template.id), REFUSALS[known].outcome);
-    return known;
+    return this.flags.refusalFor(template, userId);
+  }
+
+  answeredKnown(template: CouponTemplate, refusal: AnsweredRefusal): void {
+    this.metrics.claimShortcutRefusals.inc(this.metrics.templateLabel(template.id), REFUSALS[refusal].outcome);
   }
 
   issuedCount(template: CouponTemplate): Promise<number | undefined> {

@@ -109,6 +109,12 @@ export function createMetrics() {
       labelNames: ['template', 'outcome'] as const,
       registers,
     }),
+    claimFastPathAnswers: new HotCounter({
+      name: 'stampede_claim_fast_path_answers_total',
+      help: 'Claims answered before Fastify\'s request pipeline (known refusals, and their rate-limit and throttle 429s), by status. Also counted in stampede_claims_total and the HTTP metrics.',
+      labelNames: ['status'] as const,
+      registers,
+    }),
     claimRefusalFlagsSubscribed: new client.Gauge({
       name: 'stampede_claim_refusal_flags_subscribed',
       help: '1 while the refusal-flags subscription is confirmed (refusals may be shortcut), 0 while every claim asks Redis.',

@@ -1,0 +1,113 @@
+// The claim route's fast path (decision 230). In a stampede nearly every claim is a refusal this
+// process already knows (sold out, closed, paused, the user at the limit); such a claim is answered
+// from Node's request event, before Fastify's request pipeline (routing, hooks, body parser,
+// validation, reply), which cost more than the rest of the refusal (decision 210). It runs the
+// route's own parts: the API-key cache, the rate limit, the body schema, the throttles and the
+// gate's known refusal. Anything else is handed to Fastify untouched; a body it already read is
+// replayed to Fastify's parser (replayFastPathBody), so Fastify answers exactly as without it.
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { PassThrough } from 'node:stream';
+import type { preParsingHookHandler } from 'fastify';
+import { Compile } from 'typebox/compile';
+import type { AppContext } from '../context.ts';
+import { errorBody } from '../errors.ts';
+import { takeRateLimit } from '../http/rate-limit.ts';
+import { requestIdOf } from '../http/request-id.ts';
+import { IdParams } from '../http/schemas.ts';
+import { ClaimBody, JSON_UTF8, answerImmediately, type ImmediateAnswer } from './claim-answers.ts';
+
+/** The route pattern, as Fastify labels the route's metrics. */
+export const CLAIM_ROUTE = '/v1/coupon-templates/:id/claims';
+const CLAIM_PATH = /^\/v1\/coupon-templates\/([^/?#%]+)\/claims$/;
+/** A claim body is {"userId": at most 128 characters}; a longer one takes Fastify's path. */
+export const FAST_PATH_MAX_BODY_BYTES = 1024;
+const READ_BODY = Symbol('stampede.claimFastPathBody');
+
+type RawRequest = IncomingMessage & { [READ_BODY]?: Buffer };
+export type HandOver = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** The fast path: takes the request (true) or leaves it, untouched, to the caller (false). */
+export type ClaimFastPath = (req: IncomingMessage, res: ServerResponse, handOver: HandOver) => boolean;
+
+export function createClaimFastPath(ctx: AppContext, isOpen: () => boolean): ClaimFastPath {
+  const params = Compile(IdParams);
+  const body = Compile(ClaimBody);
+
+  return (req, res, handOver) => {
+    if (req.method !== 'POST' || !isOpen()) return false;
+    const path = CLAIM_PATH.exec(req.url!);
+    if (!path) return false;
+    const { headers } = req;
+    // Only the plain claim: a retried one (Idempotency-Key) is the gate's to answer.
+    if (headers['idempotency-key'] !== undefined || headers['transfer-encoding'] !== undefined || !isJson(headers)) return false;
+    const length = Number(headers['content-length']);
+    if (!(length > 0 && length <= FAST_PATH_MAX_BODY_BYTES)) return false;
+    // As the auth hook (onRequest): a key this process holds; any other look-up is Fastify's.
+    const apiKey = headers['x-api-key'];
+    const principal = typeof apiKey === 'string' ? ctx.keys.cached(apiKey) : undefined;
+    const templateId = path[1]!;
+    if (!principal || !params.Check({ id: templateId })) return false;
+    const startedAt = performance.now();
+
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    // A client gone mid-body: Node closes the socket; nothing is held but these closures.
+    req.on('error', () => undefined);
+    req.on('end', () => {
+      const read = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      if (answered(read)) return;
+      (req as RawRequest)[READ_BODY] = read;
+      handOver(req, res);
+    });
+    return true;
+
+    /** Answers the claim if this process knows the answer; false (nothing spent, nothing counted) otherwise. */
+    function answered(read: Buffer): boolean {
+      if (!isOpen() || read.length !== length) return false;
+      let value: unknown;
+      try {
+        value = JSON.parse(read.toString('utf8'));
+      } catch {
+        return false;
+      }
+      if (!body.Check(value)) return false;
+      const { userId } = value;
+      const template = ctx.claimTemplates.cachedForPartner(principal!.partnerId, templateId);
+      // An event that throttles by client address needs Fastify's request.ip (trustProxy).
+      if (!template || template.claimThrottle.perClientAddressPerSecond !== null) return false;
+      const started = performance.now();
+      const known = ctx.claimGate.knownRefusal?.(template, userId);
+      if (known === undefined) return false;
+      // From here on this request is answered here: what follows spends tokens and counts.
+      const limited = takeRateLimit(ctx, principal!);
+      const answer: ImmediateAnswer = limited
+        ? { status: limited.error.status, body: JSON.stringify(errorBody(limited.error.code, limited.error.message)), retryAfter: String(limited.retryAfterSeconds) }
+        : answerImmediately(ctx, template, userId, NO_ADDRESS, known, started)!;
+      send(res, answer, requestIdOf(headers));
+      ctx.metrics.httpRequestDuration.observe((performance.now() - startedAt) / 1000, CLAIM_ROUTE, 'POST', '4xx');
+      ctx.metrics.claimFastPathAnswers.inc(String(answer.status));
+      return true;
+    }
+  };
+}
+
+/** Never read: the fast path leaves events that throttle by address to Fastify. */
+const NO_ADDRESS = { ip: '' };
+
+function isJson(headers: IncomingHttpHeaders): boolean {
+  const type = headers['content-type'];
+  return type === 'application/json' || type === JSON_UTF8;
+}
+
+function send(res: ServerResponse, answer: ImmediateAnswer, requestId: string): void {
+  const headers: OutgoingHttpHeaders = { 'content-type': JSON_UTF8, 'x-request-id': requestId, 'content-length': Buffer.byteLength(answer.body) };
+  if (answer.retryAfter !== undefined) headers['retry-after'] = answer.retryAfter;
+  res.writeHead(answer.status, headers);
+  res.end(answer.body);
+}
+
+/** The claim route's preParsing hook: the body the fast path read before it handed the request over. */
+export const replayFastPathBody: preParsingHookHandler = (request, _reply, payload, done) => {
+  const read = (request.raw as RawRequest)[READ_BODY];
+  done(null, read === undefined ? payload : new PassThrough().end(read));
+};

@@ -40,5 +40,5 @@ HEALTHCHECK --interval=10s --timeout=10s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.PORT}/health/ready`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # `docker stop` sends SIGTERM: Stampede drains within STAMPEDE_SHUTDOWN_TIMEOUT_MS (10 s by
 # default), so give it more than that (docker stop -t 15; compose stop_grace_period).
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-old-space-size=1024", "--max-semi-space-size=32", "bin/stampede.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-old-space-size=1024", "--max-semi-space-size=32", "--no-allocation-site-pretenuring", "bin/stampede.js"]
 CMD ["serve"]

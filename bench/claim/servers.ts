@@ -76,7 +76,9 @@ export async function startServer(setting: ServerSetting, services: BenchService
   const label = settingLabel(setting);
   if (isBare(setting.kind) || setting.kind === 'baseline') {
     const script = fileURLToPath(new URL(`./${isBare(setting.kind) ? 'bare' : 'baseline'}-server.ts`, import.meta.url));
-    const server = await startServerProcess(label, [...profile, '--import', 'tsx', script], port, {
+    // The product's Node flags (heap and young generation, pretenuring; package.json's start script), so the
+    // reference servers differ from the product only in their code.
+    const server = await startServerProcess(label, [...profile, ...STAMPEDE_COMMAND.slice(0, -1), '--import', 'tsx', script], port, {
       DATABASE_URL: services.databaseUrl,
       LOG_LEVEL: 'warn',
       ...(isBare(setting.kind) ? { BARE_ROUTE: setting.kind === 'bare' ? 'minimal' : 'validating', BARE_PROCESSES: String(setting.processes) } : {}),

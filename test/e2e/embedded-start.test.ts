@@ -18,7 +18,7 @@ describe('stampede serve with no configuration', () => {
     const flagsOf = (command: string) => command.split(/\s+/).filter((word) => word.startsWith('--'));
     const { scripts } = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
     const shebang = read('bin/stampede.js').split('\n')[0]!;
-    expect(flagsOf(scripts.start!)).toEqual(['--max-old-space-size=1024', '--max-semi-space-size=32']);
+    expect(flagsOf(scripts.start!)).toEqual(['--max-old-space-size=1024', '--max-semi-space-size=32', '--no-allocation-site-pretenuring']);
     expect(flagsOf(scripts.stampede!)).toEqual(flagsOf(scripts.start!));
     expect(flagsOf(shebang)).toEqual(flagsOf(scripts.start!));
     expect(STAMPEDE_COMMAND.slice(0, -1)).toEqual(flagsOf(scripts.start!));

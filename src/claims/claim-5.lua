@@ -14,7 +14,8 @@
 --                                       this state expires, and the users hash with it), and the
 --                                       settings: paused (0/1), starts, ends (epoch ms), vtype (A|R),
 --                                       va, vb (A: validFrom, validUntil epoch ms; R: duration ms),
---                                       ver (settings version); see load-template-2.lua,
+--                                       ver (settings version), fresh (1: the template had no
+--                                       coupon when the event was opened); see load-template-2.lua,
 --                                       change-settings-2.lua
 -- KEYS[2]  stampede:{tpl:<id>}:users   hash: userId -> the user's coupon ids, separated by one space
 --                                       ("" when loaded holding none; absent: not loaded yet)
@@ -33,7 +34,8 @@
 -- ARGV[6]  optional, on a retry after -6 (or after opening the event): the user's coupon ids read
 --          from PostgreSQL, separated by one space ("" for none). Used only while the users hash
 --          lacks the user: once there, Redis is the truth (claims since the read may be there).
---          Exact because nothing but the gate writes into an opened event.
+--          Exact because nothing but the gate writes into an opened event. In a fresh event (no
+--          coupon when it was opened) a user absent from the hash holds none: no -6, nothing read.
 -- returns  {slot, seq, issuedAtMs, issued, couponId[, validFrom, validUntil]} when a coupon is
 --          issued (couponId: ARGV[1], or the first one on a replay; the coupon's window, epoch ms,
 --          when the state holds a validity), otherwise {code} with -1 event not opened, -2 window
@@ -62,7 +64,7 @@ end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
-local state = redis.call('HMGET', KEYS[1], 'total', 'limit', 'issued', 'expires', 'paused', 'starts', 'ends', 'vtype', 'va', 'vb')
+local state = redis.call('HMGET', KEYS[1], 'total', 'limit', 'issued', 'expires', 'paused', 'starts', 'ends', 'vtype', 'va', 'vb', 'fresh')
 if now < tonumber(state[6] or ARGV[3]) then return {-2} end
 if now >= tonumber(state[7] or ARGV[4]) then return {-3} end
 if state[5] == '1' then return {-7} end
@@ -83,8 +85,13 @@ if not owned then
     remember('r -5')
     return {-5}
   end
-  if not ARGV[6] then return {-6} end
-  owned = ARGV[6]
+  if ARGV[6] then
+    owned = ARGV[6]
+  elseif state[11] == '1' then
+    owned = ''
+  else
+    return {-6}
+  end
   loading = true
 end
 -- The users hash expires with the state (state loaded by an older gate has no expiry field).

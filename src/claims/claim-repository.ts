@@ -86,6 +86,11 @@ export interface EventCounters {
 /** The counters, and the coupon ids of the user whose claim opens the event (in seq order). */
 export interface OpenedEvent extends EventCounters {
   readonly userCouponIds: string[];
+  /**
+   * No coupon of the template existed (read under the gate lock, after which only the gate writes
+   * into it): every user holds none but what the gate issues, so no holdings need reading.
+   */
+  readonly fresh: boolean;
   /** The template's settings read in the same transaction (a change waits for the gate lock). */
   readonly template: CouponTemplate;
 }
@@ -108,12 +113,13 @@ export async function openClaimEvent(db: Db, templateId: string, userId: string)
       ${markGateOpenedStatements(templateId)}
       SELECT t.*,
              coalesce((SELECT max(slot) FROM coupons c WHERE c.template_id = t.id AND c.slot IS NOT NULL), 0) AS max_slot,
-             ARRAY(SELECT c.id::text FROM coupons c WHERE c.template_id = t.id AND c.user_id = ${client.escapeLiteral(userId)} ORDER BY c.seq) AS user_coupon_ids
+             ARRAY(SELECT c.id::text FROM coupons c WHERE c.template_id = t.id AND c.user_id = ${client.escapeLiteral(userId)} ORDER BY c.seq) AS user_coupon_ids,
+             NOT EXISTS (SELECT 1 FROM coupons c WHERE c.template_id = t.id) AS fresh
         FROM coupon_templates t WHERE t.id = ${id};
-      COMMIT`) as unknown as Array<{ rows: Array<TemplateRow & { max_slot: number; user_coupon_ids: string[] }> }>;
+      COMMIT`) as unknown as Array<{ rows: Array<TemplateRow & { max_slot: number; user_coupon_ids: string[]; fresh: boolean }> }>;
     const row = results[results.length - 2]!.rows[0];
     if (!row) throw new Error(`template ${templateId} not found`);
-    return { issuedCount: row.issued_count, maxSlot: row.max_slot, userCouponIds: row.user_coupon_ids, template: toTemplate(row) };
+    return { issuedCount: row.issued_count, maxSlot: row.max_slot, userCouponIds: row.user_coupon_ids, fresh: row.fresh, template: toTemplate(row) };
   } catch (error) {
     // A failed statement leaves the transaction open and aborted on this connection.
     await client.query('ROLLBACK').catch(() => undefined);

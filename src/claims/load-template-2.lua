@@ -11,6 +11,8 @@
 -- ARGV[2]  highest slot in PostgreSQL (0 if none)
 -- ARGV[3..12] the settings read with them: total (-1 = unlimited), limit, paused (0/1), starts,
 --          ends, vtype, va, vb, ver, expires (see change-settings-2.lua)
+-- ARGV[13] "1" when the template had no coupon at all in PostgreSQL (a fresh event: every user not
+--          in the users hash holds none, so claim-5.lua reads no holdings), "0" otherwise
 -- returns  1 when loaded, 0 when live state already existed (then nothing changes)
 if redis.call('HEXISTS', KEYS[1], 'issued') == 1 then return 0 end
 redis.call('DEL', KEYS[2])
@@ -20,5 +22,5 @@ if not ver or tonumber(ver) < tonumber(ARGV[11]) then
     'vtype', ARGV[8], 'va', ARGV[9], 'vb', ARGV[10], 'ver', ARGV[11], 'expires', ARGV[12])
   redis.call('PEXPIREAT', KEYS[1], ARGV[12])
 end
-redis.call('HSET', KEYS[1], 'issued', ARGV[1], 'slot', ARGV[2])
+redis.call('HSET', KEYS[1], 'issued', ARGV[1], 'slot', ARGV[2], 'fresh', ARGV[13])
 return 1

@@ -178,6 +178,7 @@ export async function loadTemplateState(redis: Redis, db: Db, template: CouponTe
     String(opened.issuedCount),
     String(opened.maxSlot),
     ...settingsArgs(opened.template),
+    opened.fresh ? '1' : '0',
   ]);
   return { loaded: loaded === 1, userId, userCouponIds: opened.userCouponIds };
 }

@@ -186,6 +186,32 @@ describe(`claim path in distributed mode (${name})`, () => {
     expect(await issuedCountInDb(t.ctx.db, templateId)).toBe(3);
   });
 
+  it('a fresh event (no coupon when opened) reads no holdings: a user new to Redis is decided in one script call', async () => {
+    const partner = await createPartner(t.app);
+    const claimScript = loadLuaScript(new URL('../../src/claims/claim-5.lua', import.meta.url));
+    const direct = async (templateId: string, couponId: string, userId: string) => {
+      const template = (await t.ctx.claimTemplates.get(templateId))!;
+      return runLuaScript(redis(), claimScript, templateClaimKeys(templateId).claimScriptKeys,
+        [couponId, userId, String(template.claimStartsAt.getTime()), String(template.claimEndsAt.getTime()), '']);
+    };
+    const fresh = await createTemplate(t.app, partner.headers, { totalQuantity: 3, perUserLimit: 1 });
+    expect((await claimOnce(t.app, partner.headers, fresh, 'opener')).status).toBe(201);
+    expect(await redis().hGet(templateClaimKeys(fresh).state, 'fresh')).toBe('1');
+    expect((await direct(fresh, '0190a000-0000-7000-8000-00000000f001', 'newcomer') as unknown[]).slice(0, 5)).toEqual([2, 1, expect.any(Number), 2, '0190a000-0000-7000-8000-00000000f001']);
+
+    // A coupon of the template existed before the opening: users new to Redis are read from PostgreSQL (-6).
+    const held = await createTemplate(t.app, partner.headers, { totalQuantity: 3, perUserLimit: 1 });
+    await issueCoupon(t.ctx.db, { partnerId: partner.id, templateId: held, userId: 'holder', validFrom: new Date(), validUntil: new Date(Date.now() + 86_400_000) });
+    await t.ctx.db.query('UPDATE coupon_templates SET issued_count = issued_count + 1 WHERE id = $1', [held]);
+    expect((await claimOnce(t.app, partner.headers, held, 'opener')).status).toBe(201);
+    expect(await redis().hGet(templateClaimKeys(held).state, 'fresh')).toBe('0');
+    expect(await direct(held, '0190a000-0000-7000-8000-00000000f002', 'holder')).toEqual([-6]);
+    expect(await claimOnce(t.app, partner.headers, held, 'holder')).toMatchObject({ status: 409, code: 'CLAIM_LIMIT_REACHED' });
+    await drainClaims(t.ctx, fresh);
+    await drainClaims(t.ctx, held);
+    expect(await issuedCountInDb(t.ctx.db, fresh)).toBe(2);
+  });
+
   it('GET template shows the live count before the persister has written anything', async () => {
     const partner = await createPartner(t.app);
     const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 10 });

@@ -36,9 +36,11 @@
 --          lacks the user: once there, Redis is the truth (claims since the read may be there).
 --          Exact because nothing but the gate writes into an opened event. In a fresh event (no
 --          coupon when it was opened) a user absent from the hash holds none: no -6, nothing read.
--- returns  {slot, seq, issuedAtMs, issued, couponId[, validFrom, validUntil]} when a coupon is
---          issued (couponId: ARGV[1], or the first one on a replay; the coupon's window, epoch ms,
---          when the state holds a validity), otherwise {code} with -1 event not opened, -2 window
+-- returns  {slot, seq, issuedAtMs, issued, couponId, validFrom, validUntil, limit} when a coupon is
+--          issued (the coupon's window, epoch ms, when the state holds a validity, else "" and "";
+--          limit: the per-user limit in force, so a caller knows the user's next claim is refused),
+--          {slot, seq, issuedAtMs, issued, couponId[, validFrom, validUntil]} on a replay of an
+--          Idempotency-Key (couponId the first one), otherwise {code} with -1 event not opened, -2 window
 --          not open yet, -3 window closed, -4 per-user limit reached, -5 sold out, -6 user's
 --          holdings not loaded, -7 paused, -8 Idempotency-Key used before for another user
 --          (ClaimRefusal in claim-gate.ts). A key's recorded outcome is answered again, whatever
@@ -136,9 +138,9 @@ if state[8] then
   redis.call('HSET', KEYS[3], ARGV[1], slot .. ' ' .. seq .. ' ' .. now .. ' ' .. ARGV[2] .. ' ' .. validFrom .. ' ' .. validUntil)
   redis.call('XADD', KEYS[4], '*', 'c', ARGV[1], 'u', ARGV[2], 's', slot, 'q', seq, 't', now, 'f', validFrom, 'v', validUntil)
   remember('i ' .. ARGV[1] .. ' ' .. slot .. ' ' .. seq .. ' ' .. now .. ' ' .. issued .. ' ' .. validFrom .. ' ' .. validUntil)
-  return {slot, seq, now, issued, ARGV[1], validFrom, validUntil}
+  return {slot, seq, now, issued, ARGV[1], validFrom, validUntil, tonumber(state[2])}
 end
 redis.call('HSET', KEYS[3], ARGV[1], slot .. ' ' .. seq .. ' ' .. now .. ' ' .. ARGV[2])
 redis.call('XADD', KEYS[4], '*', 'c', ARGV[1], 'u', ARGV[2], 's', slot, 'q', seq, 't', now)
 remember('i ' .. ARGV[1] .. ' ' .. slot .. ' ' .. seq .. ' ' .. now .. ' ' .. issued)
-return {slot, seq, now, issued, ARGV[1]}
+return {slot, seq, now, issued, ARGV[1], '', '', tonumber(state[2])}

@@ -55,6 +55,8 @@ export interface IssuedClaim {
   /** The coupon's window, from the validity in force when it was issued (absent: from the template). */
   readonly validFrom?: Date;
   readonly validUntil?: Date;
+  /** This coupon brought the user to the per-user limit in force: the gate refuses their next claim (absent: not known). */
+  readonly reachedLimit?: boolean;
 }
 
 export type ClaimResult = { readonly issued: IssuedClaim } | { readonly refusal: AnsweredRefusal };

@@ -4,7 +4,7 @@
 // first outcome only Redis knows), goes to the Redis gate, which alone issues coupons.
 import type { CouponTemplate } from '../coupons/template-repository.ts';
 import type { Metrics } from '../infra/metrics.ts';
-import { REFUSALS, type AnsweredRefusal, type ClaimGate, type ClaimResult } from './claim-gate.ts';
+import { ClaimRefusal, REFUSALS, type AnsweredRefusal, type ClaimGate, type ClaimResult } from './claim-gate.ts';
 import type { RefusalFlags } from './refusal-flags.ts';
 
 export interface FlagChannel {
@@ -41,6 +41,8 @@ export class FastRefusalGate implements ClaimGate {
     const snapshot = this.flags.snapshot();
     const result = await this.gate.claim(template, newCouponId, userId);
     if ('refusal' in result) this.flags.learn(snapshot, template, userId, result.refusal);
+    // The coupon that brings a user to the limit teaches what the gate would answer their next claim.
+    else if (result.issued.reachedLimit) this.flags.learn(snapshot, template, userId, ClaimRefusal.LimitReached);
     return result;
   }
 

@@ -13,7 +13,7 @@ describe('stampede serve with no configuration', () => {
   const dirs: string[] = [];
   afterAll(async () => { for (const dir of dirs) await rm(dir, { recursive: true, force: true }); });
 
-  it('gets the same node flags from npm start, npm run stampede, npx stampede (the shebang) and the harness', () => {
+  it('gets the same node flags from npm start, npm run stampede, npx stampede (the shebang), the harness and the image', () => {
     const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
     const flagsOf = (command: string) => command.split(/\s+/).filter((word) => word.startsWith('--'));
     const { scripts } = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
@@ -22,6 +22,9 @@ describe('stampede serve with no configuration', () => {
     expect(flagsOf(scripts.stampede!)).toEqual(flagsOf(scripts.start!));
     expect(flagsOf(shebang)).toEqual(flagsOf(scripts.start!));
     expect(STAMPEDE_COMMAND.slice(0, -1)).toEqual(flagsOf(scripts.start!));
+    // The image's entrypoint (tini's own "--" aside).
+    const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(read('Dockerfile'))![1]!) as string[];
+    expect(entrypoint.filter((word) => word.startsWith('--') && word !== '--')).toEqual(flagsOf(scripts.start!));
   });
 
   it('starts on embedded PostgreSQL, serves the walk-through, stops cleanly and restarts on the same data', async () => {

@@ -16,15 +16,15 @@ import { requestIdOf } from '../http/request-id.ts';
 import { IdParams } from '../http/schemas.ts';
 import { ClaimBody, JSON_UTF8, answerImmediately, type ImmediateAnswer } from './claim-answers.ts';
 
-/** The route pattern, as Fastify labels the route's metrics. */
+/** The route's pattern: the claim route registers it, and its HTTP metrics are labelled with it either way. */
 export const CLAIM_ROUTE = '/v1/coupon-templates/:id/claims';
 const CLAIM_PATH = /^\/v1\/coupon-templates\/([^/?#%]+)\/claims$/;
 /** A claim body is {"userId": at most 128 characters}; a longer one takes Fastify's path. */
-export const FAST_PATH_MAX_BODY_BYTES = 1024;
+const FAST_PATH_MAX_BODY_BYTES = 1024;
 const READ_BODY = Symbol('stampede.claimFastPathBody');
 
 type RawRequest = IncomingMessage & { [READ_BODY]?: Buffer };
-export type HandOver = (req: IncomingMessage, res: ServerResponse) => void;
+type HandOver = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** The fast path: takes the request (true) or leaves it, untouched, to the caller (false). */
 export type ClaimFastPath = (req: IncomingMessage, res: ServerResponse, handOver: HandOver) => boolean;

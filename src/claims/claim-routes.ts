@@ -18,7 +18,7 @@ import { ErrorResponse, IdParams, Timestamp, Uuid } from '../http/schemas.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
 import { ClaimBody, JSON_UTF8, answerImmediately, refused } from './claim-answers.ts';
 import type { AnsweredRefusal } from './claim-gate.ts';
-import { replayFastPathBody } from './claim-fast-path.ts';
+import { CLAIM_ROUTE, replayFastPathBody } from './claim-fast-path.ts';
 
 const ClaimHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({
@@ -47,7 +47,7 @@ interface Claim {
 export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
   const { metrics } = ctx;
   return async (app) => {
-    app.post('/v1/coupon-templates/:id/claims', {
+    app.post(CLAIM_ROUTE, {
       schema: {
         operationId: 'claimCoupon', tags: ['claims'],
         summary: 'Claim one coupon of an event, first come first served',

@@ -56,6 +56,48 @@ export interface LoadResult {
   readonly errors?: Record<string, number>;
   /** wrk only: its own histogram's p99 (corrected for coordinated omission) and max, for comparison. */
   readonly wrkLatencyMs?: { readonly correctedP99: number; readonly max: number };
+  /** The answers split at the last 201 (absent when no 201 came): the two phases of a drop. */
+  readonly phases?: Phases;
+}
+
+/** A drop's two phases: claims sent until the last 201 arrived (issuing), and the refusals after. */
+export interface Phases {
+  readonly issuing: PhaseFigures;
+  readonly afterLast201: PhaseFigures;
+}
+
+export interface PhaseFigures {
+  readonly requests: number;
+  readonly durationMs: number;
+  /** Answers over 50 ms: the p99 ≤ 50 ms target allows 1 % of the whole run's. */
+  readonly overFiftyMs: number;
+  /** The same by answer ("201", "409 SOLD_OUT", …): which answers are slow. */
+  readonly overFiftyMsByOutcome: Record<string, number>;
+  readonly latencyMs: LatencySummary;
+}
+
+/**
+ * Splits a run's latencies at the last 201: sentAtMs[i] (ms after the first request) is when the
+ * request of latenciesMs[i] was sent. The issuing phase is what a drop's p99 mostly comes from.
+ */
+export function splitAtLast201(latenciesMs: Float64Array, sentAtMs: Float64Array, outcomes: readonly string[], last201AtMs: number | null,
+  durationMs: number): Phases | undefined {
+  if (last201AtMs === null) return undefined;
+  const issuing = { latencies: [] as number[], slow: {} as Record<string, number> };
+  const after = { latencies: [] as number[], slow: {} as Record<string, number> };
+  for (let i = 0; i < latenciesMs.length; i++) {
+    const phase = sentAtMs[i]! <= last201AtMs ? issuing : after;
+    phase.latencies.push(latenciesMs[i]!);
+    if (latenciesMs[i]! > 50) phase.slow[outcomes[i]!] = (phase.slow[outcomes[i]!] ?? 0) + 1;
+  }
+  const figures = ({ latencies, slow }: typeof issuing, phaseMs: number): PhaseFigures => ({
+    requests: latencies.length,
+    durationMs: Math.max(0, phaseMs),
+    overFiftyMs: Object.values(slow).reduce((sum, count) => sum + count, 0),
+    overFiftyMsByOutcome: slow,
+    latencyMs: summariseLatencies(Float64Array.from(latencies)),
+  });
+  return { issuing: figures(issuing, last201AtMs), afterLast201: figures(after, durationMs - last201AtMs) };
 }
 
 const SLOWEST_KEPT = 10;
@@ -91,6 +133,8 @@ export async function generateLoad(plan: LoadPlan): Promise<LoadResult> {
   const connections = await openConnections(plan.host, plan.port, plan.connections, plan.timeoutMs);
   const total = plan.users * plan.claimsPerUser;
   const latencies = new Float64Array(total);
+  const sentAts = new Float64Array(total);
+  const answers: string[] = [];
   const outcomes: Record<string, number> = {};
   const unexpectedSamples = new Set<string>();
   const sample = (text: string) => { if (unexpectedSamples.size < 5) unexpectedSamples.add(text); };
@@ -103,6 +147,7 @@ export async function generateLoad(plan: LoadPlan): Promise<LoadResult> {
   const tail = new TailRecorder();
   let firstSentAt = 0;
   const record = (userId: string, response: RawResponse | Error, latencyMs: number, sentAt: number) => {
+    sentAts[recorded] = sentAt - firstSentAt;
     latencies[recorded++] = latencyMs;
     let outcome: string;
     if (response instanceof Error) {
@@ -125,6 +170,7 @@ export async function generateLoad(plan: LoadPlan): Promise<LoadResult> {
       if (response.status !== 409) sample(`${response.status}: ${response.body.slice(0, 300)}`);
     }
     outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+    answers.push(outcome);
     tail.record(sentAt - firstSentAt, latencyMs, outcome);
   };
 
@@ -163,6 +209,7 @@ export async function generateLoad(plan: LoadPlan): Promise<LoadResult> {
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     overOneSecond: tail.overOneSecond,
     tail: tail.tail(),
+    phases: splitAtLast201(latencies.subarray(0, recorded), sentAts.subarray(0, recorded), answers, last201At === null ? null : last201At - startedAt, durationMs),
   };
 }
 

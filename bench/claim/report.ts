@@ -4,6 +4,7 @@
 // against the one-process routes. The minimal bare route is the ceiling the targets are judged on.
 import { formatTable, round, type LatencySummary } from '../lib/stats.ts';
 import { isBare, type ServerKind } from './servers.ts';
+import type { Phases } from './load-generator.ts';
 import type { RunDiagnostics } from './server-metrics.ts';
 
 export interface RunFigures {
@@ -19,6 +20,8 @@ export interface RunFigures {
   readonly latencyMs: LatencySummary;
   /** Answers that took longer than one second. */
   readonly overOneSecond: number;
+  /** The answers split at the last 201: the issuing phase and the refusals after it. */
+  readonly phases?: Phases;
   readonly outcomes: Record<string, number>;
   readonly rowsInPostgresAfterMs: number | null;
   readonly cpuSeconds: Record<string, number>;

@@ -32,7 +32,7 @@ import { measureRun, stopLoadGenerators, type GeneratorName, type RunPlan } from
 import { bestDistributedProcesses, ratios, runsTable, targetChecks, targetsTable, type RunFigures } from './report.ts';
 import { describeDiagnostics, runDiagnostics, scrapeMetrics } from './server-metrics.ts';
 import { isBare, settingLabel, startServer, type RunningServer, type ServerKind, type ServerSetting } from './servers.ts';
-import type { LoadResult } from './load-generator.ts';
+import type { LoadResult, PhaseFigures, Phases } from './load-generator.ts';
 import { unexpectedOutcomes, verifyAnswers, verifyBareAnswers, verifyRows } from './verify.ts';
 import { openViewers } from './viewers.ts';
 import { runTopologyBench } from './topology-bench.ts';
@@ -56,6 +56,8 @@ const { values: args } = parseArgs({
     'min-replicas': { type: 'string' },
     drain: { type: 'string' },
     generator: { type: 'string' },
+    // Coupons per event (default 10,000): as many as users profiles the issuing phase alone.
+    quantity: { type: 'string' },
   },
 });
 
@@ -75,7 +77,7 @@ const scale = args.quick
 const config = {
   users: scale.users,
   claimsPerUser: 3,
-  quantity: scale.quantity,
+  quantity: args.quantity === undefined ? scale.quantity : Number(args.quantity),
   connections: list(args.connections).map(Number),
   distributedProcesses: list(args.processes).map(Number),
   fillerRows: args.filler === undefined ? scale.filler : Number(args.filler),
@@ -168,6 +170,7 @@ async function measure(server: RunningServer, setting: ServerSetting, services: 
     requestsPerSecond: round(result.load.requestsPerSecond, 1),
     latencyMs: result.load.latencyMs,
     overOneSecond: result.load.overOneSecond,
+    ...(result.load.phases ? { phases: result.load.phases } : {}),
     outcomes: result.load.outcomes,
     rowsInPostgresAfterMs: result.rowsInPostgresAfterMs === null ? null : round(result.rowsInPostgresAfterMs, 1),
     cpuSeconds: Object.fromEntries(Object.entries(result.cpuSeconds).map(([group, seconds]) => [group, round(seconds, 2)])),
@@ -179,6 +182,14 @@ async function measure(server: RunningServer, setting: ServerSetting, services: 
     ...(result.load.errors ? { generatorErrors: result.load.errors } : {}),
     ...(result.load.wrkLatencyMs ? { wrkLatencyMs: result.load.wrkLatencyMs } : {}),
   };
+}
+
+/** The issuing phase against the refusals after the last 201: where the run's p99 comes from. */
+function describePhases({ issuing, afterLast201 }: Phases): string {
+  const phase = (name: string, figures: PhaseFigures) =>
+    `${name} ${figures.requests.toLocaleString('en')} answers in ${(figures.durationMs / 1000).toFixed(2)} s, p50/p99/max ` +
+    `${figures.latencyMs.p50}/${figures.latencyMs.p99}/${figures.latencyMs.max} ms, ${figures.overFiftyMs.toLocaleString('en')} over 50 ms ${JSON.stringify(figures.overFiftyMsByOutcome)}`;
+  return `${phase('until the last 201:', issuing)}; ${phase('after:', afterLast201)}`;
 }
 
 /** CPU µs per request of each process group in a run. */
@@ -236,6 +247,7 @@ async function benchSetting(setting: ServerSetting, services: BenchServices, row
           `rows in PG ${figures.rowsInPostgresAfterMs ?? '-'} ms after the last 201, cpu µs/req ${JSON.stringify(cpuPerRequest(figures))}, load ${figures.loadAverage}, ` +
           `${figures.problems.length === 0 ? 'verified' : `FAILED: ${figures.problems.join('; ')}`}`);
         if (figures.diagnostics) log(`    server: ${describeDiagnostics(figures.diagnostics)}`);
+        if (figures.phases && !isBare(setting.kind)) log(`    ${describePhases(figures.phases)}`);
         if (figures.tail && figures.overOneSecond > 0) {
           log(`    over 1 s by second sent: ${JSON.stringify(figures.tail.overOneSecondBySentSecond)}; slowest (sent at ms → took ms, answer): ` +
             figures.tail.slowest.map((slow) => `${slow.sentAtMs}→${slow.latencyMs} ${slow.outcome}`).join(', '));

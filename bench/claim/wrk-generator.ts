@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { round, summariseLatencies } from '../lib/stats.ts';
-import { TailRecorder, type LoadPlan, type LoadResult } from './load-generator.ts';
+import { TailRecorder, splitAtLast201, type LoadPlan, type LoadResult } from './load-generator.ts';
 
 const SCRIPT = fileURLToPath(new URL('./wrk-claims.lua', import.meta.url));
 /** No progress line for this long: wrk is ended and the run reported with what was answered. */
@@ -117,12 +117,16 @@ export async function generateLoadWithWrk(plan: LoadPlan, threads: number, track
     }
     // Every matched answer: "sentAt (epoch ms)<TAB>latency ms<TAB>outcome".
     const latencies = new Float64Array(summary.answered);
+    const sentAts = new Float64Array(summary.answered);
+    const answers: string[] = [];
     const tail = new TailRecorder();
     let recorded = 0;
     for (const file of files.filter((name) => name.startsWith('latency-'))) {
       for (const row of (await readFile(path.join(out, file), 'utf8')).split('\n')) {
         if (row === '' || recorded >= latencies.length) continue;
         const [sentAt, latency, outcome] = row.split('\t');
+        sentAts[recorded] = Number(sentAt) - summary.startedAt;
+        answers.push(outcome!);
         latencies[recorded++] = Number(latency);
         tail.record(Number(sentAt) - summary.startedAt, Number(latency), outcome!);
       }
@@ -149,6 +153,7 @@ export async function generateLoadWithWrk(plan: LoadPlan, threads: number, track
       tail: tail.tail(),
       errors: summary.errors,
       wrkLatencyMs: { correctedP99: ms(summary.wrkCorrectedP99Us), max: ms(summary.wrkMaxUs) },
+      phases: splitAtLast201(latencies.subarray(0, recorded), sentAts.subarray(0, recorded), answers, summary.last201At > 0 ? summary.last201At - summary.startedAt : null, durationMs),
     };
   } finally {
     await rm(out, { recursive: true, force: true });

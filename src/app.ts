@@ -9,12 +9,13 @@ import type { AppContext } from './context.ts';
 import { AppError } from './errors.ts';
 import { adminAuthHook, partnerAuthHook } from './http/auth.ts';
 import { documentRoutes, swaggerOptions } from './http/openapi.ts';
-import { MAX_PARAM_LENGTH, clientErrorHandler, frameworkErrors, installErrorHandling } from './http/error-handler.ts';
+import { MAX_PARAM_LENGTH, clientErrorHandler, frameworkErrors, installErrorHandling, logFailedRequest } from './http/error-handler.ts';
 import { installJsonParser } from './http/json-body.ts';
 import { opsRoutes, type OpsOptions } from './http/ops-routes.ts';
 import { registerRateLimit } from './http/rate-limit.ts';
 import { lazyRequestLogger } from './http/request-logger.ts';
 import { requestIdOf } from './http/request-id.ts';
+import { statusClass } from './infra/metrics.ts';
 import { registerFormats } from './http/schemas.ts';
 import { validatorCompiler } from './http/validator-compiler.ts';
 import { partnerAdminRoutes } from './partners/partner-routes.ts';
@@ -51,10 +52,6 @@ function trustProxyOption(setting: false | number | string[]): boolean | string[
   if (typeof setting !== 'number') return setting;
   return (_address, hop) => hop < setting;
 }
-
-const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
-/** '2xx' for 201: one string per class, not one built per request. */
-const statusClass = (status: number): string => STATUS_CLASSES[Math.floor(status / 100) - 1] ?? `${Math.floor(status / 100)}xx`;
 
 /**
  * Fastify's own HTTP/1 server, with the claim fast path in front of its handler (decision 230).
@@ -109,9 +106,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
 
   app.addHook('onResponse', (request, reply, done) => {
     ctx.metrics.httpRequestDuration.observe(reply.elapsedTime / 1000, request.routeOptions.url ?? 'unmatched', request.method, statusClass(reply.statusCode));
-    // Every 5xx leaves one line carrying the request id (also when request logging is off), so
-    // an operator can go from an alert or a client's X-Request-Id to the failing request.
-    if (reply.statusCode >= 500) request.log.error({ statusCode: reply.statusCode, method: request.method, url: request.url, responseTimeMs: reply.elapsedTime }, 'request failed');
+    if (reply.statusCode >= 500) logFailedRequest(request.log, reply.statusCode, request.method, request.url, reply.elapsedTime);
     done();
   });
 

@@ -1,10 +1,12 @@
-// What the claim route and its fast path (claim-fast-path.ts) answer alike: the body schema, and the
-// answers decided in this process before any I/O (a throttle's 429, a refusal the gate knows), each
-// counted in the metrics once, whichever path sends it.
+// What the claim route and its fast path (claim-fast-path.ts) answer alike: the body schema, the
+// answers decided in this process before any I/O (a throttle's 429, a refusal the gate knows) and
+// the gate's decision, each counted in the metrics once, whichever path sends it.
 import { Type } from 'typebox';
+import { v7 as uuidv7 } from 'uuid';
 import type { AppContext } from '../context.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
-import { ERROR_CATALOG, errorBody } from '../errors.ts';
+import { couponValidity } from '../coupons/validity.ts';
+import { AppError, ERROR_CATALOG, errorBody } from '../errors.ts';
 import { UserId } from '../http/schemas.ts';
 import type { BucketDecision } from '../infra/shared-buckets.ts';
 import { REFUSALS, type AnsweredRefusal } from './claim-gate.ts';
@@ -46,6 +48,54 @@ export function answerImmediately(ctx: AppContext, template: CouponTemplate, use
   if (known === undefined) return undefined;
   ctx.claimGate.answeredKnown?.(template, known);
   return refused(ctx, template, ctx.metrics.templateLabel(template.id), known, performance.now() - started);
+}
+
+/** A 201's body: the claim route's ClaimResponse. */
+export interface IssuedCoupon {
+  readonly couponId: string;
+  readonly templateId: string;
+  readonly userId: string;
+  readonly status: 'ISSUED';
+  readonly validFrom: string;
+  readonly validUntil: string;
+}
+
+/**
+ * The gate's decision on a claim that no immediate answer settled, counted: the coupon (201) or a
+ * refusal. An error is thrown to the caller's error answer (CLAIM_NOT_REPLICATED counted first).
+ */
+export async function decideClaim(ctx: AppContext, template: CouponTemplate, userId: string, idempotencyKey: string | undefined,
+  started: number): Promise<{ readonly issued: IssuedCoupon } | ImmediateAnswer> {
+  const { metrics } = ctx;
+  const label = metrics.templateLabel(template.id);
+  let result;
+  try {
+    result = await ctx.claimGate.claim(template, uuidv7, userId, idempotencyKey);
+  } catch (error) {
+    if (error instanceof AppError && error.code === 'CLAIM_NOT_REPLICATED') metrics.claims.inc(label, 'not_replicated');
+    throw error;
+  }
+  const elapsedMs = performance.now() - started;
+  if ('refusal' in result) return refused(ctx, template, label, result.refusal, elapsedMs);
+  metrics.claimGateDuration.observe(elapsedMs / 1000, ctx.claimGate.kind);
+  const { issued } = result;
+  metrics.claims.inc(label, 'issued');
+  ctx.liveClaims.record(template.id, 'issued', elapsedMs);
+  if (template.totalQuantity !== null) metrics.claimRemaining.set({ template: label }, Math.max(0, template.totalQuantity - issued.issuedCount));
+  // The window the gate gave the coupon (the validity in force at its claim); the template's for older state.
+  const validity = issued.validFrom && issued.validUntil
+    ? { validFrom: issued.validFrom, validUntil: issued.validUntil }
+    : couponValidity(template.validity, issued.issuedAt);
+  return {
+    issued: {
+      couponId: issued.couponId,
+      templateId: template.id,
+      userId,
+      status: 'ISSUED',
+      validFrom: validity.validFrom.toISOString(),
+      validUntil: validity.validUntil.toISOString(),
+    },
+  };
 }
 
 /** A gate refusal's answer, counted. */

@@ -1,10 +1,14 @@
-// The claim fast path (decision 230) over a real socket: a refusal this process knows is answered
-// before Fastify, byte for byte what Fastify answers the same request (inject() goes around the
-// server, so it is Fastify's answer); everything else is handed to Fastify and answered as without
-// the fast path, a body already read included; the rate limit and the claim throttles hold on it.
+// The claim fast path (decisions 230, 245) over a real socket: a plain claim is answered before
+// Fastify, a refusal this process knows at once, a claim that may issue once the gate decided, an
+// error as Fastify's error handler answers it; each as Fastify answers the same request (inject()
+// goes around the server, so it is Fastify's answer). Everything else is handed to Fastify and
+// answered as without the fast path, a body already read included; the rate limit and the claim
+// throttles hold on it.
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError } from '../errors.ts';
+import { drainClaims } from '../../test/harness/claims.ts';
 import { createTemplate } from '../../test/harness/issue-coupons.ts';
 import { metricSample } from '../../test/harness/metrics-text.ts';
 import { adminHeaders, createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
@@ -96,10 +100,9 @@ describe.each([
     return t.ctx.keys.cached(headers['x-api-key']!)!.partnerId;
   }
 
-  it('answers a known refusal before Fastify, as Fastify answers it; a claim that may issue is handed over with its body', async () => {
+  it('answers a known refusal before Fastify, as Fastify answers it', async () => {
     const partner = await createPartner(t.app);
     const fastBefore = await fastAnswers(409);
-    // alice's claim may issue: the fast path reads its body, hands it over, and Fastify issues the coupon.
     const templateId = await soldOutEvent(partner.headers);
     expect(await fastAnswers(409)).toBe(fastBefore);
     const path = `/v1/coupon-templates/${templateId}/claims`;
@@ -122,6 +125,66 @@ describe.each([
     const text = await t.ctx.metrics.registry.metrics();
     expect(metricSample(text, 'stampede_http_request_duration_seconds_count{route="/v1/coupon-templates/:id/claims",method="POST",status_class="4xx"}')).toBeGreaterThanOrEqual(3);
     expect(metricSample(text, `stampede_claims_total{template="${templateId}",outcome="sold_out"}`)).toBeGreaterThanOrEqual(3);
+  });
+
+  it('answers a claim the gate decides: the 201 and its coupon, as Fastify answers them', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 10, perUserLimit: 1 });
+    const path = `/v1/coupon-templates/${templateId}/claims`;
+    // The first claim loads the template into this process's cache: Fastify's path.
+    const loading = await overSocket({ path, headers: partner.headers, body: JSON.stringify({ userId: 'ann' }) });
+    expect(loading.status, loading.body).toBe(201);
+    expect(t.ctx.claimTemplates.cachedForPartner(await partnerOf(partner.headers), templateId)).toBeDefined();
+
+    const before = await fastAnswers(201);
+    const fast = await overSocket({ path, headers: { ...partner.headers, 'x-request-id': 'fast-dave' }, body: JSON.stringify({ userId: 'dave' }) });
+    expect(fast.status, fast.body).toBe(201);
+    expect(await fastAnswers(201), 'dave: answered by the fast path').toBe(before + 1);
+    const fastify = await byFastify({ path, headers: partner.headers, body: JSON.stringify({ userId: 'erin' }) });
+    expect(fastify.status, fastify.body).toBe(201);
+    // Byte for byte but for the coupon and the user: same fields in the same order, same headers.
+    const [fastBody, fastifyBody] = [JSON.parse(fast.body), JSON.parse(fastify.body)];
+    expect(Object.keys(fastBody)).toEqual(Object.keys(fastifyBody));
+    expect({ ...fastBody, couponId: 'c', userId: 'u' }).toEqual({ ...fastifyBody, couponId: 'c', userId: 'u' });
+    expect(fastBody.userId).toBe('dave');
+    expect(comparable(fast.headers)).toEqual(comparable(fastify.headers));
+    expect(fast.headers['x-request-id']).toBe('fast-dave');
+    // The coupon the 201 named is dave's, in the gate's count and (once persisted) in PostgreSQL.
+    await drainClaims(t.ctx, templateId);
+    expect((await t.ctx.db.query('SELECT user_id FROM coupons WHERE id = $1', [fastBody.couponId])).rows).toEqual([{ user_id: 'dave' }]);
+    const text = await t.ctx.metrics.registry.metrics();
+    expect(metricSample(text, `stampede_claims_total{template="${templateId}",outcome="issued"}`)).toBe(3);
+    expect(metricSample(text, 'stampede_http_request_duration_seconds_count{route="/v1/coupon-templates/:id/claims",method="POST",status_class="2xx"}')).toBeGreaterThanOrEqual(3);
+  });
+
+  it('answers an error of the gate as Fastify\'s error handler does: catalog code, Retry-After, a 500 that says nothing', async () => {
+    const partner = await createPartner(t.app);
+    const templateId = await createTemplate(t.app, partner.headers, { totalQuantity: 10, perUserLimit: 1 });
+    const path = `/v1/coupon-templates/${templateId}/claims`;
+    expect((await overSocket({ path, headers: partner.headers, body: JSON.stringify({ userId: 'ann' }) })).status).toBe(201);
+    const gate = t.ctx.claimGate;
+    const claim = gate.claim.bind(gate);
+    const failures: Array<[string, Error]> = [
+      ['not replicated', new AppError('CLAIM_NOT_REPLICATED', 'The claim reached 0 of the 1 Redis replicas it must.')],
+      ['a backing service gone', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })],
+      ['a bug', new Error('something no one expected')],
+    ];
+    try {
+      for (const [what, failure] of failures) {
+        // The gate's call fails as a lost connection or a failed WAIT would make it fail.
+        gate.claim = async () => { throw failure; };
+        const statusBefore = (await Promise.all([503, 500].map(fastAnswers))).reduce((sum, count) => sum + count, 0);
+        const fast = await overSocket({ path, headers: partner.headers, body: JSON.stringify({ userId: 'gil' }) });
+        const statusAfter = (await Promise.all([503, 500].map(fastAnswers))).reduce((sum, count) => sum + count, 0);
+        expect(statusAfter, `${what}: answered by the fast path`).toBe(statusBefore + 1);
+        const fastify = await byFastify({ path, headers: partner.headers, body: JSON.stringify({ userId: 'gil' }) });
+        expect([fast.status, fast.body], what).toEqual([fastify.status, fastify.body]);
+        expect(comparable(fast.headers), what).toEqual(comparable(fastify.headers));
+      }
+    } finally {
+      gate.claim = claim;
+    }
+    expect(JSON.parse((await overSocket({ path, headers: partner.headers, body: JSON.stringify({ userId: 'gil' }) })).body).status).toBe('ISSUED');
   });
 
   it('hands every other request to Fastify, which answers it as it would without the fast path', async () => {

@@ -1,20 +1,23 @@
-// The claim route's fast path (decision 230). In a stampede nearly every claim is a refusal this
-// process already knows (sold out, closed, paused, the user at the limit); such a claim is answered
-// from Node's request event, before Fastify's request pipeline (routing, hooks, body parser,
-// validation, reply), which cost more than the rest of the refusal (decision 210). It runs the
-// route's own parts: the API-key cache, the rate limit, the body schema, the throttles and the
-// gate's known refusal. Anything else is handed to Fastify untouched; a body it already read is
-// replayed to Fastify's parser (replayFastPathBody), so Fastify answers exactly as without it.
+// The claim route's fast path (decisions 230, 245). A plain claim (no Idempotency-Key, a cached key
+// and template) is answered from Node's request event, without Fastify's request pipeline
+// (routing, hooks, body parser, validation, reply), which cost more than the rest of a refusal
+// (decision 210) and a third of a 201. It runs the route's own parts: the API-key cache, the rate
+// limit, the body schema, the throttles, the gate's known refusal or its decision, and Fastify's
+// error answers (errorAnswer). Anything else is handed to Fastify untouched; a body it already read
+// is replayed to Fastify's parser (replayFastPathBody), so Fastify answers exactly as without it.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
 import type { preParsingHookHandler } from 'fastify';
 import { Compile } from 'typebox/compile';
 import type { AppContext } from '../context.ts';
+import type { CouponTemplate } from '../coupons/template-repository.ts';
 import { errorBody } from '../errors.ts';
+import { errorAnswer, logFailedRequest } from '../http/error-handler.ts';
 import { takeRateLimit } from '../http/rate-limit.ts';
 import { requestIdOf } from '../http/request-id.ts';
 import { IdParams } from '../http/schemas.ts';
-import { ClaimBody, JSON_UTF8, answerImmediately, type ImmediateAnswer } from './claim-answers.ts';
+import { statusClass } from '../infra/metrics.ts';
+import { ClaimBody, JSON_UTF8, answerImmediately, decideClaim, type ImmediateAnswer } from './claim-answers.ts';
 
 /** The route's pattern: the claim route registers it, and its HTTP metrics are labelled with it either way. */
 export const CLAIM_ROUTE = '/v1/coupon-templates/:id/claims';
@@ -38,7 +41,7 @@ export function createClaimFastPath(ctx: AppContext, isOpen: () => boolean): Cla
     const path = CLAIM_PATH.exec(req.url!);
     if (!path) return false;
     const { headers } = req;
-    // Only the plain claim: a retried one (Idempotency-Key) is the gate's to answer.
+    // Only the plain claim: a retry (Idempotency-Key) is rare, and its header is Fastify's to validate.
     if (headers['idempotency-key'] !== undefined || headers['transfer-encoding'] !== undefined || !isJson(headers)) return false;
     const length = Number(headers['content-length']);
     if (!(length > 0 && length <= FAST_PATH_MAX_BODY_BYTES)) return false;
@@ -55,14 +58,14 @@ export function createClaimFastPath(ctx: AppContext, isOpen: () => boolean): Cla
     req.on('error', () => undefined);
     req.on('end', () => {
       const read = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-      if (answered(read)) return;
+      if (taken(read)) return;
       (req as RawRequest)[READ_BODY] = read;
       handOver(req, res);
     });
     return true;
 
-    /** Answers the claim if this process knows the answer; false (nothing spent, nothing counted) otherwise. */
-    function answered(read: Buffer): boolean {
+    /** Answers the claim here, now or once the gate decided; false (nothing spent, nothing counted) to hand it over. */
+    function taken(read: Buffer): boolean {
       if (!isOpen() || read.length !== length) return false;
       let value: unknown;
       try {
@@ -75,20 +78,50 @@ export function createClaimFastPath(ctx: AppContext, isOpen: () => boolean): Cla
       const template = ctx.claimTemplates.cachedForPartner(principal!.partnerId, templateId);
       // An event that throttles by client address needs Fastify's request.ip (trustProxy).
       if (!template || template.claimThrottle.perClientAddressPerSecond !== null) return false;
-      const started = performance.now();
-      const known = ctx.claimGate.knownRefusal?.(template, userId);
-      if (known === undefined) return false;
       // From here on this request is answered here: what follows spends tokens and counts.
+      const started = performance.now();
+      const requestId = requestIdOf(headers);
       const limited = takeRateLimit(ctx, principal!);
-      const answer: ImmediateAnswer = limited
-        ? { status: limited.error.status, body: JSON.stringify(errorBody(limited.error.code, limited.error.message)), retryAfter: String(limited.retryAfterSeconds) }
-        : answerImmediately(ctx, template, userId, NO_ADDRESS, known, started)!;
-      send(res, answer, requestIdOf(headers));
-      ctx.metrics.httpRequestDuration.observe((performance.now() - startedAt) / 1000, CLAIM_ROUTE, 'POST', '4xx');
-      ctx.metrics.claimFastPathAnswers.inc(String(answer.status));
+      if (limited) {
+        const { error, retryAfterSeconds } = limited;
+        send(res, requestId, startedAt, { status: error.status, body: JSON.stringify(errorBody(error.code, error.message)), retryAfter: String(retryAfterSeconds) });
+        return true;
+      }
+      const now = answerImmediately(ctx, template, userId, NO_ADDRESS, ctx.claimGate.knownRefusal?.(template, userId), started);
+      if (now) {
+        send(res, requestId, startedAt, now);
+        return true;
+      }
+      void answerDecision(req, res, requestId, startedAt, template, userId, started);
       return true;
     }
   };
+
+  /** The gate's decision, answered as the route would; an error as Fastify's error handler would. */
+  async function answerDecision(req: IncomingMessage, res: ServerResponse, requestId: string, startedAt: number, template: CouponTemplate,
+    userId: string, started: number): Promise<void> {
+    try {
+      const decided = await decideClaim(ctx, template, userId, undefined, started);
+      send(res, requestId, startedAt, 'issued' in decided ? { status: 201, body: JSON.stringify(decided.issued) } : decided);
+    } catch (error) {
+      const log = ctx.logger.child({ reqId: requestId });
+      // Sending failed, not the claim: nothing more can be said on this response.
+      if (res.headersSent) return log.error({ err: error }, 'claim answer failed after its headers were sent');
+      const { status, body, retryAfter } = errorAnswer(error as Error, log);
+      send(res, requestId, startedAt, { status, body: JSON.stringify(body), ...(retryAfter === undefined ? {} : { retryAfter }) });
+      if (status >= 500) logFailedRequest(log, status, 'POST', req.url!, performance.now() - startedAt);
+    }
+  }
+
+  /** Sends an answer with the route's headers, counted as Fastify's onResponse hook would. */
+  function send(res: ServerResponse, requestId: string, startedAt: number, answer: ImmediateAnswer): void {
+    const headers: OutgoingHttpHeaders = { 'content-type': JSON_UTF8, 'x-request-id': requestId, 'content-length': Buffer.byteLength(answer.body) };
+    if (answer.retryAfter !== undefined) headers['retry-after'] = answer.retryAfter;
+    res.writeHead(answer.status, headers);
+    res.end(answer.body);
+    ctx.metrics.httpRequestDuration.observe((performance.now() - startedAt) / 1000, CLAIM_ROUTE, 'POST', statusClass(answer.status));
+    ctx.metrics.claimFastPathAnswers.inc(String(answer.status));
+  }
 }
 
 /** Never read: the fast path leaves events that throttle by address to Fastify. */
@@ -97,13 +130,6 @@ const NO_ADDRESS = { ip: '' };
 function isJson(headers: IncomingHttpHeaders): boolean {
   const type = headers['content-type'];
   return type === 'application/json' || type === JSON_UTF8;
-}
-
-function send(res: ServerResponse, answer: ImmediateAnswer, requestId: string): void {
-  const headers: OutgoingHttpHeaders = { 'content-type': JSON_UTF8, 'x-request-id': requestId, 'content-length': Buffer.byteLength(answer.body) };
-  if (answer.retryAfter !== undefined) headers['retry-after'] = answer.retryAfter;
-  res.writeHead(answer.status, headers);
-  res.end(answer.body);
 }
 
 /** The claim route's preParsing hook: the body the fast path read before it handed the request over. */

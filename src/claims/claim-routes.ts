@@ -4,20 +4,17 @@
 // issue. Refusals are the common answer under a stampede, so they are sent straight from the
 // catalog, serialised once, instead of thrown (claim-answers.ts). An event's claim throttles (per
 // user, per client address) are decided before the gate, in this process, from buckets settled
-// with Redis in the background (infra/shared-buckets.ts). Known refusals mostly never get here:
-// the fast path answers them before Fastify (claim-fast-path.ts, decision 230).
+// with Redis in the background (infra/shared-buckets.ts). A plain claim mostly never gets here:
+// the fast path answers it before Fastify (claim-fast-path.ts, decisions 230 and 245).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
-import { v7 as uuidv7 } from 'uuid';
 import type { AppContext } from '../context.ts';
-import { couponValidity } from '../coupons/validity.ts';
 import { AppError } from '../errors.ts';
 import { refusal } from '../http/openapi.ts';
 import { ErrorResponse, IdParams, Timestamp, Uuid } from '../http/schemas.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
-import { ClaimBody, JSON_UTF8, answerImmediately, refused } from './claim-answers.ts';
-import type { AnsweredRefusal } from './claim-gate.ts';
+import { ClaimBody, JSON_UTF8, answerImmediately, decideClaim } from './claim-answers.ts';
 import { CLAIM_ROUTE, replayFastPathBody } from './claim-fast-path.ts';
 
 const ClaimHeaders = Type.Object({
@@ -90,44 +87,9 @@ export function claimRoutes(ctx: AppContext): FastifyPluginAsyncTypebox {
       void reply.code(now.status).header('content-type', JSON_UTF8).send(now.body);
       return undefined;
     }
-    return decide(template, metrics.templateLabel(template.id), userId, idempotencyKey, started, reply);
-  }
-
-  async function decide(template: CouponTemplate, label: string, userId: string, idempotencyKey: string | undefined, started: number, reply: FastifyReply): Promise<void> {
-    let result;
-    try {
-      result = await ctx.claimGate.claim(template, uuidv7, userId, idempotencyKey);
-    } catch (error) {
-      if (error instanceof AppError && error.code === 'CLAIM_NOT_REPLICATED') metrics.claims.inc(label, 'not_replicated');
-      throw error;
-    }
-    const elapsedMs = performance.now() - started;
-    if ('refusal' in result) {
-      refuse(template, label, result.refusal, elapsedMs, reply);
-      return;
-    }
-    metrics.claimGateDuration.observe(elapsedMs / 1000, ctx.claimGate.kind);
-    const { issued } = result;
-    metrics.claims.inc(label, 'issued');
-    ctx.liveClaims.record(template.id, 'issued', elapsedMs);
-    if (template.totalQuantity !== null) metrics.claimRemaining.set({ template: label }, Math.max(0, template.totalQuantity - issued.issuedCount));
-    // The window the gate gave the coupon (the validity in force at its claim); the template's for older state.
-    const validity = issued.validFrom && issued.validUntil
-      ? { validFrom: issued.validFrom, validUntil: issued.validUntil }
-      : couponValidity(template.validity, issued.issuedAt);
-    void reply.code(201).send({
-      couponId: issued.couponId,
-      templateId: template.id,
-      userId,
-      status: 'ISSUED' as const,
-      validFrom: validity.validFrom.toISOString(),
-      validUntil: validity.validUntil.toISOString(),
+    return decideClaim(ctx, template, userId, idempotencyKey, started).then((decided) => {
+      if ('issued' in decided) void reply.code(201).send(decided.issued);
+      else void reply.code(decided.status).header('content-type', JSON_UTF8).send(decided.body);
     });
   }
-
-  function refuse(template: CouponTemplate, label: string, refusal: AnsweredRefusal, elapsedMs: number, reply: FastifyReply): void {
-    const { status, body } = refused(ctx, template, label, refusal, elapsedMs);
-    void reply.code(status).header('content-type', JSON_UTF8).send(body);
-  }
 }
-

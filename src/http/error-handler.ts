@@ -4,7 +4,7 @@
 // `frameworkErrors` and `clientErrorHandler` are Fastify options, set by app.ts.
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   ClientClosedError, ClientOfflineError, ConnectionTimeoutError, DisconnectsClientError, ErrorReply, ReconnectStrategyError,
   SocketClosedUnexpectedlyError, SocketTimeoutError,
@@ -82,43 +82,65 @@ export function installErrorHandling(app: FastifyInstance): void {
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error instanceof AppError) {
-      const retryAfter = RETRY_AFTER_SECONDS[error.code] ?? (error.status === 503 ? 1 : undefined);
-      if (retryAfter !== undefined && !reply.hasHeader('retry-after')) void reply.header('Retry-After', String(retryAfter));
-      return reply.code(error.status).send(errorBody(error.code, error.message, error.details));
-    }
-    if (error.validation) {
-      const problems = error.validation.map((issue) => toFieldProblem(error.validationContext ?? 'body', issue));
-      const first = problems[0];
-      return reply.code(400).send(errorBody('VALIDATION_FAILED', first ? `${first.field}: ${first.message}` : undefined, problems));
-    }
-    switch (error.code) {
-      case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE'));
-      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return reply.code(415).send(errorBody('UNSUPPORTED_MEDIA_TYPE'));
-      case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-        return reply.code(400).send(errorBody('MALFORMED_JSON', error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? 'The JSON body is empty.' : undefined));
-      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-        return reply.code(400).send(errorBody('MALFORMED_REQUEST', 'The Content-Length does not match the body.'));
-    }
-    if (isPoolExhausted(error)) {
-      request.log.warn({ err: error }, 'database pool exhausted');
-      return reply.code(503).header('Retry-After', String(RETRY_AFTER_SECONDS.DATABASE_BUSY)).send(errorBody('DATABASE_BUSY'));
-    }
-    if (isUnavailable(error)) {
-      request.log.error({ err: error }, 'backing service unavailable');
-      return reply.code(503).header('Retry-After', '1').send(errorBody('SERVICE_UNAVAILABLE'));
-    }
-    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      // Other framework-level refusals of the request's form; their own text is not shown.
-      request.log.debug({ err: error }, 'request refused by the framework');
-      return reply.code(400).send(errorBody('VALIDATION_FAILED'));
-    }
-    request.log.error({ err: error }, 'unhandled error');
-    return reply.code(500).send(errorBody('INTERNAL_ERROR'));
+    const { status, body, retryAfter } = errorAnswer(error, request.log);
+    if (retryAfter !== undefined && !reply.hasHeader('retry-after')) void reply.header('Retry-After', retryAfter);
+    return reply.code(status).send(body);
   });
+}
+
+/** An error's answer: its status, its catalog body and, for a refusal that passes with time, Retry-After (seconds). */
+export interface ErrorAnswer {
+  readonly status: number;
+  readonly body: ReturnType<typeof errorBody>;
+  readonly retryAfter?: string;
+}
+
+/**
+ * What any error thrown while a request is handled answers, logged as it deserves: Fastify's error
+ * handler and the claim fast path (which runs the gate without Fastify, decision 245) both use it.
+ */
+export function errorAnswer(error: FastifyError | Error, log: FastifyBaseLogger): ErrorAnswer {
+  if (error instanceof AppError) {
+    const retryAfter = RETRY_AFTER_SECONDS[error.code] ?? (error.status === 503 ? 1 : undefined);
+    return { status: error.status, body: errorBody(error.code, error.message, error.details), ...(retryAfter === undefined ? {} : { retryAfter: String(retryAfter) }) };
+  }
+  const framework = error as FastifyError;
+  if (framework.validation) {
+    const problems = framework.validation.map((issue) => toFieldProblem(framework.validationContext ?? 'body', issue));
+    const first = problems[0];
+    return { status: 400, body: errorBody('VALIDATION_FAILED', first ? `${first.field}: ${first.message}` : undefined, problems) };
+  }
+  switch (framework.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, body: errorBody('PAYLOAD_TOO_LARGE') };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, body: errorBody('UNSUPPORTED_MEDIA_TYPE') };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, body: errorBody('MALFORMED_JSON', framework.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? 'The JSON body is empty.' : undefined) };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { status: 400, body: errorBody('MALFORMED_REQUEST', 'The Content-Length does not match the body.') };
+  }
+  if (isPoolExhausted(error)) {
+    log.warn({ err: error }, 'database pool exhausted');
+    return { status: 503, body: errorBody('DATABASE_BUSY'), retryAfter: String(RETRY_AFTER_SECONDS.DATABASE_BUSY) };
+  }
+  if (isUnavailable(framework)) {
+    log.error({ err: error }, 'backing service unavailable');
+    return { status: 503, body: errorBody('SERVICE_UNAVAILABLE'), retryAfter: '1' };
+  }
+  if (typeof framework.statusCode === 'number' && framework.statusCode >= 400 && framework.statusCode < 500) {
+    // Other framework-level refusals of the request's form; their own text is not shown.
+    log.debug({ err: error }, 'request refused by the framework');
+    return { status: 400, body: errorBody('VALIDATION_FAILED') };
+  }
+  log.error({ err: error }, 'unhandled error');
+  return { status: 500, body: errorBody('INTERNAL_ERROR') };
+}
+
+/** Every 5xx leaves one line carrying the request id (also when request logging is off): from an alert or a client's X-Request-Id to the failing request. */
+export function logFailedRequest(log: FastifyBaseLogger, statusCode: number, method: string, url: string, responseTimeMs: number): void {
+  log.error({ statusCode, method, url, responseTimeMs }, 'request failed');
 }
 
 function toFieldProblem(context: string, issue: NonNullable<FastifyError['validation']>[number]): FieldProblem {

@@ -1,17 +1,19 @@
 // The in-process gate's bounds (issue 15): caches far smaller than the events stay exact, because
-// an entry is dropped only when nothing of it is in flight; and claims beyond the in-flight bound
+// an entry is dropped only when nothing of it is in flight (and a holder dropped turns off the fresh
+// event's shortcut: its other users are read again); claims beyond the in-flight bound
 // are refused at once with 503 instead of queueing without limit. And its group commit (issue 21):
 // claims that arrive while a batch is in PostgreSQL go out beside it, not after it, and no flush
 // waits for a timer (libuv defers timers while 1,024 sockets are ready at once).
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { couponRows, issuedCountInDb } from '../../test/harness/claims.ts';
-import { createTemplate } from '../../test/harness/issue-coupons.ts';
+import { createTemplate, issueCoupon } from '../../test/harness/issue-coupons.ts';
 import { createPartner, createTestApp, type TestApp } from '../../test/harness/test-app.ts';
 import { waitFor } from '../../test/harness/wait-for.ts';
 import { AppError } from '../errors.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
 import { ClaimRefusal } from './claim-gate.ts';
+import type { HoldingsLookup } from './holdings-lookup.ts';
 import { MemoryClaimGate, type GroupCommitOptions } from './memory-claim-gate.ts';
 
 describe('in-process claim gate bounds', () => {
@@ -48,6 +50,27 @@ describe('in-process claim gate bounds', () => {
     expect(again.filter((result) => 'issued' in result)).toHaveLength(60); // each user's third coupon of one event
     const limited = await Promise.all(Array.from({ length: 60 }, (_, u) => gate.claim(events[u % 2]!, uuidv7, `user-${u}`)));
     expect(limited.map((result) => ('refusal' in result ? result.refusal : 'issued'))).toEqual(Array(60).fill(-4));
+  });
+
+  it('reads no holdings for the users of an event that had no coupon when it opened; reads them where one existed', async () => {
+    const partner = await createPartner(t.app);
+    const fresh = await template(partner, { totalQuantity: 100, perUserLimit: 1 });
+    const gate = gateWith({});
+    const reads = vi.spyOn((gate as unknown as { holdings: HoldingsLookup<number> }).holdings, 'get');
+    const users = Array.from({ length: 50 }, (_, u) => `fresh-${u}`);
+    const first = await Promise.all(users.map((userId) => gate.claim(fresh, uuidv7, userId)));
+    expect(first.filter((result) => 'issued' in result)).toHaveLength(50);
+    expect(reads).not.toHaveBeenCalled();
+    const second = await Promise.all(users.map((userId) => gate.claim(fresh, uuidv7, userId)));
+    expect(second).toEqual(Array(50).fill({ refusal: ClaimRefusal.LimitReached }));
+    expect(await issuedCountInDb(t.ctx.db, fresh.id)).toBe(50);
+
+    // A coupon issued before the opening (a distribution): its holder is read, and refused.
+    const held = await template(partner, { totalQuantity: 100, perUserLimit: 1 });
+    await issueCoupon(t.ctx.db, { partnerId: partner.id, templateId: held.id, userId: 'holder', validFrom: new Date(), validUntil: new Date(Date.now() + 86_400_000) });
+    expect(await gate.claim(held, uuidv7, 'opener')).toHaveProperty('issued');
+    expect(await gate.claim(held, uuidv7, 'holder')).toEqual({ refusal: ClaimRefusal.LimitReached });
+    expect(reads.mock.calls.map(([, userId]) => userId)).toEqual(['holder']);
   });
 
   it('refuses claims beyond the in-flight bound with 503 and issues the rest exactly', async () => {

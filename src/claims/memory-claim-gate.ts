@@ -8,7 +8,8 @@
 //
 // Memory does not grow with an event's holders: a claim outside the window is refused before
 // anything is opened; opening an event reads two numbers (issued count, highest slot); a user's
-// holdings are read from PostgreSQL on the user's first claim and kept in a bounded LRU. An entry
+// holdings are read from PostgreSQL on the user's first claim (not when the event had no coupon at
+// its opening and no holder has left memory since) and kept in a bounded LRU. An entry
 // is dropped only when no claim of it is in flight, so everything it counted is committed and
 // reading it again from PostgreSQL gives the same number (exact).
 import { LRUCache } from 'lru-cache';
@@ -67,6 +68,12 @@ interface OpenEvent {
   resyncing: Promise<void> | undefined;
   /** The event's group-commit statements in PostgreSQL now: a resync reads the counters once none is. */
   readonly statements: Set<Promise<unknown>>;
+  /**
+   * Every user holding a coupon of the event has an entry here: it had none when opened, and no
+   * holder's entry has left memory since (nor did a resync renew the epoch). A user without an
+   * entry then holds none, and is not read from PostgreSQL (decision 245).
+   */
+  everyHolderHere: boolean;
 }
 
 interface UserHoldings {
@@ -112,10 +119,15 @@ class SettledLru<V extends { inFlight: number }> {
   private readonly pinned = new Map<string, V>();
   private readonly lru: LRUCache<string, V>;
 
-  constructor(max: number) {
+  /** `forgotten`: told of each entry evicted for good (once its claims settled). */
+  constructor(max: number, private readonly forgotten?: (key: string, value: V) => void) {
     this.lru = new LRUCache<string, V>({
       max,
-      dispose: (value, key, reason) => { if (reason === 'evict' && value.inFlight > 0) this.pinned.set(key, value); },
+      dispose: (value, key, reason) => {
+        if (reason !== 'evict') return;
+        if (value.inFlight > 0) this.pinned.set(key, value);
+        else this.forgotten?.(key, value);
+      },
     });
   }
 
@@ -124,7 +136,11 @@ class SettledLru<V extends { inFlight: number }> {
   set(key: string, value: V): void { this.pinned.delete(key); this.lru.set(key, value); }
   delete(key: string): void { this.pinned.delete(key); this.lru.delete(key); }
   /** The entry's claims all settled: if it was evicted, it goes now. */
-  settled(key: string, value: V): void { if (value.inFlight === 0 && this.pinned.get(key) === value) this.pinned.delete(key); }
+  settled(key: string, value: V): void {
+    if (value.inFlight > 0 || this.pinned.get(key) !== value) return;
+    this.pinned.delete(key);
+    this.forgotten?.(key, value);
+  }
   get size(): number { return this.lru.size + this.pinned.size; }
 }
 
@@ -158,7 +174,12 @@ export class MemoryClaimGate implements ClaimGate {
     private readonly options: GroupCommitOptions,
   ) {
     this.events = new SettledLru(options.cachedEvents ?? DEFAULT_CACHED_EVENTS);
-    this.users = new SettledLru(options.cachedUsers ?? DEFAULT_CACHED_USERS);
+    this.users = new SettledLru(options.cachedUsers ?? DEFAULT_CACHED_USERS, (key, user) => {
+      // A holder left memory: its event's users without an entry are read from PostgreSQL again.
+      if (user.held === 0) return;
+      const event = this.events.peek(key.slice(0, key.indexOf(' ')));
+      if (event?.epoch === user.epoch) event.everyHolderHere = false;
+    });
     this.holdings = new HoldingsLookup((templateId, userIds) => heldCounts(db, templateId, userIds));
     this.maxCommitsInFlight = options.commitsInFlight ?? DEFAULT_COMMITS_IN_FLIGHT;
   }
@@ -282,6 +303,10 @@ export class MemoryClaimGate implements ClaimGate {
           const early = windowRefusal(counters, now.getTime())
             ?? (counters.paused ? ClaimRefusal.Paused : soldOut(counters) ? ClaimRefusal.SoldOut : undefined);
           if (early !== undefined) return { refusal: early };
+          if (!user && event.everyHolderHere) {
+            this.users.set(key, { held: 0, inFlight: 0, epoch: event.epoch });
+            continue;
+          }
           unpinUser();
           pinnedUser = await this.loadUser(event, key, userId);
           continue;
@@ -336,6 +361,7 @@ export class MemoryClaimGate implements ClaimGate {
         if (!event) {
           event = {
             template: settings, issued: opened.issuedCount, slot: opened.maxSlot, inFlight: 0, epoch: this.nextEpoch++, resyncing: undefined, statements: new Set(),
+            everyHolderHere: opened.fresh,
           };
           this.events.set(template.id, event);
           this.users.set(key, { held: opened.userCouponIds.length, inFlight: 0, epoch: event.epoch });
@@ -492,6 +518,8 @@ export class MemoryClaimGate implements ClaimGate {
         event.issued = counters.issuedCount + queued.length;
         event.slot = Math.max(counters.maxSlot, ...queued.map((waiting) => waiting.coupon.slot));
         event.epoch = this.nextEpoch++;
+        // Users of the old epoch are read again, holders included.
+        event.everyHolderHere = false;
         for (const waiting of queued) {
           waiting.user.epoch = event.epoch;
           waiting.user.held = held.get(waiting.coupon.userId) ?? 0;

@@ -58,6 +58,8 @@ describe.each([
         res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers as Record<string, string>, body: Buffer.concat(chunks).toString() }));
       });
       req.on('error', reject);
+      // An answer that never comes (a throw in the fast path) fails here, not at the test's timeout.
+      req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
       if (typeof sent.body === 'string') {
         req.setHeader('content-length', Buffer.byteLength(sent.body));
         req.end(sent.body);
@@ -183,6 +185,17 @@ describe.each([
       }
     } finally {
       gate.claim = claim;
+    }
+    // A throw before the gate (a bug) costs that request a 500, as a throwing Fastify handler does, not the process.
+    const knownRefusal = gate.knownRefusal!.bind(gate);
+    try {
+      gate.knownRefusal = () => { throw new Error('a bug before the gate'); };
+      const fast = await overSocket({ path, headers: partner.headers, body: JSON.stringify({ userId: 'gil' }) });
+      const fastify = await byFastify({ path, headers: partner.headers, body: JSON.stringify({ userId: 'gil' }) });
+      expect([fast.status, fast.body]).toEqual([500, fastify.body]);
+      expect(fastify.status).toBe(500);
+    } finally {
+      gate.knownRefusal = knownRefusal;
     }
     expect(JSON.parse((await overSocket({ path, headers: partner.headers, body: JSON.stringify({ userId: 'gil' }) })).body).status).toBe('ISSUED');
   });

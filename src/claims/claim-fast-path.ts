@@ -7,11 +7,10 @@
 // is replayed to Fastify's parser (replayFastPathBody), so Fastify answers exactly as without it.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
-import type { preParsingHookHandler } from 'fastify';
+import type { FastifyBaseLogger, preParsingHookHandler } from 'fastify';
 import { Compile } from 'typebox/compile';
 import type { AppContext } from '../context.ts';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
-import { errorBody } from '../errors.ts';
 import { errorAnswer, logFailedRequest } from '../http/error-handler.ts';
 import { takeRateLimit } from '../http/rate-limit.ts';
 import { requestIdOf } from '../http/request-id.ts';
@@ -65,8 +64,7 @@ export function createClaimFastPath(ctx: AppContext, isOpen: () => boolean): Cla
       } catch (error) {
         // A bug here must cost this request (a 500, as Fastify answers a throwing handler), not the process.
         const requestId = requestIdOf(headers);
-        const { status, body } = errorAnswer(error as Error, ctx.logger.child({ reqId: requestId }));
-        if (!res.headersSent) send(res, requestId, startedAt, { status, body: JSON.stringify(body) });
+        if (!res.headersSent) send(res, requestId, startedAt, errorAnswered(error as Error, ctx.logger.child({ reqId: requestId })));
         return;
       }
       (req as RawRequest)[READ_BODY] = read;
@@ -93,8 +91,7 @@ export function createClaimFastPath(ctx: AppContext, isOpen: () => boolean): Cla
       const requestId = requestIdOf(headers);
       const limited = takeRateLimit(ctx, principal!);
       if (limited) {
-        const { error, retryAfterSeconds } = limited;
-        sendSoon({ res, requestId, startedAt, answer: { status: error.status, body: JSON.stringify(errorBody(error.code, error.message)), retryAfter: String(retryAfterSeconds) } });
+        sendSoon({ res, requestId, startedAt, answer: { ...errorAnswered(limited.error, ctx.logger), retryAfter: String(limited.retryAfterSeconds) } });
         return true;
       }
       const now = answerImmediately(ctx, template, userId, NO_ADDRESS, ctx.claimGate.knownRefusal?.(template, userId), started);
@@ -102,7 +99,7 @@ export function createClaimFastPath(ctx: AppContext, isOpen: () => boolean): Cla
         sendSoon({ res, requestId, startedAt, answer: now });
         return true;
       }
-      void answerDecision(req, res, requestId, startedAt, template, userId, started);
+      void answerDecision(res, requestId, startedAt, template, userId, started);
       return true;
     }
   };
@@ -127,7 +124,7 @@ export function createClaimFastPath(ctx: AppContext, isOpen: () => boolean): Cla
   }
 
   /** The gate's decision, answered as the route would; an error as Fastify's error handler would. */
-  async function answerDecision(req: IncomingMessage, res: ServerResponse, requestId: string, startedAt: number, template: CouponTemplate,
+  async function answerDecision(res: ServerResponse, requestId: string, startedAt: number, template: CouponTemplate,
     userId: string, started: number): Promise<void> {
     try {
       const decided = await decideClaim(ctx, template, userId, undefined, started);
@@ -136,21 +133,27 @@ export function createClaimFastPath(ctx: AppContext, isOpen: () => boolean): Cla
       const log = ctx.logger.child({ reqId: requestId });
       // Sending failed, not the claim: nothing more can be said on this response.
       if (res.headersSent) return log.error({ err: error }, 'claim answer failed after its headers were sent');
-      const { status, body, retryAfter } = errorAnswer(error as Error, log);
-      send(res, requestId, startedAt, { status, body: JSON.stringify(body), ...(retryAfter === undefined ? {} : { retryAfter }) });
-      if (status >= 500) logFailedRequest(log, status, 'POST', req.url!, performance.now() - startedAt);
+      send(res, requestId, startedAt, errorAnswered(error as Error, log));
     }
   }
 
-  /** Sends an answer with the route's headers, counted as Fastify's onResponse hook would. */
+  /** Sends an answer with the route's headers, counted and logged as Fastify's onResponse hook would. */
   function send(res: ServerResponse, requestId: string, startedAt: number, answer: ImmediateAnswer): void {
     const headers: OutgoingHttpHeaders = { 'content-type': JSON_UTF8, 'x-request-id': requestId, 'content-length': Buffer.byteLength(answer.body) };
     if (answer.retryAfter !== undefined) headers['retry-after'] = answer.retryAfter;
     res.writeHead(answer.status, headers);
     res.end(answer.body);
-    ctx.metrics.httpRequestDuration.observe((performance.now() - startedAt) / 1000, CLAIM_ROUTE, 'POST', statusClass(answer.status));
+    const elapsedMs = performance.now() - startedAt;
+    ctx.metrics.httpRequestDuration.observe(elapsedMs / 1000, CLAIM_ROUTE, 'POST', statusClass(answer.status));
     ctx.metrics.claimFastPathAnswers.inc(String(answer.status));
+    if (answer.status >= 500) logFailedRequest(ctx.logger.child({ reqId: requestId }), answer.status, 'POST', res.req.url!, elapsedMs);
   }
+}
+
+/** Fastify's error handler's answer to an error (errorAnswer), serialised for sending as is. */
+function errorAnswered(error: Error, log: FastifyBaseLogger): ImmediateAnswer {
+  const { status, body, retryAfter } = errorAnswer(error, log);
+  return { status, body: JSON.stringify(body), ...(retryAfter === undefined ? {} : { retryAfter }) };
 }
 
 interface Soon {

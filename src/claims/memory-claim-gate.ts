@@ -145,6 +145,7 @@ class SettledLru<V extends { inFlight: number }> {
 }
 
 const userKey = (templateId: string, userId: string): string => `${templateId} ${userId}`;
+const templateOfUserKey = (key: string): string => key.slice(0, key.indexOf(' '));
 const windowOf = (template: CouponTemplate) => ({ claimStartsAt: template.claimStartsAt.getTime(), claimEndsAt: template.claimEndsAt.getTime() });
 
 export class MemoryClaimGate implements ClaimGate {
@@ -177,7 +178,7 @@ export class MemoryClaimGate implements ClaimGate {
     this.users = new SettledLru(options.cachedUsers ?? DEFAULT_CACHED_USERS, (key, user) => {
       // A holder left memory: its event's users without an entry are read from PostgreSQL again.
       if (user.held === 0) return;
-      const event = this.events.peek(key.slice(0, key.indexOf(' ')));
+      const event = this.events.peek(templateOfUserKey(key));
       if (event?.epoch === user.epoch) event.everyHolderHere = false;
     });
     this.holdings = new HoldingsLookup((templateId, userIds) => heldCounts(db, templateId, userIds));

@@ -115,7 +115,7 @@ export function createMetrics() {
     }),
     claimFastPathAnswers: new HotCounter({
       name: 'stampede_claim_fast_path_answers_total',
-      help: 'Claims answered before Fastify\'s request pipeline (known refusals, and their rate-limit and throttle 429s), by status. Also counted in stampede_claims_total and the HTTP metrics.',
+      help: 'Plain claims answered before Fastify\'s request pipeline (201s, refusals, rate-limit and throttle 429s, error answers), by status. Also counted in stampede_claims_total and the HTTP metrics.',
       labelNames: ['status'] as const,
       registers,
     }),

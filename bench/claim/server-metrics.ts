@@ -59,6 +59,8 @@ export interface RunDiagnostics {
   readonly gateSeconds?: HistogramDelta;
   /** Seconds from the server reading a claim request to its answer. */
   readonly handlerSeconds?: HistogramDelta;
+  /** Claims the fast path answered (the rest went through Fastify's pipeline). */
+  readonly fastPathAnswers?: number;
   /** Largest event-loop delay (seconds) sampled during the run (prom-client's monitor, reset at each scrape). */
   readonly eventLoopDelayMaxSeconds?: number;
   /** GC pauses during the run, by kind: count and total seconds. */
@@ -76,12 +78,15 @@ export function runDiagnostics(before: Samples, after: Samples): RunDiagnostics 
     else entry.seconds += Math.round(delta * 1000) / 1000;
   }
   const lag = after.get('stampede_nodejs_eventloop_lag_max_seconds');
+  let fastPathAnswers = 0;
+  for (const [key, value] of after) if (key.startsWith('stampede_claim_fast_path_answers_total')) fastPathAnswers += value - (before.get(key) ?? 0);
   const histogram = (name: string, filter?: string) => histogramDelta(before, after, name, filter);
   return {
     ...optional('batchSize', histogram('stampede_claim_batch_size', 'gate="memory"')),
     ...optional('batchCommitSeconds', histogram('stampede_claim_batch_commit_seconds', 'gate="memory"')),
     ...optional('gateSeconds', histogram('stampede_claim_gate_duration_seconds')),
     ...optional('handlerSeconds', histogram('stampede_http_request_duration_seconds', 'route="/v1/coupon-templates/:id/claims"')),
+    ...optional('fastPathAnswers', fastPathAnswers),
     ...optional('eventLoopDelayMaxSeconds', lag),
     gc,
   };
@@ -97,6 +102,7 @@ export function describeDiagnostics(d: RunDiagnostics): string {
   if (d.batchCommitSeconds) parts.push(`commit mean ${ms(d.batchCommitSeconds.mean)} (max ≤ ${ms(d.batchCommitSeconds.maxAtMost)})`);
   if (d.gateSeconds) parts.push(`in the gate: mean ${ms(d.gateSeconds.mean)}, p99 ≤ ${ms(d.gateSeconds.p99AtMost)}, max ≤ ${ms(d.gateSeconds.maxAtMost)}`);
   if (d.handlerSeconds) parts.push(`server-side (read → answer): mean ${ms(d.handlerSeconds.mean)}, p99 ≤ ${ms(d.handlerSeconds.p99AtMost)}, max ≤ ${ms(d.handlerSeconds.maxAtMost)}`);
+  if (d.fastPathAnswers !== undefined && d.handlerSeconds) parts.push(`fast path ${d.fastPathAnswers} of ${d.handlerSeconds.count} claims`);
   if (d.eventLoopDelayMaxSeconds !== undefined) parts.push(`event-loop delay max ${ms(d.eventLoopDelayMaxSeconds)}`);
   const gc = Object.entries(d.gc).filter(([, entry]) => entry.count > 0).map(([kind, entry]) => `${kind} ${entry.count}× ${ms(entry.seconds)}`);
   if (gc.length > 0) parts.push(`GC ${gc.join(', ')}`);

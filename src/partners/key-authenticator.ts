@@ -3,6 +3,9 @@
 // Revocation writes a tombstone to Redis and drops the local entry, so every process sees it once
 // its local entry expires: `localTtlMs` (default 500 ms) bounds how late that is. Without Redis
 // there is one API process, which drops its own entry at once, so the local TTL can be long.
+// A key in use is read again in the background once its entry is half that old, so a busy key's
+// entry never lapses: every lapse sent each request of the next few event-loop turns down the slow
+// path at once (Fastify's pipeline and a look-up each), a burst every 500 ms (decision 250).
 // A look-up racing a revocation never brings the key back: the Redis write is refused over a
 // tombstone (cache-key-1.lua), and a look-up that overlapped a revocation in this process resolves
 // again instead of caching what it read (docs/decisions/040-auth-cache-races.md).
@@ -28,6 +31,8 @@ interface LocalEntry {
   readonly principal: Principal | null;
   /** SHA-256 (hex) of the key, to find the entry again on invalidation. */
   readonly hashHex: string;
+  /** performance.now() from which a use of the entry reads the key again in the background. */
+  readonly refreshAt: number;
 }
 
 export interface KeyAuthenticatorOptions {
@@ -62,6 +67,8 @@ export class KeyAuthenticator {
   /** Key hash → the invalidation sequence number that last dropped it. */
   private readonly invalidated = new LRUCache<string, number>({ max: LOCAL_MAX_ENTRIES, ttl: RECENT_INVALIDATION_MS });
   private sequence = 0;
+  /** Keys whose background read (refresh) is under way. */
+  private readonly refreshing = new Set<string>();
 
   constructor(
     private readonly db: Db,
@@ -88,17 +95,18 @@ export class KeyAuthenticator {
     const hashHex = hash.toString('hex');
     for (;;) {
       const startedAt = this.sequence;
+      const readAt = performance.now();
       const found = await this.lookupShared(hash, hashHex);
       // A revocation of this key ran while we read: what we read may predate it, so read again
       // (the tombstone is in Redis and the row revoked by now) rather than cache or accept it.
-      if ((this.invalidated.get(hashHex) ?? -1) >= startedAt) continue;
+      if (this.invalidatedSince(hashHex, startedAt)) continue;
       if (found === undefined) {
         this.unknown.set(apiKey, true);
         if (spent) spent.count += 1;
         else this.misses.set(clientAddress, { count: 1 });
         return null;
       }
-      this.local?.set(apiKey, { principal: found, hashHex });
+      this.keep(apiKey, found, hashHex, readAt);
       return found;
     }
   }
@@ -108,7 +116,35 @@ export class KeyAuthenticator {
    * it is not held here (or its entry expired) and authenticate() must look it up.
    */
   cached(apiKey: string): Principal | null | undefined {
-    return this.local?.get(apiKey)?.principal;
+    const entry = this.local?.get(apiKey);
+    if (entry && performance.now() >= entry.refreshAt) this.refresh(apiKey, entry.hashHex);
+    return entry?.principal;
+  }
+
+  /** Reads a cached key again; the entry lapses as before if the read fails or the key is gone. */
+  private refresh(apiKey: string, hashHex: string): void {
+    if (this.refreshing.has(apiKey)) return;
+    this.refreshing.add(apiKey);
+    const startedAt = this.sequence;
+    const readAt = performance.now();
+    void this.lookupShared(Buffer.from(hashHex, 'hex'), hashHex).then((found) => {
+      // Revoked in this process meanwhile: invalidate() dropped the entry; do not put it back.
+      if (this.invalidatedSince(hashHex, startedAt)) return;
+      if (found === undefined) this.local!.delete(apiKey);
+      else this.keep(apiKey, found, hashHex, readAt);
+    }, () => undefined).finally(() => this.refreshing.delete(apiKey));
+  }
+
+  /** Caches what a read begun at `readAt` found, until localTtlMs after that read began (the revocation bound). */
+  private keep(apiKey: string, principal: Principal | null, hashHex: string, readAt: number): void {
+    if (!this.local) return;
+    const ttl = this.options.localTtlMs - (performance.now() - readAt);
+    if (ttl < 1) return;
+    this.local.set(apiKey, { principal, hashHex, refreshAt: readAt + this.options.localTtlMs / 2 }, { ttl });
+  }
+
+  private invalidatedSince(hashHex: string, sequence: number): boolean {
+    return (this.invalidated.get(hashHex) ?? -1) >= sequence;
   }
 
   /** Called after a key was revoked (or its partner changed) in PostgreSQL. */

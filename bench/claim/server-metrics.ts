@@ -59,6 +59,8 @@ export interface RunDiagnostics {
   readonly gateSeconds?: HistogramDelta;
   /** Seconds from the server reading a claim request to its answer. */
   readonly handlerSeconds?: HistogramDelta;
+  /** Refusals by outcome that the gate decided (a gate call each), not the process's record or flags. */
+  readonly gateRefusals?: Record<string, number>;
   /** Claims the fast path answered (the rest went through Fastify's pipeline). */
   readonly fastPathAnswers?: number;
   /** Largest event-loop delay (seconds) sampled during the run (prom-client's monitor, reset at each scrape). */
@@ -78,6 +80,13 @@ export function runDiagnostics(before: Samples, after: Samples): RunDiagnostics 
     else entry.seconds += Math.round(delta * 1000) / 1000;
   }
   const lag = after.get('stampede_nodejs_eventloop_lag_max_seconds');
+  const gateRefusals: Record<string, number> = {};
+  for (const [key, value] of after) {
+    const claim = /^stampede_(claims|claim_shortcut_refusals)_total\{.*outcome="([a-z_]+)"/.exec(key);
+    if (!claim || claim[2] === 'issued') continue;
+    const delta = (value - (before.get(key) ?? 0)) * (claim[1] === 'claims' ? 1 : -1);
+    gateRefusals[claim[2]!] = (gateRefusals[claim[2]!] ?? 0) + delta;
+  }
   let fastPathAnswers = 0;
   for (const [key, value] of after) if (key.startsWith('stampede_claim_fast_path_answers_total')) fastPathAnswers += value - (before.get(key) ?? 0);
   const histogram = (name: string, filter?: string) => histogramDelta(before, after, name, filter);
@@ -86,6 +95,7 @@ export function runDiagnostics(before: Samples, after: Samples): RunDiagnostics 
     ...optional('batchCommitSeconds', histogram('stampede_claim_batch_commit_seconds', 'gate="memory"')),
     ...optional('gateSeconds', histogram('stampede_claim_gate_duration_seconds')),
     ...optional('handlerSeconds', histogram('stampede_http_request_duration_seconds', 'route="/v1/coupon-templates/:id/claims"')),
+    ...optional('gateRefusals', Object.keys(gateRefusals).length > 0 ? gateRefusals : undefined),
     ...optional('fastPathAnswers', fastPathAnswers),
     ...optional('eventLoopDelayMaxSeconds', lag),
     gc,
@@ -103,6 +113,7 @@ export function describeDiagnostics(d: RunDiagnostics): string {
   if (d.gateSeconds) parts.push(`in the gate: mean ${ms(d.gateSeconds.mean)}, p99 ≤ ${ms(d.gateSeconds.p99AtMost)}, max ≤ ${ms(d.gateSeconds.maxAtMost)}`);
   if (d.handlerSeconds) parts.push(`server-side (read → answer): mean ${ms(d.handlerSeconds.mean)}, p99 ≤ ${ms(d.handlerSeconds.p99AtMost)}, max ≤ ${ms(d.handlerSeconds.maxAtMost)}`);
   if (d.fastPathAnswers !== undefined && d.handlerSeconds) parts.push(`fast path ${d.fastPathAnswers} of ${d.handlerSeconds.count} claims`);
+  if (d.gateRefusals) parts.push(`refusals decided by the gate (not by the process's flags or record): ${Object.entries(d.gateRefusals).map(([outcome, count]) => `${outcome} ${count}`).join(', ')}`);
   if (d.eventLoopDelayMaxSeconds !== undefined) parts.push(`event-loop delay max ${ms(d.eventLoopDelayMaxSeconds)}`);
   const gc = Object.entries(d.gc).filter(([, entry]) => entry.count > 0).map(([kind, entry]) => `${kind} ${entry.count}× ${ms(entry.seconds)}`);
   if (gc.length > 0) parts.push(`GC ${gc.join(', ')}`);

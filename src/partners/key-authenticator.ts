@@ -95,7 +95,6 @@ export class KeyAuthenticator {
     const hashHex = hash.toString('hex');
     for (;;) {
       const startedAt = this.sequence;
-      const readAt = performance.now();
       const found = await this.lookupShared(hash, hashHex);
       // A revocation of this key ran while we read: what we read may predate it, so read again
       // (the tombstone is in Redis and the row revoked by now) rather than cache or accept it.
@@ -106,7 +105,7 @@ export class KeyAuthenticator {
         else this.misses.set(clientAddress, { count: 1 });
         return null;
       }
-      this.keep(apiKey, found, hashHex, readAt);
+      this.keep(apiKey, found, hashHex);
       return found;
     }
   }
@@ -126,21 +125,17 @@ export class KeyAuthenticator {
     if (this.refreshing.has(apiKey)) return;
     this.refreshing.add(apiKey);
     const startedAt = this.sequence;
-    const readAt = performance.now();
     void this.lookupShared(Buffer.from(hashHex, 'hex'), hashHex).then((found) => {
       // Revoked in this process meanwhile: invalidate() dropped the entry; do not put it back.
       if (this.invalidatedSince(hashHex, startedAt)) return;
       if (found === undefined) this.local!.delete(apiKey);
-      else this.keep(apiKey, found, hashHex, readAt);
+      else this.keep(apiKey, found, hashHex);
     }, () => undefined).finally(() => this.refreshing.delete(apiKey));
   }
 
-  /** Caches what a read begun at `readAt` found, until localTtlMs after that read began (the revocation bound). */
-  private keep(apiKey: string, principal: Principal | null, hashHex: string, readAt: number): void {
-    if (!this.local) return;
-    const ttl = this.options.localTtlMs - (performance.now() - readAt);
-    if (ttl < 1) return;
-    this.local.set(apiKey, { principal, hashHex, refreshAt: readAt + this.options.localTtlMs / 2 }, { ttl });
+  /** Caches what a read found for localTtlMs (the LRU's TTL), to be read again at half of it. */
+  private keep(apiKey: string, principal: Principal | null, hashHex: string): void {
+    this.local?.set(apiKey, { principal, hashHex, refreshAt: performance.now() + this.options.localTtlMs / 2 });
   }
 
   private invalidatedSince(hashHex: string, sequence: number): boolean {

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { Db } from '../../src/infra/db.ts';
-import { cpuSecondsBetween, cpuSnapshot } from '../lib/process-cpu.ts';
+import { cpuSecondsBetween, cpuSnapshot, machineAccount, machineTicks } from '../lib/process-cpu.ts';
 import type { LoadPlan, LoadResult } from './load-generator.ts';
 import type { RunningServer } from './servers.ts';
 import { generateLoadWithWrk } from './wrk-generator.ts';
@@ -31,6 +31,8 @@ export interface RunResult {
   readonly rowsInPostgresAfterMs: number | null;
   /** CPU seconds per process group during the run ("server", "postgres", "redis-server", "load generator"). */
   readonly cpuSeconds: Record<string, number>;
+  /** The whole machine over the run: CPU seconds busy, busy outside the measured groups and this runner, idle. */
+  readonly machine: { busySeconds: number; otherSeconds: number; idleSeconds: number };
 }
 
 const LOAD_GENERATOR = fileURLToPath(new URL('./load-generator.ts', import.meta.url));
@@ -59,6 +61,8 @@ export async function measureRun(server: RunningServer, db: Db, templateId: stri
   const poller = plan.expectsRows ? pollUntil(countRows, plan.quantity, loadState, (at) => { rowsCompleteAt = at; }) : Promise.resolve();
 
   const before = cpuSnapshot();
+  const machineBefore = machineTicks();
+  const runnerBefore = process.cpuUsage();
   try {
     load = plan.generator === 'wrk'
       ? await generateLoadWithWrk(loadPlan, plan.wrkThreads, (stop) => stoppers.add(stop))
@@ -71,10 +75,13 @@ export async function measureRun(server: RunningServer, db: Db, templateId: stri
     stoppers.clear();
   }
   const cpuSeconds = { ...cpuSecondsBetween(before, cpuSnapshot(), server.pids), 'load generator': load.cpuSeconds };
+  const runner = process.cpuUsage(runnerBefore);
+  const measured = Object.values(cpuSeconds).reduce((sum, seconds) => sum + seconds, 0) + (runner.user + runner.system) / 1e6;
+  const machine = machineAccount(machineBefore, machineTicks(), measured);
   await poller;
 
   const lag = rowsCompleteAt !== null && load.last201At !== null ? Math.max(0, rowsCompleteAt - load.last201At) : null;
-  return { load, rowsInPostgresAfterMs: lag, cpuSeconds };
+  return { load, rowsInPostgresAfterMs: lag, cpuSeconds, machine };
 }
 
 const loadGenerators = new Set<ChildProcess>();

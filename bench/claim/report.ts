@@ -27,6 +27,12 @@ export interface RunFigures {
   readonly cpuSeconds: Record<string, number>;
   /** 1-minute load average when the run ended: how much else the two cores were doing. */
   readonly loadAverage: number;
+  /**
+   * The machine's CPU seconds over the run: busy, busy outside the measured processes and the
+   * benchmark's own (other processes, the kernel's own threads), and idle. A run with idle cores
+   * and a slow server was held back by something else than CPU.
+   */
+  readonly machine?: { readonly busySeconds: number; readonly otherSeconds: number; readonly idleSeconds: number };
   /** The product's own /metrics over the run (group commit, time in the gate, event-loop delay, GC). */
   readonly diagnostics?: RunDiagnostics;
   readonly problems: string[];

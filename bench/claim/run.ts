@@ -175,6 +175,7 @@ async function measure(server: RunningServer, setting: ServerSetting, services: 
     rowsInPostgresAfterMs: result.rowsInPostgresAfterMs === null ? null : round(result.rowsInPostgresAfterMs, 1),
     cpuSeconds: Object.fromEntries(Object.entries(result.cpuSeconds).map(([group, seconds]) => [group, round(seconds, 2)])),
     loadAverage: round(os.loadavg()[0]!, 2),
+    machine: { busySeconds: round(result.machine.busySeconds, 2), otherSeconds: round(result.machine.otherSeconds, 2), idleSeconds: round(result.machine.idleSeconds, 2) },
     ...(diagnostics ? { diagnostics } : {}),
     problems: found,
     ...(seen ? { frames: [seen.framesMin, seen.framesMax] as [number, number] } : {}),
@@ -190,6 +191,14 @@ function describePhases({ issuing, afterLast201 }: Phases): string {
     `${name} ${figures.requests.toLocaleString('en')} answers in ${(figures.durationMs / 1000).toFixed(2)} s, p50/p99/max ` +
     `${figures.latencyMs.p50}/${figures.latencyMs.p99}/${figures.latencyMs.max} ms, ${figures.overFiftyMs.toLocaleString('en')} over 50 ms ${JSON.stringify(figures.overFiftyMsByOutcome)}`;
   return `${phase('until the last 201:', issuing)}; ${phase('after:', afterLast201)}`;
+}
+
+/** "machine 1.66 of 2 cores busy (0.12 s elsewhere), 5.1 s idle": whether the cores were the limit. */
+function describeMachine({ machine }: RunFigures): string {
+  if (!machine) return 'machine -';
+  const total = machine.busySeconds + machine.idleSeconds;
+  const cores = total > 0 ? ((machine.busySeconds / total) * os.cpus().length).toFixed(2) : '-';
+  return `machine ${cores} of ${os.cpus().length} cores busy (${machine.otherSeconds} s outside the measured processes), ${machine.idleSeconds} s idle`;
 }
 
 /** CPU µs per request of each process group in a run. */
@@ -244,7 +253,7 @@ async function benchSetting(setting: ServerSetting, services: BenchServices, row
       const report = (figures: MeasuredRun, suffix: string) => {
         log(`  ${label}${suffix} @${connections}${rowsBefore ? ` (${rowsBefore.toLocaleString('en')} rows before)` : ''}: ${Math.round(figures.requestsPerSecond).toLocaleString('en')} req/s, ` +
           `p50/p95/p99/max ${figures.latencyMs.p50}/${figures.latencyMs.p95}/${figures.latencyMs.p99}/${figures.latencyMs.max} ms, ${figures.overOneSecond} over 1 s, ${JSON.stringify(figures.outcomes)}, ` +
-          `rows in PG ${figures.rowsInPostgresAfterMs ?? '-'} ms after the last 201, cpu µs/req ${JSON.stringify(cpuPerRequest(figures))}, load ${figures.loadAverage}, ` +
+          `rows in PG ${figures.rowsInPostgresAfterMs ?? '-'} ms after the last 201, cpu µs/req ${JSON.stringify(cpuPerRequest(figures))}, load ${figures.loadAverage}, ${describeMachine(figures)}, ` +
           `${figures.problems.length === 0 ? 'verified' : `FAILED: ${figures.problems.join('; ')}`}`);
         if (figures.diagnostics) log(`    server: ${describeDiagnostics(figures.diagnostics)}`);
         if (figures.phases && !isBare(setting.kind)) log(`    ${describePhases(figures.phases)}`);

@@ -85,3 +85,25 @@ export function nodeProcessesInTree(snapshot: CpuSnapshot, rootPid: number): num
   }
   return count;
 }
+
+/** The whole machine's CPU ticks so far, busy and idle (/proc/stat's first line). */
+export interface MachineTicks {
+  readonly busy: number;
+  readonly idle: number;
+}
+
+export function machineTicks(): MachineTicks {
+  // "cpu  user nice system idle iowait irq softirq steal …"
+  const fields = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = fields;
+  return { busy: user + nice + system + irq + softirq + steal, idle: idle + iowait };
+}
+
+/**
+ * Where the machine's CPU went during a run besides the measured groups: `otherSeconds` is busy
+ * time no measured process (nor the benchmark itself) accounts for, `idleSeconds` time no one used.
+ */
+export function machineAccount(before: MachineTicks, after: MachineTicks, measuredSeconds: number): { busySeconds: number; otherSeconds: number; idleSeconds: number } {
+  const busySeconds = (after.busy - before.busy) / CLOCK_TICKS_PER_SECOND;
+  return { busySeconds, otherSeconds: Math.max(0, busySeconds - measuredSeconds), idleSeconds: (after.idle - before.idle) / CLOCK_TICKS_PER_SECOND };
+}

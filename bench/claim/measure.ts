@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { Db } from '../../src/infra/db.ts';
-import { cpuSecondsBetween, cpuSnapshot, machineAccount, machineTicks } from '../lib/process-cpu.ts';
+import { cpuSecondsBetween, cpuSnapshot, machineAccount, machineTicks, type MachineAccount } from '../lib/process-cpu.ts';
 import type { LoadPlan, LoadResult } from './load-generator.ts';
 import type { RunningServer } from './servers.ts';
 import { generateLoadWithWrk } from './wrk-generator.ts';
@@ -32,7 +32,7 @@ export interface RunResult {
   /** CPU seconds per process group during the run ("server", "postgres", "redis-server", "load generator"). */
   readonly cpuSeconds: Record<string, number>;
   /** The whole machine over the run: CPU seconds busy, busy outside the measured groups and this runner, idle. */
-  readonly machine: { busySeconds: number; otherSeconds: number; idleSeconds: number };
+  readonly machine: MachineAccount;
 }
 
 const LOAD_GENERATOR = fileURLToPath(new URL('./load-generator.ts', import.meta.url));

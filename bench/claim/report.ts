@@ -2,6 +2,7 @@
 // one JSON object for scripts. Every ratio is like for like: the distributed server at N processes
 // against the bare routes at N processes; the embedded server and the baseline (one process each)
 // against the one-process routes. The minimal bare route is the ceiling the targets are judged on.
+import type { MachineAccount } from '../lib/process-cpu.ts';
 import { formatTable, round, type LatencySummary } from '../lib/stats.ts';
 import { isBare, type ServerKind } from './servers.ts';
 import type { Phases } from './load-generator.ts';
@@ -32,7 +33,7 @@ export interface RunFigures {
    * benchmark's own (other processes, the kernel's own threads), and idle. A run with idle cores
    * and a slow server was held back by something else than CPU.
    */
-  readonly machine?: { readonly busySeconds: number; readonly otherSeconds: number; readonly idleSeconds: number };
+  readonly machine?: MachineAccount;
   /** The product's own /metrics over the run (group commit, time in the gate, event-loop delay, GC). */
   readonly diagnostics?: RunDiagnostics;
   readonly problems: string[];

@@ -193,7 +193,7 @@ function describePhases({ issuing, afterLast201 }: Phases): string {
   return `${phase('until the last 201:', issuing)}; ${phase('after:', afterLast201)}`;
 }
 
-/** "machine 1.66 of 2 cores busy (0.12 s elsewhere), 5.1 s idle": whether the cores were the limit. */
+/** "machine 1.56 of 2 cores busy (0.89 s outside the measured processes), 8.17 s idle": whether the cores were the limit. */
 function describeMachine({ machine }: RunFigures): string {
   if (!machine) return 'machine -';
   const total = machine.busySeconds + machine.idleSeconds;

@@ -81,14 +81,15 @@ export function runDiagnostics(before: Samples, after: Samples): RunDiagnostics 
   }
   const lag = after.get('stampede_nodejs_eventloop_lag_max_seconds');
   const gateRefusals: Record<string, number> = {};
+  let fastPathAnswers = 0;
   for (const [key, value] of after) {
+    const delta = value - (before.get(key) ?? 0);
+    if (key.startsWith('stampede_claim_fast_path_answers_total')) fastPathAnswers += delta;
     const claim = /^stampede_(claims|claim_shortcut_refusals)_total\{.*outcome="([a-z_]+)"/.exec(key);
     if (!claim || claim[2] === 'issued') continue;
-    const delta = (value - (before.get(key) ?? 0)) * (claim[1] === 'claims' ? 1 : -1);
-    gateRefusals[claim[2]!] = (gateRefusals[claim[2]!] ?? 0) + delta;
+    // Every refusal is in stampede_claims_total; those the process answered itself are also in the shortcut counter.
+    gateRefusals[claim[2]!] = (gateRefusals[claim[2]!] ?? 0) + (claim[1] === 'claims' ? delta : -delta);
   }
-  let fastPathAnswers = 0;
-  for (const [key, value] of after) if (key.startsWith('stampede_claim_fast_path_answers_total')) fastPathAnswers += value - (before.get(key) ?? 0);
   const histogram = (name: string, filter?: string) => histogramDelta(before, after, name, filter);
   return {
     ...optional('batchSize', histogram('stampede_claim_batch_size', 'gate="memory"')),

@@ -103,7 +103,13 @@ export function machineTicks(): MachineTicks {
  * Where the machine's CPU went during a run besides the measured groups: `otherSeconds` is busy
  * time no measured process (nor the benchmark itself) accounts for, `idleSeconds` time no one used.
  */
-export function machineAccount(before: MachineTicks, after: MachineTicks, measuredSeconds: number): { busySeconds: number; otherSeconds: number; idleSeconds: number } {
+export interface MachineAccount {
+  readonly busySeconds: number;
+  readonly otherSeconds: number;
+  readonly idleSeconds: number;
+}
+
+export function machineAccount(before: MachineTicks, after: MachineTicks, measuredSeconds: number): MachineAccount {
   const busySeconds = (after.busy - before.busy) / CLOCK_TICKS_PER_SECOND;
   return { busySeconds, otherSeconds: Math.max(0, busySeconds - measuredSeconds), idleSeconds: (after.idle - before.idle) / CLOCK_TICKS_PER_SECOND };
 }

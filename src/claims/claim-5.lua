@@ -36,9 +36,10 @@
 --          lacks the user: once there, Redis is the truth (claims since the read may be there).
 --          Exact because nothing but the gate writes into an opened event. In a fresh event (no
 --          coupon when it was opened) a user absent from the hash holds none: no -6, nothing read.
--- returns  {slot, seq, issuedAtMs, issued, couponId, validFrom, validUntil, limit} when a coupon is
---          issued (the coupon's window, epoch ms, when the state holds a validity, else "" and "";
---          limit: the per-user limit in force, so a caller knows the user's next claim is refused),
+-- returns  {slot, seq, issuedAtMs, issued, couponId, validFrom, validUntil, limit, ver} when a coupon
+--          is issued (the coupon's window, epoch ms, when the state holds a validity, else "" and "";
+--          limit: the per-user limit in force, so a caller knows the user's next claim is refused;
+--          ver: the settings version that limit belongs to, 0 when the state has none),
 --          {slot, seq, issuedAtMs, issued, couponId[, validFrom, validUntil]} on a replay of an
 --          Idempotency-Key (couponId the first one), otherwise {code} with -1 event not opened, -2 window
 --          not open yet, -3 window closed, -4 per-user limit reached, -5 sold out, -6 user's
@@ -66,7 +67,7 @@ end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
-local state = redis.call('HMGET', KEYS[1], 'total', 'limit', 'issued', 'expires', 'paused', 'starts', 'ends', 'vtype', 'va', 'vb', 'fresh')
+local state = redis.call('HMGET', KEYS[1], 'total', 'limit', 'issued', 'expires', 'paused', 'starts', 'ends', 'vtype', 'va', 'vb', 'fresh', 'ver')
 if now < tonumber(state[6] or ARGV[3]) then return {-2} end
 if now >= tonumber(state[7] or ARGV[4]) then return {-3} end
 if state[5] == '1' then return {-7} end
@@ -138,9 +139,9 @@ if state[8] then
   redis.call('HSET', KEYS[3], ARGV[1], slot .. ' ' .. seq .. ' ' .. now .. ' ' .. ARGV[2] .. ' ' .. validFrom .. ' ' .. validUntil)
   redis.call('XADD', KEYS[4], '*', 'c', ARGV[1], 'u', ARGV[2], 's', slot, 'q', seq, 't', now, 'f', validFrom, 'v', validUntil)
   remember('i ' .. ARGV[1] .. ' ' .. slot .. ' ' .. seq .. ' ' .. now .. ' ' .. issued .. ' ' .. validFrom .. ' ' .. validUntil)
-  return {slot, seq, now, issued, ARGV[1], validFrom, validUntil, tonumber(state[2])}
+  return {slot, seq, now, issued, ARGV[1], validFrom, validUntil, tonumber(state[2]), tonumber(state[12] or '0')}
 end
 redis.call('HSET', KEYS[3], ARGV[1], slot .. ' ' .. seq .. ' ' .. now .. ' ' .. ARGV[2])
 redis.call('XADD', KEYS[4], '*', 'c', ARGV[1], 'u', ARGV[2], 's', slot, 'q', seq, 't', now)
 remember('i ' .. ARGV[1] .. ' ' .. slot .. ' ' .. seq .. ' ' .. now .. ' ' .. issued)
-return {slot, seq, now, issued, ARGV[1], '', '', tonumber(state[2])}
+return {slot, seq, now, issued, ARGV[1], '', '', tonumber(state[2]), tonumber(state[12] or '0')}

@@ -57,6 +57,8 @@ export interface IssuedClaim {
   readonly validUntil?: Date;
   /** This coupon brought the user to the per-user limit in force: the gate refuses their next claim (absent: not known). */
   readonly reachedLimit?: boolean;
+  /** The settings version of the limit reachedLimit was judged by (absent: not known). */
+  readonly limitVersion?: number;
 }
 
 export type ClaimResult = { readonly issued: IssuedClaim } | { readonly refusal: AnsweredRefusal };

@@ -10,6 +10,8 @@ import type { RefusalFlags } from './refusal-flags.ts';
 export interface FlagChannel {
   /** Opens the subscription if it is not open yet (cheap to call on every claim). */
   start(): void;
+  /** Tells the other API processes that the user reached the limit of settings version `version`. */
+  announceLimited(templateId: string, version: number, userId: string): void;
   close(): Promise<void>;
 }
 
@@ -41,8 +43,12 @@ export class FastRefusalGate implements ClaimGate {
     const snapshot = this.flags.snapshot();
     const result = await this.gate.claim(template, newCouponId, userId);
     if ('refusal' in result) this.flags.learn(snapshot, template, userId, result.refusal);
-    // The coupon that brings a user to the limit teaches what the gate would answer their next claim.
-    else if (result.issued.reachedLimit) this.flags.learn(snapshot, template, userId, ClaimRefusal.LimitReached);
+    // The coupon that brings a user to the limit teaches what the gate would answer their next
+    // claim, here and, announced with the version the gate judged it by, in the other processes.
+    else if (result.issued.reachedLimit) {
+      this.flags.learn(snapshot, template, userId, ClaimRefusal.LimitReached);
+      if (result.issued.limitVersion !== undefined) this.channel.announceLimited(template.id, result.issued.limitVersion, userId);
+    }
     return result;
   }
 

@@ -73,11 +73,11 @@ export class RedisClaimGate implements ClaimGate {
     let userCoupons: string[] | undefined;
     for (let round = 0; round < MAX_ROUNDS; round += 1) {
       const reply = await runLuaScript(this.redis, CLAIM, keys, userCoupons ? [...args, userCoupons.join(' ')] : args) as Array<number | string>;
-      const [first, seq, issuedAtMs, issuedCount, issuedCouponId, validFrom, validUntil, limit] = reply as [number, number, number, number, string, string?, string?, number?];
+      const [first, seq, issuedAtMs, issuedCount, issuedCouponId, validFrom, validUntil, limit, limitVersion] = reply as [number, number, number, number, string, string?, string?, number?, number?];
       if (reply.length > 1) {
         if (this.replication.minReplicas > 0) await this.replicated(claimKeys.state);
         const window = validUntil === undefined || validUntil === '' ? {} : { validFrom: new Date(Number(validFrom)), validUntil: new Date(Number(validUntil)) };
-        const reachedLimit = limit === undefined ? {} : { reachedLimit: seq >= limit };
+        const reachedLimit = limit === undefined ? {} : limitVersion === undefined ? { reachedLimit: seq >= limit } : { reachedLimit: seq >= limit, limitVersion };
         return { issued: { couponId: issuedCouponId, slot: first, seq, issuedAt: new Date(issuedAtMs), issuedCount, ...window, ...reachedLimit } };
       }
       if (first === ClaimRefusal.NotLoaded) {

@@ -3,8 +3,12 @@
 // can be refused here. A flag only ever shortcuts a refusal: it never admits a claim, and every
 // doubt drops it so the atomic gate (claim-5.lua) decides. Flags come from the pub/sub channel
 // (refusal-flag-subscriber.ts: the claim script announces a sell-out, the settings script every
-// change) and from the gate's own refusals, which teach only if no message arrived while the claim
-// was in flight (a change may have overtaken it). A flag is dropped by any change of the event
+// change, and every API process the users its 201s brought to the limit, decision 255) and from
+// the gate's own refusals, which teach only if no message arrived while the claim was in flight (a
+// change may have overtaken it). Users announced by another process carry the settings version
+// their limit was judged by: an announcement older than a change seen here is ignored, and one
+// for an event this process holds no record of (it neither claims nor saw it change) is not
+// kept. A flag is dropped by any change of the event
 // (the change script publishes it atomically with the change), by a newer settingsVersion on the
 // template a claim carries, by losing the subscription, and after its TTL (1 s) in any case.
 import { LRUCache } from 'lru-cache';
@@ -32,13 +36,17 @@ interface Shortcut {
 interface EventRecord {
   flag?: Shortcut & { readonly refusal: EventRefusal };
   limited?: LRUCache<string, Shortcut>;
+  /** The newest settings version a change message announced (0: none seen). */
+  changedVersion: number;
 }
 
 /** A message of the refusal-flags channel, parsed (refusal-flag-subscriber.ts). */
 export type FlagMessage =
   | { readonly kind: 'sold-out'; readonly templateId: string; readonly version: number }
   /** A settings change was applied; `refusal` is what it makes every claim answer (0: none). */
-  | { readonly kind: 'changed'; readonly templateId: string; readonly version: number; readonly refusal: EventRefusal | 0 };
+  | { readonly kind: 'changed'; readonly templateId: string; readonly version: number; readonly refusal: EventRefusal | 0 }
+  /** Users another process's 201s brought to the per-user limit of settings version `version`. */
+  | { readonly kind: 'limited'; readonly templateId: string; readonly version: number; readonly userIds: readonly string[] };
 
 export class RefusalFlags {
   private readonly events = new LRUCache<string, EventRecord>({
@@ -92,14 +100,15 @@ export class RefusalFlags {
   }
 
   onMessage(message: FlagMessage): void {
+    // Users at the limit only add refusals: a gate answer in flight is not made wrong by them.
+    if (message.kind === 'limited') return this.limitedElsewhere(message.templateId, message.version, message.userIds);
     this.generation += 1;
     if (message.kind === 'changed') {
       // Whatever changed (a resume, more stock, a later end, a higher per-user limit) may admit claims.
-      const record = this.events.peek(message.templateId);
-      if (record) {
-        record.flag = undefined;
-        this.forgetLimited(record);
-      }
+      const record = this.recordOf(message.templateId);
+      record.flag = undefined;
+      this.forgetLimited(record);
+      record.changedVersion = Math.max(record.changedVersion, message.version);
       if (message.refusal !== 0) this.flag(message.templateId, message.refusal, message.version);
     } else {
       this.flag(message.templateId, ClaimRefusal.SoldOut, message.version);
@@ -151,6 +160,13 @@ export class RefusalFlags {
     if (!known) this.limitedUsers += 1;
   }
 
+  private limitedElsewhere(templateId: string, version: number, userIds: readonly string[]): void {
+    if (!this.subscribed || this.ttlMs === 0) return;
+    const record = this.events.peek(templateId);
+    if (!record || version < record.changedVersion) return;
+    for (const userId of userIds) this.limit(templateId, userId, version);
+  }
+
   private forgetLimited(record: EventRecord): void {
     if (!record.limited) return;
     this.limitedUsers -= record.limited.size;
@@ -160,7 +176,7 @@ export class RefusalFlags {
   private recordOf(templateId: string): EventRecord {
     let record = this.events.get(templateId);
     if (!record) {
-      record = {};
+      record = { changedVersion: 0 };
       this.events.set(templateId, record);
     }
     return record;

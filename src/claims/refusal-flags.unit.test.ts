@@ -98,6 +98,39 @@ describe('RefusalFlags', () => {
     expect(flags.limitedUserCount).toBe(0);
   });
 
+  it('takes the users another process announced at the limit, for an event it holds, unless a newer change came first', () => {
+    const { flags } = subscribedFlags();
+    // No record of t1 yet (nothing claimed or changed here): nothing is kept.
+    flags.onMessage({ kind: 'limited', templateId: 't1', version: 1, userIds: ['alice'] });
+    expect(flags.refusalFor(template('t1'), 'alice')).toBeUndefined();
+    flags.learn(flags.snapshot(), template('t1'), 'zoe', ClaimRefusal.LimitReached);
+    // Only adds refusals: a gate answer in flight meanwhile still teaches.
+    const snapshot = flags.snapshot();
+    flags.onMessage({ kind: 'limited', templateId: 't1', version: 1, userIds: ['alice', 'bob'] });
+    flags.learn(snapshot, template('t1'), 'carol', ClaimRefusal.LimitReached);
+    expect(['alice', 'bob', 'carol', 'dave'].map((user) => flags.refusalFor(template('t1'), user)))
+      .toEqual([ClaimRefusal.LimitReached, ClaimRefusal.LimitReached, ClaimRefusal.LimitReached, undefined]);
+    // A change to version 2 (the limit raised), then an announcement judged by version 1 arriving late.
+    flags.onMessage({ kind: 'changed', templateId: 't1', version: 2, refusal: 0 });
+    flags.onMessage({ kind: 'limited', templateId: 't1', version: 1, userIds: ['alice'] });
+    expect(flags.refusalFor(template('t1', 1), 'alice')).toBeUndefined();
+    flags.onMessage({ kind: 'limited', templateId: 't1', version: 2, userIds: ['erin'] });
+    expect(flags.refusalFor(template('t1', 2), 'erin')).toBe(ClaimRefusal.LimitReached);
+    // A change seen for an event never claimed here keeps its version for late announcements too.
+    flags.onMessage({ kind: 'changed', templateId: 't2', version: 5, refusal: 0 });
+    flags.onMessage({ kind: 'limited', templateId: 't2', version: 4, userIds: ['frank'] });
+    expect(flags.refusalFor(template('t2', 4), 'frank')).toBeUndefined();
+  });
+
+  it('takes no announced users without a confirmed subscription', () => {
+    const flags = new RefusalFlags(SHORTCUT_TTL_MS, () => 0);
+    // The change gives this process a record of t1; the announcement comes before the confirmation.
+    flags.onMessage({ kind: 'changed', templateId: 't1', version: 1, refusal: 0 });
+    flags.onMessage({ kind: 'limited', templateId: 't1', version: 1, userIds: ['alice'] });
+    flags.confirmSubscription();
+    expect(flags.refusalFor(template('t1'), 'alice')).toBeUndefined();
+  });
+
   it('bounds the users it remembers per event and in total', () => {
     const { flags } = subscribedFlags();
     for (let i = 0; i < MAX_LIMITED_USERS_PER_EVENT + 10; i += 1) flags.learn(flags.snapshot(), template('t1'), `u${i}`, ClaimRefusal.LimitReached);
@@ -122,6 +155,9 @@ describe('refusal-flags messages', () => {
     expect(parseFlagMessage('c stampede:{tpl:abc}:state 4')).toBeUndefined();
     expect(parseFlagMessage('s other-key 3')).toBeUndefined();
     expect(parseFlagMessage('p some-probe 1')).toBeUndefined();
+    expect(parseFlagMessage('u sender-1 {tpl:abc} 2 alice b-0b')).toEqual({ kind: 'limited', templateId: 'abc', version: 2, userIds: ['alice', 'b-0b'] });
+    expect(parseFlagMessage('u sender-1 {tpl:abc} 2')).toBeUndefined();
+    expect(parseFlagMessage('u sender-1 {tpl:abc} x alice')).toBeUndefined();
   });
 
   it('is the channel both scripts publish on', () => {

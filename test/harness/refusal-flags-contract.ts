@@ -240,6 +240,21 @@ describe(`fast refusals across API processes (${name})`, () => {
     expect(await claimOnce(b.app, partner.headers, id, 'alice')).toMatchObject({ status: 409, code: 'CLAIM_LIMIT_REACHED' });
   });
 
+  it('a user A saw reach the limit is refused by B without a Redis call once A announced it (time from the 201 printed)', async () => {
+    const { partner, id } = await opened(100, 1);
+    expect((await claimOnce(a.app, partner.headers, id, 'carol')).status).toBe(201);
+    const issuedAt = performance.now();
+    const template = await cached(b, id);
+    await waitFor(() => flagsOf(b).refusalFor(template, 'carol') === ClaimRefusal.LimitReached, { what: 'B to know carol reached the limit', timeoutMs: PROPAGATION_DEADLINE_MS, intervalMs: 1 });
+    const propagationMs = performance.now() - issuedAt;
+    const before = await scriptCalls();
+    expect(await claimOnce(b.app, partner.headers, id, 'carol')).toMatchObject({ status: 409, code: 'CLAIM_LIMIT_REACHED' });
+    expect(await scriptCalls()).toBe(before);
+    // Another user is still B's gate's to decide.
+    expect((await claimOnce(b.app, partner.headers, id, 'dan')).status).toBe(201);
+    console.info(`limit reached through A → B knows: ${propagationMs.toFixed(1)} ms (${name})`);
+  });
+
   it('subscriber connections killed: B forgets its flags and asks the gate until subscribed again; the event stays exact', async () => {
     const { partner, id, patch } = await opened(40);
     await patch({ paused: true });

@@ -1,10 +1,10 @@
 // The refusal-flags channel (decision 185): claim-5.lua publishes an event's sell-out,
 // change-settings-2.lua every change it applies, and each API process, once per event-loop turn,
-// the users its 201s brought to the per-user limit (decision 255), on one plain Pub/Sub channel; each API process
-// listens on a dedicated connection (`duplicate()` of its client: a RedisClient, a RedisCluster,
-// whose plain Pub/Sub reaches any node through the cluster bus, or a RedisSentinel, which follows
-// the primary) and hands the messages to its RefusalFlags. Any sign the connection may have
-// missed a message (an error, a reconnect, a node of the subscriber's cluster failing) forgets
+// the users its 201s brought to the per-user limit (decision 255), on one plain Pub/Sub channel;
+// each API process listens on a dedicated connection (`duplicate()` of its client: a
+// RedisClient, a RedisCluster, whose plain Pub/Sub reaches any node through the cluster bus, or a
+// RedisSentinel, which follows the primary) and hands the messages to its RefusalFlags. Any sign
+// the connection may have missed a message (an error, a reconnect, a node of the subscriber's cluster failing) forgets
 // every flag; shortcuts come back only once a probe this process published after that came back
 // through the subscription.
 import { randomUUID } from 'node:crypto';

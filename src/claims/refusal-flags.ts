@@ -8,9 +8,9 @@
 // change may have overtaken it). Users announced by another process carry the settings version
 // their limit was judged by: an announcement older than a change seen here is ignored, and one
 // for an event this process holds no record of (it neither claims nor saw it change) is not
-// kept. A flag is dropped by any change of the event
-// (the change script publishes it atomically with the change), by a newer settingsVersion on the
-// template a claim carries, by losing the subscription, and after its TTL (1 s) in any case.
+// kept. A flag is dropped by any change of the event (the change script publishes it atomically
+// with the change), by a newer settingsVersion on the template a claim carries, by losing the
+// subscription, and after its TTL (1 s) in any case.
 import { LRUCache } from 'lru-cache';
 import type { CouponTemplate } from '../coupons/template-repository.ts';
 import { ClaimRefusal, type AnsweredRefusal } from './claim-gate.ts';

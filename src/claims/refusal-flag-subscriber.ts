@@ -4,9 +4,9 @@
 // each API process listens on a dedicated connection (`duplicate()` of its client: a
 // RedisClient, a RedisCluster, whose plain Pub/Sub reaches any node through the cluster bus, or a
 // RedisSentinel, which follows the primary) and hands the messages to its RefusalFlags. Any sign
-// the connection may have missed a message (an error, a reconnect, a node of the subscriber's cluster failing) forgets
-// every flag; shortcuts come back only once a probe this process published after that came back
-// through the subscription.
+// the connection may have missed a message (an error, a reconnect, a node of the subscriber's
+// cluster failing) forgets every flag; shortcuts come back only once a probe this process
+// published after that came back through the subscription.
 import { randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Logger } from '../infra/logger.ts';

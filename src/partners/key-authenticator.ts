@@ -151,8 +151,8 @@ export class KeyAuthenticator {
     if (!this.redis) return;
     // Issued before any later look-up's GET on this one connection, so such a GET sees them.
     await Promise.all([...ids].map((id) => (revoked
-      ? this.redis!.set(redisKey(id), REVOKED, { EX: TOMBSTONE_TTL_SECONDS })
-      : this.redis!.del(redisKey(id)))));
+      ? this.redis!.set(apiKeyCacheKey(id), REVOKED, { EX: TOMBSTONE_TTL_SECONDS })
+      : this.redis!.del(apiKeyCacheKey(id)))));
   }
 
   async invalidatePartner(partnerId: string): Promise<void> {
@@ -166,7 +166,7 @@ export class KeyAuthenticator {
   /** The principal, null for a revoked key, undefined for a key that does not exist. */
   private async lookupShared(hash: Buffer, id: string): Promise<Principal | null | undefined> {
     if (this.redis) {
-      const hit = await this.redis.get(redisKey(id));
+      const hit = await this.redis.get(apiKeyCacheKey(id));
       if (hit === REVOKED) return null;
       if (hit) return JSON.parse(hit) as Principal;
     }
@@ -174,7 +174,7 @@ export class KeyAuthenticator {
     if (!row) return undefined; // not written to Redis: a flood of random keys must not fill it
     const principal = row.revoked ? null : { keyId: row.keyId, partnerId: row.partnerId, rateLimitPerSecond: row.rateLimitPerSecond };
     if (this.redis) {
-      const written = await runLuaScript(this.redis, CACHE_KEY, [redisKey(id)], [principal ? JSON.stringify(principal) : REVOKED, String(REDIS_TTL_SECONDS)]);
+      const written = await runLuaScript(this.redis, CACHE_KEY, [apiKeyCacheKey(id)], [principal ? JSON.stringify(principal) : REVOKED, String(REDIS_TTL_SECONDS)]);
       // Refused: revoked while we read PostgreSQL.
       if (written === 0) return null;
     }
@@ -182,4 +182,5 @@ export class KeyAuthenticator {
   }
 }
 
-const redisKey = (hashHex: string) => `stampede:apikey:${hashHex}`;
+/** The Redis key of a key's cache entry or tombstone, by the key's SHA-256 (hex). */
+export const apiKeyCacheKey = (hashHex: string) => `stampede:apikey:${hashHex}`;

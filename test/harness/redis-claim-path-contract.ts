@@ -10,6 +10,7 @@ import { createTemplate, issueCoupon } from './issue-coupons.ts';
 import { adminHeaders, createPartner, createTestApp, type TestApp } from './test-app.ts';
 import { loadLuaScript, runLuaScript } from '../../src/infra/lua.ts';
 import { hashApiKey } from '../../src/partners/api-key.ts';
+import { apiKeyCacheKey } from '../../src/partners/key-authenticator.ts';
 import { startClaimPersister } from '../../src/claims/claim-persister.ts';
 import { claimFromStreamEntry } from '../../src/claims/claim-record.ts';
 import { persistClaims } from '../../src/claims/claim-writer.ts';
@@ -253,14 +254,14 @@ describe(`claim path in distributed mode (${name})`, () => {
   it('API-key cache, revocation tombstones and rate limits live in this Redis', async () => {
     const partner = await createPartner(t.app, { rateLimitPerSecond: 1 });
     expect((await t.app.inject({ url: '/v1/coupon-templates', headers: partner.headers })).statusCode).toBe(200);
-    const cacheKey = `stampede:apikey:${hashApiKey(partner.apiKey).toString('hex')}`;
+    const cacheKey = apiKeyCacheKey(hashApiKey(partner.apiKey).toString('hex'));
     expect(JSON.parse((await redis().get(cacheKey))!)).toMatchObject({ partnerId: partner.id });
     const burst = await Promise.all(Array.from({ length: 5 }, () => t.app.inject({ url: '/v1/coupon-templates', headers: partner.headers })));
     expect(burst.some((response) => response.statusCode === 429)).toBe(true);
 
     const issued = (await t.app.inject({ method: 'POST', url: `/v1/partners/${partner.id}/api-keys`, headers: adminHeaders })).json<{ id: string; apiKey: string }>();
     expect((await t.app.inject({ method: 'DELETE', url: `/v1/api-keys/${issued.id}`, headers: adminHeaders })).statusCode).toBe(204);
-    expect(await redis().get(`stampede:apikey:${hashApiKey(issued.apiKey).toString('hex')}`)).toBe('revoked');
+    expect(await redis().get(apiKeyCacheKey(hashApiKey(issued.apiKey).toString('hex')))).toBe('revoked');
     expect((await t.app.inject({ url: '/v1/coupon-templates', headers: { 'x-api-key': issued.apiKey } })).statusCode).toBe(401);
   });
 });

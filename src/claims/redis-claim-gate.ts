@@ -77,7 +77,7 @@ export class RedisClaimGate implements ClaimGate {
       if (reply.length > 1) {
         if (this.replication.minReplicas > 0) await this.replicated(claimKeys.state);
         const window = validUntil === undefined || validUntil === '' ? {} : { validFrom: new Date(Number(validFrom)), validUntil: new Date(Number(validUntil)) };
-        const reachedLimit = limit === undefined ? {} : limitVersion === undefined ? { reachedLimit: seq >= limit } : { reachedLimit: seq >= limit, limitVersion };
+        const reachedLimit = limit === undefined ? {} : { reachedLimit: seq >= limit, ...(limitVersion === undefined ? {} : { limitVersion }) };
         return { issued: { couponId: issuedCouponId, slot: first, seq, issuedAt: new Date(issuedAtMs), issuedCount, ...window, ...reachedLimit } };
       }
       if (first === ClaimRefusal.NotLoaded) {

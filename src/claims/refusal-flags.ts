@@ -96,7 +96,7 @@ export class RefusalFlags {
   learn(snapshot: number, template: CouponTemplate, userId: string, refusal: AnsweredRefusal): void {
     if (!this.subscribed || snapshot !== this.generation || this.ttlMs === 0) return;
     if (EVENT_REFUSALS.has(refusal)) this.flag(template.id, refusal as EventRefusal, template.settingsVersion);
-    else if (refusal === ClaimRefusal.LimitReached) this.limit(template.id, userId, template.settingsVersion);
+    else if (refusal === ClaimRefusal.LimitReached) this.limit(this.recordOf(template.id), userId, template.settingsVersion);
   }
 
   onMessage(message: FlagMessage): void {
@@ -143,8 +143,7 @@ export class RefusalFlags {
     this.recordOf(templateId).flag = { refusal, version, until: this.now() + this.ttlMs };
   }
 
-  private limit(templateId: string, userId: string, version: number): void {
-    const record = this.recordOf(templateId);
+  private limit(record: EventRecord, userId: string, version: number): void {
     let limited = record.limited;
     if (!limited) {
       limited = new LRUCache<string, Shortcut>({
@@ -162,9 +161,9 @@ export class RefusalFlags {
 
   private limitedElsewhere(templateId: string, version: number, userIds: readonly string[]): void {
     if (!this.subscribed || this.ttlMs === 0) return;
-    const record = this.events.peek(templateId);
+    const record = this.events.get(templateId);
     if (!record || version < record.changedVersion) return;
-    for (const userId of userIds) this.limit(templateId, userId, version);
+    for (const userId of userIds) this.limit(record, userId, version);
   }
 
   private forgetLimited(record: EventRecord): void {
